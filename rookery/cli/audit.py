@@ -1,0 +1,7 @@
+"""`rookery audit` (being built)."""
+
+from __future__ import annotations
+
+
+def audit() -> None:
+    raise NotImplementedError

@@ -1,0 +1,7 @@
+"""`rookery demo` (being built)."""
+
+from __future__ import annotations
+
+
+def demo() -> None:
+    raise NotImplementedError

@@ -1,0 +1,449 @@
+"""Stage configuration: one validated, typed model per deployment stage.
+
+Pure pydantic (no CDK, no AWS). ``app.py`` loads a stage once and passes it down; the CLI
+and the pipeline builder read the same model. Every invalid value fails with the field,
+the value and the fix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STAGES_DIR = REPO_ROOT / "infra" / "stages"
+
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+
+# Interface endpoints rookery knows how to create, and why a workload needs each one.
+# Names are the service part of ``com.amazonaws.<region>.<name>`` (``notebook`` is
+# ``aws.sagemaker.<region>.notebook``).
+INTERFACE_ENDPOINTS: Mapping[str, str] = {
+    "sagemaker.api": "SageMaker control plane: pipelines, jobs, model registry (trigger Lambda, notebook)",
+    "sagemaker.runtime": "InvokeEndpoint from inside the VPC",
+    "notebook": "Jupyter on the notebook instance without internet access",
+    "sts": "credentials for jobs and Lambdas (AssumeRole, GetCallerIdentity)",
+    "logs": "CloudWatch Logs from jobs and notebooks",
+    "monitoring": "CloudWatch metrics from jobs and endpoints",
+    "kms": "encrypt and decrypt with the customer-managed keys",
+    "ecr.api": "ECR authentication and image manifests",
+    "ecr.dkr": "ECR image pulls for the project image",
+    "glue": "Glue Data Catalog from notebooks and jobs",
+    "kinesis-firehose": "PutRecord from producers inside the VPC",
+    "athena": "Athena queries from notebooks",
+    "sqs": "Lambda dead-letter queues",
+    "events": "EventBridge PutEvents from workloads",
+    "ssm": "parameters for notebooks and jobs",
+}
+# Without these, jobs in a no-NAT VPC cannot start (image pull, credentials, logs, keys).
+ESSENTIAL_ENDPOINTS = ("sagemaker.api", "sts", "logs", "kms", "ecr.api", "ecr.dkr")
+DEFAULT_ENDPOINTS = (
+    "sagemaker.api", "sagemaker.runtime", "notebook", "sts", "logs", "monitoring",
+    "kms", "ecr.api", "ecr.dkr", "glue", "kinesis-firehose",
+)  # fmt: skip
+
+_NAME = re.compile(r"^[a-z][a-z0-9-]{1,19}$")
+_COLUMN = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+
+
+class ConfigError(Exception):
+    """A stage cannot be loaded; the message names each bad field, its value and the fix."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatasetSchema(_Model):
+    """The tabular binary-classification dataset: configuration, not code."""
+
+    name: str = Field(description="dataset name; the raw-bucket prefix and Glue table names derive from it")
+    target: str
+    positive_class: str = Field(min_length=1)
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    id_column: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _COLUMN.match(v):
+            raise ValueError("must be lower-case letters, digits and '_' (a Glue table and S3 prefix); e.g. 'penguins'")
+        return v
+
+    @field_validator("target", "id_column")
+    @classmethod
+    def _column(cls, v: str | None) -> str | None:
+        if v is not None and not _COLUMN.match(v):
+            raise ValueError("column names must be lower-case letters, digits and '_' (Glue and Athena fold case)")
+        return v
+
+    @field_validator("numeric", "categorical")
+    @classmethod
+    def _columns(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [c for c in v if not _COLUMN.match(c)]
+        if bad:
+            raise ValueError(f"column names {bad} must be lower-case letters, digits and '_'; rename them")
+        if len(set(v)) != len(v):
+            raise ValueError("a column is listed twice; list each feature once")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DatasetSchema:
+        features = self.numeric + self.categorical
+        if not features:
+            raise ValueError("no feature columns: list at least one column under 'numeric' or 'categorical'")
+        if self.target in features:
+            raise ValueError(
+                f"target column {self.target!r} is also listed as a feature; remove it from "
+                "'numeric'/'categorical' (a model must not see its own label)"
+            )
+        both = sorted(set(self.numeric) & set(self.categorical))
+        if both:
+            raise ValueError(f"columns {both} are both numeric and categorical; keep each in one list")
+        if self.id_column is not None and self.id_column in (*features, self.target):
+            raise ValueError(f"id_column {self.id_column!r} is also a feature or the target; use a separate column")
+        return self
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column an ingested record carries (id first when present, target last)."""
+        lead = (self.id_column,) if self.id_column else ()
+        return (*lead, *self.features, self.target)
+
+
+class DataLayout(_Model):
+    """Where ingested data lands in the raw bucket; Firehose, Glue, the trigger and the local engine agree on it."""
+
+    error_prefix: str = "errors/"
+    partition_key: str = "ingest_date"
+
+    def data_prefix(self, dataset: DatasetSchema) -> str:
+        return f"{dataset.name}/"
+
+    def firehose_prefix(self, dataset: DatasetSchema) -> str:
+        return f"{dataset.name}/{self.partition_key}=!{{timestamp:yyyy-MM-dd}}/"
+
+    def firehose_error_prefix(self) -> str:
+        return f"{self.error_prefix}!{{firehose:error-output-type}}/{self.partition_key}=!{{timestamp:yyyy-MM-dd}}/"
+
+    def partition(self, dataset: DatasetSchema, date: str) -> str:
+        """The prefix Firehose writes on ``date`` (YYYY-MM-DD)."""
+        return f"{dataset.name}/{self.partition_key}={date}/"
+
+
+class DataSettings(_Model):
+    """Retention and teardown of stateful data (buckets, keys, registry)."""
+
+    removal_policy: Literal["retain", "destroy"] = "retain"
+    raw_expiration_days: int = Field(default=365, ge=1)
+    noncurrent_version_expiration_days: int = Field(default=30, ge=1)
+    infrequent_access_after_days: int = Field(default=30, ge=30)
+    access_log_expiration_days: int = Field(default=365, ge=1)
+    firehose_buffer_seconds: int = Field(default=300, ge=0, le=900)
+    firehose_buffer_mib: int = Field(default=64, ge=64, le=128)
+    layout: DataLayout = DataLayout()
+
+
+class OperatingPoint(_Model):
+    """How the decision threshold is chosen on validation data and checked on test data."""
+
+    kind: Literal["min_sensitivity", "min_specificity", "best_f1"] = "best_f1"
+    value: float | None = Field(default=None, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _value(self) -> OperatingPoint:
+        if self.kind == "best_f1" and self.value is not None:
+            raise ValueError("'best_f1' takes no value; remove 'value' or use 'min_sensitivity'/'min_specificity'")
+        if self.kind != "best_f1" and self.value is None:
+            raise ValueError(f"{self.kind!r} needs a 'value' between 0 and 1, e.g. value = 0.9")
+        return self
+
+
+InstanceType = Annotated[str, Field(pattern=_INSTANCE.pattern, description="a SageMaker instance type, e.g. ml.m5.large")]
+HyperparameterValue = str | int | float | bool
+
+
+class TrainingSettings(_Model):
+    image: Literal["project", "builtin-xgboost"] = "project"
+    instance_type: InstanceType = "ml.m5.large"
+    instance_count: int = Field(default=1, ge=1, le=20)
+    volume_size_gb: int = Field(default=30, ge=1, le=1024)
+    use_spot: bool = True
+    max_runtime_seconds: int = Field(default=3600, ge=60, le=432000)
+    max_wait_seconds: int = Field(default=7200, ge=60, le=432000)
+    hyperparameters: dict[str, HyperparameterValue] = Field(
+        default_factory=lambda: {
+            "objective": "binary:logistic",
+            "eval_metric": "auc",
+            "num_round": 200,
+            "max_depth": 5,
+            "eta": 0.2,
+            "min_child_weight": 1,
+            "subsample": 0.8,
+            "early_stopping_rounds": 20,
+        }
+    )
+
+    @model_validator(mode="after")
+    def _spot(self) -> TrainingSettings:
+        if self.use_spot and self.max_wait_seconds < self.max_runtime_seconds:
+            raise ValueError(
+                f"max_wait_seconds ({self.max_wait_seconds}) is below max_runtime_seconds "
+                f"({self.max_runtime_seconds}); spot training needs max_wait_seconds >= max_runtime_seconds"
+            )
+        return self
+
+
+class TuningSettings(_Model):
+    enabled: bool = False
+    max_jobs: int = Field(default=8, ge=1, le=500)
+    max_parallel_jobs: int = Field(default=2, ge=1, le=100)
+    strategy: Literal["Bayesian", "Random"] = "Bayesian"
+
+    @model_validator(mode="after")
+    def _parallel(self) -> TuningSettings:
+        if self.max_parallel_jobs > self.max_jobs:
+            raise ValueError(
+                f"max_parallel_jobs ({self.max_parallel_jobs}) exceeds max_jobs ({self.max_jobs}); lower it"
+            )
+        return self
+
+
+class SplitSettings(_Model):
+    train: float = Field(default=0.70, gt=0, lt=1)
+    validation: float = Field(default=0.15, gt=0, lt=1)
+    test: float = Field(default=0.15, gt=0, lt=1)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _sum(self) -> SplitSettings:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"train + validation + test = {total:g}; the three fractions must add up to 1")
+        return self
+
+
+class MlSettings(_Model):
+    """Pipeline defaults for a stage; each also becomes a pipeline parameter where it makes sense."""
+
+    processing_instance_type: InstanceType = "ml.m5.large"
+    processing_instance_count: int = Field(default=1, ge=1, le=20)
+    transform_instance_type: InstanceType = "ml.m5.large"
+    transform_instance_count: int = Field(default=1, ge=1, le=20)
+    inference_instance_types: tuple[InstanceType, ...] = ("ml.m5.large", "ml.c5.large")
+    auc_threshold: float = Field(default=0.80, gt=0, le=1)
+    operating_point: OperatingPoint = OperatingPoint()
+    approval_status: Literal["PendingManualApproval", "Approved", "Rejected"] = "PendingManualApproval"
+    standardize: bool = False
+    split: SplitSettings = SplitSettings()
+    training: TrainingSettings = TrainingSettings()
+    tuning: TuningSettings = TuningSettings()
+
+
+class NotebookSettings(_Model):
+    enabled: bool = True
+    instance_type: InstanceType = "ml.t3.medium"
+    volume_size_gb: int = Field(default=20, ge=5, le=16384)
+    idle_minutes: int = Field(default=60, ge=5, le=1440)
+    platform_identifier: str = "notebook-al2023-v1"
+
+
+class Stage(_Model):
+    """Everything that differs between deployment stages."""
+
+    name: str
+    production: bool = False
+    account: str | None = None
+    region: str = "eu-west-1"
+    prefix: str = "rookery"
+    vpc_cidr: str = "10.20.0.0/16"
+    max_azs: int = Field(default=2, ge=2, le=6)
+    interface_endpoints: tuple[str, ...] = DEFAULT_ENDPOINTS
+    log_retention_days: int = 90
+    termination_protection: bool = False
+    data: DataSettings = DataSettings()
+    dataset: DatasetSchema
+    ml: MlSettings = MlSettings()
+    notebook: NotebookSettings = NotebookSettings()
+    # Set by the loader from an explicit synth-time flag, never from the stage file:
+    # data is destroyed on teardown only when the stage allows it AND the flag is given.
+    destroy_data_on_delete: bool = Field(default=False, exclude=True)
+
+    @field_validator("name", "prefix")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("must be 2-20 lower-case letters, digits or '-', starting with a letter; e.g. 'dev'")
+        return v
+
+    @field_validator("account")
+    @classmethod
+    def _account(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"\d{12}", v):
+            raise ValueError("an AWS account id is 12 digits, as a string: account = \"123456789012\"")
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if not _REGION.match(v):
+            raise ValueError("not an AWS region name; use one like 'eu-west-1' or 'us-east-1'")
+        return v
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        try:
+            net = ipaddress.IPv4Network(v, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"not a valid IPv4 network ({exc}); use a block like '10.20.0.0/16'") from None
+        if not net.is_private:
+            raise ValueError("must be a private (RFC 1918) range such as 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16")
+        if not 16 <= net.prefixlen <= 22:
+            raise ValueError(
+                f"prefix /{net.prefixlen} is outside /16../22 (VPCs allow /16 at most; "
+                "rookery needs room for one /24 subnet per AZ); use e.g. 10.20.0.0/16"
+            )
+        return str(net)
+
+    @field_validator("interface_endpoints")
+    @classmethod
+    def _endpoints(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [e for e in v if e not in INTERFACE_ENDPOINTS]
+        if unknown:
+            raise ValueError(f"unknown endpoint names {unknown}; choose from {sorted(INTERFACE_ENDPOINTS)}")
+        missing = [e for e in ESSENTIAL_ENDPOINTS if e not in v]
+        if missing:
+            raise ValueError(
+                f"missing {missing}: jobs in a VPC without NAT cannot pull images, get credentials, "
+                "log or use keys without them; add them back"
+            )
+        if len(set(v)) != len(v):
+            raise ValueError("an endpoint is listed twice; list each once")
+        return v
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, v: int) -> int:
+        if v not in LOG_RETENTION_DAYS:
+            raise ValueError(f"CloudWatch Logs accepts only {list(LOG_RETENTION_DAYS)} days; pick one of them")
+        return v
+
+    @model_validator(mode="after")
+    def _stage_rules(self) -> Stage:
+        if self.production:
+            if self.account is None:
+                raise ValueError(
+                    "a production stage must name its account; add account = \"123456789012\" "
+                    "so it can never be deployed to whatever account the caller's credentials point at"
+                )
+            if self.data.removal_policy != "retain":
+                raise ValueError("a production stage must keep its data: set data.removal_policy = \"retain\"")
+            if not self.termination_protection:
+                raise ValueError("a production stage needs termination_protection = true")
+        if self.ml.training.image == "builtin-xgboost" and self.ml.standardize:
+            raise ValueError("ml.standardize needs the project image; the built-in XGBoost image has no preprocessor")
+        return self
+
+    @property
+    def qualifier(self) -> str:
+        """``<prefix>-<stage>``: the name stem of everything this stage creates."""
+        return f"{self.prefix}-{self.name}"
+
+    def stack_name(self, component: str) -> str:
+        """Stack names are an interface: ``Rookery-<stage>-<Component>``."""
+        return f"{self.prefix.capitalize()}-{self.name}-{component}"
+
+    @property
+    def removal_destroys_data(self) -> bool:
+        return self.data.removal_policy == "destroy" and self.destroy_data_on_delete
+
+
+def available_stages(stages_dir: Path = STAGES_DIR) -> list[str]:
+    return sorted(p.stem for p in stages_dir.glob("*.toml"))
+
+
+# Why a bound exists, for the built-in constraint errors that carry no fix of their own.
+_FIELD_HINTS: Mapping[str, str] = {
+    "max_azs": "subnets, endpoints and jobs need at least two Availability Zones to survive one AZ failing",
+    "ml.training.hyperparameters": "hyperparameters are strings, numbers or booleans",
+}
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    loc = ".".join(str(p) for p in error["loc"]) or "(stage)"
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        msg = "unknown field; remove it or check its spelling"
+    elif error["type"] == "missing":
+        msg = "required field is missing; add it"
+    elif not error["type"].startswith("value_error"):
+        hint = _FIELD_HINTS.get(loc)
+        msg = f"{msg}; {hint}" if hint else f"{msg}; change it in the stage file"
+    value = error.get("input")
+    shown = "" if isinstance(value, dict) or value is None else f" = {value!r}"
+    return f"  - {loc}{shown}: {msg}"
+
+
+def parse_stage(name: str, raw: Mapping[str, Any], *, source: str, destroy_data: bool = False) -> Stage:
+    """Validate a stage mapping; raise ``ConfigError`` naming every bad field, its value and the fix."""
+    try:
+        stage = Stage.model_validate({"name": name, **raw})
+    except ValidationError as exc:
+        lines = "\n".join(_describe(e) for e in exc.errors(include_url=False))
+        raise ConfigError(f"stage {name!r} ({source}) is invalid:\n{lines}") from None
+    if destroy_data:
+        if stage.data.removal_policy != "destroy":
+            raise ConfigError(
+                f"stage {name!r} ({source}): the destroy-data flag was given but data.removal_policy is "
+                f"{stage.data.removal_policy!r}; set data.removal_policy = \"destroy\" in the stage file "
+                "or drop the flag"
+            )
+        stage = stage.model_copy(update={"destroy_data_on_delete": True})
+    return stage
+
+
+def _display(path: Path) -> str:
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def load_stage(name: str, *, stages_dir: Path = STAGES_DIR, destroy_data: bool = False) -> Stage:
+    """Load ``<stages_dir>/<name>.toml``. Unknown stages and unreadable files raise ``ConfigError``."""
+    path = stages_dir / f"{name}.toml"
+    if not path.is_file():
+        known = ", ".join(available_stages(stages_dir)) or "none"
+        raise ConfigError(
+            f"unknown stage {name!r}: there is no {_display(path)}. Known stages: {known}. "
+            f"Pick one with -c stage=NAME (or --stage NAME), or add {name}.toml"
+        )
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"stage {name!r}: {_display(path)} is not valid TOML ({exc}); fix the syntax") from None
+    if "name" in raw:
+        raise ConfigError(f"stage {name!r}: {_display(path)} sets 'name'; the file name is the stage name, remove it")
+    return parse_stage(name, raw, source=_display(path), destroy_data=destroy_data)
