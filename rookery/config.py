@@ -189,6 +189,9 @@ HyperparameterValue = str | int | float | bool
 
 class TrainingSettings(_Model):
     image: Literal["project", "builtin-xgboost"] = "project"
+    # Control T6 (images from the project's ECR repository): choosing the built-in image is an
+    # exception that the pipeline perimeter check reports unless it carries a written reason.
+    image_exception_reason: str | None = Field(default=None, min_length=20)
     instance_type: InstanceType = "ml.m5.large"
     instance_count: int = Field(default=1, ge=1, le=20)
     volume_size_gb: int = Field(default=30, ge=1, le=1024)
@@ -214,6 +217,10 @@ class TrainingSettings(_Model):
             raise ValueError(
                 f"max_wait_seconds ({self.max_wait_seconds}) is below max_runtime_seconds "
                 f"({self.max_runtime_seconds}); spot training needs max_wait_seconds >= max_runtime_seconds"
+            )
+        if self.image == "project" and self.image_exception_reason is not None:
+            raise ValueError(
+                'image_exception_reason is set but image = "project" is no exception; remove the reason'
             )
         return self
 
@@ -391,6 +398,7 @@ def available_stages(stages_dir: Path = STAGES_DIR) -> list[str]:
 _FIELD_HINTS: Mapping[str, str] = {
     "max_azs": "subnets, endpoints and jobs need at least two Availability Zones to survive one AZ failing",
     "ml.training.hyperparameters": "hyperparameters are strings, numbers or booleans",
+    "ml.training.image_exception_reason": "write a reason a reviewer can accept (at least 20 characters)",
 }
 
 
