@@ -1,0 +1,71 @@
+"""Fixtures for the Lambda tests: a fake Lambda context, the stage's dataset schema, handler loading."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from types import ModuleType
+
+import pytest
+
+from rookery.config import load_stage
+
+
+@dataclass(frozen=True)
+class FakeLambdaContext:
+    """The attributes Powertools reads from the Lambda context object."""
+
+    function_name: str = "rookery-dev-test-function"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:rookery-dev-test-function"
+    aws_request_id: str = "5f3c1d2e-0000-4000-8000-000000000000"
+    log_group_name: str = "/aws/lambda/rookery-dev-test-function"
+    log_stream_name: str = "2024/05/01/[$LATEST]0123456789abcdef"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+@pytest.fixture(scope="session")
+def dataset_schema_json() -> str:
+    """The dev stage's dataset schema exactly as the construct puts it into the environment."""
+    return load_stage("dev").dataset.model_dump_json()
+
+
+LoadHandler = Callable[[str, Mapping[str, str]], ModuleType]
+
+
+@pytest.fixture
+def load_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoadHandler]:
+    """Import ``<package>.handler`` afresh (a cold start) with exactly the given function environment."""
+    loaded: list[str] = []
+
+    def load(package: str, env: Mapping[str, str]) -> ModuleType:
+        for name in (
+            "ROOKERY_DATASET_SCHEMA",
+            "PIPELINE_NAME",
+            "DATA_PREFIX",
+            "ERROR_PREFIX",
+            "INPUT_PARAMETER_NAME",
+            "POWERTOOLS_SERVICE_NAME",
+            "POWERTOOLS_METRICS_NAMESPACE",
+        ):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        module = f"{package}.handler"
+        sys.modules.pop(module, None)
+        loaded.append(module)
+        return importlib.import_module(module)
+
+    yield load
+    for module in loaded:
+        sys.modules.pop(module, None)
