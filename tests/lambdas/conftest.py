@@ -1,4 +1,4 @@
-"""Fixtures for the Lambda tests: a fake Lambda context, the stage's dataset schema, handler loading."""
+"""Fixtures for the Lambda tests: a fake Lambda context, the dataset schema, S3 events, handler loading."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -69,3 +70,49 @@ def load_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoadHandler]:
     yield load
     for module in loaded:
         sys.modules.pop(module, None)
+
+
+# S3 "Object Created" EventBridge events shaped as S3 sends them (the S3 user guide's example layout).
+RAW_BUCKET = "rookery-dev-raw-123456789012"
+DATA_KEY = "penguins/ingest_date=2024-05-01/rookery-dev-ingest-1-2024-05-01-12-00-00-0a1b2c3d.json"
+
+
+def build_object_created_event(
+    key: str = DATA_KEY,
+    *,
+    bucket: str = RAW_BUCKET,
+    version_id: str | None = "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e",
+    etag: str | None = "b1946ac92492d2347c6235b4d2611184",
+    size: int | None = 5120,
+    time: str = "2024-05-01T12:00:05Z",
+) -> dict[str, Any]:
+    obj: dict[str, Any] = {"key": key, "sequencer": "617f08299329d189"}
+    if size is not None:
+        obj["size"] = size
+    if etag is not None:
+        obj["etag"] = etag
+    if version_id is not None:
+        obj["version-id"] = version_id
+    return {
+        "version": "0",
+        "id": "17793124-05d4-b198-2fde-7ededc63b103",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": time,
+        "region": "eu-west-1",
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": obj,
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": "firehose.amazonaws.com",
+            "reason": "PutObject",
+        },
+    }
+
+
+@pytest.fixture
+def object_created_event() -> Callable[..., dict[str, Any]]:
+    return build_object_created_event
