@@ -84,6 +84,11 @@ def records_of(event: object) -> Sequence[Mapping[str, Any]]:
         raise FirehoseEventError(
             f"the event has no 'records' list (keys: {sorted(event)[:10]}); {_HOW_TO_INVOKE}"
         )
+    for position, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise FirehoseEventError(
+                f"record {position} is {_json_type(record)}, not an object with a recordId"
+            )
     return records
 
 

@@ -121,6 +121,15 @@ def test_an_event_that_is_not_from_firehose_is_rejected_and_logged(
     assert emf_metrics(capsys.readouterr().out)["MalformedEvents"] == 1.0
 
 
+def test_a_record_that_is_not_an_object_makes_the_event_malformed(
+    handler: ModuleType, lambda_context: FakeLambdaContext
+) -> None:
+    event = build_firehose_event(["{}"])
+    event["records"].append("junk")
+    with pytest.raises(FirehoseEventError, match="record 1 is string, not an object with a recordId"):
+        handler.lambda_handler(event, lambda_context)
+
+
 def test_missing_schema_fails_the_cold_start_naming_the_variable(load_handler: LoadHandler) -> None:
     with pytest.raises(ConfigurationError, match="ROOKERY_DATASET_SCHEMA is not set"):
         load_handler("firehose_transform", {})

@@ -253,7 +253,11 @@ def test_a_record_without_an_id_makes_the_batch_malformed(schema: DatasetSchema)
 
 @pytest.mark.parametrize(
     ("event", "message"),
-    [({"Records": []}, "the event has no 'records' list"), ([], "expected a Firehose transformation event")],
+    [
+        ({"Records": []}, "the event has no 'records' list"),
+        ([], "expected a Firehose transformation event"),
+        ({"records": [{"recordId": "a"}, "junk"]}, "record 1 is string, not an object"),
+    ],
 )
 def test_an_event_without_records_is_malformed(event: object, message: str) -> None:
     with pytest.raises(FirehoseEventError, match=message):
