@@ -28,7 +28,7 @@ tracer = Tracer(service=SETTINGS.service)
 metrics = Metrics(namespace=SETTINGS.metrics_namespace, service=SETTINGS.service)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)  # keys appended below are per invocation
 # The response is the whole batch of data: keep it out of the trace.
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)

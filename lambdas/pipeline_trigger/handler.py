@@ -36,7 +36,7 @@ def sagemaker_client() -> Any:
     return boto3.client("sagemaker", config=Config(retries={"mode": "standard", "max_attempts": 5}))
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)  # keys appended below are per invocation
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
