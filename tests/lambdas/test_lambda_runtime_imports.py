@@ -19,6 +19,9 @@ import pytest
 
 from rookery.config import REPO_ROOT
 
+# Both tests read one probe run: keep them on one xdist worker so it runs once.
+pytestmark = pytest.mark.xdist_group("lambda_runtime_imports")
+
 # What the functions' bundle carries (pyproject's `lambda` group resolved) and what the runtime provides.
 BUNDLED = ("aws_lambda_powertools", "aws_xray_sdk", "wrapt", "jmespath", "typing_extensions")
 RUNTIME = ("boto3", "botocore", "s3transfer", "urllib3", "dateutil", "six")
