@@ -1,0 +1,20 @@
+"""Step names and perimeter settings of the pipeline: an interface (the local engine, ``rookery
+pipeline wait``, the tests), importable without the SageMaker SDK."""
+
+from __future__ import annotations
+
+from typing import Final
+
+PREPROCESS: Final = "Preprocess"
+TRAIN: Final = "Train"
+TUNE: Final = "Tune"
+EVALUATE: Final = "Evaluate"
+GATE: Final = "Gate"
+REGISTER: Final = "Register"
+CREATE_MODEL: Final = "CreateModel"
+BATCH_TRANSFORM: Final = "BatchTransform"
+FAIL: Final = "Fail"
+
+# Rookery's jobs read and write S3 only through SageMaker-managed channels: none needs a network.
+NETWORK_ISOLATION: Final = True
+INTER_CONTAINER_ENCRYPTION: Final = True
