@@ -43,6 +43,16 @@ _PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 _GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
+def pipeline_name(stage: Stage) -> str:
+    """``<prefix>-<stage>-pipeline``: the stage's SageMaker pipeline (ML stack, trigger and CLI agree)."""
+    return f"{stage.qualifier}-pipeline"
+
+
+def model_package_group_name(stage: Stage) -> str:
+    """``<prefix>-<stage>-models``: the stage's model registry group."""
+    return f"{stage.qualifier}-models"
+
+
 class SettingsError(ValueError):
     """Pipeline settings or resources are invalid; the message names the field, the value and the fix."""
 
@@ -150,8 +160,8 @@ class PipelineResources(_Frozen):
             security_group_ids=("sg-00000000000000001",),
             volume_kms_key_arn=f"arn:aws:kms:{region}:{account}:key/00000000-0000-0000-0000-000000000001",
             output_kms_key_arn=f"arn:aws:kms:{region}:{account}:key/00000000-0000-0000-0000-000000000002",
-            model_package_group_name=f"{q}-models",
-            pipeline_name=f"{q}-pipeline",
+            model_package_group_name=model_package_group_name(stage),
+            pipeline_name=pipeline_name(stage),
         )
 
     def values(self) -> dict[str, str]:
