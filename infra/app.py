@@ -1,0 +1,134 @@
+"""Compose the app: read the stage from context, build the stacks, register the audit packs, gate.
+
+``app.py`` (the CDK entry point) calls ``main()``. Tests and ``rookery audit`` use
+``build_app()`` and ``synthesize()``. Nothing below this module reads context or the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
+
+from infra.audit.assembly import read_assembly
+from infra.audit.gate import GateResult, evaluate
+from infra.audit.plugin import RookeryChecks
+from infra.audit.rules import ROOKERY_RULES, RulePack
+from infra.constructs.data_lake import TrustedPrincipal
+from infra.stacks.data import DataStack
+from infra.stacks.network import NetworkStack
+from rookery.config import REPO_ROOT, ConfigError, Stage, load_stage
+
+CDK_JSON: Final = REPO_ROOT / "cdk.json"
+CDK_CONTEXT_JSON: Final = REPO_ROOT / "cdk.context.json"
+STAGE_CONTEXT: Final = "stage"
+DESTROY_CONTEXT: Final = "destroy_data"
+
+
+@dataclass(frozen=True)
+class FoundationStacks:
+    """The stacks of issue 2; later stacks take them as inputs (``network.network.vpc``, ``data.lake``)."""
+
+    network: NetworkStack
+    data: DataStack
+
+
+def stage_environment(stage: Stage) -> cdk.Environment | None:
+    """A stage with an account is pinned to it (prod); one without is environment-agnostic (dev)."""
+    return cdk.Environment(account=stage.account, region=stage.region) if stage.account else None
+
+
+def build_stacks(
+    app: cdk.App, stage: Stage, *, trusted_principals: Sequence[TrustedPrincipal] = ()
+) -> FoundationStacks:
+    env = stage_environment(stage)
+    network = NetworkStack(app, stage=stage, env=env)
+    data = DataStack(
+        app, stage=stage, env=env, network=network.network, trusted_principals=trusted_principals
+    )
+    for stack in (network, data):
+        cdk.Tags.of(stack).add("project", stage.prefix)
+        cdk.Tags.of(stack).add("stage", stage.name)
+    return FoundationStacks(network=network, data=data)
+
+
+def register_audit(app: cdk.App, *, pack: RulePack = ROOKERY_RULES) -> None:
+    """cdk-nag's AwsSolutions and NIST 800-53 rev 5 packs plus rookery's own rules, on every stack."""
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), NIST80053R5Checks(app), RookeryChecks(pack))
+
+
+def destroy_flag(value: Any) -> bool:
+    """``-c destroy_data=true|false`` (the CLI passes strings, tests may pass booleans)."""
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "false"):
+        return text == "true"
+    raise ConfigError(f"-c {DESTROY_CONTEXT}={value!r}: use -c {DESTROY_CONTEXT}=true or leave it out")
+
+
+def stage_from_context(app: cdk.App) -> Stage:
+    name = app.node.try_get_context(STAGE_CONTEXT)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"no stage selected: pass -c {STAGE_CONTEXT}=NAME (cdk.json sets the default)")
+    return load_stage(name, destroy_data=destroy_flag(app.node.try_get_context(DESTROY_CONTEXT)))
+
+
+def repo_context() -> dict[str, Any]:
+    """cdk.json's context plus cdk.context.json, as the CDK CLI would pass them (for in-process synth)."""
+    context: dict[str, Any] = dict(json.loads(CDK_JSON.read_text(encoding="utf-8")).get("context", {}))
+    if CDK_CONTEXT_JSON.is_file():
+        context.update(json.loads(CDK_CONTEXT_JSON.read_text(encoding="utf-8")))
+    return context
+
+
+def build_app(
+    stage_name: str, *, destroy_data: bool = False, outdir: Path | None = None, pack: RulePack = ROOKERY_RULES
+) -> tuple[cdk.App, Stage, FoundationStacks]:
+    """An app for one stage, built in-process exactly as ``cdk synth -c stage=NAME`` builds it."""
+    context: Mapping[str, Any] = {**repo_context(), STAGE_CONTEXT: stage_name, DESTROY_CONTEXT: destroy_data}
+    app = cdk.App(outdir=str(outdir) if outdir else None, context=dict(context))
+    stage = stage_from_context(app)
+    stacks = build_stacks(app, stage)
+    register_audit(app, pack=pack)
+    return app, stage, stacks
+
+
+def synthesize(app: cdk.App) -> Path:
+    """Synthesize; a failed validation still leaves the assembly and its report for the gate to read."""
+    try:
+        assembly = app.synth()
+        return Path(assembly.directory)
+    except RuntimeError as error:
+        if "ValidationFailed" not in str(error) or app.outdir is None:
+            raise
+        return Path(app.outdir)
+
+
+def gate(directory: Path) -> GateResult:
+    return evaluate(read_assembly(directory))
+
+
+def main() -> int:
+    """The CDK app: exit 2 on a configuration error, 1 when the audit gate fails."""
+    app = cdk.App()
+    try:
+        stage = stage_from_context(app)
+        build_stacks(app, stage)
+    except ConfigError as error:
+        print(f"rookery: {error}", file=sys.stderr)
+        return 2
+    register_audit(app)
+    result = gate(synthesize(app))
+    if not result.ok:
+        print(result.summary(), file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,1 @@
+"""CDK constructs, one per concern. Stacks only wire them; each validates its settings first."""

@@ -1,0 +1,177 @@
+"""Control L1: the one way rookery deploys a Lambda function.
+
+Secure defaults, each proven by a test: the current Python runtime, in the VPC's isolated
+subnets behind a workload security group, reserved concurrency, a KMS-encrypted dead-letter
+queue, active X-Ray tracing, JSON logs into a KMS-encrypted log group with retention, and a
+role that starts empty (no AWS managed policies) and receives only what ``grant*()`` and the
+few statements below give it. Code is packaged without Docker by ``infra.lambda_package``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, Duration, ILocalBundling
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.audit.acknowledge import acknowledge
+from infra.constructs.log_groups import encrypted_log_group
+from infra.lambda_package import LAMBDAS_DIR, package_function
+
+# The newest Python runtime CDK knows; cdk-nag's L1 (LambdaLatestVersion) holds us to it.
+RUNTIME: Final = lambda_.Runtime.PYTHON_3_14
+
+
+@jsii.implements(ILocalBundling)
+class _LocalPackager:
+    """CDK's local-bundling hook: package ``lambdas/<name>`` in-process, so Docker is never needed."""
+
+    def __init__(self, name: str, lambdas_dir: Path) -> None:
+        self._name = name
+        self._lambdas_dir = lambdas_dir
+
+    def try_bundle(self, output_dir: str, *_options: Any, **_named: Any) -> bool:
+        # jsii passes the BundlingOptions positionally; packaging needs none of them.
+        package_function(self._name, Path(output_dir), lambdas_dir=self._lambdas_dir)
+        return True
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    """What differs between rookery's functions; everything else is a fixed secure default."""
+
+    name: str  # folder under lambdas/ and the Python package name
+    handler: str  # e.g. "firehose_transform.handler.lambda_handler"
+    description: str
+    reserved_concurrency: int
+    timeout: Duration = field(default_factory=lambda: Duration.seconds(60))
+    memory_mib: int = 256
+    environment: Mapping[str, str] = field(default_factory=dict)
+    lambdas_dir: Path = LAMBDAS_DIR
+
+    def __post_init__(self) -> None:
+        if not (self.lambdas_dir / self.name / "__init__.py").is_file():
+            raise ValueError(
+                f"function {self.name!r}: {self.lambdas_dir / self.name} is not a Python package; "
+                f"create lambdas/{self.name}/__init__.py or fix the name"
+            )
+        if not self.handler.startswith(f"{self.name}."):
+            raise ValueError(
+                f"function {self.name!r}: handler {self.handler!r} must live in package {self.name!r}, "
+                f"e.g. '{self.name}.handler.lambda_handler'"
+            )
+        if self.reserved_concurrency < 1:
+            raise ValueError(f"function {self.name!r}: reserved_concurrency must be at least 1")
+        clash = sorted(k for k in self.environment if k.startswith("POWERTOOLS_"))
+        if clash:
+            raise ValueError(f"function {self.name!r}: {clash} are set by the construct; remove them")
+
+
+class ProjectFunction(Construct):
+    """A rookery Lambda function (L1).
+
+    Exposes ``function``, ``role``, ``log_group`` and ``dead_letter_queue``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: FunctionSettings,
+        qualifier: str,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        security_group: ec2.ISecurityGroup,
+        logs_key: kms.IKey,
+        queue_key: kms.IKey,
+        log_retention_days: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = encrypted_log_group(self, "LogGroup", key=logs_key, days=log_retention_days)
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=queue_key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{qualifier} {settings.name}: execution role",
+        )
+        self.log_group.grant_write(self.role)
+        # Lambda creates and deletes the function's network interfaces with this role; EC2's
+        # describe calls have no resource-level permissions.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ManageFunctionNetworkInterfaces",
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeSubnets",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:AssignPrivateIpAddresses",
+                    "ec2:UnassignPrivateIpAddresses",
+                ],
+                resources=["*"],
+            )
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=settings.handler,
+            code=lambda_.Code.from_asset(
+                str(settings.lambdas_dir / settings.name),
+                asset_hash_type=AssetHashType.OUTPUT,
+                bundling=BundlingOptions(
+                    # Required by the API but never pulled: local bundling always succeeds.
+                    image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.14"),
+                    local=_LocalPackager(settings.name, settings.lambdas_dir),
+                ),
+            ),
+            description=settings.description,
+            timeout=settings.timeout,
+            memory_size=settings.memory_mib,
+            role=self.role,
+            vpc=vpc,
+            vpc_subnets=subnets,
+            security_groups=[security_group],
+            reserved_concurrent_executions=settings.reserved_concurrency,
+            dead_letter_queue=self.dead_letter_queue,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": settings.name,
+                "POWERTOOLS_METRICS_NAMESPACE": qualifier,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                **settings.environment,
+            },
+        )
+        acknowledge(
+            self.role.node.find_child("DefaultPolicy"),
+            "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
+            f"the {settings.name} execution role's policy is generated by grant*() for this role alone and "
+            "names its own log group and queue; a managed policy would add an attachable copy, no narrowing",
+        )
+        acknowledge(
+            self.role.node.find_child("DefaultPolicy"),
+            "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+            f"the {settings.name} function's ENI management (ec2:Create/Describe/DeleteNetworkInterface) and "
+            "X-Ray segment upload (xray:PutTraceSegments) support no resource-level permissions",
+        )

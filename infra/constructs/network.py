@@ -1,0 +1,266 @@
+"""Controls V1, V2 and D2: a private VPC with no route to the internet, reached only through endpoints.
+
+- Isolated subnets only (no internet gateway, no NAT), default security group stripped of rules,
+  flow logs of all traffic to a KMS-encrypted log group with retention.
+- One security group per kind of workload; interface endpoints accept 443 only from them.
+- Every endpoint carries a policy: interface endpoints admit only principals of the project
+  account on the resources ``infra.endpoint_policies`` lists; the S3 gateway admits the project
+  buckets (by their config-derived names) and the AWS-owned buckets listed there, with reasons.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+from aws_cdk import Aws, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from infra.audit.acknowledge import acknowledge
+from infra.constructs.keys import PurposeKey
+from infra.constructs.log_groups import encrypted_log_group
+from infra.endpoint_policies import (
+    AWS_OWNED_BUCKETS,
+    INTERFACE_ENDPOINT_ACCESS,
+    PROJECT_BUCKET_ACTIONS,
+    EndpointAccess,
+    check_known,
+)
+from infra.naming import ALL_BUCKETS, bucket_name
+from rookery.config import ConfigError, Stage
+
+# Subnets are /24: room for SageMaker job, endpoint and Lambda ENIs plus one ENI per interface endpoint.
+SUBNET_MASK: Final = 24
+HTTPS: Final = 443
+
+# Kinds of workload in the VPC, each with its own security group (an interface: the ML and
+# Serving stacks attach their jobs, notebook, endpoints and Lambdas to these).
+WORKLOADS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "sagemaker": "SageMaker jobs, notebook instance and endpoints",
+        "lambda": "project Lambda functions",
+    }
+)
+
+_SERVICES: Final[Mapping[str, ec2.InterfaceVpcEndpointAwsService]] = MappingProxyType(
+    {
+        "sagemaker.api": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API,
+        "sagemaker.runtime": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME,
+        "notebook": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_NOTEBOOK,
+        "sts": ec2.InterfaceVpcEndpointAwsService.STS,
+        "logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+        "monitoring": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,
+        "kms": ec2.InterfaceVpcEndpointAwsService.KMS,
+        "ecr.api": ec2.InterfaceVpcEndpointAwsService.ECR,
+        "ecr.dkr": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
+        "glue": ec2.InterfaceVpcEndpointAwsService.GLUE,
+        "kinesis-firehose": ec2.InterfaceVpcEndpointAwsService.KINESIS_FIREHOSE,
+        "athena": ec2.InterfaceVpcEndpointAwsService.ATHENA,
+        "sqs": ec2.InterfaceVpcEndpointAwsService.SQS,
+        "events": ec2.InterfaceVpcEndpointAwsService.EVENTBRIDGE,
+        "ssm": ec2.InterfaceVpcEndpointAwsService.SSM,
+    }
+)
+
+
+def check_network_settings(stage: Stage) -> None:
+    """Fail at synth with the field and the fix, before CDK fails with something less helpful."""
+    prefix = ipaddress.IPv4Network(stage.vpc_cidr).prefixlen
+    room = 2 ** (SUBNET_MASK - prefix)
+    if stage.max_azs > room:
+        raise ConfigError(
+            f"stage {stage.name!r}: vpc_cidr = {stage.vpc_cidr!r} holds {room} /{SUBNET_MASK} subnets but "
+            f"max_azs = {stage.max_azs}; use a larger block (e.g. a /16) or fewer AZs"
+        )
+    if stage.account is None and stage.max_azs > 2:
+        raise ConfigError(
+            f"stage {stage.name!r}: max_azs = {stage.max_azs} needs a known environment (an environment-"
+            "agnostic stack sees only 2 AZs); set 'account' in the stage file or use max_azs = 2"
+        )
+    check_known(stage.interface_endpoints)
+
+
+@dataclass(frozen=True)
+class _Arn:
+    """Fill ``{partition}``, ``{region}``, ``{account}`` with the stack's (possibly token) values."""
+
+    partition: str
+    region: str
+    account: str
+
+    def __call__(self, template: str) -> str:
+        return template.format(partition=self.partition, region=self.region, account=self.account)
+
+
+class PrivateNetwork(Construct):
+    """The stage's VPC, its endpoints with policies, workload security groups and flow logs.
+
+    Exposes ``vpc``, ``subnets`` (the isolated workload subnets), ``workload_security_groups``
+    (by ``WORKLOADS`` name), ``endpoint_security_group``, ``interface_endpoints`` (by config
+    name), ``s3_endpoint`` and ``flow_log_group``.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, stage: Stage) -> None:
+        super().__init__(scope, construct_id)
+        check_network_settings(stage)
+        stack = Stack.of(self)
+        arn = _Arn(partition=Aws.PARTITION, region=stack.region, account=stack.account)
+
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr(stage.vpc_cidr),
+            max_azs=stage.max_azs,
+            nat_gateways=0,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="workload", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=SUBNET_MASK
+                )
+            ],
+            # Isolated subnets need no gateway; CDK must not add one for any reason.
+            create_internet_gateway=False,
+            enable_dns_hostnames=True,  # private DNS names of the interface endpoints
+            enable_dns_support=True,
+            restrict_default_security_group=True,
+        )
+        self.subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+
+        self.flow_logs_key = PurposeKey(
+            self,
+            "FlowLogsKey",
+            stage=stage,
+            purpose="flow-logs",
+            description="VPC flow logs",
+            for_cloudwatch_logs=True,
+        ).key
+        self.flow_log_group = encrypted_log_group(
+            self, "FlowLogGroup", key=self.flow_logs_key, days=stage.log_retention_days
+        )
+        flow_log = self.vpc.add_flow_log(
+            "FlowLog",
+            destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.flow_log_group),
+            traffic_type=ec2.FlowLogTrafficType.ALL,
+        )
+        acknowledge(
+            flow_log.node.find_child("IAMRole").node.find_child("DefaultPolicy"),
+            "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
+            "the flow-log delivery role's policy is generated by CDK for this role alone: write to the one "
+            "flow-log group and pass itself to the VPC Flow Logs service",
+        )
+
+        self.workload_security_groups: Mapping[str, ec2.SecurityGroup] = MappingProxyType(
+            {
+                name: ec2.SecurityGroup(
+                    self,
+                    f"{name.capitalize()}SecurityGroup",
+                    vpc=self.vpc,
+                    description=f"{stage.qualifier} {purpose}",
+                    allow_all_outbound=False,
+                )
+                for name, purpose in WORKLOADS.items()
+            }
+        )
+        self.endpoint_security_group = ec2.SecurityGroup(
+            self,
+            "EndpointSecurityGroup",
+            vpc=self.vpc,
+            description=f"{stage.qualifier} interface endpoints: HTTPS from workload security groups only",
+            allow_all_outbound=False,
+        )
+
+        self.s3_endpoint = self.vpc.add_gateway_endpoint(
+            "S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.subnets]
+        )
+        for statement in _s3_gateway_statements(stage, arn):
+            self.s3_endpoint.add_to_policy(statement)
+        # S3's managed prefix list id differs per region and cannot be resolved offline for an
+        # environment-agnostic stage; 443 to any address is safe because the route tables hold no
+        # route out of the VPC except the S3 gateway endpoint's prefix list.
+        s3_via_gateway = ec2.Peer.any_ipv4()
+
+        for name, group in self.workload_security_groups.items():
+            self.endpoint_security_group.add_ingress_rule(
+                group, ec2.Port.tcp(HTTPS), f"HTTPS from {name} workloads to the interface endpoints"
+            )
+            group.add_egress_rule(
+                self.endpoint_security_group, ec2.Port.tcp(HTTPS), "HTTPS to the interface endpoints"
+            )
+            group.add_egress_rule(
+                s3_via_gateway,
+                ec2.Port.tcp(HTTPS),
+                "HTTPS to S3 via the gateway endpoint (the only route out)",
+            )
+
+        # Multi-instance SageMaker training and processing jobs talk TCP between their own
+        # instances; nothing else reaches them. (EFA would need all protocols; no rookery job uses it.)
+        sagemaker = self.workload_security_groups["sagemaker"]
+        sagemaker.add_ingress_rule(
+            sagemaker, ec2.Port.all_tcp(), "TCP between instances of one distributed job"
+        )
+        sagemaker.add_egress_rule(
+            sagemaker, ec2.Port.all_tcp(), "TCP between instances of one distributed job"
+        )
+
+        self.interface_endpoints: Mapping[str, ec2.InterfaceVpcEndpoint] = MappingProxyType(
+            {name: self._interface_endpoint(name, arn) for name in stage.interface_endpoints}
+        )
+
+    def _interface_endpoint(self, name: str, arn: _Arn) -> ec2.InterfaceVpcEndpoint:
+        endpoint = self.vpc.add_interface_endpoint(
+            _construct_id(name),
+            service=_SERVICES[name],
+            subnets=self.subnets,
+            security_groups=[self.endpoint_security_group],
+            open=False,  # ingress comes only from the rules above
+            private_dns_enabled=True,
+        )
+        for access in INTERFACE_ENDPOINT_ACCESS[name]:
+            endpoint.add_to_policy(_statement(access, arn))
+        return endpoint
+
+
+def _construct_id(endpoint: str) -> str:
+    return "".join(part.capitalize() for part in endpoint.replace("-", ".").split(".")) + "Endpoint"
+
+
+def _statement(access: EndpointAccess, arn: _Arn) -> iam.PolicyStatement:
+    conditions = (
+        {"StringEquals": {"aws:PrincipalAccount": arn.account}} if access.principal_in_account else None
+    )
+    return iam.PolicyStatement(
+        principals=[iam.AnyPrincipal()],
+        actions=list(access.actions),
+        resources=[arn(r) for r in access.resources],
+        conditions=conditions,
+    )
+
+
+def _s3_gateway_statements(stage: Stage, arn: _Arn) -> list[iam.PolicyStatement]:
+    buckets = [bucket_name(stage, purpose, account=arn.account, region=arn.region) for purpose in ALL_BUCKETS]
+    project = iam.PolicyStatement(
+        sid="ProjectBuckets",
+        principals=[iam.AnyPrincipal()],
+        actions=list(PROJECT_BUCKET_ACTIONS),
+        resources=[
+            r for b in buckets for r in (f"arn:{arn.partition}:s3:::{b}", f"arn:{arn.partition}:s3:::{b}/*")
+        ],
+        # Names are global: the account condition stops a look-alike bucket in another account.
+        conditions={
+            "StringEquals": {"aws:PrincipalAccount": arn.account, "aws:ResourceAccount": arn.account}
+        },
+    )
+    owned = [
+        iam.PolicyStatement(
+            sid=f"AwsOwned{i}",
+            principals=[iam.AnyPrincipal()],
+            actions=list(bucket.actions),
+            resources=[f"arn:{arn.partition}:s3:::{arn(bucket.name)}/*"],
+        )
+        for i, bucket in enumerate(AWS_OWNED_BUCKETS, start=1)
+    ]
+    return [project, *owned]

@@ -1,0 +1,72 @@
+"""Names of the things a stage creates, derived from the stage config in one place.
+
+Pure functions (no CDK): the Network stack needs the Data stack's bucket names for its S3
+gateway endpoint policy, and deriving both from config avoids a cross-stack reference cycle.
+``account``/``region`` may be CloudFormation tokens (environment-agnostic stages).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from rookery.config import ConfigError, Stage
+
+# Buckets of the data lake, by purpose. Interface: the Data stack creates exactly these.
+DATA_BUCKETS: Final = ("raw", "curated", "artifacts")
+ACCESS_LOG_BUCKET: Final = "access-logs"
+ALL_BUCKETS: Final = (*DATA_BUCKETS, ACCESS_LOG_BUCKET)
+
+_ACCOUNT_LEN = 12
+# Longest commercial/GovCloud region name today ("ap-southeast-5", "ap-northeast-3"): an
+# environment-agnostic stage may be deployed to any of them.
+_MAX_REGION_LEN = 14
+_MAX_BUCKET_NAME = 63
+
+
+def bucket_name(stage: Stage, purpose: str, *, account: str, region: str) -> str:
+    """``<prefix>-<stage>-<purpose>-<account>-<region>``: globally unique, readable, derivable from config."""
+    if purpose not in ALL_BUCKETS:
+        raise ValueError(f"unknown bucket purpose {purpose!r}; choose from {ALL_BUCKETS}")
+    check_bucket_name_length(stage)
+    return f"{stage.qualifier}-{purpose}-{account}-{region}"
+
+
+def check_bucket_name_length(stage: Stage) -> None:
+    """S3 bucket names have at most 63 characters; fail at synth, not at deploy."""
+    region_len = len(stage.region) if stage.account else _MAX_REGION_LEN
+    longest = max(len(p) for p in ALL_BUCKETS)
+    length = len(stage.qualifier) + 1 + longest + 1 + _ACCOUNT_LEN + 1 + region_len
+    if length > _MAX_BUCKET_NAME:
+        raise ConfigError(
+            f"stage {stage.name!r}: prefix + name {stage.qualifier!r} makes S3 bucket names of {length} "
+            f"characters (limit {_MAX_BUCKET_NAME}); shorten 'prefix' or the stage name by "
+            f"{length - _MAX_BUCKET_NAME} characters"
+        )
+
+
+def glue_database_name(stage: Stage) -> str:
+    """Glue and Athena prefer lower-case names with underscores."""
+    return stage.qualifier.replace("-", "_")
+
+
+def raw_table_name(stage: Stage) -> str:
+    return f"{stage.dataset.name}_raw"
+
+
+def curated_table_name(stage: Stage) -> str:
+    return f"{stage.dataset.name}_curated"
+
+
+def athena_workgroup_name(stage: Stage) -> str:
+    return stage.qualifier
+
+
+def delivery_stream_name(stage: Stage) -> str:
+    return f"{stage.qualifier}-{stage.dataset.name}-ingest"
+
+
+def crawler_name(stage: Stage) -> str:
+    return f"{stage.qualifier}-{stage.dataset.name}-raw"
+
+
+ATHENA_RESULTS_PREFIX: Final = "athena-results/"

@@ -1,0 +1,1 @@
+"""Stacks split by lifecycle; each only wires constructs (names ``Rookery-<stage>-<Component>``)."""

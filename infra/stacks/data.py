@@ -1,0 +1,80 @@
+"""``Rookery-<stage>-Data``: keys, the data lake, the catalog, Athena and ingestion (D1, D1b, D3-D7)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Aspects, Environment, Stack
+from constructs import Construct
+
+from infra.constructs.catalog import DataCatalog, QueryWorkgroup
+from infra.constructs.data_lake import DataKeys, DataLake, TrustedPrincipal, deployment_role
+from infra.constructs.ingestion import IngestionStream
+from infra.constructs.network import PrivateNetwork
+from infra.constructs.removal import StatefulRemovalPolicy, stateful_removal_policy
+from rookery.config import Stage
+
+
+class DataStack(Stack):
+    """Stateful: retained in prod, termination-protected where the stage says so.
+
+    ``trusted_principals`` extends D1b's exception list (e.g. the SageMaker execution role of a
+    later stack, by ARN pattern); the deployment role, the Firehose role and the crawler role are
+    always on it.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        stage: Stage,
+        env: Environment | None,
+        network: PrivateNetwork,
+        trusted_principals: Sequence[TrustedPrincipal] = (),
+    ) -> None:
+        super().__init__(
+            scope,
+            stage.stack_name("Data"),
+            env=env,
+            termination_protection=stage.termination_protection,
+            description=f"rookery {stage.name}: encrypted data lake, catalog, Athena and Firehose ingestion",
+        )
+        Aspects.of(self).add(StatefulRemovalPolicy(stateful_removal_policy(stage)))
+        self.keys = DataKeys(self, "Keys", stage=stage)
+        self.lake = DataLake(self, "Lake", stage=stage, keys=self.keys)
+        self.catalog = DataCatalog(
+            self,
+            "Catalog",
+            stage=stage,
+            keys=self.keys,
+            raw_bucket=self.lake.buckets["raw"],
+            curated_bucket=self.lake.buckets["curated"],
+        )
+        self.queries = QueryWorkgroup(
+            self, "Queries", stage=stage, keys=self.keys, results_bucket=self.lake.buckets["artifacts"]
+        )
+        self.ingestion = IngestionStream(
+            self,
+            "Ingestion",
+            stage=stage,
+            keys=self.keys,
+            raw_bucket=self.lake.buckets["raw"],
+            vpc=network.vpc,
+            subnets=network.subnets,
+            function_security_group=network.workload_security_groups["lambda"],
+        )
+        self.lake.restrict_to_vpc_endpoint(
+            endpoint_id=network.s3_endpoint.vpc_endpoint_id,
+            trusted=[
+                deployment_role(self),
+                TrustedPrincipal(
+                    arn=self.ingestion.role.role_arn,
+                    reason="Firehose delivers into the raw bucket from the Firehose service network",
+                ),
+                TrustedPrincipal(
+                    arn=self.catalog.crawler_role.role_arn,
+                    reason="the Glue crawler reads the raw prefix from the Glue service network",
+                ),
+                *trusted_principals,
+            ],
+        )
