@@ -269,6 +269,10 @@ def write_failure(reason: str, where: Paths | None = None) -> None:
 
 def run_job(name: str, job: Callable[[], None]) -> int:
     """Run one job and return its exit code; on error, write the failure file first."""
+    # OpenMP threads that spin while they wait made XGBoost 25x slower whenever another process
+    # shared the cores (local runs, tests); sleeping costs little on a dedicated instance. Set
+    # before any job imports xgboost; an explicit OMP_WAIT_POLICY wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         job()
     except UserError as exc:

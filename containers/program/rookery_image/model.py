@@ -1,4 +1,4 @@
-"""The model folder (``/opt/ml/model``, packed by SageMaker into model.tar.gz) and loading it.
+"""The model folder (the contract's model directory, packed by SageMaker into model.tar.gz) and loading it.
 
 Layout: ``xgboost-model.ubj`` (the booster), ``preprocessor.json`` (the fitted preprocessing) and
 ``metadata.json`` (rounds, metrics, hyperparameters, default decision threshold). Evaluation and

@@ -2,7 +2,7 @@
 
 Every round prints ``[<round>] train-<metric>:<value> validation-<metric>:<value>`` (values with six
 decimals) for SageMaker metric definitions; the last line, ``[model] ...``, is the saved model's
-score. Checkpoints go to ``/opt/ml/checkpoints`` every ``checkpoint_frequency`` rounds and on
+score. Checkpoints go to the contract's checkpoint folder every ``checkpoint_frequency`` rounds and on
 SIGTERM; a restarted job resumes from the newest one and ends with the same number of rounds.
 """
 

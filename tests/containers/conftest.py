@@ -1,0 +1,66 @@
+"""Session fixtures for the project-image tests: each dataset's real preprocess -> train -> evaluate run,
+and a real endpoint serving the penguins model. Tests sharing one mark it with the same xdist group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from image_helpers import (
+    LOANS_SCHEMA,
+    PENGUINS_SCHEMA,
+    PipelineRun,
+    loan_records,
+    penguin_records,
+    run_pipeline,
+    serving,
+)
+
+PENGUIN_HYPERPARAMETERS = {
+    "num_round": 40,
+    "max_depth": 4,
+    "eta": 0.3,
+    "eval_metric": "auc",
+    "early_stopping_rounds": 15,
+    "checkpoint_frequency": 10,
+    "seed": 1,
+}
+LOAN_HYPERPARAMETERS = {
+    "num_round": 60,
+    "max_depth": 3,
+    "eta": 0.2,
+    "eval_metric": "logloss,auc",
+    "subsample": 0.9,
+    "scale_pos_weight": 4,
+    "checkpoint_frequency": 25,
+}
+
+
+@pytest.fixture(scope="session")
+def penguins(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
+    return run_pipeline(
+        tmp_path_factory.mktemp("penguins"),
+        PENGUINS_SCHEMA,
+        penguin_records(),
+        PENGUIN_HYPERPARAMETERS,
+        operating_point="min_sensitivity:0.85",
+    )
+
+
+@pytest.fixture(scope="session")
+def loans(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
+    return run_pipeline(
+        tmp_path_factory.mktemp("loans"),
+        LOANS_SCHEMA,
+        loan_records(),
+        LOAN_HYPERPARAMETERS,
+        operating_point="min_specificity:0.9",
+        preprocess_args=("--split", "0.6,0.2,0.2", "--seed", "3", "--standardize", "true"),
+    )
+
+
+@pytest.fixture(scope="session")
+def penguins_endpoint(penguins: PipelineRun) -> Iterator[str]:
+    with serving(penguins.model_dir, workers=2) as url:
+        yield url

@@ -1,0 +1,351 @@
+"""Helpers for the project-image tests: datasets as Firehose writes them, /opt/ml sandboxes, real entrypoints.
+
+Entrypoints run as subprocesses with ``.venv-image/bin/python``: the interpreter built from exactly
+``containers/requirements.txt``, the file the Dockerfile installs.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import importlib.resources
+import json
+import os
+import socket
+import subprocess
+import tarfile
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+CONTAINERS = REPO / "containers"
+PROGRAM = CONTAINERS / "program"
+IMAGE_PYTHON = REPO / ".venv-image" / "bin" / "python"
+
+PENGUINS_SCHEMA: dict[str, Any] = {
+    "name": "penguins",
+    "target": "sex",
+    "positive_class": "female",
+    "numeric": ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"],
+    "categorical": ["species", "island"],
+    "id_column": None,
+}
+# A second, unrelated schema: different columns, an id column, a rare positive class.
+LOANS_SCHEMA: dict[str, Any] = {
+    "name": "loans",
+    "target": "defaulted",
+    "positive_class": "yes",
+    "numeric": ["income", "debt_ratio", "age", "credit_lines"],
+    "categorical": ["region", "employment"],
+    "id_column": "loan_id",
+}
+
+
+def penguin_records() -> list[dict[str, Any]]:
+    """The bundled Palmer penguins rows as JSON records (missing as null; the extra `year` field kept)."""
+    text = (importlib.resources.files("palmerpenguins") / "data" / "penguins.csv").read_text(encoding="utf-8")
+    numeric = set(PENGUINS_SCHEMA["numeric"]) | {"year"}
+    rows = []
+    for row in csv.DictReader(text.splitlines()):
+        record: dict[str, Any] = {}
+        for key, value in row.items():
+            if value in ("NA", ""):
+                record[key] = None
+            elif key in numeric:
+                record[key] = float(value) if "." in value else int(value)
+            else:
+                record[key] = value
+        rows.append(record)
+    return rows
+
+
+def loan_records(n: int = 1500, seed: int = 7) -> list[dict[str, Any]]:
+    """A synthetic, learnable loan-default dataset with the dirt real ingestion brings.
+
+    About 12% positives (strongly unbalanced), missing values in every feature, numbers sent as
+    strings, duplicates delivered twice and rows without a target.
+    """
+    rng = np.random.default_rng(seed)
+    regions = np.array(["north", "south", "east", "west"])
+    jobs = np.array(["salaried", "self_employed", "unemployed"])
+    income = rng.lognormal(10.5, 0.5, n)
+    debt = rng.uniform(0, 1, n)
+    age = rng.integers(21, 70, n)
+    lines = rng.poisson(4, n)
+    region = regions[rng.integers(0, 4, n)]
+    job = jobs[rng.choice(3, n, p=[0.7, 0.2, 0.1])]
+    logit = (
+        -4.3
+        + 3.5 * debt
+        - 0.6 * (np.log(income) - 10.5)
+        + 1.6 * (job == "unemployed")
+        + 0.5 * (region == "east")
+    )
+    defaulted = rng.uniform(0, 1, n) < 1 / (1 + np.exp(-logit))
+    records = []
+    for i in range(n):
+        rec: dict[str, Any] = {
+            "loan_id": f"L{i:05d}",
+            "income": round(float(income[i]), 2),
+            "debt_ratio": round(float(debt[i]), 4),
+            "age": int(age[i]),
+            "credit_lines": int(lines[i]),
+            "region": str(region[i]),
+            "employment": str(job[i]),
+            "defaulted": "yes" if defaulted[i] else "no",
+            "ingested_at": "2024-05-01T00:00:00Z",
+        }
+        if i % 17 == 0:
+            rec["income"] = None
+        if i % 23 == 0:
+            rec["employment"] = None
+        if i % 29 == 0:
+            rec["age"] = str(rec["age"])  # producers send numbers as text
+        if i % 31 == 0:
+            rec["debt_ratio"] = ""
+        if i % 97 == 0:
+            rec["defaulted"] = None
+        records.append(rec)
+    records.extend(dict(r) for r in records[10:25])  # at-least-once delivery: duplicates
+    return records
+
+
+def write_firehose(raw: Path, dataset: str, records: Sequence[Mapping[str, Any]]) -> list[Path]:
+    """Write records as Firehose does: partitioned folders, plain and gzip objects, an errors/ tree."""
+    thirds = [records[i::3] for i in range(3)]
+    files = [
+        raw / dataset / "ingest_date=2024-05-01" / f"{dataset}-stream-1-2024-05-01-10-00-00-a1",
+        raw / dataset / "ingest_date=2024-05-01" / f"{dataset}-stream-1-2024-05-01-11-00-00-b2.gz",
+        raw / dataset / "ingest_date=2024-05-02" / f"{dataset}-stream-1-2024-05-02-09-00-00-c3.gz",
+    ]
+    for path, part in zip(files, thirds, strict=True):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = "".join(json.dumps(r) + "\n" for r in part).encode()
+        path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+    errors = raw / "errors" / "processing-failed" / "ingest_date=2024-05-01" / "failed-1"
+    errors.parent.mkdir(parents=True, exist_ok=True)
+    errors.write_text('{"rawData": "bm90IGpzb24=", "errorCode": "Lambda.FunctionError"}\nnot json at all\n')
+    return files
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def hermetic_env(**extra: str) -> dict[str, str]:
+    """The caller's environment without SageMaker or rookery variables, plus ``extra``."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_", "ROOKERY_", "PYTHON"))
+    }
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Sandbox:
+    """One job's /opt/ml, in a temporary folder (SAGEMAKER_BASE_DIR points at it)."""
+
+    base: Path
+    schema: Mapping[str, Any] | None = None
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = hermetic_env(SAGEMAKER_BASE_DIR=str(self.base), **extra)
+        if self.schema is not None:
+            env["ROOKERY_DATASET_SCHEMA"] = json.dumps(self.schema)
+        return env
+
+    def run(
+        self, entrypoint: str, *args: str, timeout: float = 120, **extra: str
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(IMAGE_PYTHON), str(PROGRAM / entrypoint), *args],
+            env=self.env(**extra),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def start(
+        self, entrypoint: str, *args: str, log: Path | None = None, **extra: str
+    ) -> subprocess.Popen[str]:
+        """Start an entrypoint; output to ``log`` (a long-running server must not fill a pipe) or a pipe."""
+        out = log.open("w") if log else subprocess.PIPE
+        try:
+            return subprocess.Popen(
+                [str(IMAGE_PYTHON), str(PROGRAM / entrypoint), *args],
+                env=self.env(**extra),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        finally:
+            if log and not isinstance(out, int):
+                out.close()
+
+    @property
+    def failure(self) -> str:
+        return (self.base / "output" / "failure").read_text(encoding="utf-8")
+
+    def processing_output(self, name: str) -> Path:
+        return self.base / "processing" / "output" / name
+
+    def processing_input(self, name: str) -> Path:
+        return self.base / "processing" / "input" / name
+
+    def training_job(
+        self,
+        hyperparameters: Mapping[str, Any],
+        channels: Mapping[str, Path],
+        *,
+        declare: Sequence[str] | None = None,
+    ) -> None:
+        """Lay out /opt/ml/input as SageMaker does: config files and one folder per channel."""
+        config = self.base / "input" / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        (config / "hyperparameters.json").write_text(
+            json.dumps({k: str(v) for k, v in hyperparameters.items()})
+        )
+        declared = list(channels) if declare is None else list(declare)
+        (config / "inputdataconfig.json").write_text(
+            json.dumps(
+                {
+                    name: {
+                        "ContentType": "application/json" if name == "preprocessor" else "text/csv",
+                        "TrainingInputMode": "File",
+                        "S3DistributionType": "FullyReplicated",
+                        "RecordWrapperType": "None",
+                    }
+                    for name in declared
+                }
+            )
+        )
+        (config / "resourceconfig.json").write_text(
+            json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"})
+        )
+        for name, source in channels.items():
+            target = self.base / "input" / "data" / name
+            target.mkdir(parents=True, exist_ok=True)
+            for path in source.iterdir():
+                (target / path.name).write_bytes(path.read_bytes())
+
+    def pack_model(self, into: Path) -> Path:
+        """model.tar.gz of /opt/ml/model, as SageMaker (and the local engine) uploads it."""
+        into.mkdir(parents=True, exist_ok=True)
+        archive = into / "model.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            for path in sorted((self.base / "model").iterdir()):
+                tar.add(path, arcname=path.name)
+        return archive
+
+
+def check(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    )
+    return result
+
+
+@dataclass
+class PipelineRun:
+    """preprocess -> train -> evaluate on one dataset, each job in its own sandbox."""
+
+    preprocess: Sandbox
+    train: Sandbox
+    evaluate: Sandbox
+    train_log: str
+
+    @property
+    def model_dir(self) -> Path:
+        return self.train.base / "model"
+
+    @property
+    def evaluation(self) -> dict[str, Any]:
+        path = self.evaluate.processing_output("evaluation") / "evaluation.json"
+        return dict(json.loads(path.read_text()))
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return dict(
+            json.loads((self.preprocess.processing_output("report") / "data_report.json").read_text())
+        )
+
+
+def run_pipeline(
+    root: Path,
+    schema: Mapping[str, Any],
+    records: Sequence[Mapping[str, Any]],
+    hyperparameters: Mapping[str, Any],
+    *,
+    operating_point: str,
+    preprocess_args: Sequence[str] = (),
+) -> PipelineRun:
+    prep = Sandbox(root / "preprocess", schema)
+    write_firehose(prep.processing_input("raw"), str(schema["name"]), records)
+    check(prep.run("preprocess.py", *preprocess_args))
+    train = Sandbox(root / "train")
+    train.training_job(
+        hyperparameters,
+        {name: prep.processing_output(name) for name in ("train", "validation", "preprocessor")},
+    )
+    train_log = check(train.run("train")).stdout
+    evaluate = Sandbox(root / "evaluate")
+    train.pack_model(evaluate.processing_input("model"))
+    for name in ("test", "validation"):
+        target = evaluate.processing_input(name)
+        target.mkdir(parents=True)
+        (target / f"{name}.csv").write_bytes((prep.processing_output(name) / f"{name}.csv").read_bytes())
+    check(evaluate.run("evaluate.py", "--operating-point", operating_point))
+    return PipelineRun(prep, train, evaluate, train_log)
+
+
+@contextmanager
+def serving(model_dir: Path, workers: int = 2, **extra: str) -> Iterator[str]:
+    """Run the real `serve` entrypoint on 127.0.0.1 against ``model_dir``; yield its base URL."""
+    base = model_dir.parent
+    port = free_port()
+    sandbox = Sandbox(base)
+    log = base / f"serve-{port}.log"
+    process = sandbox.start(
+        "serve",
+        log=log,
+        SAGEMAKER_BIND_TO_PORT=str(port),
+        SAGEMAKER_MODEL_SERVER_WORKERS=str(workers),
+        ROOKERY_BIND_HOST="127.0.0.1",
+        **extra,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_healthy(url: str, process: subprocess.Popen[str], log: Path, timeout: float = 30) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/ping", timeout=1) as response:
+                if response.status == 200:
+                    return time.monotonic() - started
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"serve did not answer /ping within {timeout} s")
