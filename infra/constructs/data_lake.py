@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Final
 
 from aws_cdk import Duration, Fn, Stack
 from aws_cdk import aws_iam as iam
@@ -29,6 +30,8 @@ from infra.constructs.removal import stateful_removal_policy
 from infra.naming import ACCESS_LOG_BUCKET, DATA_BUCKETS, bucket_name
 from rookery.config import Stage
 
+TRUSTED_PRINCIPALS_METADATA: Final = "rookery:vpc-endpoint-exceptions"
+
 
 @dataclass(frozen=True)
 class TrustedPrincipal:
@@ -36,6 +39,7 @@ class TrustedPrincipal:
 
     arn: str  # an ARN or ARN pattern (tokens allowed)
     reason: str
+    buckets: tuple[str, ...] = DATA_BUCKETS  # which data buckets (by purpose) it may reach that way
 
 
 class DataKeys(Construct):
@@ -144,8 +148,14 @@ class DataLake(Construct):
             raise ValueError(
                 "restrict_to_vpc_endpoint needs the deployment role among the trusted principals"
             )
+        unknown = sorted({b for t in trusted for b in t.buckets} - set(self.buckets))
+        if unknown:
+            raise ValueError(
+                f"trusted principals name unknown buckets {unknown}; choose from {list(self.buckets)}"
+            )
         trusted = [*trusted, *_auto_delete_principal(Stack.of(self))]
-        for bucket in self.buckets.values():
+        for purpose, bucket in self.buckets.items():
+            exceptions = [t for t in trusted if purpose in t.buckets]
             bucket.add_to_resource_policy(
                 iam.PolicyStatement(
                     sid="DenyOutsideProjectVpcEndpoint",
@@ -155,13 +165,17 @@ class DataLake(Construct):
                     resources=[bucket.bucket_arn, bucket.arn_for_objects("*")],
                     conditions={
                         "StringNotEquals": {"aws:SourceVpce": endpoint_id},
-                        "ArnNotLike": {"aws:PrincipalArn": [t.arn for t in trusted]},
+                        "ArnNotLike": {"aws:PrincipalArn": [t.arn for t in exceptions]},
                         # Athena reads data and writes results with the caller's credentials from its
                         # own network; the caller still needs IAM permission and the key.
                         "ForAllValues:StringNotEquals": {"aws:CalledVia": ["athena.amazonaws.com"]},
                     },
                 )
             )
+            policy = bucket.policy.node.default_child if bucket.policy else None
+            assert isinstance(policy, s3.CfnBucketPolicy)
+            # The register of exceptions travels with the template (the audit report reads it).
+            policy.add_metadata(TRUSTED_PRINCIPALS_METADATA, [t.reason for t in exceptions])
         self.trusted_principals = tuple(trusted)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import jsii
-from aws_cdk import AssetHashType, BundlingOptions, DockerImage, Duration, ILocalBundling
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, Duration, ILocalBundling, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -127,6 +127,15 @@ class ProjectFunction(Construct):
                     "ec2:UnassignPrivateIpAddresses",
                 ],
                 resources=["*"],
+            )
+        )
+        # Lambda sends failed asynchronous events to the encrypted queue with this role.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="EncryptDeadLetters",
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=[queue_key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"sqs.{Stack.of(self).region}.amazonaws.com"}},
             )
         )
         self.function = lambda_.Function(

@@ -178,6 +178,11 @@ class PrivateNetwork(Construct):
         )
         for statement in _s3_gateway_statements(stage, arn):
             self.s3_endpoint.add_to_policy(statement)
+        _record_reasons(
+            self.s3_endpoint,
+            [(PROJECT_BUCKET_ACTIONS, "the project's buckets, named from config, in the project account")]
+            + [(b.actions, f"{b.name}: {b.reason}") for b in AWS_OWNED_BUCKETS],
+        )
         # S3's managed prefix list id differs per region and cannot be resolved offline for an
         # environment-agnostic stage; 443 to any address is safe because the route tables hold no
         # route out of the VPC except the S3 gateway endpoint's prefix list.
@@ -221,7 +226,18 @@ class PrivateNetwork(Construct):
         )
         for access in INTERFACE_ENDPOINT_ACCESS[name]:
             endpoint.add_to_policy(_statement(access, arn))
+        _record_reasons(endpoint, [(a.actions, a.reason) for a in INTERFACE_ENDPOINT_ACCESS[name]])
         return endpoint
+
+
+POLICY_REASONS_METADATA: Final = "rookery:policy-reasons"
+
+
+def _record_reasons(endpoint: ec2.IVpcEndpoint, reasons: list[tuple[tuple[str, ...], str]]) -> None:
+    """Write why each statement exists into the template, where the audit report reads it."""
+    cfn = endpoint.node.default_child
+    assert isinstance(cfn, ec2.CfnVPCEndpoint)
+    cfn.add_metadata(POLICY_REASONS_METADATA, [{"actions": list(a), "reason": r} for a, r in reasons])
 
 
 def _construct_id(endpoint: str) -> str:

@@ -70,10 +70,12 @@ class DataStack(Stack):
                 TrustedPrincipal(
                     arn=self.ingestion.role.role_arn,
                     reason="Firehose delivers into the raw bucket from the Firehose service network",
+                    buckets=("raw",),
                 ),
                 TrustedPrincipal(
                     arn=self.catalog.crawler_role.role_arn,
                     reason="the Glue crawler reads the raw prefix from the Glue service network",
+                    buckets=("raw",),
                 ),
                 *trusted_principals,
             ],
