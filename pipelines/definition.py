@@ -24,6 +24,50 @@ def is_expression(value: object) -> bool:
     return key == "Get" or str(key).startswith("Std:")
 
 
+def references(value: Any) -> Iterator[str]:
+    """Every ``{"Get": "..."}`` target inside ``value`` (parameters, execution variables, steps)."""
+    if isinstance(value, Mapping):
+        if isinstance(value.get("Get"), str) and len(value) == 1:
+            yield value["Get"]
+        for item in value.values():
+            yield from references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from references(item)
+
+
+def own_arguments(step: Mapping[str, Any]) -> dict[str, Any]:
+    """A step's arguments without the steps a condition nests in its branches."""
+    return {k: v for k, v in (step.get("Arguments") or {}).items() if k not in ("IfSteps", "ElseSteps")}
+
+
+def dependencies(definition: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+    """Step name -> the steps it waits for: ``DependsOn``, step properties and property files it
+    reads, and the condition whose branch holds it. The DAG the service (and the local engine) runs."""
+    names = set(steps_by_name(definition))
+    graph: dict[str, frozenset[str]] = {}
+
+    def visit(steps: Iterable[Mapping[str, Any]], parent: str | None) -> None:
+        for step in steps:
+            name = str(step.get("Name"))
+            needs = {str(d) for d in step.get("DependsOn", []) or []}
+            for target in references(own_arguments(step)):
+                head, _, rest = target.partition(".")
+                step_name = rest.split(".", 1)[0].split("[", 1)[0]
+                if head == "Steps" and step_name in names:
+                    needs.add(step_name)
+            if parent is not None:
+                needs.add(parent)
+            graph[name] = frozenset(needs - {name})
+            if step.get("Type") == "Condition":
+                args = step.get("Arguments", {})
+                visit(args.get("IfSteps", []), name)
+                visit(args.get("ElseSteps", []), name)
+
+    visit(definition.get("Steps", []), None)
+    return graph
+
+
 def steps_by_name(definition: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return {str(step.get("Name")): step for step in iter_steps(definition.get("Steps", []))}
 

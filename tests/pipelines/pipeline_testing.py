@@ -1,0 +1,38 @@
+"""Helpers shared by the pipeline tests (a uniquely named module: conftest.py is not importable)."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from typing import Any, Final
+
+from pipelines import PipelineSettings
+from rookery.config import STAGES_DIR, Stage, parse_stage
+
+# Modules that use a rendered definition share one xdist worker, so each variant renders once.
+RENDER_GROUP: Final = "pipelines-render"
+BUILTIN_REASON: Final = "tuning baseline against AWS's own XGBoost container, reviewed by the platform team"
+
+
+def stage_with(base: str = "dev", **training: Any) -> Stage:
+    """Stage ``base`` with ``ml.training`` fields replaced, validated like a stage file."""
+    raw = tomllib.loads((STAGES_DIR / f"{base}.toml").read_text(encoding="utf-8"))
+    raw.setdefault("ml", {}).setdefault("training", {}).update(training)
+    return parse_stage(base, raw, source="test")
+
+
+def render(settings: PipelineSettings) -> dict[str, Any]:
+    """``pipelines.render_definition`` (imports the SageMaker SDK on first use)."""
+    from pipelines import render_definition  # noqa: PLC0415 - the SDK import happens on the render worker only
+
+    return render_definition(settings)
+
+
+def raw_sdk_definition(settings: PipelineSettings) -> dict[str, Any]:
+    """What SDK v3 renders for ``settings`` before rookery's fixes."""
+    from pipelines import build_pipeline  # noqa: PLC0415 - see render()
+    from pipelines._sdk import sdk_environment  # noqa: PLC0415
+
+    with sdk_environment():
+        raw: dict[str, Any] = json.loads(build_pipeline(settings).definition())
+    return raw

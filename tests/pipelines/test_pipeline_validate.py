@@ -1,0 +1,327 @@
+"""``validate_definition``: the perimeter (T1-T6), the botocore request shapes, the references."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pipeline_testing import BUILTIN_REASON, RENDER_GROUP, raw_sdk_definition
+
+from pipelines import PipelineResources, PipelineSettings, fixes, validate_definition
+from pipelines.definition import steps_by_name
+from pipelines.findings import Finding, acknowledgements
+from pipelines.perimeter import MAX_WAIT_SECONDS, Expected
+from pipelines.validate import DefinitionError, expected_for, load_definition
+
+pytestmark = pytest.mark.xdist_group(RENDER_GROUP)
+
+Mutation = Callable[[dict[str, Any]], None]
+OTHER_IMAGE = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/other:1"
+
+
+def _step(definition: dict[str, Any], name: str) -> Any:
+    return steps_by_name(definition)[name]
+
+
+def _args(definition: dict[str, Any], name: str) -> Any:
+    return _step(definition, name)["Arguments"]
+
+
+def _blocking(definition: dict[str, Any], expected: Expected | None = None) -> list[Finding]:
+    return [f for f in validate_definition(definition, expected) if f.blocking]
+
+
+def test_both_variants_pass_every_check(definition: dict[str, Any], dev_resources: PipelineResources) -> None:
+    assert validate_definition(definition) == []
+    assert validate_definition(definition, expected_for(dev_resources)) == []
+
+
+def test_the_raw_sdk_tuning_job_fails_the_perimeter(tune_settings: PipelineSettings) -> None:
+    """What SDK v3 renders before rookery's fixes: the check catches the dropped flags."""
+    raw = raw_sdk_definition(tune_settings)
+    found = {(f.step, f.control, f.field) for f in _blocking(raw)}
+    assert ("Tune", "T2", "TrainingJobDefinition.EnableNetworkIsolation") in found
+    assert ("Tune", "T3", "TrainingJobDefinition.EnableInterContainerTrafficEncryption") in found
+    assert ("Tune", "T4", "TrainingJobDefinition.ResourceConfig.VolumeKmsKeyId") in found
+    assert _blocking(fixes.apply(raw, tune_settings)) == []
+
+
+def test_restore_tuning_perimeter_sets_each_dropped_flag(
+    tune_definition: dict[str, Any], tune_settings: PipelineSettings
+) -> None:
+    broken = copy.deepcopy(tune_definition)
+    job = _args(broken, "Tune")["TrainingJobDefinition"]
+    for flag in ("EnableNetworkIsolation", "EnableInterContainerTrafficEncryption"):
+        job.pop(flag)
+    job["ResourceConfig"].pop("VolumeKmsKeyId")
+    assert fixes.restore_tuning_perimeter(broken, tune_settings) == tune_definition
+    assert "EnableNetworkIsolation" not in job, "the fix works on a copy"
+
+
+# -- each control catches its violation ------------------------------------------------------------------
+def _drop(*path: str) -> Mutation:
+    def mutate(d: dict[str, Any]) -> None:
+        node = _args(d, path[0])
+        for key in path[1:-1]:
+            node = node[key]
+        node.pop(path[-1])
+
+    return mutate
+
+
+def _set(value: Any, *path: str | int) -> Mutation:
+    def mutate(d: dict[str, Any]) -> None:
+        node: Any = _args(d, str(path[0]))
+        for key in path[1:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return mutate
+
+
+PERIMETER_CASES: dict[str, tuple[str, Mutation, tuple[str, str, str]]] = {
+    "processing without subnets": (
+        "train",
+        _set([], "Preprocess", "NetworkConfig", "VpcConfig", "Subnets"),
+        ("Preprocess", "T1", "NetworkConfig.VpcConfig.Subnets"),
+    ),
+    "training without a VPC": ("train", _drop("Train", "VpcConfig"), ("Train", "T1", "VpcConfig.Subnets")),
+    "processing with network access": (
+        "train",
+        _set(False, "Evaluate", "NetworkConfig", "EnableNetworkIsolation"),
+        ("Evaluate", "T2", "NetworkConfig.EnableNetworkIsolation"),
+    ),
+    "training without traffic encryption": (
+        "train",
+        _drop("Train", "EnableInterContainerTrafficEncryption"),
+        ("Train", "T3", "EnableInterContainerTrafficEncryption"),
+    ),
+    "processing volume without a key": (
+        "train",
+        _drop("Preprocess", "ProcessingResources", "ClusterConfig", "VolumeKmsKeyId"),
+        ("Preprocess", "T4", "ProcessingResources.ClusterConfig.VolumeKmsKeyId"),
+    ),
+    "training output without a key": (
+        "train",
+        _drop("Train", "OutputDataConfig", "KmsKeyId"),
+        ("Train", "T4", "OutputDataConfig.KmsKeyId"),
+    ),
+    "transform output without a key": (
+        "train",
+        _drop("BatchTransform", "TransformOutput", "KmsKeyId"),
+        ("BatchTransform", "T4", "TransformOutput.KmsKeyId"),
+    ),
+    "transform volume without a key": (
+        "train",
+        _drop("BatchTransform", "TransformResources", "VolumeKmsKeyId"),
+        ("BatchTransform", "T4", "TransformResources.VolumeKmsKeyId"),
+    ),
+    "spot without checkpoints": (
+        "train",
+        _drop("Train", "CheckpointConfig"),
+        ("Train", "T5", "CheckpointConfig.S3Uri"),
+    ),
+    "spot with an unbounded wait": (
+        "train",
+        _set(MAX_WAIT_SECONDS + 1, "Train", "StoppingCondition", "MaxWaitTimeInSeconds"),
+        ("Train", "T5", "StoppingCondition.MaxWaitTimeInSeconds"),
+    ),
+    "spot wait shorter than the runtime": (
+        "train",
+        _set(600, "Train", "StoppingCondition", "MaxWaitTimeInSeconds"),
+        ("Train", "T5", "StoppingCondition.MaxWaitTimeInSeconds"),
+    ),
+    "a wait bound without spot": (
+        "train",
+        _set(False, "Train", "EnableManagedSpotTraining"),
+        ("Train", "T5", "StoppingCondition.MaxWaitTimeInSeconds"),
+    ),
+    "tuning trials without isolation": (
+        "tune",
+        _set(False, "Tune", "TrainingJobDefinition", "EnableNetworkIsolation"),
+        ("Tune", "T2", "TrainingJobDefinition.EnableNetworkIsolation"),
+    ),
+    "tuning spot without a wait": (
+        "tune",
+        _drop("Tune", "TrainingJobDefinition", "StoppingCondition", "MaxWaitTimeInSeconds"),
+        ("Tune", "T5", "TrainingJobDefinition.StoppingCondition.MaxWaitTimeInSeconds"),
+    ),
+    "batch model with network access": (
+        "train",
+        _set(False, "CreateModel", "EnableNetworkIsolation"),
+        ("CreateModel", "T2", "EnableNetworkIsolation"),
+    ),
+    "transform on a model from elsewhere": (
+        "train",
+        _set("someone-elses-model", "BatchTransform", "ModelName"),
+        ("BatchTransform", "T1", "ModelName"),
+    ),
+    "a public image": (
+        "train",
+        _set("python:3.11", "Evaluate", "AppSpecification", "ImageUri"),
+        ("Evaluate", "T6", "AppSpecification.ImageUri"),
+    ),
+    "another account's ECR image": (
+        "train",
+        _set(OTHER_IMAGE, "Train", "AlgorithmSpecification", "TrainingImage"),
+        ("Train", "T6", "AlgorithmSpecification.TrainingImage"),
+    ),
+    "a registered package serving another image": (
+        "train",
+        _set(OTHER_IMAGE, "Register", "InferenceSpecification", "Containers", 0, "Image"),
+        ("Register", "T6", "InferenceSpecification.Containers[0].Image"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(PERIMETER_CASES))
+def test_each_control_catches_its_violation(
+    case: str, train_definition: dict[str, Any], tune_definition: dict[str, Any]
+) -> None:
+    variant, mutate, (step, control, field) = PERIMETER_CASES[case]
+    broken = copy.deepcopy(train_definition if variant == "train" else tune_definition)
+    mutate(broken)
+    found = _blocking(broken)
+    assert (step, control, field) in {(f.step, f.control, f.field) for f in found}
+    finding = next(f for f in found if (f.step, f.control, f.field) == (step, control, field))
+    assert finding.fix, "every finding says how to fix it"
+
+
+def test_expected_resources_are_compared(
+    train_definition: dict[str, Any], dev_resources: PipelineResources
+) -> None:
+    other = dev_resources.model_copy(
+        update={
+            "subnet_ids": ("subnet-0aaaaaaaaaaaaaaaa",),
+            "output_kms_key_arn": "arn:aws:kms:eu-west-1:000000000000:key/other",
+        }
+    )
+    controls = {(f.step, f.control) for f in _blocking(train_definition, expected_for(other))}
+    assert {("Preprocess", "T1"), ("Train", "T1"), ("Train", "T4"), ("BatchTransform", "T4")} <= controls
+
+
+def test_builtin_image_is_reported_unless_acknowledged(builtin_definition: dict[str, Any]) -> None:
+    train = _step(builtin_definition, "Train")
+    assert acknowledgements(train) == {"T6": BUILTIN_REASON}
+    image = train["Arguments"]["AlgorithmSpecification"]["TrainingImage"]
+    assert image.endswith("/sagemaker-xgboost:1.7-1"), image
+    assert "checkpoint_frequency" not in train["Arguments"]["HyperParameters"], (
+        "the built-in image rejects it"
+    )
+    assert "MetricDefinitions" not in train["Arguments"]["AlgorithmSpecification"]
+    findings = validate_definition(builtin_definition)
+    assert [(f.step, f.control, f.acknowledged) for f in findings] == [("Train", "T6", BUILTIN_REASON)]
+    assert not any(f.blocking for f in findings)
+
+    silent = copy.deepcopy(builtin_definition)
+    _step(silent, "Train").pop("Description")
+    assert [(f.step, f.control) for f in _blocking(silent)] == [("Train", "T6")]
+
+
+def test_a_short_reason_does_not_acknowledge() -> None:
+    assert acknowledgements({"Description": "Acknowledged T6: because"}) == {}
+    assert acknowledgements({"Description": f"Acknowledged T6: {BUILTIN_REASON}"}) == {"T6": BUILTIN_REASON}
+
+
+# -- botocore request shapes --------------------------------------------------------------------------------
+SHAPE_CASES: dict[str, tuple[Mutation, str, str]] = {
+    "a string where the API wants an integer": (
+        _set("30", "Preprocess", "ProcessingResources", "ClusterConfig", "VolumeSizeInGB"),
+        "Preprocess",
+        "Invalid type for parameter ProcessingResources.ClusterConfig.VolumeSizeInGB",
+    ),
+    "a string parameter where the API wants an integer": (
+        _set({"Get": "Parameters.TrainingInstanceType"}, "Train", "ResourceConfig", "InstanceCount"),
+        "Train",
+        "Invalid type for parameter ResourceConfig.InstanceCount",
+    ),
+    "a Join where the API wants a boolean": (
+        _set({"Std:Join": {"On": "", "Values": ["true"]}}, "Train", "EnableNetworkIsolation"),
+        "Train",
+        "Invalid type for parameter EnableNetworkIsolation",
+    ),
+    "an unknown member": (
+        _set(1, "Evaluate", "ProcessingResources", "ClusterConfig", "Bogus"),
+        "Evaluate",
+        'Unknown parameter in ProcessingResources.ClusterConfig: "Bogus"',
+    ),
+    "a missing required member": (
+        _drop("BatchTransform", "TransformInput"),
+        "BatchTransform",
+        "Missing required parameter",
+    ),
+    "a value outside the API's enum": (
+        _set("S3Prefx", "Preprocess", "ProcessingInputs", 0, "S3Input", "S3DataType"),
+        "Preprocess",
+        "'S3Prefx' is not a value the API accepts",
+    ),
+    "a transform instance type batch transform does not offer": (
+        _set(["ml.c5.large"], "Register", "InferenceSpecification", "SupportedTransformInstanceTypes"),
+        "Register",
+        "'ml.c5.large' is not a value the API accepts",
+    ),
+    "a role that is not a role ARN": (
+        _set("my-role", "Preprocess", "RoleArn"),
+        "Preprocess",
+        "Invalid length for parameter RoleArn",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SHAPE_CASES))
+def test_shape_validation_catches(case: str, train_definition: dict[str, Any]) -> None:
+    mutate, step, message = SHAPE_CASES[case]
+    broken = copy.deepcopy(train_definition)
+    mutate(broken)
+    shape = [f for f in _blocking(broken) if f.control == "SHAPE"]
+    assert any(f.step == step and message in f.message for f in shape), [f.message for f in shape]
+
+
+def test_a_parameter_default_outside_the_enum_is_caught(train_definition: dict[str, Any]) -> None:
+    broken = copy.deepcopy(train_definition)
+    next(p for p in broken["Parameters"] if p["Name"] == "ProcessingInstanceType")["DefaultValue"] = (
+        "ml.m5.huge"
+    )
+    shape = [f for f in _blocking(broken) if f.control == "SHAPE"]
+    assert {f.step for f in shape} == {"Preprocess", "Evaluate"}
+    assert all("default of parameter ProcessingInstanceType: 'ml.m5.huge'" in f.message for f in shape)
+
+
+# -- references -------------------------------------------------------------------------------------------
+REFERENCE_CASES: dict[str, tuple[Mutation, str]] = {
+    "an undeclared parameter": (
+        _set({"Get": "Parameters.Nope"}, "Train", "ResourceConfig", "InstanceType"),
+        "undeclared parameter 'Nope'",
+    ),
+    "an unknown step": (
+        _set({"Get": "Steps.Nope.ModelName"}, "BatchTransform", "ModelName"),
+        "unknown step in 'Steps.Nope.ModelName'",
+    ),
+    "an undeclared property file": (
+        _set({"Get": "Steps.Preprocess.PropertyFiles.EvaluationReport"}, "Train", "RoleArn"),
+        "property file 'EvaluationReport', which step 'Preprocess' does not declare",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REFERENCE_CASES))
+def test_references_are_checked(case: str, train_definition: dict[str, Any]) -> None:
+    mutate, message = REFERENCE_CASES[case]
+    broken = copy.deepcopy(train_definition)
+    mutate(broken)
+    assert any(f.control == "REF" and message in f.message for f in _blocking(broken))
+
+
+# -- reading a file ---------------------------------------------------------------------------------------
+def test_load_definition_refuses_what_is_not_a_definition(tmp_path: Path) -> None:
+    with pytest.raises(DefinitionError, match=r"cannot read .*missing\.json"):
+        load_definition(tmp_path / "missing.json")
+    (tmp_path / "broken.json").write_text("{", encoding="utf-8")
+    with pytest.raises(DefinitionError, match=r"is not JSON .* render it again"):
+        load_definition(tmp_path / "broken.json")
+    (tmp_path / "other.json").write_text('{"Resources": {}}', encoding="utf-8")
+    with pytest.raises(DefinitionError, match="no 'Steps' list: it is not a SageMaker pipeline definition"):
+        load_definition(tmp_path / "other.json")
