@@ -364,11 +364,11 @@ def _style(status: str) -> str:
     )
 
 
-def _status_table(state: ExecutionState) -> Table:
-    table = Table(title=f"{state.arn}: [{_style(state.status)}]{state.status}[/]", title_justify="left")
+def _status_table(steps: Sequence[StepState]) -> Table:
+    table = Table(title_justify="left")
     for column in ("step", "status", "failure reason"):
         table.add_column(column, overflow="fold")
-    for step in state.steps or ():
+    for step in steps:
         table.add_row(step.name, f"[{_style(step.status)}]{step.status}[/]", step.reason)
     return table
 
@@ -405,9 +405,11 @@ def status(
             execution, stage=stage, name=name, profile=profile, region=region, endpoint_url=endpoint_url
         )
         state = fetch_state(client, arn)
-    out.print(_status_table(state))
+    out.print(f"{state.arn}: [{_style(state.status)}]{state.status}[/]", soft_wrap=True)
+    if state.steps is not None:
+        out.print(_status_table(state.steps))
     if state.note:
-        out.print(f"[yellow]note:[/yellow] {state.note}; showing the execution status only")
+        out.print(f"[yellow]note:[/yellow] {state.note}; showing the execution status only", soft_wrap=True)
     if state.reason:
         out.print(f"[red]failure:[/red] {state.reason}", soft_wrap=True)
 

@@ -23,7 +23,7 @@ def stage_with(base: str = "dev", **training: Any) -> Stage:
 
 def render(settings: PipelineSettings) -> dict[str, Any]:
     """``pipelines.render_definition`` (imports the SageMaker SDK on first use)."""
-    from pipelines import render_definition  # noqa: PLC0415 - the SDK import happens on the render worker only
+    from pipelines import render_definition  # noqa: PLC0415 - SDK import: render worker only
 
     return render_definition(settings)
 

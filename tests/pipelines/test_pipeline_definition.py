@@ -50,7 +50,7 @@ def _training_job(definition: dict[str, Any]) -> dict[str, Any]:
     return by_name[steps.TUNE]["Arguments"]["TrainingJobDefinition"]
 
 
-# -- steps and DAG ---------------------------------------------------------------------------------
+# -- steps and DAG --------------------------------------------------------------------------
 def test_train_variant_steps_and_dag(train_definition: dict[str, Any]) -> None:
     assert [s["Name"] for s in train_definition["Steps"]] == ["Preprocess", "Train", "Evaluate", "Gate"]
     assert dependencies(train_definition) == {
@@ -81,7 +81,7 @@ def test_gate_branches(definition: dict[str, Any]) -> None:
     assert steps_by_name(definition)[steps.CREATE_MODEL]["DependsOn"] == ["Register"]
 
 
-# -- parameters --------------------------------------------------------------------------------------
+# -- parameters --------------------------------------------------------------------------
 def test_parameters_and_defaults(train_definition: dict[str, Any], dev_stage: Stage) -> None:
     ml = dev_stage.ml
     declared = {p["Name"]: (p["Type"], p["DefaultValue"]) for p in train_definition["Parameters"]}
@@ -219,7 +219,7 @@ def test_no_spot_means_no_wait_bound(dev_stage: Stage, dev_resources: PipelineRe
     assert "MaxWaitTimeInSeconds" not in job["StoppingCondition"]
 
 
-# -- training contract ------------------------------------------------------------------------------
+# -- training contract --------------------------------------------------------------------------
 def test_training_channels_hyperparameters_and_metrics(
     train_definition: dict[str, Any], dev_stage: Stage
 ) -> None:
@@ -389,7 +389,7 @@ def test_batch_transform_of_the_test_split(definition: dict[str, Any]) -> None:
     assert args["TransformOutput"]["Accept"] == "application/jsonlines"
 
 
-# -- the builder itself ---------------------------------------------------------------------------------
+# -- the builder itself --------------------------------------------------------------------------
 def test_render_is_deterministic(train_settings: PipelineSettings, train_definition: dict[str, Any]) -> None:
     assert render(train_settings) == train_definition
 

@@ -61,7 +61,7 @@ def test_restore_tuning_perimeter_sets_each_dropped_flag(
     assert "EnableNetworkIsolation" not in job, "the fix works on a copy"
 
 
-# -- each control catches its violation ------------------------------------------------------------------
+# -- each control catches its violation ------------------------------------------------------------
 def _drop(*path: str) -> Mutation:
     def mutate(d: dict[str, Any]) -> None:
         node = _args(d, path[0])
@@ -226,7 +226,7 @@ def test_a_short_reason_does_not_acknowledge() -> None:
     assert acknowledgements({"Description": f"Acknowledged T6: {BUILTIN_REASON}"}) == {"T6": BUILTIN_REASON}
 
 
-# -- botocore request shapes --------------------------------------------------------------------------------
+# -- botocore request shapes --------------------------------------------------------------------------
 SHAPE_CASES: dict[str, tuple[Mutation, str, str]] = {
     "a string where the API wants an integer": (
         _set("30", "Preprocess", "ProcessingResources", "ClusterConfig", "VolumeSizeInGB"),
@@ -290,7 +290,7 @@ def test_a_parameter_default_outside_the_enum_is_caught(train_definition: dict[s
     assert all("default of parameter ProcessingInstanceType: 'ml.m5.huge'" in f.message for f in shape)
 
 
-# -- references -------------------------------------------------------------------------------------------
+# -- references --------------------------------------------------------------------------
 REFERENCE_CASES: dict[str, tuple[Mutation, str]] = {
     "an undeclared parameter": (
         _set({"Get": "Parameters.Nope"}, "Train", "ResourceConfig", "InstanceType"),
@@ -315,7 +315,7 @@ def test_references_are_checked(case: str, train_definition: dict[str, Any]) -> 
     assert any(f.control == "REF" and message in f.message for f in _blocking(broken))
 
 
-# -- reading a file ---------------------------------------------------------------------------------------
+# -- reading a file --------------------------------------------------------------------------
 def test_load_definition_refuses_what_is_not_a_definition(tmp_path: Path) -> None:
     with pytest.raises(DefinitionError, match=r"cannot read .*missing\.json"):
         load_definition(tmp_path / "missing.json")

@@ -1,0 +1,342 @@
+"""``rookery pipeline``: render and validate offline; upsert, start, status, wait on moto and stubs."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+from pipeline_testing import RENDER_GROUP
+from typer.testing import CliRunner
+
+from rookery.cli import pipeline as cli
+
+pytestmark = pytest.mark.xdist_group(RENDER_GROUP)
+
+REGION = "eu-west-1"
+ROLE = "arn:aws:iam::000000000000:role/rookery-dev-sagemaker-execution"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def _run(runner: CliRunner, *args: str) -> Any:
+    return runner.invoke(cli.app, list(args))
+
+
+def _one_line_error(result: Any, code: int = 2) -> str:
+    """The error contract: exit code, one line on stderr, no traceback."""
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    assert lines[0].startswith("error: ")
+    return str(lines[0])
+
+
+@pytest.fixture
+def definition_file(tmp_path: Path, train_definition: dict[str, Any]) -> Path:
+    path = tmp_path / "pipeline.json"
+    path.write_text(json.dumps(train_definition), encoding="utf-8")
+    return path
+
+
+# -- offline --------------------------------------------------------------------------
+@pytest.mark.parametrize("variant", ["--no-tune", "--tune"])
+def test_render_then_validate(runner: CliRunner, tmp_path: Path, variant: str) -> None:
+    out = tmp_path / "pipeline.json"
+    rendered = _run(runner, "render", "--stage", "dev", variant, "-o", str(out))
+    assert rendered.exit_code == 0, rendered.output
+    expected_variant = "tune" if variant == "--tune" else "train"
+    assert f"wrote {out}: stage dev, {expected_variant} variant, spot on" in rendered.stderr
+    steps = [s["Name"] for s in json.loads(out.read_text(encoding="utf-8"))["Steps"]]
+    assert steps[1] == ("Tune" if variant == "--tune" else "Train")
+    checked = _run(runner, "validate", str(out))
+    assert checked.exit_code == 0, checked.output
+    assert "OK" in checked.stdout and "T1, T2, T3, T4, T5, T6, SHAPE, REF" in checked.stdout
+
+
+def test_render_to_stdout_matches_the_builder(runner: CliRunner, train_definition: dict[str, Any]) -> None:
+    result = _run(runner, "render", "--stage", "dev", "--no-tune", "-o", "-")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == train_definition
+
+
+def test_render_with_deployed_resources(runner: CliRunner, tmp_path: Path, dev_resources: Any) -> None:
+    deployed = dev_resources.model_copy(
+        update={"artifacts_bucket": "rookery-dev-artifacts-123456789012-eu-west-1"}
+    )
+    resources = tmp_path / "resources.json"
+    resources.write_text(deployed.model_dump_json(), encoding="utf-8")
+    out = tmp_path / "pipeline.json"
+    assert (
+        _run(
+            runner, "render", "-s", "dev", "--no-tune", "--resources", str(resources), "-o", str(out)
+        ).exit_code
+        == 0
+    )
+    assert "s3://rookery-dev-artifacts-123456789012-eu-west-1" in out.read_text(encoding="utf-8")
+    assert _run(runner, "validate", str(out), "--resources", str(resources)).exit_code == 0
+    # Checked against another stage's network, the same file fails T1.
+    other = tmp_path / "other.json"
+    other.write_text(
+        deployed.model_copy(update={"subnet_ids": ("subnet-0f",)}).model_dump_json(), encoding="utf-8"
+    )
+    mismatch = _run(runner, "validate", str(out), "--resources", str(other), "--json")
+    assert mismatch.exit_code == 1
+    assert {f["control"] for f in json.loads(mismatch.stdout)} == {"T1"}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"role_arn": "nope"}), encoding="utf-8")
+    assert "--resources" in _one_line_error(
+        _run(runner, "render", "-s", "dev", "--resources", str(bad), "-o", str(out))
+    )
+
+
+def test_validate_reports_findings_and_exits_1(
+    runner: CliRunner, tmp_path: Path, tune_definition: dict[str, Any]
+) -> None:
+    broken = copy.deepcopy(tune_definition)
+    job = broken["Steps"][1]["Arguments"]["TrainingJobDefinition"]
+    job.pop("EnableNetworkIsolation")
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken), encoding="utf-8")
+    result = _run(runner, "validate", str(path))
+    assert result.exit_code == 1
+    assert "1 finding(s)" in result.stdout and "T2" in result.stdout and "Tune" in result.stdout
+    as_json = _run(runner, "validate", str(path), "--json")
+    assert as_json.exit_code == 1
+    (finding,) = json.loads(as_json.stdout)
+    assert finding["step"] == "Tune" and finding["control"] == "T2"
+    assert finding["field"] == "TrainingJobDefinition.EnableNetworkIsolation"
+    assert finding["fix"].startswith("set TrainingJobDefinition.EnableNetworkIsolation to true")
+
+
+def test_offline_errors_are_one_line(runner: CliRunner, tmp_path: Path) -> None:
+    assert "unknown stage 'nope'" in _one_line_error(
+        _run(runner, "render", "--stage", "nope", "-o", "x.json")
+    )
+    assert "cannot read" in _one_line_error(_run(runner, "validate", str(tmp_path / "missing.json")))
+
+
+# -- AWS through moto --------------------------------------------------------------------------
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield
+
+
+@pytest.mark.usefixtures("aws")
+def test_upsert_creates_then_updates(runner: CliRunner, definition_file: Path) -> None:
+    created = _run(runner, "upsert", str(definition_file), "--stage", "dev")
+    assert created.exit_code == 0, created.output
+    assert created.stdout.startswith("created arn:aws:sagemaker:eu-west-1:")
+    assert created.stdout.strip().endswith(":pipeline/rookery-dev-pipeline")
+    described = boto3.client("sagemaker").describe_pipeline(PipelineName="rookery-dev-pipeline")
+    assert json.loads(described["PipelineDefinition"]) == json.loads(
+        definition_file.read_text(encoding="utf-8")
+    )
+    assert described["RoleArn"] == ROLE
+    updated = _run(runner, "upsert", str(definition_file), "--stage", "dev")
+    assert updated.exit_code == 0 and updated.stdout.startswith("updated ")
+
+
+@pytest.mark.usefixtures("aws")
+def test_upsert_refuses_a_definition_with_findings(
+    runner: CliRunner, tmp_path: Path, train_definition: dict[str, Any]
+) -> None:
+    broken = copy.deepcopy(train_definition)
+    broken["Steps"][1]["Arguments"]["EnableNetworkIsolation"] = False
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken), encoding="utf-8")
+    message = _one_line_error(_run(runner, "upsert", str(path), "--stage", "dev"), code=1)
+    assert "1 finding(s); see `rookery pipeline validate" in message
+
+
+@pytest.mark.usefixtures("aws")
+def test_start_checks_parameters_then_status_and_wait_degrade(
+    runner: CliRunner, definition_file: Path
+) -> None:
+    assert _run(runner, "upsert", str(definition_file), "--name", "demo").exit_code == 0
+    bad = _run(runner, "start", "--name", "demo", "--param", "AucThreshold=high")
+    assert "AucThreshold is a Float" in _one_line_error(bad)
+
+    started = _run(runner, "start", "--name", "demo", "--param", "AucThreshold=0.9")
+    assert started.exit_code == 0, started.output
+    arn = started.stdout.removeprefix("started ").strip()
+    client = boto3.client("sagemaker")
+    parameters = client.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
+    assert {"Name": "AucThreshold", "Value": "0.9"} in parameters
+
+    status = _run(runner, "status", "--name", "demo")  # the latest execution
+    assert status.exit_code == 0, status.output
+    assert arn in status.stdout and "Succeeded" in status.stdout
+    assert "does not implement ListPipelineExecutionSteps; showing the execution status only" in status.stdout
+
+    waited = _run(runner, "wait", arn, "--poll", "0")
+    assert waited.exit_code == 0, waited.output
+    assert "following the execution status only" in waited.stdout and "execution Succeeded" in waited.stdout
+
+
+@pytest.mark.usefixtures("aws")
+def test_status_of_a_pipeline_without_executions(runner: CliRunner, definition_file: Path) -> None:
+    assert _run(runner, "upsert", str(definition_file), "--name", "idle").exit_code == 0
+    assert "has no executions" in _one_line_error(_run(runner, "status", "--name", "idle"))
+    assert "could not find pipeline" in _one_line_error(_run(runner, "start", "--name", "absent")).lower()
+
+
+# -- the steps call, stubbed ------------------------------------------------------------------------------
+def _steps(*states: tuple[str, str, str]) -> dict[str, Any]:
+    """A ListPipelineExecutionSteps page for steps started in this order (the API lists newest first)."""
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    steps = [
+        {
+            "StepName": name,
+            "StepStatus": status,
+            "FailureReason": reason,
+            "StartTime": start + dt.timedelta(minutes=i),
+        }
+        for i, (name, status, reason) in enumerate(states)
+    ]
+    return {"PipelineExecutionSteps": steps[::-1]}
+
+
+@pytest.mark.usefixtures("aws")
+def test_status_shows_each_step_from_a_stubbed_steps_call(
+    runner: CliRunner, definition_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _run(runner, "upsert", str(definition_file), "--name", "demo").exit_code == 0
+    moto = boto3.client("sagemaker")
+    arn = moto.start_pipeline_execution(PipelineName="demo", ClientRequestToken="t" * 32)[
+        "PipelineExecutionArn"
+    ]
+    described = moto.describe_pipeline_execution(PipelineExecutionArn=arn)  # moto's real answer
+    described.pop("ResponseMetadata")
+
+    client = boto3.client("sagemaker")
+    stubber = Stubber(client)
+    stubber.add_response("describe_pipeline_execution", described, {"PipelineExecutionArn": arn})
+    stubber.add_response(
+        "list_pipeline_execution_steps",
+        _steps(("Preprocess", "Succeeded", ""), ("Train", "Succeeded", ""), ("Evaluate", "Executing", "")),
+        {"PipelineExecutionArn": arn},
+    )
+    monkeypatch.setattr(cli, "sagemaker_client", lambda *args: client)
+    with stubber:
+        result = _run(runner, "status", arn)
+    assert result.exit_code == 0, result.output
+    rows = [
+        line
+        for line in result.stdout.splitlines()
+        if any(s in line for s in ("Preprocess", "Train", "Evaluate"))
+    ]
+    assert [row.split()[1] for row in rows] == ["Preprocess", "Train", "Evaluate"]
+    assert "Executing" in rows[-1] and "does not implement" not in result.stdout
+    stubber.assert_no_pending_responses()
+
+
+def test_wait_prints_each_change_and_exits_1_on_failure(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arn = "arn:aws:sagemaker:eu-west-1:000000000000:pipeline/demo/execution/abc123"
+    client = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y")
+    stubber = Stubber(client)
+    timeline = [
+        ("Executing", "", _steps(("Preprocess", "Executing", ""))),
+        ("Executing", "", _steps(("Preprocess", "Executing", ""))),
+        ("Executing", "", _steps(("Preprocess", "Succeeded", ""), ("Train", "Executing", ""))),
+        ("Failed", "Step failure: One or multiple steps failed.", _steps(
+            ("Preprocess", "Succeeded", ""), ("Train", "Failed", "AlgorithmError: validation-auc is nan"),
+        )),
+    ]  # fmt: skip
+    for status, reason, steps in timeline:
+        stubber.add_response(
+            "describe_pipeline_execution",
+            {"PipelineExecutionStatus": status, "FailureReason": reason},
+            {"PipelineExecutionArn": arn},
+        )
+        stubber.add_response("list_pipeline_execution_steps", steps, {"PipelineExecutionArn": arn})
+    monkeypatch.setattr(cli, "sagemaker_client", lambda *args: client)
+    with stubber:
+        result = _run(runner, "wait", arn, "--poll", "0")
+    assert result.exit_code == 1
+    events = [line.split(None, 1)[1] for line in result.stdout.splitlines()]
+    assert events == [
+        f"following {arn}",
+        "Preprocess Executing",
+        "execution Executing",
+        "Preprocess Succeeded",
+        "Train Executing",
+        "Train Failed: AlgorithmError: validation-auc is nan",
+        "execution Failed",
+    ]
+    assert _one_line_error(result, code=1) == (
+        "error: execution Failed at step Train: Step failure: One or multiple steps failed."
+    )
+    stubber.assert_no_pending_responses()
+
+
+def test_wait_gives_up_at_the_timeout() -> None:
+    arn = "arn:aws:sagemaker:eu-west-1:000000000000:pipeline/demo/execution/abc123"
+    client = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y")
+    stubber = Stubber(client)
+    for _ in range(2):
+        stubber.add_response("describe_pipeline_execution", {"PipelineExecutionStatus": "Executing"})
+        stubber.add_response("list_pipeline_execution_steps", _steps(("Preprocess", "Executing", "")))
+    ticks = iter([0.0, 5.0, 11.0])
+    lines: list[str] = []
+    with stubber:
+        final = cli.watch(
+            client,
+            arn,
+            poll_seconds=5,
+            timeout_seconds=10,
+            emit=lines.append,
+            sleep=lambda seconds: None,
+            clock=lambda: next(ticks),
+        )
+    assert final.status == "Executing"
+    assert lines == ["Preprocess [cyan]Executing[/]", "execution [cyan]Executing[/]"]
+
+
+# -- credentials --------------------------------------------------------------------------
+def test_without_credentials_it_says_so_in_one_line(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_REGION",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
+    message = _one_line_error(_run(runner, "status", "--stage", "dev"))
+    assert (
+        message
+        == "error: no AWS credentials found: pass --profile, set AWS_PROFILE, or sign in (aws sso login)"
+    )
+    message = _one_line_error(_run(runner, "start", "--stage", "dev", "--profile", "nobody"))
+    assert "The config profile (nobody) could not be found" in message
+    message = _one_line_error(_run(runner, "status", "--name", "demo"))
+    assert message == "error: no AWS region: pass --region or --stage, or set AWS_REGION"
