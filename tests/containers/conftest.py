@@ -10,6 +10,7 @@ import pytest
 from image_helpers import (
     LOANS_SCHEMA,
     PENGUINS_SCHEMA,
+    Endpoint,
     PipelineRun,
     loan_records,
     penguin_records,
@@ -61,6 +62,6 @@ def loans(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
 
 
 @pytest.fixture(scope="session")
-def penguins_endpoint(penguins: PipelineRun) -> Iterator[str]:
-    with serving(penguins.model_dir, workers=2) as url:
-        yield url
+def penguins_endpoint(penguins: PipelineRun) -> Iterator[Endpoint]:
+    with serving(penguins.model_dir, workers=2) as endpoint:
+        yield endpoint

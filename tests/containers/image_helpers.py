@@ -308,9 +308,15 @@ def run_pipeline(
     return PipelineRun(prep, train, evaluate, train_log)
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    pid: int  # the serve entrypoint (uvicorn's supervisor when there are several workers)
+
+
 @contextmanager
-def serving(model_dir: Path, workers: int = 2, **extra: str) -> Iterator[str]:
-    """Run the real `serve` entrypoint on 127.0.0.1 against ``model_dir``; yield its base URL."""
+def serving(model_dir: Path, workers: int = 2, **extra: str) -> Iterator[Endpoint]:
+    """Run the real `serve` entrypoint on 127.0.0.1 against ``model_dir`` until the block ends."""
     base = model_dir.parent
     port = free_port()
     sandbox = Sandbox(base)
@@ -326,7 +332,7 @@ def serving(model_dir: Path, workers: int = 2, **extra: str) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process, log)
-        yield url
+        yield Endpoint(url, process.pid)
     finally:
         process.terminate()
         try:

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
-from image_helpers import LOANS_SCHEMA, PENGUINS_SCHEMA, PipelineRun, serving
+from image_helpers import LOANS_SCHEMA, PENGUINS_SCHEMA, Endpoint, PipelineRun, serving
 
 from rookery_image.contract import METRIC_DEFINITIONS
 from rookery_image.model import ModelBundle
@@ -155,11 +155,11 @@ def test_penguins_training_and_evaluation(penguins: PipelineRun) -> None:
 
 @pytest.mark.xdist_group("image-penguins")
 def test_penguins_endpoint_batch_transform_matches_the_job_encoding(
-    penguins: PipelineRun, penguins_endpoint: str
+    penguins: PipelineRun, penguins_endpoint: Endpoint
 ) -> None:
     """test.jsonl through the endpoint (raw records) == the model on test.csv (encoded by preprocess)."""
     body = (penguins.preprocess.processing_output("inference") / "test.jsonl").read_bytes()
-    status, media, data = post(penguins_endpoint, body, "application/jsonlines")
+    status, media, data = post(penguins_endpoint.url, body, "application/jsonlines")
     assert status == 200 and media == "application/jsonlines"
     answers = [json.loads(line) for line in data.decode().splitlines()]
     bundle = ModelBundle.load(penguins.model_dir)
@@ -171,7 +171,7 @@ def test_penguins_endpoint_batch_transform_matches_the_job_encoding(
 
 
 @pytest.mark.xdist_group("image-penguins")
-def test_penguins_endpoint_formats_agree(penguins_endpoint: str) -> None:
+def test_penguins_endpoint_formats_agree(penguins_endpoint: Endpoint) -> None:
     records = [
         {"bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181, "body_mass_g": 3750,
          "species": "Adelie", "island": "Torgersen", "sex": "male", "year": 2007},
@@ -181,27 +181,27 @@ def test_penguins_endpoint_formats_agree(penguins_endpoint: str) -> None:
          "species": "Gentoo", "island": "Biscoe"},
     ]  # fmt: skip
     csv_body = b"39.1,18.7,181,3750,Adelie,Torgersen\n,,,,Gentoo,\n46.5,13.5,210,4550,Gentoo,Biscoe\n"
-    status, media, as_csv = post(penguins_endpoint, csv_body, "text/csv")
+    status, media, as_csv = post(penguins_endpoint.url, csv_body, "text/csv")
     assert status == 200 and media == "text/csv"
     csv_answers = [line.split(",") for line in as_csv.decode().splitlines()]
-    status, media, as_json = post(penguins_endpoint, json.dumps(records).encode(), "application/json")
+    status, media, as_json = post(penguins_endpoint.url, json.dumps(records).encode(), "application/json")
     assert status == 200 and media == "application/json"
     predictions = json.loads(as_json)["predictions"]
     assert [[str(p["probability"]), p["label"]] for p in predictions] == csv_answers
     jsonl = "\n".join(json.dumps(r) for r in records).encode()
     status, media, as_jsonl = post(
-        penguins_endpoint, jsonl, "application/jsonlines; charset=utf-8", "application/json"
+        penguins_endpoint.url, jsonl, "application/jsonlines; charset=utf-8", "application/json"
     )
     assert (
         status == 200 and media == "application/json" and json.loads(as_jsonl)["predictions"] == predictions
     )
     # One record (not a list) is one prediction; Accept picks the answer's format.
     status, media, one = post(
-        penguins_endpoint, json.dumps(records[2]).encode(), "application/json", "text/csv"
+        penguins_endpoint.url, json.dumps(records[2]).encode(), "application/json", "text/csv"
     )
     assert status == 200 and media == "text/csv" and one.decode() == ",".join(csv_answers[2]) + "\n"
     # Batch transform with ContentType application/json and SplitType=Line: one JSON document per line.
-    status, _, lines = post(penguins_endpoint, jsonl, "application/json")
+    status, _, lines = post(penguins_endpoint.url, jsonl, "application/json")
     assert status == 200 and json.loads(lines)["predictions"] == predictions
 
 
@@ -216,8 +216,8 @@ def test_decision_threshold_travels_by_environment(penguins: PipelineRun) -> Non
     threshold = float(
         (above[len(above) // 2] + above[len(above) // 2 - 1]) / 2
     )  # flips about half the "female"s
-    with serving(penguins.model_dir, workers=1, ROOKERY_DECISION_THRESHOLD=f"{threshold!r}") as url:
-        status, _, data = post(url, body, "application/jsonlines")
+    with serving(penguins.model_dir, workers=1, ROOKERY_DECISION_THRESHOLD=f"{threshold!r}") as endpoint:
+        status, _, data = post(endpoint.url, body, "application/jsonlines")
     assert status == 200
     answers = [json.loads(line) for line in data.decode().splitlines()]
     assert all((a["label"] == "female") == (a["probability"] >= threshold) for a in answers)
@@ -266,7 +266,8 @@ def test_second_schema_endpoint(loans: PipelineRun) -> None:
         "loan_id": "X1", "income": 20000, "debt_ratio": 0.95, "age": "33", "credit_lines": 2,
         "region": "east", "employment": "unemployed", "defaulted": "no", "ingested_at": "2024-05-01",
     }  # fmt: skip
-    with serving(loans.model_dir, workers=1) as url:
+    with serving(loans.model_dir, workers=1) as endpoint:
+        url = endpoint.url
         status, _, data = post(url, json.dumps(record).encode(), "application/json")
         assert status == 200
         (prediction,) = json.loads(data)["predictions"]

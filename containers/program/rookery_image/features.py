@@ -8,6 +8,7 @@ serving path never imports pandas).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -205,7 +206,9 @@ def fit(
     column that is all zeros in training (the model ignores it), and batch transform of the test
     split never meets an "unknown" category.
     """
-    medians = np.nanmedian(numeric_train, axis=0) if len(numeric_names) else np.array([])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column is reported just below
+        medians = np.nanmedian(numeric_train, axis=0) if len(numeric_names) else np.array([])
     empty = [name for name, m in zip(numeric_names, medians, strict=True) if np.isnan(m)]
     if empty:
         raise ValueError(f"numeric columns {empty} have no values in the training split")

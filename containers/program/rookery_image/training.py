@@ -120,7 +120,7 @@ class StopFlag:
         signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        print("train: SIGTERM received; saving a checkpoint after the current round", flush=True)
+        # Only set the flag: printing here could re-enter a print the loop is in the middle of.
         self.event.set()
 
     @property
@@ -201,6 +201,7 @@ def train(where: contract.Paths, stop: StopFlag) -> dict[str, Any]:
             store.save(booster.save_raw(raw_format="ubj"), done)
             written += 1
         if stop.requested:
+            print(f"train: SIGTERM received; checkpoint saved after round {done}", flush=True)
             raise Interrupted(
                 f"stopped by SIGTERM after round {done} of {params.num_round}; checkpoint saved in "
                 f"{where.checkpoints}: the restarted job resumes from round {done}"

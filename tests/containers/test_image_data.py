@@ -1,0 +1,194 @@
+"""Records, the fitted preprocessor, the split and the request codec: pure logic, in process."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rookery_image import codec, features, records, splitting
+from rookery_image.contract import UserError
+from rookery_image.features import MISSING_LEVEL, Preprocessor
+
+# --- field values -------------------------------------------------------------------------------
+
+
+def test_numbers_share_one_rule_for_every_source() -> None:
+    column, invalid = records.numbers([1, 2.5, None, "3.25", " 4 ", "", True])
+    assert column[:2].tolist() == [1.0, 2.5] and math.isnan(column[2]) and column[3:5].tolist() == [3.25, 4.0]
+    assert math.isnan(column[5]) and column[6] == 1.0 and invalid == []
+    column, invalid = records.numbers([1.0, "heavy", [1], {"a": 1}, "1e999"])
+    assert invalid == [1, 2, 3, 4] and all(math.isnan(v) for v in column[1:])
+
+
+def test_categories_are_text() -> None:
+    assert [records.category(v) for v in ("Dream", "", None, 2007, 2007.0, 2.5, True)] == [
+        "Dream", None, None, "2007", "2007", "2.5", "true",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="a list is not a category"):
+        records.category(["Dream"])
+
+
+def test_read_raw_handles_firehose_output(tmp_path: Path) -> None:
+    a = tmp_path / "penguins" / "ingest_date=2024-05-01" / "part-a"
+    a.parent.mkdir(parents=True)
+    a.write_text('{"x": 1}\n\n{"x": 2}{"x": 3}\n')  # a blank line; two records without a newline between
+    b = a.with_name("part-b")  # gzip without a .gz name: detected by content
+    b.write_bytes(gzip.compress(b'{"x": 4}\n') + gzip.compress(b'{"x": 5}\n'))  # two gzip members
+    (tmp_path / "penguins" / ".hidden").write_text("ignored")
+    errors = tmp_path / "errors" / "x" / "failed"
+    errors.parent.mkdir(parents=True)
+    errors.write_text("not json")
+    raw = records.read_raw(tmp_path)
+    assert [r["x"] for r in raw.records] == [1, 2, 3, 4, 5]
+    assert raw.files == ["penguins/ingest_date=2024-05-01/part-a", "penguins/ingest_date=2024-05-01/part-b"]
+    assert raw.skipped == [{"path": "errors/x/failed", "reason": "Firehose error output (failed records)"}]
+
+
+def test_read_raw_errors(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no raw input folder"):
+        records.read_raw(tmp_path / "absent")
+    (tmp_path / "part").write_text('["not", "a", "record"]\n')
+    with pytest.raises(UserError, match="raw file part line 1 holds a JSON list, not a record"):
+        records.read_raw(tmp_path)
+
+
+# --- preprocessor -------------------------------------------------------------------------------
+
+
+def fitted(standardize: bool = False) -> Preprocessor:
+    train = np.array([[1.0, 10.0], [np.nan, 20.0], [3.0, np.nan], [5.0, 40.0]])
+    return features.fit(
+        dataset="toy", target="y", positive_class="yes", negative_class="no", id_column=None,
+        numeric_names=["a", "b"], numeric_train=train, categorical_names=["colour"],
+        categorical_levels=[["red", "blue", "red", "green"]], standardize=standardize,
+    )  # fmt: skip
+
+
+def test_fit_imputes_with_training_medians_and_adds_a_missing_level() -> None:
+    pre = fitted()
+    assert [c.median for c in pre.numeric] == [3.0, 20.0]
+    assert pre.categorical[0].levels == ("blue", "green", "red", MISSING_LEVEL)
+    assert pre.feature_names == (
+        "a",
+        "b",
+        "colour=blue",
+        "colour=green",
+        "colour=red",
+        f"colour={MISSING_LEVEL}",
+    )
+    matrix = pre.encode(np.array([[np.nan, 15.0], [2.0, np.nan]]), [["red", None]])
+    assert matrix.dtype == np.float32
+    assert matrix.tolist() == [[3.0, 15.0, 0, 0, 1, 0], [2.0, 20.0, 0, 0, 0, 1]]
+
+
+def test_unknown_levels_are_refused_or_ignored() -> None:
+    pre = fitted()
+    with pytest.raises(features.UnknownCategory) as caught:
+        pre.encode(np.zeros((2, 2)), [["red", "purple"]])
+    assert (caught.value.record, caught.value.column, caught.value.value) == (1, "colour", "purple")
+    ignored = pre.encode(np.zeros((2, 2)), [["red", "purple"]], unknown="ignore")
+    assert ignored[1, 2:].tolist() == [0, 0, 0, 0]
+
+
+def test_standardization_uses_training_statistics() -> None:
+    pre = fitted(standardize=True)
+    imputed = np.array([[1.0, 10.0], [3.0, 20.0], [3.0, 20.0], [5.0, 40.0]])
+    encoded = pre.encode(imputed, [["red"] * 4])
+    assert np.allclose(encoded[:, :2].mean(axis=0), 0, atol=1e-6)
+    assert np.allclose(encoded[:, :2].std(axis=0), 1, atol=1e-6)
+
+
+def test_artifact_round_trip_and_validation() -> None:
+    pre = fitted(standardize=True)
+    again = Preprocessor.from_dict(json.loads(json.dumps(pre.to_dict())))
+    assert again == pre and again.feature_names == pre.feature_names
+    with pytest.raises(ValueError, match="expected 'rookery-preprocessor/1'"):
+        Preprocessor.from_dict({"format": "sklearn-pipeline"})
+    broken = pre.to_dict()
+    del broken["numeric"]
+    with pytest.raises(ValueError, match="missing or malformed"):
+        Preprocessor.from_dict(broken)
+
+
+def test_a_numeric_column_without_training_values_is_an_error() -> None:
+    with pytest.raises(ValueError, match=r"numeric columns \['a'\] have no values"):
+        features.fit(
+            dataset="toy", target="y", positive_class="yes", negative_class="no", id_column=None,
+            numeric_names=["a"], numeric_train=np.array([[np.nan], [np.nan]]), categorical_names=[],
+            categorical_levels=[], standardize=False,
+        )  # fmt: skip
+
+
+# --- split --------------------------------------------------------------------------------------
+
+
+def test_split_is_stratified_seeded_and_complete() -> None:
+    labels = np.array([1] * 100 + [0] * 900)
+    parts = splitting.stratified_split(labels, (0.7, 0.15, 0.15), seed=42)
+    assert sorted(np.concatenate(parts).tolist()) == list(range(1000)), "every row lands in exactly one split"
+    assert [len(p) for p in parts] == [700, 150, 150]
+    assert [int(labels[p].sum()) for p in parts] == [70, 15, 15]
+    again = splitting.stratified_split(labels, (0.7, 0.15, 0.15), seed=42)
+    other = splitting.stratified_split(labels, (0.7, 0.15, 0.15), seed=43)
+    assert all((a == b).all() for a, b in zip(parts, again, strict=True))
+    assert not (parts[0] == other[0]).all()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("0.7,0.3", "has 2 parts"),
+        ("0.7,0.2,0.2", "adds up to 1.1"),
+        ("a,b,c", "three numbers"),
+        ("1,0,0", "between 0 and 1"),
+    ],
+)
+def test_split_fraction_errors(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        splitting.parse_fractions(text)
+
+
+# --- request codec ------------------------------------------------------------------------------
+
+
+def test_csv_and_json_decode_to_the_same_batch() -> None:
+    pre = fitted()
+    csv_batch = codec.decode_csv(b'1.5,,red\n"2",20,\n', pre)
+    records = [{"a": 1.5, "b": None, "colour": "red"}, {"a": "2", "b": 20, "colour": None, "y": "yes"}]
+    json_batch = codec.decode_json(json.dumps(records).encode(), pre)
+    lines_batch = codec.decode_jsonlines(
+        b'{"a": 1.5, "b": "", "colour": "red"}\n{"a": 2, "b": 20, "colour": ""}\n', pre
+    )
+    for batch in (json_batch, lines_batch):
+        assert np.array_equal(batch.numeric, csv_batch.numeric, equal_nan=True)
+        assert batch.categories == csv_batch.categories == [["red", None]]
+
+
+def test_media_types() -> None:
+    assert codec.request_format("text/csv; charset=utf-8") == "csv"
+    assert codec.request_format("application/x-jsonlines") == "jsonlines"
+    assert codec.response_format(None, "csv") == "csv"
+    assert codec.response_format("*/*", "json") == "json"
+    assert codec.response_format("text/html, application/jsonlines;q=0.9", "csv") == "jsonlines"
+    with pytest.raises(codec.PayloadError) as caught:
+        codec.response_format("text/html", "csv")
+    assert caught.value.status == 406
+
+
+def test_encode_in_every_format() -> None:
+    probabilities = np.array([0.1234567, 0.9])
+    positive = probabilities >= 0.5
+    assert codec.encode(probabilities, positive, ("no", "yes"), "csv") == b"0.123457,no\n0.9,yes\n"
+    assert json.loads(codec.encode(probabilities, positive, ("no", "yes"), "json")) == {
+        "predictions": [{"probability": 0.123457, "label": "no"}, {"probability": 0.9, "label": "yes"}]
+    }
+    assert codec.encode(probabilities, positive, ("no", "yes, really"), "csv").endswith(
+        b'0.9,"yes, really"\n'
+    )
+    lines = codec.encode(probabilities, positive, ("no", "yes"), "jsonlines").decode().splitlines()
+    assert [json.loads(line)["label"] for line in lines] == ["no", "yes"]
