@@ -419,6 +419,11 @@ def _describe(error: Mapping[str, Any]) -> str:
 
 def parse_stage(name: str, raw: Mapping[str, Any], *, source: str, destroy_data: bool = False) -> Stage:
     """Validate a stage mapping; raise ``ConfigError`` naming every bad field, its value and the fix."""
+    if "destroy_data_on_delete" in raw:
+        raise ConfigError(
+            f"stage {name!r} ({source}): 'destroy_data_on_delete' cannot be set in a stage file; "
+            "remove it and pass -c destroy_data=true at synth time (with data.removal_policy = \"destroy\")"
+        )
     try:
         stage = Stage.model_validate({"name": name, **raw})
     except ValidationError as exc:
