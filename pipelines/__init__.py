@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pipelines.cache import render_definition_cached
 from pipelines.placeholders import placeholder_locations, split_on_placeholders
 from pipelines.settings import PipelineResources, PipelineSettings, SettingsError
 from pipelines.validate import validate_definition
@@ -26,6 +27,7 @@ __all__ = [
     "build_pipeline",
     "placeholder_locations",
     "render_definition",
+    "render_definition_cached",
     "render_json",
     "split_on_placeholders",
     "validate_definition",
