@@ -6,6 +6,8 @@ SDK v3 (sagemaker 3.27) cannot build a pipeline offline without help:
   (``sagemaker.ai_registry.air_hub``), which needs a region from the environment;
 * ``ModelTrainer`` validates its role with IAM unless ``SAGEMAKER_VALIDATE_ROLE=false``
   (there is no argument for it);
+* boto3 sessions the SDK creates itself resolve ``AWS_PROFILE``, and fail on a profile that does
+  not exist on this machine (a render needs none, so both profile variables are unset);
 * every SDK object that builds its own ``LocalSession`` (``ProcessingStep``,
   ``TransformStep``) reads ``config.yaml`` from the default admin/user locations, and any
   non-empty config is re-validated with jsonschema on every lookup (~0.3 s each: a user's
@@ -26,6 +28,9 @@ import os
 import warnings
 from collections.abc import Iterator
 from typing import Any
+
+# A render never uses a profile: a missing or half-configured one must not break it.
+_IGNORED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 
 # A region for the import-time client only; the session below carries the stage's real region.
 _IMPORT_REGION = "us-east-1"
@@ -55,8 +60,10 @@ def sdk_environment(region: str | None = None) -> Iterator[None]:
     wanted = _sdk_variables()
     if not (os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")):
         wanted["AWS_DEFAULT_REGION"] = region or _IMPORT_REGION
-    saved = {name: os.environ.get(name) for name in wanted}
+    saved = {name: os.environ.get(name) for name in (*wanted, *_IGNORED)}
     os.environ.update(wanted)
+    for name in _IGNORED:
+        os.environ.pop(name, None)
     try:
         with warnings.catch_warnings():
             # "Running within a PipelineSession, there will be No Wait, No Logs...": expected here.

@@ -394,7 +394,7 @@ def test_render_is_deterministic(train_settings: PipelineSettings, train_definit
     assert render(train_settings) == train_definition
 
 
-def test_render_makes_no_aws_call_sends_no_telemetry_and_restores_the_environment(
+def test_render_needs_no_aws_sends_no_telemetry_and_restores_the_environment(
     train_settings: PipelineSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import sagemaker.core.telemetry.telemetry_logging as telemetry  # noqa: PLC0415 - imported by render()
@@ -405,6 +405,7 @@ def test_render_makes_no_aws_call_sends_no_telemetry_and_restores_the_environmen
     monkeypatch.setattr(botocore.endpoint.Endpoint, "make_request", refuse)
     monkeypatch.setattr(telemetry, "_send_telemetry_request", refuse)
     monkeypatch.delenv("SAGEMAKER_VALIDATE_ROLE", raising=False)
+    monkeypatch.setenv("AWS_PROFILE", "a-profile-this-machine-does-not-have")
     before = dict(os.environ)
     render(train_settings)
     assert dict(os.environ) == before
