@@ -390,10 +390,6 @@ def test_batch_transform_of_the_test_split(definition: dict[str, Any]) -> None:
 
 
 # -- the builder itself --------------------------------------------------------------------------
-def test_render_is_deterministic(train_settings: PipelineSettings, train_definition: dict[str, Any]) -> None:
-    assert render(train_settings) == train_definition
-
-
 def test_render_needs_no_aws_sends_no_telemetry_and_restores_the_environment(
     train_settings: PipelineSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
