@@ -1,0 +1,271 @@
+"""The stage config model: the shipped stages load, and every class of invalid input fails with the
+field, the bad value and the fix."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rookery.config import (
+    DEFAULT_ENDPOINTS,
+    ESSENTIAL_ENDPOINTS,
+    STAGES_DIR,
+    ConfigError,
+    Stage,
+    available_stages,
+    load_stage,
+    parse_stage,
+)
+
+DATASET: dict[str, Any] = {
+    "name": "penguins",
+    "target": "sex",
+    "positive_class": "female",
+    "numeric": ["bill_length_mm", "bill_depth_mm"],
+    "categorical": ["species", "island"],
+}
+
+
+def _stage(**overrides: Any) -> dict[str, Any]:
+    return {"dataset": dict(DATASET), **overrides}
+
+
+def _error(raw: dict[str, Any], name: str = "dev", **kwargs: Any) -> str:
+    with pytest.raises(ConfigError) as raised:
+        parse_stage(name, raw, source="test.toml", **kwargs)
+    return str(raised.value)
+
+
+# ---------------------------------------------------------------- the shipped stages
+
+
+def test_shipped_stages_are_dev_and_prod() -> None:
+    assert available_stages() == ["dev", "prod"]
+
+
+@pytest.mark.parametrize("name", ["dev", "prod"])
+def test_shipped_stages_load_completely(name: str) -> None:
+    stage = load_stage(name)
+    assert stage.name == name
+    assert stage.stack_name("Network") == f"Rookery-{name}-Network"
+    assert set(ESSENTIAL_ENDPOINTS) <= set(stage.interface_endpoints)
+    assert stage.dataset.target not in stage.dataset.features
+
+
+def test_prod_is_pinned_protected_and_keeps_its_data() -> None:
+    prod = load_stage("prod")
+    assert prod.production and prod.account == "123456789012"
+    assert prod.termination_protection
+    assert prod.data.removal_policy == "retain"
+    assert prod.max_azs == 3
+
+
+def test_dev_is_agnostic_and_destroys_data_only_with_the_flag() -> None:
+    dev = load_stage("dev")
+    assert dev.account is None
+    assert dev.data.removal_policy == "destroy"
+    assert dev.removal_destroys_data is False
+    assert load_stage("dev", destroy_data=True).removal_destroys_data is True
+
+
+def test_the_destroy_flag_never_comes_from_the_stage_file() -> None:
+    assert "destroy_data_on_delete" not in load_stage("dev", destroy_data=True).model_dump()
+    message = _error(_stage(data={"removal_policy": "destroy"}, destroy_data_on_delete=True))
+    assert "'destroy_data_on_delete' cannot be set in a stage file" in message
+    assert "pass -c destroy_data=true" in message
+
+
+# ---------------------------------------------------------------- one test per class of invalid input
+
+
+@pytest.mark.parametrize(
+    ("cidr", "fragment"),
+    [
+        ("10.20.0.0/33", "not a valid IPv4 network"),
+        ("not-a-cidr", "not a valid IPv4 network"),
+        ("10.20.0.1/16", "not a valid IPv4 network"),  # host bits set
+    ],
+)
+def test_bad_cidr(cidr: str, fragment: str) -> None:
+    message = _error(_stage(vpc_cidr=cidr))
+    assert f"vpc_cidr = {cidr!r}" in message
+    assert fragment in message and "use a block like '10.20.0.0/16'" in message
+
+
+def test_public_cidr() -> None:
+    message = _error(_stage(vpc_cidr="8.8.0.0/16"))
+    assert "vpc_cidr = '8.8.0.0/16'" in message and "must be a private (RFC 1918) range" in message
+
+
+def test_cidr_size_outside_16_to_22() -> None:
+    message = _error(_stage(vpc_cidr="10.0.0.0/8"))
+    assert "prefix /8 is outside /16../22" in message and "10.20.0.0/16" in message
+
+
+def test_one_az() -> None:
+    message = _error(_stage(max_azs=1))
+    assert "max_azs = 1" in message
+    assert "at least two Availability Zones" in message
+
+
+def test_unknown_stage() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_stage("nope")
+    message = str(raised.value)
+    assert "unknown stage 'nope'" in message
+    assert "infra/stages/nope.toml" in message
+    assert "Known stages: dev, prod" in message
+    assert "-c stage=NAME" in message
+
+
+def test_prod_without_account() -> None:
+    message = _error(_stage(production=True, termination_protection=True), name="prod")
+    assert "a production stage must name its account" in message and 'account = "123456789012"' in message
+
+
+def test_prod_that_would_delete_data() -> None:
+    raw = _stage(
+        production=True,
+        account="123456789012",
+        termination_protection=True,
+        data={"removal_policy": "destroy"},
+    )
+    assert 'set data.removal_policy = "retain"' in _error(raw, name="prod")
+
+
+def test_prod_without_termination_protection() -> None:
+    raw = _stage(production=True, account="123456789012")
+    assert "termination_protection = true" in _error(raw, name="prod")
+
+
+def test_bad_account() -> None:
+    message = _error(_stage(account="12345"))
+    assert "account = '12345'" in message and "12 digits" in message
+
+
+def test_bad_region() -> None:
+    message = _error(_stage(region="europe"))
+    assert "region = 'europe'" in message and "eu-west-1" in message
+
+
+def test_unknown_endpoint() -> None:
+    message = _error(_stage(interface_endpoints=[*DEFAULT_ENDPOINTS, "s3-express"]))
+    assert "unknown endpoint names ['s3-express']" in message and "choose from" in message
+
+
+def test_missing_essential_endpoint() -> None:
+    without_kms = [e for e in DEFAULT_ENDPOINTS if e != "kms"]
+    message = _error(_stage(interface_endpoints=without_kms))
+    assert "missing ['kms']" in message and "add them back" in message
+
+
+def test_duplicate_endpoint() -> None:
+    assert "listed twice" in _error(_stage(interface_endpoints=[*DEFAULT_ENDPOINTS, "kms"]))
+
+
+def test_target_among_features() -> None:
+    message = _error(_stage(dataset={**DATASET, "numeric": ["bill_length_mm", "sex"]}))
+    assert "target column 'sex' is also listed as a feature" in message
+    assert "remove it from 'numeric'/'categorical'" in message
+
+
+@pytest.mark.parametrize(
+    ("dataset", "fragment"),
+    [
+        ({**DATASET, "numeric": [], "categorical": []}, "no feature columns"),
+        ({**DATASET, "categorical": ["species", "bill_depth_mm"]}, "both numeric and categorical"),
+        ({**DATASET, "id_column": "species"}, "id_column 'species' is also a feature"),
+        ({**DATASET, "numeric": ["Bill Length"]}, "must be lower-case letters, digits and '_'"),
+        ({**DATASET, "numeric": ["bill_length_mm", "bill_length_mm"]}, "listed twice"),
+        ({**DATASET, "positive_class": ""}, "dataset.positive_class"),
+    ],
+)
+def test_inconsistent_dataset_schema(dataset: dict[str, Any], fragment: str) -> None:
+    message = _error(_stage(dataset=dataset))
+    assert fragment in message and "dataset" in message
+
+
+def test_unknown_field() -> None:
+    message = _error(_stage(vpc_cird="10.0.0.0/16"))
+    assert "vpc_cird = '10.0.0.0/16': unknown field; remove it or check its spelling" in message
+
+
+def test_missing_dataset() -> None:
+    assert "dataset: required field is missing; add it" in _error({})
+
+
+def test_bad_log_retention() -> None:
+    message = _error(_stage(log_retention_days=42))
+    assert "log_retention_days = 42" in message and "pick one of them" in message
+
+
+def test_bad_buffering() -> None:
+    message = _error(_stage(data={"firehose_buffer_mib": 1000}))
+    assert "data.firehose_buffer_mib = 1000" in message and "change it in the stage file" in message
+
+
+def test_bad_ml_settings() -> None:
+    spot = _error(_stage(ml={"training": {"max_runtime_seconds": 7200, "max_wait_seconds": 3600}}))
+    assert "max_wait_seconds (3600) is below max_runtime_seconds (7200)" in spot
+    split = _error(_stage(ml={"split": {"train": 0.5, "validation": 0.1, "test": 0.1}}))
+    assert "the three fractions must add up to 1" in split
+    point = _error(_stage(ml={"operating_point": {"kind": "min_sensitivity"}}))
+    assert "'min_sensitivity' needs a 'value'" in point
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    message = _error(_stage(max_azs=1, vpc_cidr="8.8.0.0/16", region="mars"))
+    assert all(field in message for field in ("max_azs", "vpc_cidr", "region"))
+
+
+def test_destroy_flag_without_destroy_policy() -> None:
+    message = _error(_stage(data={"removal_policy": "retain"}), destroy_data=True)
+    assert "the destroy-data flag was given but data.removal_policy is 'retain'" in message
+    assert 'set data.removal_policy = "destroy"' in message
+
+
+# ---------------------------------------------------------------- the file loader
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    (tmp_path / f"{name}.toml").write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def test_bad_toml(tmp_path: Path) -> None:
+    stages = _write(tmp_path, "broken", 'region = "eu-west-1\n')
+    with pytest.raises(ConfigError, match=r"broken.*is not valid TOML .*fix the syntax"):
+        load_stage("broken", stages_dir=stages)
+
+
+def test_name_in_the_file(tmp_path: Path) -> None:
+    stages = _write(tmp_path, "qa", 'name = "qa"\n')
+    with pytest.raises(ConfigError, match="sets 'name'; the file name is the stage name, remove it"):
+        load_stage("qa", stages_dir=stages)
+
+
+def test_a_new_stage_is_just_a_file(tmp_path: Path) -> None:
+    text = (STAGES_DIR / "dev.toml").read_text(encoding="utf-8").replace('"10.20.0.0/16"', '"10.40.0.0/16"')
+    stage = load_stage("qa", stages_dir=_write(tmp_path, "qa", text))
+    assert isinstance(stage, Stage) and stage.vpc_cidr == "10.40.0.0/16" and stage.qualifier == "rookery-qa"
+
+
+def test_messages_name_the_source_file() -> None:
+    message = _error(_stage(max_azs=1))
+    assert re.match(r"stage 'dev' \(test\.toml\) is invalid:\n  - max_azs = 1: ", message)
+
+
+@pytest.mark.parametrize(
+    ("check", "fragment"),
+    [
+        (lambda s: s.stack_name("Data"), "Rookery-dev-Data"),
+        (lambda s: s.qualifier, "rookery-dev"),
+        (lambda s: s.data.layout.firehose_prefix(s.dataset), "penguins/ingest_date=!{timestamp:yyyy-MM-dd}/"),
+    ],
+)
+def test_derived_names(check: Callable[[Stage], str], fragment: str) -> None:
+    assert check(load_stage("dev")) == fragment

@@ -1,0 +1,73 @@
+"""Helpers of the infra tests: a synthesized stage and lookups that never hard-code logical ids."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rookery.toolchain import use_venv_node
+
+use_venv_node()
+
+from aws_cdk import CfnResource, Stack  # noqa: E402
+from constructs import IConstruct  # noqa: E402
+
+from infra.app import FoundationStacks, build_app, synthesize  # noqa: E402
+from infra.audit.assembly import Assembly, read_assembly  # noqa: E402
+from rookery.config import Stage  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Synth:
+    """One synthesized stage: the stage, the construct objects, and the assembly on disk."""
+
+    stage: Stage
+    stacks: FoundationStacks
+    directory: Path
+    assembly: Assembly
+
+    @property
+    def network(self) -> Mapping[str, Any]:
+        return self.assembly.stack(self.stage.stack_name("Network")).template
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        return self.assembly.stack(self.stage.stack_name("Data")).template
+
+    def template_of(self, construct: IConstruct) -> Mapping[str, Any]:
+        return self.assembly.stack(Stack.of(construct).stack_name).template
+
+    def logical_id(self, construct: IConstruct) -> str:
+        """The logical id of a construct's CloudFormation resource (never hard-coded in tests)."""
+        resource = construct if isinstance(construct, CfnResource) else construct.node.default_child
+        assert isinstance(resource, CfnResource), f"{construct.node.path} has no CloudFormation resource"
+        return Stack.of(resource).get_logical_id(resource)
+
+    def resource(self, construct: IConstruct) -> Mapping[str, Any]:
+        return self.template_of(construct)["Resources"][self.logical_id(construct)]
+
+    def props(self, construct: IConstruct) -> Mapping[str, Any]:
+        return self.resource(construct).get("Properties", {})
+
+
+def resources(template: Mapping[str, Any], resource_type: str) -> dict[str, Mapping[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == resource_type}
+
+
+def ref(logical_id: str) -> dict[str, str]:
+    return {"Ref": logical_id}
+
+
+def arn_of(logical_id: str) -> dict[str, list[str]]:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def synth_stage(factory: pytest.TempPathFactory, name: str, destroy: bool) -> Synth:
+    outdir = factory.mktemp(f"cdk-{name}{'-destroy' if destroy else ''}")
+    app, stage, stacks = build_app(name, destroy_data=destroy, outdir=outdir)
+    directory = synthesize(app)
+    return Synth(stage=stage, stacks=stacks, directory=directory, assembly=read_assembly(directory))
