@@ -173,7 +173,13 @@ def _findings_table(title: str, findings: Sequence[Finding], reason: bool = Fals
 @app.command()
 def validate(
     file: Annotated[Path, typer.Argument(help="pipeline definition JSON (from `rookery pipeline render`)")],
-    resources: ResourcesOption = None,
+    resources: Annotated[
+        Path | None,
+        typer.Option(
+            "--resources",
+            help="PipelineResources JSON the jobs must use exactly; default: settings present, any value",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print findings as JSON")] = False,
 ) -> None:
     """Check a definition: perimeter controls T1-T6, API request shapes, references. Exit 1 on any finding."""
