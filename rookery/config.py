@@ -87,14 +87,18 @@ class DatasetSchema(_Model):
     @classmethod
     def _name(cls, v: str) -> str:
         if not _COLUMN.match(v):
-            raise ValueError("must be lower-case letters, digits and '_' (a Glue table and S3 prefix); e.g. 'penguins'")
+            raise ValueError(
+                "must be lower-case letters, digits and '_' (a Glue table and S3 prefix); e.g. 'penguins'"
+            )
         return v
 
     @field_validator("target", "id_column")
     @classmethod
     def _column(cls, v: str | None) -> str | None:
         if v is not None and not _COLUMN.match(v):
-            raise ValueError("column names must be lower-case letters, digits and '_' (Glue and Athena fold case)")
+            raise ValueError(
+                "column names must be lower-case letters, digits and '_' (Glue and Athena fold case)"
+            )
         return v
 
     @field_validator("numeric", "categorical")
@@ -121,7 +125,9 @@ class DatasetSchema(_Model):
         if both:
             raise ValueError(f"columns {both} are both numeric and categorical; keep each in one list")
         if self.id_column is not None and self.id_column in (*features, self.target):
-            raise ValueError(f"id_column {self.id_column!r} is also a feature or the target; use a separate column")
+            raise ValueError(
+                f"id_column {self.id_column!r} is also a feature or the target; use a separate column"
+            )
         return self
 
     @property
@@ -136,7 +142,10 @@ class DatasetSchema(_Model):
 
 
 class DataLayout(_Model):
-    """Where ingested data lands in the raw bucket; Firehose, Glue, the trigger and the local engine agree on it."""
+    """Where ingested data lands in the raw bucket.
+
+    Firehose, Glue, the pipeline trigger and the local engine all read these prefixes from here.
+    """
 
     error_prefix: str = "errors/"
     partition_key: str = "ingest_date"
@@ -148,7 +157,8 @@ class DataLayout(_Model):
         return f"{dataset.name}/{self.partition_key}=!{{timestamp:yyyy-MM-dd}}/"
 
     def firehose_error_prefix(self) -> str:
-        return f"{self.error_prefix}!{{firehose:error-output-type}}/{self.partition_key}=!{{timestamp:yyyy-MM-dd}}/"
+        date = f"{self.partition_key}=!{{timestamp:yyyy-MM-dd}}"
+        return f"{self.error_prefix}!{{firehose:error-output-type}}/{date}/"
 
     def partition(self, dataset: DatasetSchema, date: str) -> str:
         """The prefix Firehose writes on ``date`` (YYYY-MM-DD)."""
@@ -177,14 +187,31 @@ class OperatingPoint(_Model):
     @model_validator(mode="after")
     def _value(self) -> OperatingPoint:
         if self.kind == "best_f1" and self.value is not None:
-            raise ValueError("'best_f1' takes no value; remove 'value' or use 'min_sensitivity'/'min_specificity'")
+            raise ValueError(
+                "'best_f1' takes no value; remove 'value' or use 'min_sensitivity'/'min_specificity'"
+            )
         if self.kind != "best_f1" and self.value is None:
             raise ValueError(f"{self.kind!r} needs a 'value' between 0 and 1, e.g. value = 0.9")
         return self
 
 
-InstanceType = Annotated[str, Field(pattern=_INSTANCE.pattern, description="a SageMaker instance type, e.g. ml.m5.large")]
+InstanceType = Annotated[
+    str, Field(pattern=_INSTANCE.pattern, description="a SageMaker instance type, e.g. ml.m5.large")
+]
 HyperparameterValue = str | int | float | bool
+
+
+# The project image's training defaults, named as SageMaker's built-in XGBoost names them.
+DEFAULT_HYPERPARAMETERS: Mapping[str, HyperparameterValue] = {
+    "objective": "binary:logistic",
+    "eval_metric": "auc",
+    "num_round": 200,
+    "max_depth": 5,
+    "eta": 0.2,
+    "min_child_weight": 1,
+    "subsample": 0.8,
+    "early_stopping_rounds": 20,
+}
 
 
 class TrainingSettings(_Model):
@@ -199,16 +226,7 @@ class TrainingSettings(_Model):
     max_runtime_seconds: int = Field(default=3600, ge=60, le=432000)
     max_wait_seconds: int = Field(default=7200, ge=60, le=432000)
     hyperparameters: dict[str, HyperparameterValue] = Field(
-        default_factory=lambda: {
-            "objective": "binary:logistic",
-            "eval_metric": "auc",
-            "num_round": 200,
-            "max_depth": 5,
-            "eta": 0.2,
-            "min_child_weight": 1,
-            "subsample": 0.8,
-            "early_stopping_rounds": 20,
-        }
+        default_factory=lambda: dict(DEFAULT_HYPERPARAMETERS)
     )
 
     @model_validator(mode="after")
@@ -304,14 +322,16 @@ class Stage(_Model):
     @classmethod
     def _name(cls, v: str) -> str:
         if not _NAME.match(v):
-            raise ValueError("must be 2-20 lower-case letters, digits or '-', starting with a letter; e.g. 'dev'")
+            raise ValueError(
+                "must be 2-20 lower-case letters, digits or '-', starting with a letter; e.g. 'dev'"
+            )
         return v
 
     @field_validator("account")
     @classmethod
     def _account(cls, v: str | None) -> str | None:
         if v is not None and not re.fullmatch(r"\d{12}", v):
-            raise ValueError("an AWS account id is 12 digits, as a string: account = \"123456789012\"")
+            raise ValueError('an AWS account id is 12 digits, as a string: account = "123456789012"')
         return v
 
     @field_validator("region")
@@ -329,7 +349,9 @@ class Stage(_Model):
         except ValueError as exc:
             raise ValueError(f"not a valid IPv4 network ({exc}); use a block like '10.20.0.0/16'") from None
         if not net.is_private:
-            raise ValueError("must be a private (RFC 1918) range such as 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16")
+            raise ValueError(
+                "must be a private (RFC 1918) range such as 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"
+            )
         if not 16 <= net.prefixlen <= 22:
             raise ValueError(
                 f"prefix /{net.prefixlen} is outside /16../22 (VPCs allow /16 at most; "
@@ -357,7 +379,9 @@ class Stage(_Model):
     @classmethod
     def _retention(cls, v: int) -> int:
         if v not in LOG_RETENTION_DAYS:
-            raise ValueError(f"CloudWatch Logs accepts only {list(LOG_RETENTION_DAYS)} days; pick one of them")
+            raise ValueError(
+                f"CloudWatch Logs accepts only {list(LOG_RETENTION_DAYS)} days; pick one of them"
+            )
         return v
 
     @model_validator(mode="after")
@@ -365,15 +389,17 @@ class Stage(_Model):
         if self.production:
             if self.account is None:
                 raise ValueError(
-                    "a production stage must name its account; add account = \"123456789012\" "
+                    'a production stage must name its account; add account = "123456789012" '
                     "so it can never be deployed to whatever account the caller's credentials point at"
                 )
             if self.data.removal_policy != "retain":
-                raise ValueError("a production stage must keep its data: set data.removal_policy = \"retain\"")
+                raise ValueError('a production stage must keep its data: set data.removal_policy = "retain"')
             if not self.termination_protection:
                 raise ValueError("a production stage needs termination_protection = true")
         if self.ml.training.image == "builtin-xgboost" and self.ml.standardize:
-            raise ValueError("ml.standardize needs the project image; the built-in XGBoost image has no preprocessor")
+            raise ValueError(
+                "ml.standardize needs the project image; the built-in XGBoost image has no preprocessor"
+            )
         return self
 
     @property
@@ -422,7 +448,7 @@ def parse_stage(name: str, raw: Mapping[str, Any], *, source: str, destroy_data:
     if "destroy_data_on_delete" in raw:
         raise ConfigError(
             f"stage {name!r} ({source}): 'destroy_data_on_delete' cannot be set in a stage file; "
-            "remove it and pass -c destroy_data=true at synth time (with data.removal_policy = \"destroy\")"
+            'remove it and pass -c destroy_data=true at synth time (with data.removal_policy = "destroy")'
         )
     try:
         stage = Stage.model_validate({"name": name, **raw})
@@ -433,7 +459,7 @@ def parse_stage(name: str, raw: Mapping[str, Any], *, source: str, destroy_data:
         if stage.data.removal_policy != "destroy":
             raise ConfigError(
                 f"stage {name!r} ({source}): the destroy-data flag was given but data.removal_policy is "
-                f"{stage.data.removal_policy!r}; set data.removal_policy = \"destroy\" in the stage file "
+                f'{stage.data.removal_policy!r}; set data.removal_policy = "destroy" in the stage file '
                 "or drop the flag"
             )
         stage = stage.model_copy(update={"destroy_data_on_delete": True})
@@ -456,7 +482,11 @@ def load_stage(name: str, *, stages_dir: Path = STAGES_DIR, destroy_data: bool =
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"stage {name!r}: {_display(path)} is not valid TOML ({exc}); fix the syntax") from None
+        raise ConfigError(
+            f"stage {name!r}: {_display(path)} is not valid TOML ({exc}); fix the syntax"
+        ) from None
     if "name" in raw:
-        raise ConfigError(f"stage {name!r}: {_display(path)} sets 'name'; the file name is the stage name, remove it")
+        raise ConfigError(
+            f"stage {name!r}: {_display(path)} sets 'name'; the file name is the stage name, remove it"
+        )
     return parse_stage(name, raw, source=_display(path), destroy_data=destroy_data)
