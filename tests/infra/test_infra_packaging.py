@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -182,3 +183,26 @@ def test_raw_table_metadata_columns_match_what_the_transform_stamps() -> None:
     from firehose_transform.schema import METADATA_COLUMNS  # noqa: PLC0415
 
     assert tuple(INGEST_METADATA_COLUMNS) == METADATA_COLUMNS
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"vpc_cidr": "10.20.0.0/22", "max_azs": 6, "account": "123456789012"},
+            "holds 4 /24 subnets but max_azs = 6",
+        ),
+        ({"max_azs": 3}, "needs a known environment (an environment-agnostic stack sees only 2 AZs)"),
+    ],
+)
+def test_network_settings_cdk_would_reject_later_fail_first_with_the_fix(
+    overrides: dict[str, object], message: str
+) -> None:
+    from rookery.toolchain import use_venv_node  # noqa: PLC0415
+
+    use_venv_node()
+    from infra.constructs.network import check_network_settings  # noqa: PLC0415
+
+    stage = parse_stage("qa", {"dataset": load_stage("dev").dataset.model_dump(), **overrides}, source="test")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_network_settings(stage)
