@@ -396,7 +396,7 @@ def _endpoint_config(template: Template) -> Iterator[tuple[str, str]]:
         if not p.get("KmsKeyId"):
             yield logical_id, "the endpoint's storage is not encrypted with a customer key"
         capture = p.get("DataCaptureConfig")
-        if capture and not capture.get("KmsKeyId"):
+        if capture is not None and not capture.get("KmsKeyId"):
             yield logical_id, "captured requests and responses are not encrypted with a customer key"
 
 
