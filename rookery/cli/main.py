@@ -13,9 +13,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(pipeline.app, name="pipeline", help="Render, validate, upsert, start and watch the SageMaker pipeline.")
+app.add_typer(
+    pipeline.app, name="pipeline", help="Render, validate, upsert, start and watch the SageMaker pipeline."
+)
 app.add_typer(local.app, name="local", help="Run the pipeline on this machine: no AWS account, no Docker.")
 app.command("audit", help="Synthesize a stage and write the security reviewer's report.")(audit.audit)
-app.command("demo", help="The front door: synthesize and audit, run the pipeline locally, serve, score, report.")(
-    demo.demo
-)
+app.command(
+    "demo", help="The front door: synthesize and audit, run the pipeline locally, serve, score, report."
+)(demo.demo)
