@@ -289,12 +289,46 @@ class MlSettings(_Model):
     tuning: TuningSettings = TuningSettings()
 
 
+# Notebook platforms SageMaker still supports; the Amazon Linux 1 and 2 platforms are deprecated.
+_NOTEBOOK_PLATFORM = re.compile(r"^notebook-al2023-v\d+$")
+# IAM role names (the RoleName API pattern).
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+
+
 class NotebookSettings(_Model):
+    """The stage's notebook instance (controls N1-N6) and who may open it."""
+
     enabled: bool = True
     instance_type: InstanceType = "ml.t3.medium"
     volume_size_gb: int = Field(default=20, ge=5, le=16384)
     idle_minutes: int = Field(default=60, ge=5, le=1440)
     platform_identifier: str = "notebook-al2023-v1"
+    # N6: roles of this account that receive the policy to open Jupyter on this notebook (nothing
+    # else may: the policy names this notebook's ARN only). Empty: attach the policy yourself.
+    access_role_names: tuple[str, ...] = ()
+
+    @field_validator("platform_identifier")
+    @classmethod
+    def _platform(cls, v: str) -> str:
+        if not _NOTEBOOK_PLATFORM.match(v):
+            raise ValueError(
+                "only Amazon Linux 2023 notebook platforms are supported (the AL1 and AL2 ones are "
+                'deprecated); use platform_identifier = "notebook-al2023-v1"'
+            )
+        return v
+
+    @field_validator("access_role_names")
+    @classmethod
+    def _roles(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [r for r in v if not _ROLE_NAME.match(r)]
+        if bad:
+            raise ValueError(
+                f"{bad} are not IAM role names (a name, not an ARN: letters, digits and +=,.@_-, "
+                'at most 64); e.g. access_role_names = ["DataScientist"]'
+            )
+        if len(set(v)) != len(v):
+            raise ValueError("a role is listed twice; list each once")
+        return v
 
 
 class Stage(_Model):
@@ -396,6 +430,11 @@ class Stage(_Model):
                 raise ValueError('a production stage must keep its data: set data.removal_policy = "retain"')
             if not self.termination_protection:
                 raise ValueError("a production stage needs termination_protection = true")
+        if self.notebook.enabled and "notebook" not in self.interface_endpoints:
+            raise ValueError(
+                "the notebook is enabled but interface_endpoints lacks 'notebook': Jupyter would be "
+                "unreachable in a VPC without internet; add 'notebook' or set notebook.enabled = false"
+            )
         if self.ml.training.image == "builtin-xgboost" and self.ml.standardize:
             raise ValueError(
                 "ml.standardize needs the project image; the built-in XGBoost image has no preprocessor"
