@@ -1,0 +1,44 @@
+"""The local engine: run the rendered SageMaker pipeline definition on one machine, no AWS, no Docker.
+
+Processing, training, tuning and transform jobs run the project image's entrypoints as
+subprocesses, each in its own ``/opt/ml`` sandbox; ``s3://bucket/key`` is ``<home>/s3/bucket/key``;
+the model registry, executions and endpoints live under the same home (``.rookery/``). See
+``engine.py`` for the scheduling semantics and each step module for what it emulates.
+"""
+
+from __future__ import annotations
+
+from pipelines.local.context import InterruptPlan
+from pipelines.local.endpoint import LocalEndpoint
+from pipelines.local.engine import LocalEngine
+from pipelines.local.errors import (
+    EndpointError,
+    ExecutionNotFoundError,
+    LocalEngineError,
+    RegistryError,
+    UnsupportedDefinition,
+)
+from pipelines.local.home import LocalHome
+from pipelines.local.images import ImageMap
+from pipelines.local.records import Execution, StepEvent, StepRecord
+from pipelines.local.registry import LocalRegistry, ModelPackage
+from pipelines.parameters import ParameterError
+
+__all__ = [
+    "EndpointError",
+    "Execution",
+    "ExecutionNotFoundError",
+    "ImageMap",
+    "InterruptPlan",
+    "LocalEndpoint",
+    "LocalEngine",
+    "LocalEngineError",
+    "LocalHome",
+    "LocalRegistry",
+    "ModelPackage",
+    "ParameterError",
+    "RegistryError",
+    "StepEvent",
+    "StepRecord",
+    "UnsupportedDefinition",
+]

@@ -1,0 +1,592 @@
+"""Everything the local engine refuses, checked before any step starts.
+
+``check_definition`` walks every step: its type, each ``Get`` (parameters, execution variables,
+step properties against the step type's Describe* shape, property files), every function, the
+images and entrypoints, LocalPaths (must be under ``/opt/ml``), S3 URIs (must be ``s3://``) and the
+options the engine cannot honour. Fields that hold expressions are checked with the execution's
+parameter values; those that depend on other steps are checked again when the step runs.
+Each refusal raises :class:`UnsupportedDefinition` naming the step and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from pipelines.definition import dependencies, iter_steps, own_arguments
+from pipelines.local.errors import LocalEngineError, UnsupportedDefinition
+from pipelines.local.expressions import (
+    CONDITION_TYPES,
+    FUNCTIONS,
+    ExpressionError,
+    Scope,
+    split_step_reference,
+    tokens,
+    walk_expressions,
+)
+from pipelines.local.home import split_s3_uri
+from pipelines.local.images import ImageError, ImageMap
+from pipelines.local.properties import property_problem
+
+SUPPORTED_STEPS: Final = (
+    "Processing",
+    "Training",
+    "Tuning",
+    "Condition",
+    "Fail",
+    "RegisterModel",
+    "Model",
+    "Transform",
+)
+EXECUTION_VARIABLES: Final = (
+    "PipelineExecutionId",
+    "PipelineExecutionArn",
+    "PipelineName",
+    "PipelineArn",
+    "StartDateTime",
+    "CurrentDateTime",
+)
+OPT_ML: Final = "/opt/ml"
+_STEP_NAME: Final = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
+_SCALINGS: Final = ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")
+
+
+class _Deferred(Exception):  # noqa: N818 - control flow: the value depends on a step not yet run
+    pass
+
+
+def _static_scope(parameters: Mapping[str, Any]) -> Scope:
+    def deferred(*_: Any) -> Any:
+        raise _Deferred
+
+    execution = dict.fromkeys(EXECUTION_VARIABLES, "x")
+    return Scope(parameters, execution, deferred, deferred)
+
+
+class _StepChecker:
+    def __init__(self, step: Mapping[str, Any], images: ImageMap, scope: Scope) -> None:
+        self.step = step
+        self.name = str(step.get("Name"))
+        self.args: Mapping[str, Any] = step.get("Arguments") or {}
+        self.images = images
+        self.scope = scope
+
+    def refuse(self, field: str, problem: str) -> UnsupportedDefinition:
+        return UnsupportedDefinition(self.name, field, problem)
+
+    def value(self, path: str, *, required: bool = False) -> Any:
+        """``Arguments.<path>`` resolved with the parameters; None when it depends on a step."""
+        current = self.raw(path)
+        if current is None:
+            if required:
+                raise self.refuse(f"Arguments.{path}", "is required")
+            return None
+        try:
+            return self.scope.resolve(current)
+        except _Deferred:
+            return None
+        except ExpressionError as exc:
+            raise self.refuse(f"Arguments.{path}", str(exc)) from None
+
+    def one_of(self, path: str, allowed: tuple[str | None, ...], why: str) -> None:
+        value = self.value(path)
+        if value not in allowed:
+            shown = [a for a in allowed if a is not None]
+            raise self.refuse(f"Arguments.{path}", f"{value!r} is not supported locally ({why}); use {shown}")
+
+    def raw(self, path: str) -> Any:
+        """The unresolved field at ``Arguments.<path>`` (``A.B[0].C``), None when absent."""
+        current: Any = self.args
+        for part in tokens(path):
+            if isinstance(part, int):
+                current = current[part] if isinstance(current, list) and part < len(current) else None
+            else:
+                key = part if isinstance(part, str) else part[0]
+                current = current.get(key) if isinstance(current, Mapping) else None
+        return current
+
+    def absent(self, path: str, why: str) -> None:
+        current = self.raw(path)
+        if current not in (None, [], {}):
+            raise self.refuse(f"Arguments.{path}", f"is not supported by the local engine ({why}); remove it")
+
+    def s3(self, path: str, *, required: bool = True) -> None:
+        value = self.value(path, required=required)
+        if value is None:
+            return
+        if not isinstance(value, str):
+            raise self.refuse(f"Arguments.{path}", f"{value!r} is not an S3 URI string")
+        try:
+            split_s3_uri(value)
+        except LocalEngineError as exc:
+            raise self.refuse(f"Arguments.{path}", str(exc)) from None
+
+    def local_path(self, path: str, *, required: bool = True) -> None:
+        value = self.value(path, required=required)
+        if value is None:
+            return
+        text = str(value)
+        parts = text.split("/")
+        if not (text == OPT_ML or text.startswith(OPT_ML + "/")) or ".." in parts:
+            raise self.refuse(
+                f"Arguments.{path}",
+                f"{text!r} is outside {OPT_ML}; the local engine maps only {OPT_ML}/... into a job's sandbox",
+            )
+
+    def image(self, path: str, entry_path: str | None, *, default: str) -> None:
+        image = self.value(path, required=True)
+        entry = self.value(entry_path) if entry_path else None
+        try:
+            self.images.command(image, entry, default=default)
+        except ImageError as exc:
+            field = f"Arguments.{entry_path}" if entry is not None and entry_path else f"Arguments.{path}"
+            raise self.refuse(field, str(exc)) from None
+
+    def single_instance(self, path: str) -> None:
+        count = self.value(path)
+        if count is not None and count != 1:
+            raise self.refuse(
+                f"Arguments.{path}",
+                f"{count} instances: the local engine runs one instance per job; set the count to 1 "
+                "(e.g. --param ...InstanceCount=1)",
+            )
+
+    # -- per step type ---------------------------------------------------------------------------
+    def processing(self) -> None:
+        self.image("AppSpecification.ImageUri", "AppSpecification.ContainerEntrypoint", default="")
+        if not self.raw("AppSpecification.ContainerEntrypoint"):
+            raise self.refuse(
+                "Arguments.AppSpecification.ContainerEntrypoint",
+                "is required locally (['python3', '/opt/program/<script>.py'])",
+            )
+        self.single_instance("ProcessingResources.ClusterConfig.InstanceCount")
+        for i, item in enumerate(self.args.get("ProcessingInputs", []) or []):
+            base = f"ProcessingInputs[{i}].S3Input"
+            if "S3Input" not in item:
+                raise self.refuse(f"Arguments.ProcessingInputs[{i}]", "only S3Input is supported locally")
+            self.s3(f"{base}.S3Uri")
+            self.local_path(f"{base}.LocalPath")
+            self.one_of(f"{base}.S3DataType", ("S3Prefix", "S3Object"), "a manifest is not read locally")
+            self.one_of(f"{base}.S3InputMode", ("File", None), "Pipe mode streams; the engine stages files")
+            self.one_of(f"{base}.S3CompressionType", ("None", None), "inputs are staged as stored")
+        names = set()
+        for i, item in enumerate(self.raw("ProcessingOutputConfig.Outputs") or []):
+            base = f"ProcessingOutputConfig.Outputs[{i}]"
+            if "S3Output" not in item:
+                raise self.refuse(f"Arguments.{base}", "only S3Output is supported locally")
+            names.add(item.get("OutputName"))
+            self.s3(f"{base}.S3Output.S3Uri")
+            self.local_path(f"{base}.S3Output.LocalPath")
+        for i, prop in enumerate(self.step.get("PropertyFiles", []) or []):
+            if prop.get("OutputName") not in names:
+                raise UnsupportedDefinition(
+                    self.name,
+                    f"PropertyFiles[{i}].OutputName",
+                    f"{prop.get('OutputName')!r} is not one of the step's outputs {sorted(map(str, names))}",
+                )
+            file_path = str(prop.get("FilePath", ""))
+            if not file_path or file_path.startswith("/") or ".." in file_path.split("/"):
+                raise UnsupportedDefinition(
+                    self.name,
+                    f"PropertyFiles[{i}].FilePath",
+                    f"{file_path!r} must be a path inside the output",
+                )
+
+    def training_definition(self, prefix: str) -> None:
+        p = f"{prefix}." if prefix else ""
+        spec = self.args.get(prefix, {}) if prefix else self.args
+        algorithm = spec.get("AlgorithmSpecification", {}) or {}
+        if algorithm.get("AlgorithmName"):
+            raise self.refuse(
+                f"Arguments.{p}AlgorithmSpecification.AlgorithmName",
+                "marketplace algorithms cannot run locally; use the project image (TrainingImage)",
+            )
+        self.image(
+            f"{p}AlgorithmSpecification.TrainingImage",
+            f"{p}AlgorithmSpecification.ContainerEntrypoint",
+            default="train",
+        )
+        mode = algorithm.get("TrainingInputMode", "File")
+        if mode not in ("File", "FastFile"):
+            raise self.refuse(
+                f"Arguments.{p}AlgorithmSpecification.TrainingInputMode",
+                f"{mode!r} is not supported locally (channels are staged as files); use File",
+            )
+        for i, metric in enumerate(algorithm.get("MetricDefinitions", []) or []):
+            try:
+                re.compile(str(metric.get("Regex", "")))
+            except re.error as exc:
+                raise self.refuse(
+                    f"Arguments.{p}AlgorithmSpecification.MetricDefinitions[{i}].Regex", str(exc)
+                ) from None
+        self.single_instance(f"{p}ResourceConfig.InstanceCount")
+        self.absent(f"{p}ResourceConfig.InstanceGroups", "heterogeneous clusters need several instances")
+        for i, channel in enumerate(spec.get("InputDataConfig", []) or []):
+            base = f"{p}InputDataConfig[{i}]"
+            source = (channel.get("DataSource") or {}).get("S3DataSource")
+            if source is None:
+                raise self.refuse(
+                    f"Arguments.{base}.DataSource", "only S3DataSource channels are supported locally"
+                )
+            self.s3(f"{base}.DataSource.S3DataSource.S3Uri")
+            for key, value, allowed in (
+                ("DataSource.S3DataSource.S3DataType", source.get("S3DataType"), ("S3Prefix", "S3Object")),
+                ("CompressionType", channel.get("CompressionType"), (None, "None")),
+                ("RecordWrapperType", channel.get("RecordWrapperType"), (None, "None")),
+                ("InputMode", channel.get("InputMode"), (None, "File", "FastFile")),
+            ):
+                if value not in allowed:
+                    raise self.refuse(
+                        f"Arguments.{base}.{key}",
+                        f"{value!r} is not supported locally; use one of {[a for a in allowed if a]}",
+                    )
+        self.s3(f"{p}OutputDataConfig.S3OutputPath")
+        if spec.get("CheckpointConfig"):
+            self.s3(f"{p}CheckpointConfig.S3Uri")
+            self.local_path(f"{p}CheckpointConfig.LocalPath", required=False)
+        for key in ("DebugRuleConfigurations", "ProfilerRuleConfigurations"):
+            self.absent(f"{p}{key}", "Debugger rules run as separate processing jobs")
+
+    def training(self) -> None:
+        self.training_definition("")
+
+    def tuning(self) -> None:
+        self.absent("TrainingJobDefinitions", "one training job definition per tuning step locally")
+        self.absent("WarmStartConfig", "there are no parent tuning jobs locally")
+        if "TrainingJobDefinition" not in self.args:
+            raise self.refuse("Arguments.TrainingJobDefinition", "is required")
+        self.training_definition("TrainingJobDefinition")
+        config = self.args.get("HyperParameterTuningJobConfig") or {}
+        base = "Arguments.HyperParameterTuningJobConfig"
+        limits = config.get("ResourceLimits") or {}
+        for key in ("MaxNumberOfTrainingJobs", "MaxParallelTrainingJobs"):
+            value = self.scope.resolve(limits.get(key)) if key in limits else None
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise self.refuse(
+                    f"{base}.ResourceLimits.{key}", f"{value!r}: a positive whole number is required"
+                )
+        early = config.get("TrainingJobEarlyStoppingType", "Off")
+        if early != "Off":
+            raise self.refuse(
+                f"{base}.TrainingJobEarlyStoppingType",
+                f"{early!r}: early stopping of trials is not emulated; use Off",
+            )
+        completion = config.get("TuningJobCompletionCriteria") or {}
+        extra = sorted(set(completion) - {"TargetObjectiveMetricValue"})
+        if extra:
+            raise self.refuse(
+                f"{base}.TuningJobCompletionCriteria.{extra[0]}",
+                "only TargetObjectiveMetricValue is supported locally",
+            )
+        objective = config.get("HyperParameterTuningJobObjective") or {}
+        if objective.get("Type") not in ("Maximize", "Minimize"):
+            raise self.refuse(f"{base}.HyperParameterTuningJobObjective.Type", "must be Maximize or Minimize")
+        metrics = [
+            m.get("Name")
+            for m in self.args["TrainingJobDefinition"]
+            .get("AlgorithmSpecification", {})
+            .get("MetricDefinitions", [])
+        ]
+        if objective.get("MetricName") not in metrics:
+            raise self.refuse(
+                f"{base}.HyperParameterTuningJobObjective.MetricName",
+                f"{objective.get('MetricName')!r} is not one of the job's MetricDefinitions {metrics}",
+            )
+        static = self.args["TrainingJobDefinition"].get("StaticHyperParameters", {}) or {}
+        ranges = config.get("ParameterRanges") or {}
+        count = 0
+        for kind in ("IntegerParameterRanges", "ContinuousParameterRanges", "CategoricalParameterRanges"):
+            for i, spec in enumerate(ranges.get(kind, []) or []):
+                count += 1
+                field = f"{base}.ParameterRanges.{kind}[{i}]"
+                name = spec.get("Name")
+                if name in static:
+                    raise self.refuse(field, f"{name!r} is both tuned and a static hyperparameter; keep one")
+                if kind == "CategoricalParameterRanges":
+                    if not spec.get("Values"):
+                        raise self.refuse(f"{field}.Values", "needs at least one value")
+                    continue
+                self._range(field, spec, integer=kind == "IntegerParameterRanges")
+        if count == 0:
+            raise self.refuse(f"{base}.ParameterRanges", "declares no ranges to tune")
+
+    def _range(self, field: str, spec: Mapping[str, Any], *, integer: bool) -> None:
+        try:
+            low, high = float(spec["MinValue"]), float(spec["MaxValue"])
+        except (KeyError, TypeError, ValueError):
+            raise self.refuse(field, "MinValue and MaxValue must be numbers (as strings)") from None
+        if integer and (low != int(low) or high != int(high)):
+            raise self.refuse(field, "an integer range needs whole MinValue and MaxValue")
+        if low > high:
+            raise self.refuse(field, f"MinValue {low:g} exceeds MaxValue {high:g}")
+        scaling = spec.get("ScalingType", "Auto")
+        if scaling not in _SCALINGS:
+            raise self.refuse(f"{field}.ScalingType", f"{scaling!r}; use one of {list(_SCALINGS)}")
+        if scaling == "Logarithmic" and low <= 0:
+            raise self.refuse(f"{field}.ScalingType", "Logarithmic scaling needs MinValue > 0")
+        if scaling == "ReverseLogarithmic" and (integer or high >= 1 or low < 0):
+            raise self.refuse(
+                f"{field}.ScalingType", "ReverseLogarithmic scaling needs a continuous range within [0, 1)"
+            )
+
+    def model(self) -> None:
+        self.absent("Containers", "inference pipelines of several containers are not served locally")
+        if "PrimaryContainer" not in self.args:
+            raise self.refuse("Arguments.PrimaryContainer", "is required")
+        self.image("PrimaryContainer.Image", None, default="serve")
+        self.s3("PrimaryContainer.ModelDataUrl")
+        mode = self.args["PrimaryContainer"].get("Mode", "SingleModel")
+        if mode != "SingleModel":
+            raise self.refuse(
+                "Arguments.PrimaryContainer.Mode", f"{mode!r}; only SingleModel is served locally"
+            )
+
+    def register_model(self) -> None:
+        if not self.args.get("ModelPackageGroupName"):
+            raise self.refuse(
+                "Arguments.ModelPackageGroupName",
+                "is required (unversioned packages are not registered locally)",
+            )
+        self.absent("SourceAlgorithmSpecification", "marketplace algorithms cannot run locally")
+        containers = (self.args.get("InferenceSpecification") or {}).get("Containers") or []
+        if len(containers) != 1:
+            raise self.refuse(
+                "Arguments.InferenceSpecification.Containers",
+                f"{len(containers)} containers: the local registry serves exactly one",
+            )
+        self.image("InferenceSpecification.Containers[0].Image", None, default="serve")
+        self.s3("InferenceSpecification.Containers[0].ModelDataUrl")
+        status = self.value("ModelApprovalStatus")
+        if status is not None and status not in ("Approved", "PendingManualApproval", "Rejected"):
+            raise self.refuse("Arguments.ModelApprovalStatus", f"{status!r} is not an approval status")
+        for section, entries in (self.args.get("ModelMetrics") or {}).items():
+            for kind, entry in (entries or {}).items():
+                if isinstance(entry, Mapping) and "S3Uri" in entry:
+                    self.s3(f"ModelMetrics.{section}.{kind}.S3Uri")
+
+    def transform(self) -> None:
+        if not self.args.get("ModelName"):
+            raise self.refuse("Arguments.ModelName", "is required")
+        source = ((self.args.get("TransformInput") or {}).get("DataSource") or {}).get("S3DataSource")
+        if source is None:
+            raise self.refuse("Arguments.TransformInput.DataSource", "only S3DataSource is supported locally")
+        self.s3("TransformInput.DataSource.S3DataSource.S3Uri")
+        for path, allowed in (
+            ("TransformInput.DataSource.S3DataSource.S3DataType", ("S3Prefix", "S3Object")),
+            ("TransformInput.SplitType", (None, "None", "Line")),
+            ("TransformInput.CompressionType", (None, "None")),
+            ("TransformOutput.AssembleWith", (None, "None", "Line")),
+            ("BatchStrategy", (None, "MultiRecord", "SingleRecord")),
+        ):
+            self.one_of(path, allowed, "the local engine implements these")
+        self.s3("TransformOutput.S3OutputPath")
+        processing = self.args.get("DataProcessing") or {}
+        defaults = {"InputFilter": "$", "OutputFilter": "$", "JoinSource": "None"}
+        for key, value in processing.items():
+            if defaults.get(key) != value:
+                raise self.refuse(
+                    f"Arguments.DataProcessing.{key}", f"{value!r}; only the defaults are supported locally"
+                )
+
+    def condition(self) -> None:
+        conditions = self.args.get("Conditions")
+        if not isinstance(conditions, list) or not conditions:
+            raise self.refuse("Arguments.Conditions", "a Condition step needs a list of conditions")
+        for i, spec in enumerate(conditions):
+            self._condition(spec, f"Arguments.Conditions[{i}]")
+
+    def _condition(self, spec: Any, field: str) -> None:
+        kind = spec.get("Type") if isinstance(spec, Mapping) else None
+        if kind not in CONDITION_TYPES:
+            raise self.refuse(
+                f"{field}.Type", f"{kind!r} is not a condition type; use one of {list(CONDITION_TYPES)}"
+            )
+        if kind == "Not":
+            self._condition(spec.get("Expression"), f"{field}.Expression")
+        elif kind == "Or":
+            for i, inner in enumerate(spec.get("Conditions", [])):
+                self._condition(inner, f"{field}.Conditions[{i}]")
+        elif kind == "In":
+            if "QueryValue" not in spec or not isinstance(spec.get("Values"), list):
+                raise self.refuse(field, "an In condition needs QueryValue and a list of Values")
+        elif "LeftValue" not in spec or "RightValue" not in spec:
+            raise self.refuse(field, f"a {kind} condition needs LeftValue and RightValue")
+
+    def fail(self) -> None:
+        pass
+
+
+_CHECKS: Final[dict[str, Callable[[_StepChecker], None]]] = {
+    "Processing": _StepChecker.processing,
+    "Training": _StepChecker.training,
+    "Tuning": _StepChecker.tuning,
+    "Model": _StepChecker.model,
+    "RegisterModel": _StepChecker.register_model,
+    "Transform": _StepChecker.transform,
+    "Condition": _StepChecker.condition,
+    "Fail": _StepChecker.fail,
+}
+
+
+def check_references(definition: Mapping[str, Any]) -> None:
+    """Every ``Get`` and function names something this definition declares, in the right shape."""
+    parameters = {str(p.get("Name")) for p in definition.get("Parameters", []) or []}
+    steps = {str(s.get("Name")): s for s in iter_steps(definition.get("Steps", []))}
+    for step in iter_steps(definition.get("Steps", [])):
+        name = str(step.get("Name"))
+        for path, expr in walk_expressions(own_arguments(step), "Arguments"):
+            (key,) = expr
+            if key not in FUNCTIONS:
+                raise UnsupportedDefinition(
+                    name,
+                    path,
+                    f"function {key!r} is not supported locally (supported: {', '.join(FUNCTIONS)})",
+                )
+            body = expr[key]
+            if key == "Std:Join" and not (isinstance(body, Mapping) and isinstance(body.get("Values"), list)):
+                raise UnsupportedDefinition(name, path, "Std:Join needs {'On': str, 'Values': [...]}")
+            if key == "Std:JsonGet":
+                _check_json_get(name, path, body, steps)
+                continue
+            if key != "Get":
+                continue
+            if not isinstance(body, str):
+                raise UnsupportedDefinition(name, path, f"Get needs a string reference, not {body!r}")
+            if _inside_json_get_property_file(path):
+                continue
+            kind, _, rest = body.partition(".")
+            if kind == "Parameters":
+                if rest not in parameters:
+                    raise UnsupportedDefinition(
+                        name,
+                        path,
+                        f"Get {body}: the definition declares no parameter {rest!r} "
+                        f"(declared: {', '.join(sorted(parameters))})",
+                    )
+            elif kind == "Execution":
+                if rest not in EXECUTION_VARIABLES:
+                    raise UnsupportedDefinition(
+                        name,
+                        path,
+                        f"Get {body}: unknown execution variable; use one of {list(EXECUTION_VARIABLES)}",
+                    )
+            elif kind == "Steps":
+                _check_step_reference(name, path, body, steps)
+            else:
+                raise UnsupportedDefinition(name, path, f"Get {body}: unknown kind of reference {kind!r}")
+
+
+def _inside_json_get_property_file(path: str) -> bool:
+    return path.endswith(".PropertyFile")
+
+
+def _check_step_reference(name: str, path: str, reference: str, steps: Mapping[str, Any]) -> None:
+    try:
+        target, parts = split_step_reference(reference)
+    except ValueError as exc:
+        raise UnsupportedDefinition(name, path, str(exc)) from None
+    if target not in steps:
+        raise UnsupportedDefinition(name, path, f"Get {reference}: there is no step {target!r}")
+    if target == name:
+        raise UnsupportedDefinition(name, path, f"Get {reference}: a step cannot read its own properties")
+    if parts[:1] == ["PropertyFiles"]:
+        raise UnsupportedDefinition(name, path, f"Get {reference}: read a property file with Std:JsonGet")
+    step_type = str(steps[target].get("Type"))
+    problem = property_problem(step_type, parts)
+    if problem:
+        raise UnsupportedDefinition(
+            name, path, f"Get {reference}: unknown property of {step_type} step {target!r} ({problem})"
+        )
+
+
+def _check_json_get(name: str, path: str, body: Any, steps: Mapping[str, Any]) -> None:
+    if not isinstance(body, Mapping) or not isinstance(body.get("Path"), str):
+        raise UnsupportedDefinition(name, path, "Std:JsonGet needs a Path string")
+    if "S3Uri" in body:
+        raise UnsupportedDefinition(
+            name, f"{path}.S3Uri", "Std:JsonGet over an S3Uri is not supported locally; use a PropertyFile"
+        )
+    source = body.get("PropertyFile")
+    reference = source.get("Get") if isinstance(source, Mapping) else None
+    if not isinstance(reference, str):
+        raise UnsupportedDefinition(
+            name, f"{path}.PropertyFile", "must be {'Get': 'Steps.<step>.PropertyFiles.<name>'}"
+        )
+    try:
+        target, parts = split_step_reference(reference)
+    except ValueError as exc:
+        raise UnsupportedDefinition(name, f"{path}.PropertyFile", str(exc)) from None
+    if target not in steps or len(parts) != 2 or parts[0] != "PropertyFiles":
+        raise UnsupportedDefinition(
+            name, f"{path}.PropertyFile", f"{reference!r} is not Steps.<existing step>.PropertyFiles.<name>"
+        )
+    declared = {f.get("PropertyFileName") for f in steps[target].get("PropertyFiles", []) or []}
+    if parts[1] not in declared:
+        raise UnsupportedDefinition(
+            name,
+            f"{path}.PropertyFile",
+            f"step {target!r} declares no property file {parts[1]!r} "
+            f"(declared: {sorted(map(str, declared))})",
+        )
+
+
+def check_graph(definition: Mapping[str, Any]) -> None:
+    steps = list(iter_steps(definition.get("Steps", [])))
+    seen: set[str] = set()
+    for i, step in enumerate(steps):
+        name = step.get("Name")
+        if not isinstance(name, str) or not _STEP_NAME.match(name):
+            raise UnsupportedDefinition(
+                str(name), f"Steps[{i}].Name", "step names are 1-64 letters, digits, '-', '_'"
+            )
+        if name in seen:
+            raise UnsupportedDefinition(name, "Name", "two steps have this name; step names must be unique")
+        seen.add(name)
+        kind = step.get("Type")
+        if kind not in SUPPORTED_STEPS:
+            raise UnsupportedDefinition(
+                name,
+                "Type",
+                f"step type {kind!r} cannot run locally (the engine runs: {', '.join(SUPPORTED_STEPS)})",
+            )
+        for dep in step.get("DependsOn", []) or []:
+            if dep not in {s.get("Name") for s in steps}:
+                raise UnsupportedDefinition(name, "DependsOn", f"depends on unknown step {dep!r}")
+    graph = dependencies(definition)
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        if state.get(node) == 2:
+            return
+        if state.get(node) == 1:
+            cycle = " -> ".join([*trail[trail.index(node) :], node])
+            raise UnsupportedDefinition(node, "DependsOn", f"steps depend on each other in a cycle: {cycle}")
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            visit(dep, [*trail, node])
+        state[node] = 2
+
+    for node in graph:
+        visit(node, [])
+
+
+def check_parameters_declared(definition: Mapping[str, Any]) -> None:
+    for i, parameter in enumerate(definition.get("Parameters", []) or []):
+        kind = parameter.get("Type", "String")
+        if kind not in ("String", "Integer", "Float", "Boolean"):
+            raise UnsupportedDefinition(
+                "(pipeline)", f"Parameters[{i}].Type", f"{kind!r} is not a pipeline parameter type"
+            )
+
+
+def check_definition(definition: Mapping[str, Any], images: ImageMap, parameters: Mapping[str, Any]) -> None:
+    """Raise :class:`UnsupportedDefinition` for the first thing the engine cannot run as written."""
+    if not isinstance(definition.get("Steps"), list) or not definition["Steps"]:
+        raise UnsupportedDefinition("(pipeline)", "Steps", "the definition has no steps")
+    check_parameters_declared(definition)
+    check_graph(definition)
+    check_references(definition)
+    scope = _static_scope(parameters)
+    for step in iter_steps(definition["Steps"]):
+        _CHECKS[str(step["Type"])](_StepChecker(step, images, scope))

@@ -1,0 +1,469 @@
+"""The local engine: runs a rendered SageMaker pipeline definition on this machine.
+
+``LocalEngine.run`` checks the whole definition first (nothing runs when anything is refused),
+resolves the parameters, then runs the steps in dependency order (``DependsOn``, the step
+properties and property files each step reads, and the Condition whose branch holds it), up to
+``max_parallel`` job processes at once. A Condition runs only the branch its conditions select
+(all of its conditions ANDed); the other branch is ``Skipped``. A failed step - or a Fail step -
+fails the execution with that step's reason, and no further step starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import traceback
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, Final
+
+from pipelines.definition import dependencies, own_arguments, steps_by_name
+from pipelines.local.checks import check_definition
+from pipelines.local.context import InterruptPlan, StepContext, StepResult, random_id
+from pipelines.local.errors import ExecutionNotFoundError, LocalEngineError, StepFailedError
+from pipelines.local.expressions import ExpressionError, Scope, lookup
+from pipelines.local.home import LocalHome
+from pipelines.local.images import ImageMap
+from pipelines.local.models import run_model, run_register
+from pipelines.local.parameters import resolve_parameters
+from pipelines.local.processing import run_processing
+from pipelines.local.records import EXECUTION_FILE, Execution, StepEvent, StepRecord, now
+from pipelines.local.training import run_training
+from pipelines.local.transform import run_transform
+from pipelines.local.tuning import run_tuning
+
+DEFAULT_PIPELINE_NAME: Final = "rookery-local-pipeline"
+_JOB_STEPS: Final = ("Processing", "Training", "Tuning", "Transform")
+_ECR: Final = re.compile(r"(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com")
+_ARN: Final = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:([a-z0-9-]+):(\d{12}):")
+
+Runner = Callable[[StepContext], StepResult]
+_RUNNERS: Final[dict[str, Runner]] = {
+    "Processing": run_processing,
+    "Training": run_training,
+    "Tuning": run_tuning,
+    "Model": run_model,
+    "RegisterModel": run_register,
+    "Transform": run_transform,
+}
+
+
+def usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def account_and_region(definition: Mapping[str, Any]) -> tuple[str, str]:
+    """The account and region the definition's resources name (for ARNs), placeholders if none."""
+    text = json.dumps(definition)
+    match = _ECR.search(text)
+    if match:
+        return match.group(1), match.group(2)
+    match = _ARN.search(text)
+    if match:
+        return match.group(2), match.group(1)
+    return "000000000000", "us-east-1"
+
+
+class LocalEngine:
+    """Runs pipeline definitions with the images of ``images``, keeping everything under ``home``."""
+
+    def __init__(self, home: LocalHome, images: ImageMap, *, max_parallel: int | None = None) -> None:
+        if max_parallel is not None and max_parallel < 1:
+            raise ValueError("max_parallel must be at least 1")
+        self.home = home
+        self.images = images
+        self.max_parallel = max_parallel or usable_cpus()
+
+    def check(self, definition: Mapping[str, Any], parameters: Mapping[str, Any] | None = None) -> None:
+        """Raise ``UnsupportedDefinition`` (step and field named) or ``ParameterError``; run nothing."""
+        check_definition(definition, self.images, resolve_parameters(definition, parameters))
+
+    def run(
+        self,
+        definition: Mapping[str, Any],
+        *,
+        parameters: Mapping[str, str | int | float] | None = None,
+        on_event: Callable[[StepEvent], None] | None = None,
+        interrupt_training: InterruptPlan | None = None,
+        pipeline_name: str | None = None,
+    ) -> Execution:
+        """Check, then execute; returns the finished execution (also on failure: see ``status``)."""
+        resolved = resolve_parameters(definition, parameters)
+        check_definition(definition, self.images, resolved)
+        if interrupt_training is not None:
+            _check_interruptible(definition, interrupt_training)
+        run = _Run(
+            self,
+            definition,
+            resolved,
+            on_event=on_event,
+            interrupt=interrupt_training,
+            pipeline_name=pipeline_name or DEFAULT_PIPELINE_NAME,
+        )
+        return run.execute()
+
+    def executions(self) -> list[Execution]:
+        """Every execution under the home, newest first."""
+        folder = self.home.executions_dir
+        if not folder.is_dir():
+            return []
+        found = []
+        for path in folder.iterdir():
+            if (path / EXECUTION_FILE).is_file():
+                try:
+                    found.append(Execution.load(path))
+                except (OSError, ValueError, KeyError):
+                    continue  # a folder being written or damaged: not an execution to list
+        return sorted(found, key=lambda e: e.started_at, reverse=True)
+
+    def execution(self, execution_id: str) -> Execution:
+        path = self.home.executions_dir / execution_id
+        if not re.fullmatch(r"[a-z0-9]{1,64}", execution_id) or not (path / EXECUTION_FILE).is_file():
+            known = ", ".join(e.id for e in self.executions()[:5]) or "none yet"
+            raise ExecutionNotFoundError(
+                f"no execution {execution_id!r} under {self.home.executions_dir}; recent: {known}"
+            )
+        return Execution.load(path)
+
+
+def _check_interruptible(definition: Mapping[str, Any], plan: InterruptPlan) -> None:
+    candidates = []
+    for name, step in steps_by_name(definition).items():
+        args = step.get("Arguments") or {}
+        spec = args.get("TrainingJobDefinition", args) if step.get("Type") == "Tuning" else args
+        if step.get("Type") in ("Training", "Tuning") and spec.get("EnableManagedSpotTraining"):
+            candidates.append(name)
+    if not [c for c in candidates if plan.applies_to(c)]:
+        raise LocalEngineError(
+            f"interrupt_training names step {plan.step!r}, but the spot training steps are {candidates}; "
+            "SageMaker interrupts only managed spot training (EnableManagedSpotTraining)"
+            if plan.step
+            else "interrupt_training: no training step uses managed spot training "
+            "(EnableManagedSpotTraining), and only spot jobs are interrupted"
+        )
+
+
+class _Run:
+    """One execution: the scheduler and the state it keeps."""
+
+    def __init__(
+        self,
+        engine: LocalEngine,
+        definition: Mapping[str, Any],
+        parameters: dict[str, Any],
+        *,
+        on_event: Callable[[StepEvent], None] | None,
+        interrupt: InterruptPlan | None,
+        pipeline_name: str,
+    ) -> None:
+        self.engine = engine
+        self.home = engine.home
+        self.definition = definition
+        self.steps = steps_by_name(definition)
+        self.graph = dependencies(definition)
+        self.branch: dict[str, tuple[str, bool]] = {}
+        for name, step in self.steps.items():
+            if step.get("Type") == "Condition":
+                for child in (step.get("Arguments") or {}).get("IfSteps", []):
+                    self.branch[str(child["Name"])] = (name, True)
+                for child in (step.get("Arguments") or {}).get("ElseSteps", []):
+                    self.branch[str(child["Name"])] = (name, False)
+        self.on_event = on_event
+        self.interrupt = interrupt
+        self.account, self.region = account_and_region(definition)
+        self.id = self._new_id()
+        self.folder = self.home.executions_dir / self.id
+        self.log_dir = self.folder / "logs"
+        self.jobs_dir = self.folder / "jobs"
+        self.lock = threading.RLock()
+        self.event_lock = threading.Lock()
+        self.cancel = threading.Event()
+        self.slots = threading.BoundedSemaphore(engine.max_parallel)
+        self.results: dict[str, StepResult] = {}
+        self.outcomes: dict[str, bool] = {}
+        self.property_files: dict[tuple[str, str], Any] = {}
+        started = now()
+        arn = f"arn:aws:sagemaker:{self.region}:{self.account}:pipeline/{pipeline_name.lower()}"
+        self.execution = Execution(
+            id=self.id,
+            arn=f"{arn}/execution/{self.id}",
+            pipeline_name=pipeline_name,
+            status="Executing",
+            failure_reason=None,
+            started_at=started,
+            ended_at=None,
+            parameters=parameters,
+            steps=[StepRecord(name=n, type=str(s.get("Type"))) for n, s in self.steps.items()],
+            path=self.folder,
+        )
+        self.variables = {
+            "PipelineExecutionId": self.id,
+            "PipelineExecutionArn": self.execution.arn,
+            "PipelineName": pipeline_name,
+            "PipelineArn": arn,
+            "StartDateTime": started.isoformat(),
+        }
+        self.parameters = parameters
+
+    def _new_id(self) -> str:
+        while True:
+            candidate = random_id(12)
+            if not (self.home.executions_dir / candidate).exists():
+                return candidate
+
+    # -- records and events ------------------------------------------------------------------------
+    def record(self, name: str) -> StepRecord:
+        return self.execution.step(name)
+
+    def save(self) -> None:
+        with self.lock:
+            self.execution.save()
+
+    def event(self, name: str, status: str, message: str | None = None) -> None:
+        if self.on_event is None:
+            return
+        step_type = str(self.steps[name].get("Type"))
+        with self.event_lock:
+            try:
+                self.on_event(StepEvent(self.id, name, step_type, status, message))
+            except Exception:  # a progress display must never break an execution; keep its trace
+                with (self.folder / "engine.log").open("a", encoding="utf-8") as log:
+                    log.write(traceback.format_exc())
+
+    def set_status(
+        self, name: str, status: str, *, reason: str | None = None, message: str | None = None
+    ) -> None:
+        with self.lock:
+            record = self.record(name)
+            record.status = status
+            if status in ("Starting", "Executing") and record.started_at is None:
+                record.started_at = now()
+            if status in ("Succeeded", "Failed", "Stopped"):
+                record.ended_at = now()
+            if reason is not None:
+                record.failure_reason = reason
+            self.save()
+        self.event(name, status, message or reason)
+
+    # -- the scheduler ----------------------------------------------------------------------------
+    def execute(self) -> Execution:
+        self.folder.mkdir(parents=True)
+        self.log_dir.mkdir()
+        self.jobs_dir.mkdir()
+        (self.folder / "definition.json").write_text(json.dumps(self.definition, indent=2), encoding="utf-8")
+        self.save()
+        pending = set(self.steps)
+        running: dict[Future[StepResult], str] = {}
+        failed: str | None = None
+        with ThreadPoolExecutor(max_workers=max(len(self.steps), 1), thread_name_prefix="step") as pool:
+            try:
+                while pending or running:
+                    self._skip_unreachable(pending)
+                    if failed is None and not self.cancel.is_set():
+                        ready = sorted(
+                            n
+                            for n in pending
+                            if all(self.record(d).status == "Succeeded" for d in self.graph[n])
+                        )
+                        for name in ready:
+                            pending.discard(name)
+                            self.set_status(name, "Starting")
+                            running[pool.submit(self._step, name)] = name
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        name = running.pop(future)
+                        if not self._finish(name, future) and failed is None:
+                            failed = name
+            except KeyboardInterrupt:
+                self.cancel.set()
+                for future in list(running):
+                    name = running.pop(future)
+                    self._finish(name, future, stopped=True)
+                self._close(pending, "Stopped", "the execution was stopped (Ctrl-C)", None)
+                raise
+        if failed is not None:
+            self._close(pending, "Failed", self.record(failed).failure_reason, failed)
+        else:
+            self._close(pending, "Succeeded", None, None)
+        return self.execution
+
+    def _close(self, pending: set[str], status: str, reason: str | None, failed: str | None) -> None:
+        for name in sorted(pending):
+            self.set_status(name, "NotExecuted", message="not started: the execution had failed")
+        with self.lock:
+            self.execution.status = status
+            self.execution.failure_reason = reason
+            self.execution.failed_step = failed
+            self.execution.ended_at = now()
+            self.save()
+
+    def _skip_unreachable(self, pending: set[str]) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for name in sorted(pending):
+                why = None
+                if name in self.branch:
+                    condition, side = self.branch[name]
+                    if condition in self.outcomes and self.outcomes[condition] != side:
+                        branch = "if" if side else "else"
+                        why = f"on the {branch} branch of {condition}, which was not taken"
+                skipped = [d for d in self.graph[name] if self.record(d).status == "Skipped"]
+                if why is None and skipped:
+                    why = f"depends on skipped step {skipped[0]}"
+                if why is not None:
+                    pending.discard(name)
+                    self.set_status(name, "Skipped", message=why)
+                    changed = True
+
+    def _finish(self, name: str, future: Future[StepResult], *, stopped: bool = False) -> bool:
+        record = self.record(name)
+        try:
+            result = future.result()
+        except StepFailedError as exc:
+            with self.lock:
+                record.properties = dict(exc.properties)
+                record.metrics.update(exc.metrics)
+            self.set_status(name, "Stopped" if stopped else "Failed", reason=exc.reason)
+            return False
+        except Exception as exc:  # a bug in the engine: fail the step visibly, keep the trace
+            trace = traceback.format_exc()
+            with (
+                record.log_path.open("a", encoding="utf-8")
+                if record.log_path
+                else open(os.devnull, "w") as log
+            ):
+                log.write(trace)
+            self.set_status(
+                name, "Failed", reason=f"InternalError: the local engine failed ({type(exc).__name__}: {exc})"
+            )
+            return False
+        with self.lock:
+            record.properties = result.properties
+            record.metrics.update(result.metrics)
+            self.results[name] = result
+            if record.type == "Condition":
+                self.outcomes[name] = result.properties["Outcome"] == "True"
+        self.set_status(name, "Succeeded")
+        return True
+
+    # -- one step ---------------------------------------------------------------------------------
+    def scope(self) -> Scope:
+        return Scope(
+            self.parameters,
+            {**self.variables, "CurrentDateTime": now().isoformat()},
+            self._properties_of,
+            self._property_file,
+        )
+
+    def _properties_of(self, step: str) -> Mapping[str, Any]:
+        result = self.results.get(step)
+        if result is None:
+            raise ExpressionError(f"step {step!r} has not succeeded, so its properties are not available")
+        return result.properties
+
+    def _property_file(self, step: str, file_name: str) -> Any:
+        key = (step, file_name)
+        with self.lock:
+            if key in self.property_files:
+                return self.property_files[key]
+        declared = next(
+            (
+                f
+                for f in self.steps[step].get("PropertyFiles", []) or []
+                if f.get("PropertyFileName") == file_name
+            ),
+            None,
+        )
+        if declared is None:
+            raise ExpressionError(f"step {step!r} declares no property file {file_name!r}")
+        outputs = self._properties_of(step).get("ProcessingOutputConfig", {}).get("Outputs", [])
+        output = lookup(outputs, [(str(declared["OutputName"]),)], f"property file {file_name}")
+        uri = f"{output['S3Output']['S3Uri'].rstrip('/')}/{declared['FilePath']}"
+        path = self.home.s3_path(uri)
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ExpressionError(f"property file {file_name} of step {step}: {uri} does not exist") from None
+        except ValueError as exc:
+            raise ExpressionError(
+                f"property file {file_name} of step {step}: {uri} is not JSON ({exc})"
+            ) from None
+        with self.lock:
+            self.property_files[key] = document
+        return document
+
+    def _step(self, name: str) -> StepResult:
+        step = self.steps[name]
+        kind = str(step.get("Type"))
+        record = self.record(name)
+        record.log_path = self.log_dir / f"{name}.log"
+        if kind in _JOB_STEPS:
+            record.job_dir = self.jobs_dir / name
+        self.set_status(name, "Executing")
+        scope = self.scope()
+        with record.log_path.open("a", encoding="utf-8") as log:
+            log.write(f"[rookery local] {now().isoformat()} step {name} ({kind}) of execution {self.id}\n")
+        try:
+            args = scope.resolve(own_arguments(step))
+        except ExpressionError as exc:
+            raise StepFailedError(f"ClientError: cannot resolve the step's arguments: {exc}") from None
+        if kind == "Condition":
+            return self._condition(name, args, step, scope)
+        if kind == "Fail":
+            message = args.get("ErrorMessage")
+            raise StepFailedError(
+                str(message) if message not in (None, "") else f"Fail step {name} was reached"
+            )
+        ctx = StepContext(
+            home=self.home,
+            images=self.engine.images,
+            execution_id=self.id,
+            step_name=name,
+            step_type=kind,
+            args=args,
+            raw_step=step,
+            job_dir=self.jobs_dir / name,
+            log_dir=self.log_dir,
+            region=self.region,
+            account=self.account,
+            slots=self.slots,
+            max_parallel=self.engine.max_parallel,
+            cancel=self.cancel,
+            emit=lambda message: self.event(name, "Executing", message),
+            interrupt=self.interrupt,
+        )
+        return _RUNNERS[kind](ctx)
+
+    def _condition(
+        self, name: str, args: Mapping[str, Any], step: Mapping[str, Any], scope: Scope
+    ) -> StepResult:
+        evaluated = []
+        outcome = True
+        for spec in (step.get("Arguments") or {}).get("Conditions", []):
+            try:
+                result = scope.condition(spec)
+                shown = {
+                    "type": spec.get("Type"),
+                    "left": scope.resolve(spec["LeftValue"]) if "LeftValue" in spec else None,
+                    "right": scope.resolve(spec["RightValue"]) if "RightValue" in spec else None,
+                    "result": result,
+                }
+            except ExpressionError as exc:
+                raise StepFailedError(f"ClientError: condition {spec.get('Type')}: {exc}") from None
+            evaluated.append(shown)
+            outcome = outcome and result
+        record = self.record(name)
+        if record.log_path:
+            with record.log_path.open("a", encoding="utf-8") as log:
+                for item in evaluated:
+                    log.write(f"{item['type']}: {item['left']!r} vs {item['right']!r} -> {item['result']}\n")
+                log.write(f"Outcome: {outcome}\n")
+        return StepResult({"Outcome": "True" if outcome else "False"}, {"conditions": evaluated})

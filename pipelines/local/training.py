@@ -1,0 +1,291 @@
+"""A training job on SageMaker's contract, shared by the Training step and every tuning trial.
+
+``/opt/ml/input/config/{hyperparameters,inputdataconfig,resourceconfig}.json`` are written (every
+hyperparameter a string), each channel is staged under ``/opt/ml/input/data/<channel>``, and
+``CheckpointConfig.S3Uri`` is restored into the checkpoint folder before the job starts and
+uploaded after it stops, so a job restarted after a spot interruption resumes. Metrics come from
+the log with the job's ``MetricDefinitions`` (the last value of each is final). On success the
+model folder is packed to ``<S3OutputPath>/<TrainingJobName>/output/model.tar.gz``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+import tarfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+from pipelines.contract import CHECKPOINT_LOCAL_PATH
+from pipelines.local import procs, storage
+from pipelines.local.context import (
+    InterruptPlan,
+    StepContext,
+    StepResult,
+    Trigger,
+    fresh_dir,
+    in_sandbox,
+    job_name,
+)
+from pipelines.local.errors import StepFailedError
+from pipelines.local.expressions import to_text
+from pipelines.local.records import now
+
+MODEL_ARCHIVE: Final = "model.tar.gz"
+
+
+class MetricParser:
+    """``MetricDefinitions`` applied to each log line; the last value of each metric is final."""
+
+    def __init__(self, definitions: list[dict[str, Any]]) -> None:
+        self.patterns = [(str(d["Name"]), re.compile(str(d["Regex"]))) for d in definitions or []]
+        self.final: dict[str, tuple[float, dt.datetime]] = {}
+        self.counts: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def line(self, text: str) -> None:
+        for name, pattern in self.patterns:
+            match = pattern.search(text)
+            if not match:
+                continue
+            try:
+                value = float(match.group(1) if match.groups() else match.group(0))
+            except ValueError:
+                continue
+            with self.lock:
+                self.final[name] = (value, now())
+                self.counts[name] = self.counts.get(name, 0) + 1
+
+    def final_metric_data_list(self) -> list[dict[str, Any]]:
+        return [
+            {"MetricName": name, "Value": value, "Timestamp": at.isoformat()}
+            for name, (value, at) in sorted(self.final.items())
+        ]
+
+    def values(self) -> dict[str, float]:
+        return {name: value for name, (value, _) in self.final.items()}
+
+
+def model_artifact_uri(output_path: str, training_job_name: str) -> str:
+    """Where SageMaker puts a training job's model: the tuning step's model URI relies on this layout."""
+    return f"{output_path.rstrip('/')}/{training_job_name}/output/{MODEL_ARCHIVE}"
+
+
+def _pack(folder: Path, archive: Path) -> None:
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz", compresslevel=6) as tar:
+        for path in sorted(folder.iterdir()):
+            tar.add(path, arcname=path.name)
+
+
+def _write_config(sandbox: Path, request: dict[str, Any], name: str) -> None:
+    config = sandbox / "input" / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    hyperparameters = {str(k): to_text(v) for k, v in (request.get("HyperParameters") or {}).items()}
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
+    mode = request.get("AlgorithmSpecification", {}).get("TrainingInputMode", "File")
+    channels = {}
+    for channel in request.get("InputDataConfig", []) or []:
+        source = channel["DataSource"]["S3DataSource"]
+        entry = {
+            "TrainingInputMode": channel.get("InputMode") or mode,
+            "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
+            "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+        }
+        if channel.get("ContentType"):
+            entry["ContentType"] = channel["ContentType"]
+        channels[channel["ChannelName"]] = entry
+    (config / "inputdataconfig.json").write_text(json.dumps(channels, indent=2))
+    resources = request.get("ResourceConfig") or {}
+    (config / "resourceconfig.json").write_text(
+        json.dumps(
+            {
+                "current_host": "algo-1",
+                "current_instance_type": resources.get("InstanceType", "local"),
+                "hosts": ["algo-1"],
+                "network_interface_name": "eth0",
+                "training_job_name": name,
+            },
+            indent=2,
+        )
+    )
+
+
+def run_training_job(
+    ctx: StepContext,
+    request: dict[str, Any],
+    name: str,
+    sandbox: Path,
+    log_path: Path,
+    *,
+    checkpoint_uri: str | None,
+    interrupt: InterruptPlan | None,
+    progress: Callable[[str], None] | None = None,
+) -> StepResult:
+    """Run one training job to the end: ``DescribeTrainingJobResponse``-shaped properties and the
+    local metrics (final metric values, interruptions). Raises :class:`StepFailedError` on failure.
+    """
+    fresh_dir(sandbox)
+    algorithm = request["AlgorithmSpecification"]
+    output_path = request["OutputDataConfig"]["S3OutputPath"]
+    spot = bool(request.get("EnableManagedSpotTraining"))
+    properties: dict[str, Any] = {
+        **request,
+        "TrainingJobName": name,
+        "TrainingJobArn": ctx.arn("training-job", name),
+        "TrainingJobStatus": "InProgress",
+        "SecondaryStatus": "Starting",
+        "CreationTime": now().isoformat(),
+    }
+    if request.get("CheckpointConfig") and checkpoint_uri:
+        properties["CheckpointConfig"] = {**request["CheckpointConfig"], "S3Uri": checkpoint_uri}
+    _write_config(sandbox, request, name)
+    for channel in request.get("InputDataConfig", []) or []:
+        source = channel["DataSource"]["S3DataSource"]
+        storage.stage(
+            ctx.home,
+            source["S3Uri"],
+            source.get("S3DataType", "S3Prefix"),
+            sandbox / "input" / "data" / channel["ChannelName"],
+            f"channel {channel['ChannelName']!r}",
+        )
+    local_checkpoints = None
+    if checkpoint_uri:
+        local = (request.get("CheckpointConfig") or {}).get("LocalPath") or CHECKPOINT_LOCAL_PATH
+        local_checkpoints = in_sandbox(sandbox, local)
+    argv = ctx.images.command(
+        algorithm["TrainingImage"], algorithm.get("ContainerEntrypoint"), default="train"
+    )
+    argv += [str(a) for a in algorithm.get("ContainerArguments", []) or []]
+    env = ctx.images.environment(
+        algorithm["TrainingImage"],
+        sandbox,
+        {
+            **{k: str(v) for k, v in (request.get("Environment") or {}).items()},
+            "TRAINING_JOB_NAME": name,
+            "TRAINING_JOB_ARN": properties["TrainingJobArn"],
+        },
+    )
+    max_runtime = (request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+    metrics = MetricParser(algorithm.get("MetricDefinitions", []) or [])
+    interruptions_left = interrupt.times if interrupt is not None and spot else 0
+    interruptions = 0
+    started = now()
+    properties["TrainingStartTime"] = started.isoformat()
+    with log_path.open("a", encoding="utf-8") as log:
+        while True:
+            if local_checkpoints is not None and checkpoint_uri:
+                fresh_dir(local_checkpoints)
+                restored = storage.list_prefix(ctx.home, checkpoint_uri)
+                if restored:
+                    storage.stage(ctx.home, checkpoint_uri, "S3Prefix", local_checkpoints, "checkpoints")
+                    log.write(
+                        f"[rookery local] restored {len(restored)} checkpoint file(s) from {checkpoint_uri}\n"
+                    )
+            trigger = Trigger(interrupt, local_checkpoints) if interrupt and interruptions_left else None
+
+            def on_line(text: str, trigger: Trigger | None = trigger) -> None:
+                metrics.line(text)
+                if trigger is not None:
+                    trigger.line(text)
+
+            log.write(f"[rookery local] training job {name}: {' '.join(argv)}\n")
+            log.flush()
+            properties["SecondaryStatus"] = "Training"
+            with ctx.slots:
+                outcome = procs.run(
+                    argv,
+                    env=env,
+                    cwd=sandbox,
+                    log=log,
+                    max_runtime=max_runtime,
+                    on_line=on_line,
+                    interrupt_when=trigger,
+                    cancel=ctx.cancel,
+                )
+            if local_checkpoints is not None and checkpoint_uri:
+                uploaded = storage.upload(ctx.home, local_checkpoints, checkpoint_uri)
+                log.write(
+                    f"[rookery local] uploaded {len(uploaded)} checkpoint file(s) to {checkpoint_uri}\n"
+                )
+            if outcome.interrupted and outcome.exit_code != 0 and not outcome.stopped:
+                interruptions += 1
+                interruptions_left -= 1
+                log.write(
+                    "[rookery local] spot interruption: the instance was reclaimed (SIGTERM, exit "
+                    f"{outcome.exit_code}); restarting the job on a new instance from its checkpoints\n"
+                )
+                log.flush()
+                if progress:
+                    progress(f"{name}: spot interruption, restarting from checkpoint")
+                for folder in ("model", "output"):
+                    fresh_dir(sandbox / folder)
+                continue
+            if outcome.interrupted:
+                log.write("[rookery local] the job finished before the interruption took effect\n")
+            break
+    ended = now()
+    properties.update(
+        {
+            "TrainingEndTime": ended.isoformat(),
+            "LastModifiedTime": ended.isoformat(),
+            "TrainingTimeInSeconds": int((ended - started).total_seconds()),
+            "BillableTimeInSeconds": int((ended - started).total_seconds()),
+            "FinalMetricDataList": metrics.final_metric_data_list(),
+        }
+    )
+    local_metrics = {"final_metrics": metrics.values(), "interruptions": interruptions, "log": str(log_path)}
+    failure_file = sandbox / "output" / "failure"
+    if outcome.exit_code != 0 or outcome.runtime_exceeded or outcome.stopped:
+        if outcome.runtime_exceeded:
+            properties.update(TrainingJobStatus="Stopped", SecondaryStatus="MaxRuntimeExceeded")
+            reason = f"MaxRuntimeExceeded: the job ran longer than MaxRuntimeInSeconds ({max_runtime} s)"
+        elif outcome.stopped:
+            properties.update(TrainingJobStatus="Stopped", SecondaryStatus="Stopped")
+            reason = "Stopped: the execution was stopped"
+        else:
+            properties.update(TrainingJobStatus="Failed", SecondaryStatus="Failed")
+            written = failure_file.read_text(encoding="utf-8").strip() if failure_file.is_file() else ""
+            reason = written or (
+                f"AlgorithmError: the training job exited with code {outcome.exit_code}; see {log_path}"
+            )
+        properties["FailureReason"] = reason
+        raise StepFailedError(reason, properties, local_metrics)
+    model_dir = sandbox / "model"
+    model_uri = model_artifact_uri(output_path, name)
+    archive = sandbox / "packed" / "model.tar.gz"
+    _pack(model_dir, archive)
+    storage.put_file(ctx.home, archive, model_uri)
+    output_data = sandbox / "output" / "data"
+    if output_data.is_dir() and any(output_data.iterdir()):
+        packed = sandbox / "packed" / "output.tar.gz"
+        _pack(output_data, packed)
+        storage.put_file(ctx.home, packed, f"{output_path.rstrip('/')}/{name}/output/output.tar.gz")
+    shutil.rmtree(sandbox / "packed", ignore_errors=True)
+    properties.update(
+        TrainingJobStatus="Completed",
+        SecondaryStatus="Completed",
+        ModelArtifacts={"S3ModelArtifacts": model_uri},
+    )
+    return StepResult(properties, local_metrics)
+
+
+def run_training(ctx: StepContext) -> StepResult:
+    """The Training step: one job named like a pipeline's, checkpoints at CheckpointConfig.S3Uri."""
+    name = job_name(ctx.execution_id, ctx.step_name)
+    plan = ctx.interrupt if ctx.interrupt is not None and ctx.interrupt.applies_to(ctx.step_name) else None
+    checkpoint_uri = (ctx.args.get("CheckpointConfig") or {}).get("S3Uri")
+    return run_training_job(
+        ctx,
+        ctx.args,
+        name,
+        ctx.job_dir,
+        ctx.log_path,
+        checkpoint_uri=checkpoint_uri,
+        interrupt=plan,
+        progress=ctx.emit,
+    )
