@@ -1,0 +1,92 @@
+"""Helpers for the demo tests: a fixed arrival time, local S3 listing, and the project image's jobs run
+directly on what ingestion delivered (the artifacts the report is built from, without the engine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipelines.local.home import LocalHome
+
+REPO = Path(__file__).resolve().parents[2]
+PROGRAM = REPO / "containers" / "program"
+IMAGE_PYTHON = REPO / ".venv-image" / "bin" / "python"
+ARRIVAL = datetime(2024, 5, 1, 12, 30, 15, 250_000, tzinfo=UTC)
+# Small and fast: the report needs a real model, not a good one.
+HYPERPARAMETERS = {"num_round": 30, "max_depth": 3, "eta": 0.3, "eval_metric": "auc", "seed": 1}
+
+
+def files_under(home: LocalHome, uri: str) -> list[Path]:
+    root = home.s3_path(uri)
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+
+
+def _run(script: str, base: Path, *args: str, env: Mapping[str, str] | None = None) -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_", "ROOKERY_"))}
+    environment.update({"SAGEMAKER_BASE_DIR": str(base), **(env or {})})
+    done = subprocess.run(
+        [str(IMAGE_PYTHON), str(PROGRAM / script), *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, f"{script} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+
+
+@dataclass(frozen=True)
+class JobsRun:
+    """preprocess -> train -> evaluate on the raw bucket's dataset prefix, each in its own /opt/ml sandbox."""
+
+    root: Path
+
+    @property
+    def data_report(self) -> Path:
+        return self.root / "preprocess" / "processing" / "output" / "report" / "data_report.json"
+
+    @property
+    def evaluation_dir(self) -> Path:
+        return self.root / "evaluate" / "processing" / "output" / "evaluation"
+
+    @property
+    def evaluation(self) -> dict[str, Any]:
+        return dict(json.loads((self.evaluation_dir / "evaluation.json").read_text()))
+
+
+def run_jobs(raw_prefix: Path, schema_json: str, root: Path, *, operating_point: str) -> JobsRun:
+    """Stage ``raw_prefix`` as Preprocess's input and run the three jobs as SageMaker would."""
+    prep = root / "preprocess"
+    shutil.copytree(raw_prefix, prep / "processing" / "input" / "raw" / raw_prefix.name)
+    _run("preprocess.py", prep, env={"ROOKERY_DATASET_SCHEMA": schema_json})
+    out = prep / "processing" / "output"
+    train = root / "train"
+    config = train / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(json.dumps({k: str(v) for k, v in HYPERPARAMETERS.items()}))
+    (config / "inputdataconfig.json").write_text(
+        json.dumps({c: {"ContentType": "text/csv"} for c in ("train", "validation", "preprocessor")})
+    )
+    (config / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
+    for channel in ("train", "validation", "preprocessor"):
+        shutil.copytree(out / channel, train / "input" / "data" / channel)
+    _run("train", train)
+    evaluate = root / "evaluate"
+    model_in = evaluate / "processing" / "input" / "model"
+    model_in.mkdir(parents=True)
+    with tarfile.open(model_in / "model.tar.gz", "w:gz") as tar:
+        for path in sorted((train / "model").iterdir()):
+            tar.add(path, arcname=path.name)
+    for split in ("test", "validation"):
+        shutil.copytree(out / split, evaluate / "processing" / "input" / split)
+    _run("evaluate.py", evaluate, "--operating-point", operating_point)
+    return JobsRun(root)
