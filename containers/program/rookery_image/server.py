@@ -9,6 +9,7 @@ per-request overhead shows at one record per request.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
@@ -59,6 +60,10 @@ class InferenceApp:
         self.settings = contract.ServingSettings.from_env()
         settings = self.settings
         self.predictor = self._loader() if self._loader else load_predictor(settings)
+        # Everything loaded so far lives as long as the worker: keep it out of every later garbage
+        # collection, so a full collection does not pause a request while it walks numpy and xgboost.
+        gc.collect()
+        gc.freeze()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
