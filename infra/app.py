@@ -21,12 +21,16 @@ from infra.audit.gate import GateResult, evaluate
 from infra.audit.plugin import RookeryChecks
 from infra.audit.rules import ROOKERY_RULES, RulePack
 from infra.constructs.data_lake import TrustedPrincipal
+from infra.constructs.sagemaker_role import execution_role_exception
 from infra.stacks.data import DataStack
+from infra.stacks.ml import MlStack
 from infra.stacks.network import NetworkStack
 from rookery.config import REPO_ROOT, ConfigError, Stage, load_stage
 
 CDK_JSON: Final = REPO_ROOT / "cdk.json"
 CDK_CONTEXT_JSON: Final = REPO_ROOT / "cdk.context.json"
+# Rendered pipeline definitions by input hash: a synth imports the SageMaker SDK only on a miss.
+RENDER_CACHE: Final = REPO_ROOT / ".rookery" / "cache"
 STAGE_CONTEXT: Final = "stage"
 DESTROY_CONTEXT: Final = "destroy_data"
 
@@ -39,23 +43,40 @@ class FoundationStacks:
     data: DataStack
 
 
+@dataclass(frozen=True)
+class StageStacks(FoundationStacks):
+    """Every stack of a stage: the foundation plus ``ml`` (issue 4)."""
+
+    ml: MlStack
+
+
 def stage_environment(stage: Stage) -> cdk.Environment | None:
     """A stage with an account is pinned to it (prod); one without is environment-agnostic (dev)."""
     return cdk.Environment(account=stage.account, region=stage.region) if stage.account else None
 
 
 def build_stacks(
-    app: cdk.App, stage: Stage, *, trusted_principals: Sequence[TrustedPrincipal] = ()
-) -> FoundationStacks:
+    app: cdk.App,
+    stage: Stage,
+    *,
+    trusted_principals: Sequence[TrustedPrincipal] = (),
+    render_cache: Path = RENDER_CACHE,
+) -> StageStacks:
     env = stage_environment(stage)
     network = NetworkStack(app, stage=stage, env=env)
     data = DataStack(
-        app, stage=stage, env=env, network=network.network, trusted_principals=trusted_principals
+        app,
+        stage=stage,
+        env=env,
+        network=network.network,
+        # The ML stack's execution role, by IAM path: the Data stack never references the ML stack.
+        trusted_principals=[execution_role_exception(stage), *trusted_principals],
     )
-    for stack in (network, data):
+    ml = MlStack(app, stage=stage, env=env, network=network.network, data=data, render_cache=render_cache)
+    for stack in (network, data, ml):
         cdk.Tags.of(stack).add("project", stage.prefix)
         cdk.Tags.of(stack).add("stage", stage.name)
-    return FoundationStacks(network=network, data=data)
+    return StageStacks(network=network, data=data, ml=ml)
 
 
 def register_audit(app: cdk.App, *, pack: RulePack = ROOKERY_RULES) -> None:
@@ -92,7 +113,7 @@ def repo_context() -> dict[str, Any]:
 
 def build_app(
     stage_name: str, *, destroy_data: bool = False, outdir: Path | None = None, pack: RulePack = ROOKERY_RULES
-) -> tuple[cdk.App, Stage, FoundationStacks]:
+) -> tuple[cdk.App, Stage, StageStacks]:
     """An app for one stage, built in-process exactly as ``cdk synth -c stage=NAME`` builds it."""
     context: Mapping[str, Any] = {**repo_context(), STAGE_CONTEXT: stage_name, DESTROY_CONTEXT: destroy_data}
     # cfn-lint runs over every template in the audit and the tests; aws-cdk-lib's own CloudFormation

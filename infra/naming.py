@@ -70,3 +70,27 @@ def crawler_name(stage: Stage) -> str:
 
 
 ATHENA_RESULTS_PREFIX: Final = "athena-results/"
+
+
+def sagemaker_role_path(stage: Stage) -> str:
+    """IAM path of the SageMaker execution role: ``/<prefix>-<stage>/sagemaker-execution/``.
+
+    The role keeps a generated name; the Data stack trusts it by this path (an ``aws:PrincipalArn``
+    pattern) for D1b, so the Data stack never references the ML stack (no dependency cycle).
+    Nothing else of the stage lives under this path.
+    """
+    return f"/{stage.qualifier}/sagemaker-execution/"
+
+
+def notebook_role_path(stage: Stage) -> str:
+    return f"/{stage.qualifier}/notebook/"
+
+
+def notebook_instance_name(stage: Stage) -> str:
+    """``<prefix>-<stage>-notebook``: people open it by name (CreatePresignedNotebookInstanceUrl)."""
+    return f"{stage.qualifier}-notebook"
+
+
+def trigger_rule_name(stage: Stage) -> str:
+    """Named, so the queue key's policy can name the one rule that may use it (no reference cycle)."""
+    return f"{stage.qualifier}-raw-object-created"

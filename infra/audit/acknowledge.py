@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Validations
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from aws_cdk import Acknowledgment, Stack, Validations
 from constructs import IConstruct
 
 from infra.audit.exceptions import acknowledgment_problems
@@ -18,3 +22,37 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     if problems:
         raise ValueError(f"cannot acknowledge at {scope.node.path}: " + "; ".join(problems))
     Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+
+
+def flatten_reference(value: Any) -> str:
+    """A resolved CloudFormation value as cdk-nag writes it into a finding id (its ``flattenCfnReference``):
+    ``Fn::Join`` joined, ``Ref`` as ``<Name>``, ``Fn::GetAtt`` as ``<Name.Attr>``, ``${X}`` as ``<X>``."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.replace("${", "<").replace("}", ">")
+    if isinstance(value, dict):
+        if "Fn::Join" in value:
+            delimiter, items = value["Fn::Join"]
+            return str(delimiter).join(flatten_reference(i) for i in items)
+        if "Fn::Sub" in value:
+            return flatten_reference(value["Fn::Sub"])
+        if "Fn::GetAtt" in value:
+            resource, attribute = value["Fn::GetAtt"]
+            return f"<{flatten_reference(resource)}.{flatten_reference(attribute)}>"
+        if "Fn::ImportValue" in value:
+            return flatten_reference(value["Fn::ImportValue"])
+        if "Ref" in value:
+            return f"<{flatten_reference(value['Ref'])}>"
+    return json.dumps(value, separators=(",", ":"))
+
+
+def wildcard_findings(scope: IConstruct, actions: Iterable[str], resources: Iterable[str]) -> list[str]:
+    """The ``AwsSolutions-IAM5`` finding ids an allow statement with these actions and resources raises."""
+    stack = Stack.of(scope)
+    ids = [f"AwsSolutions::AwsSolutions-IAM5[Action::{a}]" for a in actions if "*" in a]
+    for resource in resources:
+        flat = flatten_reference(stack.resolve(resource))
+        if "*" in flat:
+            ids.append(f"AwsSolutions::AwsSolutions-IAM5[Resource::{flat}]")
+    return ids

@@ -199,9 +199,16 @@ def test_vpc_endpoint_exceptions_are_the_deployment_role_and_the_services_that_n
         )
     firehose = arn_of(synth.logical_id(data.ingestion.role))
     crawler = arn_of(synth.logical_id(data.catalog.crawler_role))
+    # The ML stack's execution role, by its IAM path (the pipeline service reads evaluation.json).
+    path = f"/{synth.stage.qualifier}/sagemaker-execution/"
+    execution = {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role{path}*"}
     for purpose, bucket in data.lake.buckets.items():
         principals = _vpc_deny(synth, bucket)["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
-        expected = [{"Fn::Sub": deployment}] + ([firehose, crawler] if purpose == "raw" else [])
+        expected = (
+            [{"Fn::Sub": deployment}]
+            + ([firehose, crawler] if purpose == "raw" else [])
+            + ([execution] if purpose == "artifacts" else [])
+        )
         assert principals == expected, purpose
         reasons = synth.resource(bucket.policy)["Metadata"]["rookery:vpc-endpoint-exceptions"]
         assert len(reasons) == len(expected) and all(len(r) > 20 for r in reasons)

@@ -1,0 +1,242 @@
+"""Controls N1-N6: the stage's notebook instance, its role, its idle auto-stop, and who may open it.
+
+- N1-N5: in a private subnet behind the SageMaker security group, no direct internet access,
+  no root access, its volume encrypted with the data key, IMDSv2 only, a supported Amazon Linux
+  2023 platform, and a lifecycle configuration that stops it after ``notebook.idle_minutes``
+  without activity (``notebook_autostop.py``: standard library only, Jupyter on localhost, the
+  AWS CLI through the ``sagemaker.api`` endpoint; nothing is installed or downloaded).
+- Its own role (under the stage's guardrails boundary): read the dataset prefix of the raw
+  bucket, the curated bucket and the pipeline's artifacts, write under ``notebooks/`` of the
+  artifacts bucket, decrypt with the data and artifacts keys, write its own logs, stop itself.
+- N6: ``open_policy`` allows ``CreatePresignedNotebookInstanceUrl`` (and describe/start/stop)
+  on this notebook's ARN only; it is attached to the roles named in ``notebook.access_role_names``.
+  The URL it returns opens Jupyter only through the VPC's ``notebook`` endpoint (the instance has no
+  internet access), whose policy admits principals of this account only.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Final
+
+from aws_cdk import ArnFormat, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from infra.audit.acknowledge import acknowledge
+from infra.constructs.policies import Grant, attach
+from infra.naming import notebook_instance_name, notebook_role_path
+from rookery.config import Stage
+
+AUTOSTOP_SCRIPT: Final = Path(__file__).with_name("notebook_autostop.py")
+NOTEBOOK_PREFIX: Final = "notebooks/"
+# SageMaker's limit on one lifecycle script (base64 characters).
+MAX_LIFECYCLE_SCRIPT: Final = 16384
+# Actions the open policy grants on the one notebook (N6).
+OPEN_ACTIONS: Final = (
+    "sagemaker:CreatePresignedNotebookInstanceUrl",
+    "sagemaker:DescribeNotebookInstance",
+    "sagemaker:StartNotebookInstance",
+    "sagemaker:StopNotebookInstance",
+)
+
+
+def on_start_script(idle_minutes: int, script: str | None = None) -> str:
+    """The lifecycle configuration's OnStart script: install the auto-stopper and start it in the background.
+
+    It runs as root at every start. ``ROOKERY_HOME`` and ``ROOKERY_PYTHON`` exist for tests only.
+    """
+    source = AUTOSTOP_SCRIPT.read_text(encoding="utf-8") if script is None else script
+    payload = base64.b64encode(source.encode("utf-8")).decode("ascii")
+    return f"""#!/bin/bash
+# rookery: stop this notebook after {idle_minutes} idle minutes (control N5). Works without internet:
+# the stopper uses only the platform's Python, Jupyter on localhost and the AWS CLI through the
+# VPC's sagemaker.api endpoint.
+set -euo pipefail
+home="${{ROOKERY_HOME:-/home/ec2-user/.rookery}}"
+python="${{ROOKERY_PYTHON:-/usr/bin/python3}}"
+mkdir -p "$home"
+echo '{payload}' | base64 --decode > "$home/autostop.py"
+aws_cli="$(command -v aws || echo /home/ec2-user/anaconda3/envs/JupyterSystemEnv/bin/aws)"
+nohup "$python" "$home/autostop.py" --idle-minutes {idle_minutes} --aws-cli "$aws_cli" \\
+  >> "$home/autostop.log" 2>&1 < /dev/null &
+"""
+
+
+class ProjectNotebook(Construct):
+    """Exposes ``instance``, ``lifecycle``, ``role``, ``grants``, ``open_policy``, ``name`` and ``arn``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: Stage,
+        subnet: ec2.ISubnet,
+        security_group: ec2.ISecurityGroup,
+        raw_bucket: s3.IBucket,
+        curated_bucket: s3.IBucket,
+        artifacts_bucket: s3.IBucket,
+        data_key: kms.IKey,
+        artifacts_key: kms.IKey,
+        pipeline_name: str,
+        boundary: iam.IManagedPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        settings = stage.notebook
+        self.name = notebook_instance_name(stage)
+        self.arn = stack.format_arn(
+            service="sagemaker", resource="notebook-instance", resource_name=self.name
+        )
+
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            path=notebook_role_path(stage),
+            description=f"{stage.qualifier}: notebook instance {self.name}",
+            permissions_boundary=boundary,
+        )
+        data_prefix = stage.data.layout.data_prefix(stage.dataset)
+        pipeline_prefix = f"{pipeline_name}/"
+        log_group = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name="/aws/sagemaker/NotebookInstances",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.grants = [
+            Grant(
+                "ReadRawDatasetPrefix",
+                ("s3:GetObject", "s3:GetObjectVersion"),
+                (raw_bucket.arn_for_objects(f"{data_prefix}*"),),
+                "explore the ingested dataset under its raw-bucket prefix (not Firehose's error output)",
+            ),
+            Grant(
+                "ReadCurated",
+                ("s3:GetObject", "s3:GetObjectVersion"),
+                (curated_bucket.arn_for_objects("*"),),
+                "the curated bucket holds only cleaned project data, all of it readable by ML engineers",
+            ),
+            Grant(
+                "ReadPipelineArtifacts",
+                ("s3:GetObject",),
+                (artifacts_bucket.arn_for_objects(f"{pipeline_prefix}*"),),
+                "inspect the pipeline's outputs, evaluations and models under its prefix",
+            ),
+            Grant(
+                "NotebookWorkspace",
+                ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"),
+                (artifacts_bucket.arn_for_objects(f"{NOTEBOOK_PREFIX}*"),),
+                f"notebook users keep their own files under {NOTEBOOK_PREFIX} of the artifacts bucket",
+            ),
+            Grant(
+                "ListReadablePrefixes",
+                ("s3:ListBucket",),
+                (raw_bucket.bucket_arn, artifacts_bucket.bucket_arn),
+                "list only the prefixes above",
+                {
+                    "StringLike": {
+                        "s3:prefix": [f"{data_prefix}*", f"{pipeline_prefix}*", f"{NOTEBOOK_PREFIX}*"]
+                    }
+                },
+            ),
+            Grant(
+                "ListCurated", ("s3:ListBucket",), (curated_bucket.bucket_arn,), "browse the curated bucket"
+            ),
+            Grant(
+                "StopItselfWhenIdle",
+                ("sagemaker:StopNotebookInstance", "sagemaker:DescribeNotebookInstance"),
+                (self.arn,),
+                "the idle auto-stop stops this instance with its own role",
+            ),
+            Grant(
+                "NotebookLogGroup",
+                ("logs:CreateLogGroup", "logs:DescribeLogStreams"),
+                (log_group,),
+                "SageMaker writes notebook logs to its fixed group /aws/sagemaker/NotebookInstances",
+            ),
+            Grant(
+                "OwnLogStreams",
+                ("logs:CreateLogStream", "logs:PutLogEvents"),
+                (f"{log_group}:log-stream:{self.name}/*",),
+                f"log streams of this notebook only ({self.name}/jupyter.log, .../LifecycleConfigOnStart)",
+            ),
+        ]
+        data_key.grant_decrypt(self.role)
+        artifacts_key.grant_encrypt_decrypt(self.role)
+        attach(
+            self.role,
+            self.grants,
+            granted_wildcards={
+                f"AwsSolutions::AwsSolutions-IAM5[Action::{action}]": (
+                    f"{action} comes from grant_encrypt_decrypt() on the artifacts key alone: notebook files "
+                    "under notebooks/ are written with data keys it generates"
+                )
+                for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*")
+            },
+        )
+
+        script = on_start_script(settings.idle_minutes)
+        content = base64.b64encode(script.encode("utf-8")).decode("ascii")
+        if len(content) > MAX_LIFECYCLE_SCRIPT:
+            raise ValueError(
+                f"the notebook's OnStart script is {len(content)} base64 characters; SageMaker allows "
+                f"{MAX_LIFECYCLE_SCRIPT}: shorten {AUTOSTOP_SCRIPT.name}"
+            )
+        self.lifecycle = sagemaker.CfnNotebookInstanceLifecycleConfig(
+            self,
+            "AutoStop",
+            on_start=[
+                sagemaker.CfnNotebookInstanceLifecycleConfig.NotebookInstanceLifecycleHookProperty(
+                    content=content
+                )
+            ],
+        )
+        self.instance = sagemaker.CfnNotebookInstance(
+            self,
+            "Instance",
+            notebook_instance_name=self.name,
+            instance_type=settings.instance_type,
+            platform_identifier=settings.platform_identifier,
+            role_arn=self.role.role_arn,
+            subnet_id=subnet.subnet_id,
+            security_group_ids=[security_group.security_group_id],
+            direct_internet_access="Disabled",
+            root_access="Disabled",
+            kms_key_id=data_key.key_arn,
+            volume_size_in_gb=settings.volume_size_gb,
+            lifecycle_config_name=self.lifecycle.attr_notebook_instance_lifecycle_config_name,
+            instance_metadata_service_configuration=sagemaker.CfnNotebookInstance.InstanceMetadataServiceConfigurationProperty(
+                minimum_instance_metadata_service_version="2"
+            ),
+        )
+        # The instance starts at creation: its role's policy must exist by then.
+        self.instance.node.add_dependency(self.role)
+
+        self.open_policy = iam.ManagedPolicy(
+            self,
+            "OpenPolicy",
+            description=f"{stage.qualifier}: open Jupyter on {self.name} (start or stop it), nothing else",
+            statements=[
+                iam.PolicyStatement(
+                    sid="OpenThisNotebookOnly", actions=list(OPEN_ACTIONS), resources=[self.arn]
+                )
+            ],
+            roles=[
+                iam.Role.from_role_name(self, f"Opener{i}", name)
+                for i, name in enumerate(settings.access_role_names)
+            ],
+        )
+        acknowledge(
+            self.role.node.find_child("DefaultPolicy"),
+            "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
+            f"the notebook role's policy is written for {self.name} alone (its prefixes, keys, logs and "
+            "its own stop); a managed copy could be attached to other principals",
+        )

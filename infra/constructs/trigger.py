@@ -1,0 +1,149 @@
+"""New raw data starts the pipeline: an EventBridge rule on the raw bucket's "Object Created" events and
+the ``pipeline_trigger`` Lambda (L1).
+
+- The rule pre-filters on the raw bucket's name and the dataset's key prefix, so Firehose's error
+  output and other prefixes never invoke the function (the function ignores them too).
+- EventBridge invokes the function asynchronously with a bounded retry policy and its own
+  KMS-encrypted dead-letter queue; the function's asynchronous invocations retry twice within an
+  hour and then land in its KMS-encrypted dead-letter queue. The handler is idempotent, so
+  retries start nothing twice, and a malformed event fails fast into the queue (no retry storm).
+- The function may call ``StartPipelineExecution`` and ``ListPipelineExecutions`` on the stage's
+  pipeline only, with a small reserved concurrency.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.audit.acknowledge import acknowledge
+from infra.constructs.function import FunctionSettings, ProjectFunction
+from infra.naming import trigger_rule_name
+from pipelines.parameters import INPUT_DATA_URI
+from rookery.config import Stage
+
+TRIGGER: Final = "pipeline_trigger"
+# One execution per new object; a burst of uploads needs no more than a few concurrent starts.
+TRIGGER_CONCURRENCY: Final = 2
+# Asynchronous invocation: Lambda retries a failed event twice within an hour, then dead-letters it.
+ASYNC_RETRIES: Final = 2
+ASYNC_MAX_AGE: Final = Duration.hours(1)
+# EventBridge's own delivery to the function (throttling, service errors): bounded, then its queue.
+RULE_RETRIES: Final = 4
+RULE_MAX_AGE: Final = Duration.hours(2)
+QUEUE_RETENTION: Final = Duration.days(14)
+
+
+class PipelineTrigger(Construct):
+    """Exposes ``function`` (a ``ProjectFunction``), ``rule`` and ``rule_dead_letter_queue``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: Stage,
+        pipeline_name: str,
+        pipeline_arn: str,
+        raw_bucket: s3.IBucket,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        security_group: ec2.ISecurityGroup,
+        logs_key: kms.IKey,
+        queue_key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        layout = stage.data.layout
+        data_prefix = layout.data_prefix(stage.dataset)
+        self.function = ProjectFunction(
+            self,
+            "Function",
+            settings=FunctionSettings(
+                name=TRIGGER,
+                handler=f"{TRIGGER}.handler.lambda_handler",
+                description=f"{stage.qualifier}: start {pipeline_name} once per new object in {data_prefix}",
+                reserved_concurrency=TRIGGER_CONCURRENCY,
+                # The names pipeline_trigger.settings reads (a test keeps them equal).
+                environment={
+                    "PIPELINE_NAME": pipeline_name,
+                    "DATA_PREFIX": data_prefix,
+                    "ERROR_PREFIX": layout.error_prefix,
+                    "INPUT_PARAMETER_NAME": INPUT_DATA_URI,
+                },
+            ),
+            qualifier=stage.qualifier,
+            vpc=vpc,
+            subnets=subnets,
+            security_group=security_group,
+            logs_key=logs_key,
+            queue_key=queue_key,
+            log_retention_days=stage.log_retention_days,
+        )
+        function = self.function.function
+        function.configure_async_invoke(retry_attempts=ASYNC_RETRIES, max_event_age=ASYNC_MAX_AGE)
+        self.function.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="StartStagePipelineOnce",
+                actions=["sagemaker:StartPipelineExecution", "sagemaker:ListPipelineExecutions"],
+                resources=[pipeline_arn],
+            )
+        )
+
+        rule_name = trigger_rule_name(stage)
+        rule_arn = stack.format_arn(service="events", resource="rule", resource_name=rule_name)
+        # EventBridge encrypts what it dead-letters with the queue's key: only this rule may.
+        queue_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="EventBridgeRuleDeadLetters",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=["*"],  # in a key policy, "*" means this key
+                conditions={"ArnEquals": {"aws:SourceArn": rule_arn}},
+            )
+        )
+        self.rule_dead_letter_queue = sqs.Queue(
+            self,
+            "RuleDeadLetterQueue",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=queue_key,
+            enforce_ssl=True,
+            retention_period=QUEUE_RETENTION,
+        )
+        acknowledge(
+            self.rule_dead_letter_queue,
+            "AwsSolutions::AwsSolutions-SQS3",
+            "this queue is the dead-letter queue of the EventBridge rule's target (cdk-nag recognizes only "
+            "SQS redrive and Lambda DLQs); a dead-letter queue of a dead-letter queue would add nothing",
+        )
+        self.rule = events.Rule(
+            self,
+            "Rule",
+            rule_name=rule_name,
+            description=f"{stage.qualifier}: new raw objects under {data_prefix} start the pipeline",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [raw_bucket.bucket_name]},
+                    "object": {"key": [{"prefix": data_prefix}]},
+                },
+            ),
+        )
+        self.rule.add_target(
+            targets.LambdaFunction(
+                function,
+                dead_letter_queue=self.rule_dead_letter_queue,
+                retry_attempts=RULE_RETRIES,
+                max_event_age=RULE_MAX_AGE,
+            )
+        )
