@@ -138,6 +138,10 @@ class _StepChecker:
         image = self.value(path, required=True)
         entry = self.value(entry_path) if entry_path else None
         try:
+            self.images.program(image)
+        except ImageError as exc:
+            raise self.refuse(f"Arguments.{path}", str(exc)) from None
+        try:
             self.images.command(image, entry, default=default)
         except ImageError as exc:
             field = f"Arguments.{entry_path}" if entry is not None and entry_path else f"Arguments.{path}"

@@ -232,7 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if status == 200:
             out = {
-                "Content-Type": answer_headers.get("Content-Type", "application/octet-stream"),
+                "Content-Type": answer_headers.get("content-type", "application/octet-stream"),
                 "x-Amzn-Invoked-Production-Variant": VARIANT,
             }
             if answer_headers.get("X-Amzn-SageMaker-Custom-Attributes"):
@@ -265,7 +265,9 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 connection.request("POST", "/invocations", body=body, headers=headers)
                 response = connection.getresponse()
-                return response.status, response.read(), dict(response.getheaders())
+                body = response.read()
+                # Header names compared case-insensitively (the model server sends them in lower case).
+                return response.status, body, {k.lower(): v for k, v in response.getheaders()}
             except (http.client.HTTPException, ConnectionError):
                 connection.close()
                 self._local.connection = None

@@ -174,7 +174,8 @@ def _detail(step: Any) -> str:
 
 def _summary(execution: Execution) -> Table:
     table = Table(title=f"execution {execution.id}: {execution.status}", title_justify="left")
-    for column in ("step", "type", "status", "time", "result"):
+    table.add_column("step", no_wrap=True)
+    for column in ("type", "status", "time", "result"):
         table.add_column(column, overflow="fold")
     for step in execution.steps:
         table.add_row(step.name, step.type, _styled(step.status), _seconds(step.seconds), _detail(step))
@@ -281,7 +282,8 @@ def executions(home: HomeOption = None) -> None:
         )
         return
     table = Table(title="local executions", title_justify="left")
-    for column in ("id", "pipeline", "status", "started", "time", "failed step"):
+    table.add_column("id", no_wrap=True)
+    for column in ("pipeline", "status", "started", "time", "failed step"):
         table.add_column(column, overflow="fold")
     for execution in found:
         table.add_row(
@@ -341,7 +343,8 @@ def packages(home: HomeOption = None) -> None:
     """List the model packages of the local registry."""
     found = LocalRegistry(_home(home)).packages()
     table = Table(title="local model registry", title_justify="left")
-    for column in ("package", "status", "created", "auc", "threshold", "execution"):
+    table.add_column("package", no_wrap=True)
+    for column in ("status", "created", "auc", "threshold", "execution"):
         table.add_column(column, overflow="fold")
     for package in found:
         metrics = package.metrics

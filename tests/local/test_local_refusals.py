@@ -1,0 +1,360 @@
+"""Everything the engine cannot run is refused before anything runs, naming the step and the field."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from local_testing import engine_for, step_named
+
+from pipelines.local import (
+    ImageMap,
+    InterruptPlan,
+    LocalEngine,
+    LocalEngineError,
+    LocalHome,
+    ParameterError,
+    UnsupportedDefinition,
+)
+from rookery.config import Stage
+
+Definition = dict[str, Any]
+
+
+def _nothing_ran(home: LocalHome) -> None:
+    assert not home.executions_dir.exists(), "a refused definition must not start an execution"
+    assert not home.s3_root.exists(), "a refused definition must not write anything"
+
+
+def _refused(engine: LocalEngine, definition: Definition, **kwargs: Any) -> UnsupportedDefinition:
+    with pytest.raises(UnsupportedDefinition) as caught:
+        engine.run(definition, **kwargs)
+    _nothing_ran(engine.home)
+    return caught.value
+
+
+def test_the_rendered_definitions_pass_the_check(
+    dev_stage: Stage, dev_train_definition: Definition, tune_definition: Definition, tmp_home: LocalHome
+) -> None:
+    engine = engine_for(dev_stage, tmp_home)
+    engine.check(dev_train_definition)
+    engine.check(tune_definition)
+    _nothing_ran(tmp_home)
+
+
+def test_an_unsupported_step_type_is_refused_naming_the_step(
+    dev_stage: Stage, definition: Definition, tmp_home: LocalHome
+) -> None:
+    definition["Steps"].append(
+        {
+            "Name": "Notify",
+            "Type": "Lambda",
+            "Arguments": {},
+            "FunctionArn": "arn:aws:lambda:eu-west-1:1:function:x",
+        }
+    )
+    error = _refused(engine_for(dev_stage, tmp_home), definition)
+    assert (error.step, error.field) == ("Notify", "Type")
+    assert "'Lambda' cannot run locally" in str(error)
+
+
+@pytest.mark.parametrize("kind", ["Callback", "EMR", "ClarifyCheck", "QualityCheck", "AutoML"])
+def test_other_step_types_the_engine_cannot_run_are_refused(
+    kind: str, dev_stage: Stage, definition: Definition, tmp_home: LocalHome
+) -> None:
+    # Nested in the gate's if-branch: refusals reach every step, not just the top level.
+    gate = step_named(definition, "Gate")
+    index = next(i for i, s in enumerate(definition["Steps"]) if s["Name"] == "Gate")
+    gate["Arguments"]["IfSteps"].append({"Name": "Extra", "Type": kind, "Arguments": {}})
+    definition["Steps"][index] = gate
+    error = _refused(engine_for(dev_stage, tmp_home), definition)
+    assert (error.step, error.field) == ("Extra", "Type")
+
+
+def test_an_unknown_property_reference_is_refused_before_anything_runs(
+    dev_stage: Stage, definition: Definition, tmp_home: LocalHome
+) -> None:
+    evaluate = step_named(definition, "Evaluate")
+    evaluate["Arguments"]["ProcessingInputs"][0]["S3Input"]["S3Uri"] = {
+        "Get": "Steps.Train.ModelArtifacts.S3ModelArtifact"
+    }
+    definition["Steps"][2] = evaluate
+    error = _refused(engine_for(dev_stage, tmp_home), definition)
+    assert error.step == "Evaluate"
+    assert error.field == "Arguments.ProcessingInputs[0].S3Input.S3Uri"
+    assert "S3ModelArtifact" in error.problem and "DescribeTrainingJobResponse" not in error.problem
+    assert "ModelArtifacts has no member 'S3ModelArtifact'" in error.problem
+
+
+def _edit(step: str, change: Callable[[dict[str, Any]], None]) -> Callable[[Definition], None]:
+    def apply(definition: Definition) -> None:
+        target = step_named(definition, step)
+        change(target)
+        for i, s in enumerate(definition["Steps"]):
+            if s["Name"] == step:
+                definition["Steps"][i] = target
+
+    return apply
+
+
+def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(step: dict[str, Any]) -> None:
+        node = step["Arguments"]
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = value
+
+    return change
+
+
+REFUSALS = [
+    (
+        "an undeclared parameter",
+        _edit("Train", _set(["ResourceConfig", "InstanceType"], {"Get": "Parameters.Nope"})),
+        "Train",
+        "Arguments.ResourceConfig.InstanceType",
+        "no parameter 'Nope'",
+    ),
+    (
+        "a step that does not exist",
+        _edit(
+            "Train",
+            _set(["InputDataConfig", 0, "DataSource", "S3DataSource", "S3Uri"], {"Get": "Steps.Prep.Foo"}),
+        ),
+        "Train",
+        "Arguments.InputDataConfig[0].DataSource.S3DataSource.S3Uri",
+        "there is no step 'Prep'",
+    ),
+    (
+        "a processing output index that is not a list member",
+        _edit(
+            "Train",
+            _set(
+                ["InputDataConfig", 0, "DataSource", "S3DataSource", "S3Uri"],
+                {"Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs.S3Output"},
+            ),
+        ),
+        "Train",
+        "Arguments.InputDataConfig[0].DataSource.S3DataSource.S3Uri",
+        "unknown property of Processing step 'Preprocess'",
+    ),
+    (
+        "an unknown execution variable",
+        _edit("Preprocess", _set(["Environment", "X"], {"Get": "Execution.Nonsense"})),
+        "Preprocess",
+        "Arguments.Environment.X",
+        "unknown execution variable",
+    ),
+    (
+        "an unknown function",
+        _edit("Preprocess", _set(["Environment", "X"], {"Std:Concat": ["a", "b"]})),
+        "Preprocess",
+        "Arguments.Environment.X",
+        "'Std:Concat' is not supported",
+    ),
+    (
+        "a LocalPath outside /opt/ml",
+        _edit("Preprocess", _set(["ProcessingInputs", 0, "S3Input", "LocalPath"], "/tmp/raw")),
+        "Preprocess",
+        "Arguments.ProcessingInputs[0].S3Input.LocalPath",
+        "outside /opt/ml",
+    ),
+    (
+        "a LocalPath climbing out of /opt/ml",
+        _edit(
+            "Preprocess",
+            _set(["ProcessingOutputConfig", "Outputs", 0, "S3Output", "LocalPath"], "/opt/ml/../etc"),
+        ),
+        "Preprocess",
+        "Arguments.ProcessingOutputConfig.Outputs[0].S3Output.LocalPath",
+        "outside /opt/ml",
+    ),
+    (
+        "an output that is not an s3:// URI",
+        _edit("Train", _set(["OutputDataConfig", "S3OutputPath"], "https://example.com/models")),
+        "Train",
+        "Arguments.OutputDataConfig.S3OutputPath",
+        "not an s3:// URI",
+    ),
+    (
+        "an image the map cannot run",
+        _edit(
+            "Train",
+            _set(
+                ["AlgorithmSpecification", "TrainingImage"],
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/other:1",
+            ),
+        ),
+        "Train",
+        "Arguments.AlgorithmSpecification.TrainingImage",
+        "is not one the local engine can run",
+    ),
+    (
+        "an entrypoint outside the program",
+        _edit("Preprocess", _set(["AppSpecification", "ContainerEntrypoint"], ["bash", "-c", "echo hi"])),
+        "Preprocess",
+        "Arguments.AppSpecification.ContainerEntrypoint",
+        "cannot run locally",
+    ),
+    (
+        "a script that is not in the image",
+        _edit(
+            "Evaluate",
+            _set(["AppSpecification", "ContainerEntrypoint"], ["python3", "/opt/program/missing.py"]),
+        ),
+        "Evaluate",
+        "Arguments.AppSpecification.ContainerEntrypoint",
+        "does not exist in the image",
+    ),
+    (
+        "Pipe input mode",
+        _edit("Train", _set(["AlgorithmSpecification", "TrainingInputMode"], "Pipe")),
+        "Train",
+        "Arguments.AlgorithmSpecification.TrainingInputMode",
+        "'Pipe' is not supported locally",
+    ),
+    (
+        "a manifest input",
+        _edit("Preprocess", _set(["ProcessingInputs", 0, "S3Input", "S3DataType"], "ManifestFile")),
+        "Preprocess",
+        "Arguments.ProcessingInputs[0].S3Input.S3DataType",
+        "'ManifestFile' is not supported locally",
+    ),
+    (
+        "two training instances",
+        _edit("Train", _set(["ResourceConfig", "InstanceCount"], 2)),
+        "Train",
+        "Arguments.ResourceConfig.InstanceCount",
+        "one instance per job",
+    ),
+    (
+        "a transform with a join filter",
+        _edit("BatchTransform", _set(["DataProcessing"], {"JoinSource": "Input"})),
+        "BatchTransform",
+        "Arguments.DataProcessing.JoinSource",
+        "only the defaults",
+    ),
+    (
+        "a property file the step does not declare",
+        _edit(
+            "Fail",
+            _set(
+                ["ErrorMessage"],
+                {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.Evaluate.PropertyFiles.Other"}, "Path": "x"}},
+            ),
+        ),
+        "Fail",
+        "Arguments.ErrorMessage.PropertyFile",
+        "declares no property file 'Other'",
+    ),
+    (
+        "an unknown condition type",
+        _edit(
+            "Gate",
+            lambda s: s["Arguments"]["Conditions"].append(
+                {"Type": "Between", "LeftValue": 1, "RightValue": 2}
+            ),
+        ),
+        "Gate",
+        "Arguments.Conditions[2].Type",
+        "'Between' is not a condition type",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", REFUSALS, ids=[r[0] for r in REFUSALS])
+def test_refused_up_front_with_step_and_field(
+    case: tuple[str, Callable[[Definition], None], str, str, str],
+    dev_stage: Stage,
+    definition: Definition,
+    tmp_home: LocalHome,
+) -> None:
+    _, edit, step, field, problem = case
+    edit(definition)
+    error = _refused(engine_for(dev_stage, tmp_home), definition)
+    assert (error.step, error.field) == (step, field), str(error)
+    assert problem in error.problem, str(error)
+
+
+def test_a_dependency_cycle_is_refused(dev_stage: Stage, definition: Definition, tmp_home: LocalHome) -> None:
+    _edit("Preprocess", lambda s: s.setdefault("DependsOn", []).append("Evaluate"))(definition)
+    error = _refused(engine_for(dev_stage, tmp_home), definition)
+    assert error.field == "DependsOn" and "cycle" in error.problem
+    assert "Preprocess" in error.problem and "Evaluate" in error.problem
+
+
+def test_two_steps_with_one_name_are_refused(
+    dev_stage: Stage, definition: Definition, tmp_home: LocalHome
+) -> None:
+    definition["Steps"].append(copy.deepcopy(definition["Steps"][0]))
+    error = _refused(engine_for(dev_stage, tmp_home), definition)
+    assert (error.step, error.field) == ("Preprocess", "Name")
+
+
+def test_tuning_options_the_engine_cannot_emulate_are_refused(
+    dev_stage: Stage, tune_definition: Definition, tmp_home: LocalHome
+) -> None:
+    definition = copy.deepcopy(tune_definition)
+    tune = step_named(definition, "Tune")
+    tune["Arguments"]["HyperParameterTuningJobConfig"]["TrainingJobEarlyStoppingType"] = "Auto"
+    definition["Steps"][1] = tune
+    error = _refused(engine_for(dev_stage, tmp_home), definition)
+    assert (error.step, error.field) == (
+        "Tune",
+        "Arguments.HyperParameterTuningJobConfig.TrainingJobEarlyStoppingType",
+    )
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"Nope": "1"}, "the pipeline has no parameter 'Nope'"),
+        ({"AucThreshold": "high"}, "AucThreshold is a Float"),
+        ({"AucThreshold": True}, "AucThreshold is a Float"),
+        ({"TrainingInstanceCount": 1.5}, "TrainingInstanceCount is an Integer"),
+        ({"InputDataUri": "file:///data"}, "must be an s3:// URI"),
+        ({"ModelApprovalStatus": "Maybe"}, "must be one of"),
+    ],
+)
+def test_parameters_are_checked_before_anything_runs(
+    parameters: dict[str, Any], message: str, dev_stage: Stage, definition: Definition, tmp_home: LocalHome
+) -> None:
+    with pytest.raises(ParameterError, match=message):
+        engine_for(dev_stage, tmp_home).run(definition, parameters=parameters)
+    _nothing_ran(tmp_home)
+
+
+def test_a_parameter_value_the_engine_cannot_honour_is_refused_with_the_field(
+    dev_stage: Stage, definition: Definition, tmp_home: LocalHome
+) -> None:
+    error = _refused(engine_for(dev_stage, tmp_home), definition, parameters={"ProcessingInstanceCount": 2})
+    assert (error.step, error.field) == (
+        "Preprocess",
+        "Arguments.ProcessingResources.ClusterConfig.InstanceCount",
+    )
+
+
+def test_an_interruption_plan_needs_a_spot_training_step(
+    dev_stage: Stage, definition: Definition, tmp_home: LocalHome
+) -> None:
+    _edit("Train", _set(["EnableManagedSpotTraining"], False))(definition)
+    with pytest.raises(LocalEngineError, match="only spot jobs are interrupted"):
+        engine_for(dev_stage, tmp_home).run(definition, interrupt_training=InterruptPlan(after_seconds=1))
+    _nothing_ran(tmp_home)
+
+
+def test_an_interruption_plan_needs_a_trigger() -> None:
+    with pytest.raises(ValueError, match="needs a trigger"):
+        InterruptPlan()
+
+
+def test_the_image_map_refuses_images_it_does_not_know(tmp_path: Path, definition: Definition) -> None:
+    engine = LocalEngine(
+        LocalHome(tmp_path), ImageMap.project("123456789012.dkr.ecr.eu-west-1.amazonaws.com/x:1")
+    )
+    with pytest.raises(UnsupportedDefinition) as caught:
+        engine.check(definition)
+    assert caught.value.step == "Preprocess" and caught.value.field == "Arguments.AppSpecification.ImageUri"

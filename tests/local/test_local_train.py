@@ -1,0 +1,379 @@
+"""End to end, train variant, through the CLI: `rookery local run --stage dev --data penguins.csv`.
+
+One run per session (xdist group ``local-train``): the gate passes, a model package is registered
+with the metrics of evaluation.json, the batch transform writes one line per test row in order,
+and the registered model answers boto3's sagemaker-runtime client on a local endpoint.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from local_testing import PENGUINS_CSV, lines, new_home, read_json
+from typer.testing import CliRunner
+
+from pipelines.local import (
+    Execution,
+    ImageMap,
+    LocalEndpoint,
+    LocalEngine,
+    LocalHome,
+    LocalRegistry,
+    ModelPackage,
+)
+from pipelines.local.expressions import to_text
+from rookery.cli.main import app
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local-train")]
+
+REPO = Path(__file__).resolve().parents[2]
+ENDPOINT = "rookery-dev-test"
+
+
+@dataclass
+class CliRun:
+    home: LocalHome
+    exit_code: int
+    stdout: str
+    stderr: str
+    execution: Execution
+
+
+@pytest.fixture(scope="session")
+def cli_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
+    home = new_home(tmp_path_factory.mktemp("local-train") / "home")
+    result = CliRunner().invoke(
+        app, ["local", "run", "--stage", "dev", "--data", str(PENGUINS_CSV), "--home", str(home.root)]
+    )
+    executions = LocalEngine(home, ImageMap()).executions()
+    assert len(executions) == 1, result.output
+    return CliRun(home, result.exit_code, result.stdout, result.stderr, executions[0])
+
+
+def _evaluation(run: CliRun) -> dict[str, Any]:
+    evaluate = run.execution.step("Evaluate")
+    output = evaluate.properties["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+    return dict(read_json(run.home, f"{output}/evaluation.json"))
+
+
+def test_the_cli_run_succeeds_with_every_step_in_order(cli_run: CliRun) -> None:
+    assert cli_run.exit_code == 0, cli_run.stdout + cli_run.stderr
+    execution = cli_run.execution
+    assert execution.status == "Succeeded" and execution.failure_reason is None
+    statuses = {s.name: s.status for s in execution.steps}
+    assert statuses == {
+        "Preprocess": "Succeeded",
+        "Train": "Succeeded",
+        "Evaluate": "Succeeded",
+        "Gate": "Succeeded",
+        "Register": "Succeeded",
+        "CreateModel": "Succeeded",
+        "BatchTransform": "Succeeded",
+        "Fail": "Skipped",
+    }
+    order = ["Preprocess", "Train", "Evaluate", "Gate", "Register", "CreateModel", "BatchTransform"]
+    ends = [execution.step(n).ended_at for n in order]
+    starts = [execution.step(n).started_at for n in order]
+    assert all(e is not None and s is not None for e, s in zip(ends, starts, strict=True))
+    for before, after in itertools.pairwise(order):
+        assert execution.step(before).ended_at <= execution.step(after).started_at, (before, after)  # type: ignore[operator]
+    assert re.fullmatch(r"[a-z0-9]{12}", execution.id)
+    assert f"execution {execution.id}: Succeeded" in cli_run.stdout
+    assert "registered rookery-dev-models/1" in cli_run.stdout
+
+
+def test_data_landed_where_firehose_would_put_it(cli_run: CliRun) -> None:
+    uri = cli_run.execution.parameters["InputDataUri"]
+    assert re.fullmatch(
+        r"s3://rookery-dev-raw/penguins/ingest_date=\d{4}-\d{2}-\d{2}/rookery-local-data-1-[\w-]+", uri
+    )
+    records = [json.loads(line) for line in lines(cli_run.home.s3_path(uri))]
+    assert len(records) == 344
+    assert records[3]["bill_length_mm"] is None and records[0]["bill_length_mm"] == 39.1  # CSV NA -> null
+    report = cli_run.execution.step("Preprocess").properties["ProcessingOutputConfig"]["Outputs"]
+    data_report = read_json(cli_run.home, f"{report[5]['S3Output']['S3Uri']}/data_report.json")
+    assert data_report["rows"]["read"] == 344
+
+
+def test_execution_json_records_status_timing_logs_and_properties(cli_run: CliRun) -> None:
+    raw = json.loads((cli_run.execution.path / "execution.json").read_text())
+    assert raw["status"] == "Succeeded" and raw["parameters"]["AucThreshold"] == 0.85
+    for step in raw["steps"]:
+        if step["status"] == "Succeeded":
+            assert step["seconds"] is not None and step["seconds"] >= 0
+            assert Path(step["log_path"]).is_file(), step["name"]
+    train = cli_run.execution.step("Train")
+    props = train.properties
+    assert props["TrainingJobStatus"] == "Completed"
+    assert re.fullmatch(rf"pipelines-{cli_run.execution.id}-Train-[a-z0-9]{{10}}", props["TrainingJobName"])
+    expected = f"{props['OutputDataConfig']['S3OutputPath']}/{props['TrainingJobName']}/output/model.tar.gz"
+    assert props["ModelArtifacts"]["S3ModelArtifacts"] == expected
+    assert cli_run.home.s3_path(expected).is_file()
+    assert (
+        train.job_dir is not None and (train.job_dir / "input" / "config" / "hyperparameters.json").is_file()
+    )
+    hyperparameters = json.loads((train.job_dir / "input" / "config" / "hyperparameters.json").read_text())
+    assert hyperparameters["num_round"] == "200" and all(isinstance(v, str) for v in hyperparameters.values())
+    # Evaluate read the model through a Get of the Train step's property, resolved.
+    evaluate = cli_run.execution.step("Evaluate").properties
+    assert evaluate["ProcessingInputs"][0]["S3Input"]["S3Uri"] == expected
+
+
+def test_final_metrics_are_the_last_values_in_the_training_log(cli_run: CliRun) -> None:
+    train = cli_run.execution.step("Train")
+    assert train.log_path is not None
+    log = train.log_path.read_text()
+    final = {m["MetricName"]: m["Value"] for m in train.properties["FinalMetricDataList"]}
+    assert set(final) == {"train:auc", "validation:auc"}
+    assert final["validation:auc"] == float(re.findall(r"validation-auc:([0-9.]+)", log)[-1])
+    assert train.metrics["final_metrics"]["validation:auc"] == final["validation:auc"]
+
+
+def test_the_gate_read_the_evaluation_and_passed(cli_run: CliRun) -> None:
+    gate = cli_run.execution.step("Gate")
+    evaluation = _evaluation(cli_run)
+    auc = evaluation["binary_classification_metrics"]["auc"]["value"]
+    conditions = gate.metrics["conditions"]
+    assert conditions[0] == {"type": "GreaterThanOrEqualTo", "left": auc, "right": 0.85, "result": True}
+    assert conditions[1]["left"] == evaluation["operating_point"]["met"] == 1
+    assert gate.properties == {"Outcome": "True"}
+
+
+def test_a_model_package_is_registered_with_the_evaluation_metrics(cli_run: CliRun) -> None:
+    packages = LocalRegistry(cli_run.home).packages()
+    assert [p.ref for p in packages] == ["rookery-dev-models/1"]
+    package = packages[0]
+    evaluation = _evaluation(cli_run)
+    assert package.metrics == evaluation
+    assert package.execution_id == cli_run.execution.id
+    assert package.arn == "arn:aws:sagemaker:eu-west-1:000000000000:model-package/rookery-dev-models/1"
+    assert (
+        package.inference_spec["model_data_url"]
+        == cli_run.execution.step("Train").properties["ModelArtifacts"]["S3ModelArtifacts"]
+    )
+    threshold = evaluation["decision_threshold"]["value"]
+    assert package.inference_spec["environment"] == {"ROOKERY_DECISION_THRESHOLD": to_text(threshold)}
+    assert float(package.inference_spec["environment"]["ROOKERY_DECISION_THRESHOLD"]) == threshold
+    register = cli_run.execution.step("Register").properties
+    assert (
+        register["ModelPackageArn"] == package.arn
+        and register["ModelApprovalStatus"] == "PendingManualApproval"
+    )
+
+
+def _transform_output(run: CliRun) -> list[str]:
+    transform = run.execution.step("BatchTransform").properties
+    return lines(run.home.s3_path(f"{transform['TransformOutput']['S3OutputPath']}/test.jsonl.out"))
+
+
+def _test_records(run: CliRun) -> list[str]:
+    outputs = run.execution.step("Preprocess").properties["ProcessingOutputConfig"]["Outputs"]
+    inference = next(o for o in outputs if o["OutputName"] == "inference")["S3Output"]["S3Uri"]
+    return lines(run.home.s3_path(f"{inference}/test.jsonl"))
+
+
+def test_the_transform_writes_one_line_per_test_row(cli_run: CliRun) -> None:
+    outputs = cli_run.execution.step("Preprocess").properties["ProcessingOutputConfig"]["Outputs"]
+    test_csv = next(o for o in outputs if o["OutputName"] == "test")["S3Output"]["S3Uri"]
+    test_rows = lines(cli_run.home.s3_path(f"{test_csv}/test.csv"))
+    answers = [json.loads(line) for line in _transform_output(cli_run)]
+    assert len(answers) == len(_test_records(cli_run)) == len(test_rows) == 50
+    assert all(a["label"] in ("female", "male") and 0 <= a["probability"] <= 1 for a in answers)
+    # Labels follow the registered threshold, and the test rows' own labels (first CSV column) mostly agree.
+    threshold = _evaluation(cli_run)["decision_threshold"]["value"]
+    assert all((a["label"] == "female") == (a["probability"] >= threshold) for a in answers)
+    agree = sum(
+        (row.split(",")[0] == "1") == (a["label"] == "female")
+        for row, a in zip(test_rows, answers, strict=True)
+    )
+    assert agree >= 40, "the answers are in the order of the test rows"
+
+
+def test_describe_executions_and_packages_commands(cli_run: CliRun) -> None:
+    runner = CliRunner()
+    home = ["--home", str(cli_run.home.root)]
+    listed = runner.invoke(app, ["local", "executions", *home])
+    assert listed.exit_code == 0 and cli_run.execution.id in listed.stdout
+    described = runner.invoke(app, ["local", "describe", cli_run.execution.id, "--json", *home])
+    assert described.exit_code == 0
+    assert json.loads(described.stdout)["steps"][0]["name"] == "Preprocess"
+    shown = runner.invoke(app, ["local", "describe", cli_run.execution.id, *home])
+    assert shown.exit_code == 0 and "BatchTransform" in shown.stdout and "Preprocess.log" in shown.stdout
+    missing = runner.invoke(app, ["local", "describe", "zzzzzzzzzzzz", *home])
+    assert missing.exit_code == 2 and "no execution 'zzzzzzzzzzzz'" in missing.stderr
+    packages = runner.invoke(app, ["local", "packages", *home])
+    assert packages.exit_code == 0 and "rookery-dev-models/1" in packages.stdout
+
+
+@pytest.fixture(scope="session")
+def approved(cli_run: CliRun) -> ModelPackage:
+    runner = CliRunner()
+    home = ["--home", str(cli_run.home.root)]
+    before = runner.invoke(app, ["local", "serve", "--port", "0", *home])
+    assert before.exit_code == 2 and "has no Approved version" in before.stderr
+    assert "rookery local approve rookery-dev-models/1" in before.stderr
+    result = runner.invoke(app, ["local", "approve", "rookery-dev-models/1", *home])
+    assert result.exit_code == 0, result.output
+    return LocalRegistry(cli_run.home).latest_approved("rookery-dev-models")
+
+
+@pytest.fixture(scope="session")
+def endpoint(cli_run: CliRun, approved: ModelPackage) -> Iterator[LocalEndpoint]:
+    images = ImageMap.project(str(approved.inference_spec["image"]))
+    with LocalEndpoint.start(cli_run.home, images, approved, name=ENDPOINT) as running:
+        yield running
+
+
+def _runtime(url: str) -> Any:
+    return boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=url,
+        region_name="eu-west-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def test_boto3_invoke_endpoint_returns_the_transforms_predictions(
+    cli_run: CliRun, endpoint: LocalEndpoint
+) -> None:
+    runtime = _runtime(endpoint.url)
+    records = _test_records(cli_run)
+    answer = runtime.invoke_endpoint(
+        EndpointName=ENDPOINT,
+        ContentType="application/jsonlines",
+        Accept="application/jsonlines",
+        Body="\n".join(records).encode(),
+    )
+    assert answer["ContentType"] == "application/jsonlines"
+    assert answer["InvokedProductionVariant"] == "AllTraffic"
+    online = answer["Body"].read().decode().splitlines()
+    # Same model, same threshold, same order: the endpoint agrees with batch transform line by line.
+    assert [json.loads(x) for x in online] == [json.loads(x) for x in _transform_output(cli_run)]
+
+
+def test_boto3_invoke_endpoint_with_one_json_record(endpoint: LocalEndpoint) -> None:
+    record = {
+        "bill_length_mm": 39.1,
+        "bill_depth_mm": 18.7,
+        "flipper_length_mm": 181,
+        "body_mass_g": 3750,
+        "species": "Adelie",
+        "island": "Torgersen",
+    }
+    answer = _runtime(endpoint.url).invoke_endpoint(
+        EndpointName=ENDPOINT, ContentType="application/json", Body=json.dumps(record)
+    )
+    predictions = json.loads(answer["Body"].read())["predictions"]
+    assert len(predictions) == 1 and predictions[0]["label"] in ("female", "male")
+
+
+def test_a_bad_payload_raises_model_error_like_sagemaker(endpoint: LocalEndpoint) -> None:
+    runtime = _runtime(endpoint.url)
+    with pytest.raises(runtime.exceptions.ModelError) as caught:
+        runtime.invoke_endpoint(
+            EndpointName=ENDPOINT, ContentType="application/json", Body=b'{"species": "Adelie"}'
+        )
+    error = caught.value.response
+    assert error["Error"]["Code"] == "ModelError"
+    assert error["OriginalStatusCode"] == 400
+    assert "lacks field(s)" in error["OriginalMessage"]
+    assert error["Error"]["Message"].startswith("Received client error (400) from primary with message")
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
+    with pytest.raises(runtime.exceptions.ModelError) as unsupported:
+        runtime.invoke_endpoint(EndpointName=ENDPOINT, ContentType="text/plain", Body=b"x")
+    assert unsupported.value.response["OriginalStatusCode"] == 415
+
+
+def test_an_unknown_endpoint_name_is_a_validation_error(endpoint: LocalEndpoint) -> None:
+    runtime = _runtime(endpoint.url)
+    with pytest.raises(ClientError) as caught:
+        runtime.invoke_endpoint(EndpointName="nope", ContentType="application/json", Body=b"{}")
+    assert caught.value.response["Error"]["Code"] == "ValidationError"
+    assert "Endpoint nope of account 000000000000 not found." in str(caught.value)
+
+
+def test_the_cli_invokes_a_running_endpoint_through_boto3(endpoint: LocalEndpoint, tmp_path: Path) -> None:
+    body = tmp_path / "records.csv"
+    body.write_text("39.1,18.7,181,3750,Adelie,Torgersen\n46.5,14.8,217,5200,Gentoo,Biscoe\n")
+    home = ["--home", str(endpoint.folder.parent.parent)]
+    result = CliRunner().invoke(app, ["local", "invoke", str(body), "--endpoint", ENDPOINT, *home])
+    assert result.exit_code == 0, result.output
+    rows = result.stdout.strip().splitlines()
+    assert len(rows) == 2 and all(re.fullmatch(r"0\.\d+,(female|male)", row) for row in rows)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("not,enough\n")
+    failed = CliRunner().invoke(app, ["local", "invoke", str(bad), "--endpoint", ENDPOINT, *home])
+    assert failed.exit_code == 1 and "ModelError" in failed.stderr
+
+
+def test_a_second_endpoint_with_the_same_name_is_refused(
+    cli_run: CliRun, approved: ModelPackage, endpoint: LocalEndpoint
+) -> None:
+    from pipelines.local import EndpointError  # noqa: PLC0415
+
+    with pytest.raises(EndpointError, match="already served"):
+        LocalEndpoint.start(
+            cli_run.home, ImageMap.project(str(approved.inference_spec["image"])), approved, name=ENDPOINT
+        )
+
+
+def test_rookery_local_serve_runs_until_stopped(cli_run: CliRun, approved: ModelPackage) -> None:
+    home = str(cli_run.home.root)
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "rookery"),
+            "local",
+            "serve",
+            "--port",
+            "0",
+            "--name",
+            "serve-cli",
+            "--home",
+            home,
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        url = None
+        deadline = time.monotonic() + 60
+        for line in process.stdout:
+            match = re.search(r"URL: (http://127\.0\.0\.1:\d+)", line)
+            if match:
+                url = match.group(1)
+                break
+            assert time.monotonic() < deadline
+        assert url is not None, "serve printed no URL"
+        answer = _runtime(url).invoke_endpoint(
+            EndpointName="serve-cli", ContentType="text/csv", Body=b"46.5,14.8,217,5200,Gentoo,Biscoe\n"
+        )
+        assert answer["Body"].read().decode().count(",") == 1
+        listed = CliRunner().invoke(
+            app,
+            ["local", "invoke", "-", "--home", home, "--content-type", "text/csv"],
+            input="46.5,14.8,217,5200,Gentoo,Biscoe\n",
+        )
+        assert listed.exit_code == 0, listed.output
+    finally:
+        process.send_signal(signal.SIGTERM)
+        rest = process.communicate(timeout=60)[0]
+    assert process.returncode == 0, rest
+    assert "endpoint serve-cli stopped" in rest
+    assert not (cli_run.home.endpoints_dir / "serve-cli" / "endpoint.json").exists()
