@@ -181,6 +181,7 @@ class DeliveryStream:
 class FailedRecord:
     """A record the function rejected, with the reason it logged and where Firehose put it."""
 
+    position: int  # index of the record among those delivered
     invocation: int
     record_id: str
     reason: str
@@ -377,13 +378,15 @@ def deliver(
 
     ok_lines: list[bytes] = []
     error_lines: list[bytes] = []
-    failed: list[tuple[int, str, str, str]] = []  # invocation, record id, reason, preview
+    failed: list[tuple[int, int, str, str, str]] = []  # position, invocation, record id, reason, preview
     dropped = 0
+    offset = 0  # position of the batch's first record among all records delivered
     for number, answer in enumerate(answers, start=1):
         sent = answer["event"]["records"]
+        first, offset = offset, offset + len(sent)
         if "error" in answer:
             # Firehose retries a failing invocation, then writes the whole batch to the error prefix.
-            for raw in sent:
+            for index, raw in enumerate(sent):
                 error_lines.append(
                     _error_record(
                         raw,
@@ -394,7 +397,9 @@ def deliver(
                         lambda_arn=stream.function_arn,
                     )
                 )
-                failed.append((number, raw["recordId"], str(answer["error"]), _preview(raw["data"])))
+                failed.append(
+                    (first + index, number, raw["recordId"], str(answer["error"]), _preview(raw["data"]))
+                )
             continue
         returned = {r.get("recordId"): r for r in answer["response"].get("records", [])}
         if set(returned) != {r["recordId"] for r in sent} or len(returned) != len(sent):
@@ -402,7 +407,7 @@ def deliver(
                 f"invocation {number}: the answered record ids do not match the {len(sent)} sent; "
                 "a transform must answer every record once with its recordId"
             )
-        for raw in sent:
+        for index, raw in enumerate(sent):
             out = returned[raw["recordId"]]
             result = out.get("result")
             if result not in RESULTS:
@@ -428,7 +433,7 @@ def deliver(
                 reason = reasons.get(
                     (request_ids[number - 1], raw["recordId"]), "(the function logged no reason)"
                 )
-                failed.append((number, raw["recordId"], reason, _preview(raw["data"])))
+                failed.append((first + index, number, raw["recordId"], reason, _preview(raw["data"])))
 
     data_prefix = evaluate_prefix(stream.prefix_template, timestamp=moment)
     error_prefix = evaluate_prefix(
@@ -443,8 +448,10 @@ def deliver(
     # Each failed record sits in the error object holding its line (one object unless > buffer size).
     owners = _line_owners(error_lines, stream.object_bytes, error_objects)
     failures = tuple(
-        FailedRecord(invocation=n, record_id=rid, reason=why, preview=text, error_object=owners[i])
-        for i, (n, rid, why, text) in enumerate(failed)
+        FailedRecord(
+            position=at, invocation=n, record_id=rid, reason=why, preview=text, error_object=owners[i]
+        )
+        for i, (at, n, rid, why, text) in enumerate(failed)
     )
     return Delivery(
         stream=stream.name,

@@ -16,6 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.local.home import LocalHome
+from rookery.demo.firehose import Delivery
+from rookery.demo.report import (
+    Artifact,
+    ExecutionView,
+    Gate,
+    Phase,
+    Rejected,
+    ReportData,
+    StepRow,
+    embed_png,
+    gate_checks,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 PROGRAM = REPO / "containers" / "program"
@@ -90,3 +102,68 @@ def run_jobs(raw_prefix: Path, schema_json: str, root: Path, *, operating_point:
         shutil.copytree(out / split, evaluate / "processing" / "input" / split)
     _run("evaluate.py", evaluate, "--operating-point", operating_point)
     return JobsRun(root)
+
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+def chromium() -> Path | None:
+    """Debian's chromium (what .ci/run installs), or None."""
+    found = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None)
+    return Path(found) if found else None
+
+
+def report_from(jobs: JobsRun, delivery: Delivery, **changes: object) -> ReportData:
+    evaluation = jobs.evaluation
+    plots = (
+        embed_png(
+            jobs.evaluation_dir / "confusion_matrix.png", title="Confusion matrix", alt="confusion matrix"
+        ),
+        embed_png(jobs.evaluation_dir / "roc.png", title="ROC curve", alt="ROC curve"),
+    )
+    values: dict[str, object] = {
+        "stage": "dev",
+        "variant": "train",
+        "generated_at": "2024-05-01 12:40:00 UTC",
+        "home": ".rookery",
+        "passed": True,
+        "failure": None,
+        "phases": (
+            Phase("ingest", "passed", 0.7, "349 records in"),
+            Phase("report", "passed", 0.1, "written"),
+        ),
+        "delivery": delivery,
+        "rejected": tuple(
+            Rejected(f.position, f.record_id, None, f.reason, f.preview) for f in delivery.failures
+        ),
+        "data_report": json.loads(jobs.data_report.read_text()),
+        "evaluation": evaluation,
+        "plots": plots,
+        "gate": Gate(True, gate_checks(evaluation, 0.85), None),
+        "execution": ExecutionView(
+            id="abcdef123456",
+            pipeline_name="rookery-dev-pipeline",
+            status="Succeeded",
+            failure_reason=None,
+            seconds=12.0,
+            parameters={"AucThreshold": 0.85},
+            steps=(
+                StepRow("Preprocess", "Processing", "Succeeded", 0.0, 2.0, None, None),
+                StepRow("Train", "Training", "Succeeded", 2.0, 4.0, None, None),
+                StepRow("Fail", "Fail", "Skipped", None, None, None, None),
+            ),
+            folder=".rookery/executions/abcdef123456",
+        ),
+        "artifacts": (Artifact("data report", str(jobs.data_report)),),
+    }
+    values.update(changes)
+    return ReportData(**values)  # type: ignore[arg-type]

@@ -158,9 +158,12 @@ def test_failed_records_land_under_the_error_prefix_in_firehose_error_format(
     assert [base64.b64decode(e["rawData"]) for e in entries] == sent_invalid
 
 
-def test_the_reasons_are_the_handlers_own_from_its_log(delivered: tuple[LocalHome, Delivery]) -> None:
+def test_the_reasons_are_the_handlers_own_from_its_log(
+    dev: Stage, delivered: tuple[LocalHome, Delivery]
+) -> None:
     _, delivery = delivered
     reasons = [f.reason for f in delivery.failures]
+    planted = [i for i, r in enumerate(demo_records(dev.dataset)) if r.invalid_because]
 
     assert len(reasons) == 5
     assert "'body_mass_g' must be a JSON number or null, got string" in reasons[0]
@@ -169,6 +172,7 @@ def test_the_reasons_are_the_handlers_own_from_its_log(delivered: tuple[LocalHom
     assert reasons[3].startswith("carries none of the dataset's columns")
     assert "'sex' (the target) is a blank string" in reasons[4]
     assert all(f.error_object == delivery.error_objects[0] for f in delivery.failures)
+    assert [f.position for f in delivery.failures] == planted
 
 
 def test_the_real_handler_ran_with_the_functions_environment(
