@@ -7,10 +7,12 @@ Entrypoints run as subprocesses with ``.venv-image/bin/python``: the interpreter
 from __future__ import annotations
 
 import csv
+import fcntl
 import gzip
 import importlib.resources
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tarfile
@@ -298,6 +300,7 @@ def run_pipeline(
         {name: prep.processing_output(name) for name in ("train", "validation", "preprocessor")},
     )
     train_log = check(train.run("train")).stdout
+    (root / "train.log").write_text(train_log)
     evaluate = Sandbox(root / "evaluate")
     train.pack_model(evaluate.processing_input("model"))
     for name in ("test", "validation"):
@@ -306,6 +309,38 @@ def run_pipeline(
         (target / f"{name}.csv").write_bytes((prep.processing_output(name) / f"{name}.csv").read_bytes())
     check(evaluate.run("evaluate.py", "--operating-point", operating_point))
     return PipelineRun(prep, train, evaluate, train_log)
+
+
+def finished_pipeline(root: Path, schema: Mapping[str, Any]) -> PipelineRun:
+    """A :func:`run_pipeline` result read back from its folder."""
+    return PipelineRun(
+        Sandbox(root / "preprocess", schema),
+        Sandbox(root / "train"),
+        Sandbox(root / "evaluate"),
+        (root / "train.log").read_text(),
+    )
+
+
+@contextmanager
+def built_once(shared: Path, name: str) -> Iterator[tuple[Path, bool]]:
+    """``(folder, built)`` for ``name`` under ``shared``, built by the first pytest worker to get here.
+
+    pytest-xdist runs session fixtures once per worker; the others wait on a file lock and reuse
+    the folder, so each expensive pipeline runs once per test session.
+    """
+    shared.mkdir(parents=True, exist_ok=True)
+    folder, marker = shared / name, shared / f"{name}.done"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            done = marker.exists()
+            if not done:
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir()
+            yield folder, done
+            marker.touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
