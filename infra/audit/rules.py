@@ -9,6 +9,9 @@ that parses the SageMaker pipeline definition. The same functions run inside ``c
 
 from __future__ import annotations
 
+import fnmatch
+import functools
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -423,6 +426,220 @@ def _no_full_access(template: Template) -> Iterator[tuple[str, str]]:
                 yield logical_id, "iam:PassRole without an iam:PassedToService condition"
 
 
+def _notebook_lifecycle(template: Template) -> Iterator[tuple[str, str]]:
+    configs = dict(resources(template, "AWS::SageMaker::NotebookInstanceLifecycleConfig"))
+    for logical_id, resource in resources(template, "AWS::SageMaker::NotebookInstance"):
+        p = props(resource)
+        platform = p.get("PlatformIdentifier")
+        if not (isinstance(platform, str) and platform.startswith(SUPPORTED_NOTEBOOK_PLATFORM_PREFIX)):
+            yield logical_id, f"platform {platform!r} is not a supported Amazon Linux 2023 notebook platform"
+        name = p.get("LifecycleConfigName")
+        if name is None:
+            yield logical_id, "no lifecycle configuration: nothing stops the notebook when it is idle"
+            continue
+        config = configs.get(target(name) or "")
+        if config is None and not isinstance(name, str):
+            yield logical_id, "the lifecycle configuration is not in this template and cannot be checked"
+        elif config is not None and not any(h.get("Content") for h in as_list(props(config).get("OnStart"))):
+            yield logical_id, "the lifecycle configuration has no OnStart script (the idle auto-stop)"
+
+
+def _action_matches(pattern: str, action: str) -> bool:
+    return fnmatch.fnmatchcase(action.lower(), pattern.lower())
+
+
+def _boundaries(template: Template) -> set[str]:
+    """Managed policies of this template used as permissions boundaries (ceilings that grant nothing)."""
+    return {
+        ref
+        for _, role in resources(template, "AWS::IAM::Role")
+        if (ref := target(props(role).get("PermissionsBoundary")))
+    }
+
+
+def _policy_documents(template: Template) -> Iterator[tuple[str, Any]]:
+    """(logical id, policy document) of every identity policy that grants (boundaries excluded)."""
+    boundaries = _boundaries(template)
+    for logical_id, resource in resources(template, "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        if logical_id not in boundaries:
+            yield logical_id, props(resource).get("PolicyDocument")
+    for logical_id, resource in resources(template, "AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group"):
+        for inline in as_list(props(resource).get("Policies")):
+            yield logical_id, inline.get("PolicyDocument")
+
+
+def _notebook_url_scope(template: Template) -> Iterator[tuple[str, str]]:
+    for logical_id, document in _policy_documents(template):
+        for statement in statements(document):
+            if statement.get("Effect") != "Allow":
+                continue
+            actions = [a for a in as_list(statement.get("Action")) if isinstance(a, str)]
+            if not any(_action_matches(a, PRESIGNED_NOTEBOOK_URL) for a in actions):
+                continue
+            for resource in as_list(statement.get("Resource")):
+                text = flatten(resource)
+                if "*" in text or "?" in text:
+                    yield logical_id, f"{PRESIGNED_NOTEBOOK_URL} is allowed on {text!r}, not on one notebook"
+
+
+PRESIGNED_NOTEBOOK_URL: Final = "sagemaker:CreatePresignedNotebookInstanceUrl"
+SUPPORTED_NOTEBOOK_PLATFORM_PREFIX: Final = "notebook-al2023-"
+
+# The SageMaker condition keys a SageMaker role's permissions boundary must deny on (I2).
+GUARDRAIL_KEYS: Final = frozenset(
+    {
+        "sagemaker:vpcsubnets",
+        "sagemaker:vpcsecuritygroupids",
+        "sagemaker:volumekmskey",
+        "sagemaker:outputkmskey",
+        "sagemaker:networkisolation",
+        "sagemaker:intercontainertrafficencryption",
+        "sagemaker:rootaccess",
+        "sagemaker:directinternetaccess",
+    }
+)
+
+
+def _trusts(role: Mapping[str, Any], service: str) -> bool:
+    for statement in statements(props(role).get("AssumeRolePolicyDocument")):
+        principal = statement.get("Principal")
+        services = as_list(principal.get("Service")) if isinstance(principal, Mapping) else []
+        if service in [flatten(s) for s in services]:
+            return True
+    return False
+
+
+def _sagemaker_boundaries(template: Template) -> Iterator[tuple[str, str]]:
+    policies = dict(resources(template, "AWS::IAM::ManagedPolicy"))
+    for logical_id, role in resources(template, "AWS::IAM::Role"):
+        if not _trusts(role, "sagemaker.amazonaws.com"):
+            continue
+        boundary = props(role).get("PermissionsBoundary")
+        if boundary is None:
+            yield logical_id, "the SageMaker role has no permissions boundary"
+            continue
+        policy = policies.get(target(boundary) or "")
+        if policy is None:
+            yield logical_id, "the SageMaker role's boundary is not in this template and cannot be checked"
+            continue
+        denied = {
+            key
+            for statement in statements(props(policy).get("PolicyDocument"))
+            if statement.get("Effect") == "Deny"
+            for key in condition_keys(statement)
+        }
+        missing = sorted(GUARDRAIL_KEYS - denied)
+        if missing:
+            yield logical_id, f"the SageMaker role's permissions boundary denies nothing on {missing}"
+
+
+def _event_targets(template: Template) -> Iterator[tuple[str, str]]:
+    functions = {logical_id for logical_id, _ in resources(template, "AWS::Lambda::Function")}
+    for logical_id, rule in resources(template, "AWS::Events::Rule"):
+        for item in as_list(props(rule).get("Targets")):
+            if target(item.get("Arn")) not in functions:
+                continue
+            retry = item.get("RetryPolicy") or {}
+            if not (item.get("DeadLetterConfig") or {}).get("Arn"):
+                yield logical_id, f"target {item.get('Id')} has no dead-letter queue: failed events vanish"
+            if "MaximumRetryAttempts" not in retry or "MaximumEventAgeInSeconds" not in retry:
+                yield logical_id, f"target {item.get('Id')} keeps the default retry policy (24 h, 185 tries)"
+
+
+# Stand-ins for pseudo parameters while reading an embedded pipeline definition: an image URI
+# written with Fn::Sub still reads as a private ECR URI, and every other reference as a non-empty value.
+_PSEUDO: Final = {
+    "AWS::AccountId": "000000000000",
+    "AWS::Region": "us-east-1",
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::Partition": "aws",
+}
+_SUB_VARIABLE: Final = re.compile(r"\$\{([^}!]+)\}")
+
+
+def _stand_in(value: Any) -> str:
+    name = target(value) or next(iter(value), "value")
+    return "cfn-" + re.sub(r"[^A-Za-z0-9]", "", str(name))
+
+
+def resolve_text(value: Any) -> str:
+    """A CloudFormation string (``Fn::Join``, ``Fn::Sub``, references) as text, references as stand-ins."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        if "Fn::Join" in value:
+            separator, parts = value["Fn::Join"]
+            return str(separator).join(resolve_text(part) for part in parts)
+        if "Fn::Sub" in value:
+            sub = value["Fn::Sub"]
+            text, variables = (sub[0], sub[1]) if isinstance(sub, list) else (sub, {})
+
+            def substitute(match: re.Match[str]) -> str:
+                name = match.group(1)
+                if name in variables:
+                    return resolve_text(variables[name])
+                return _PSEUDO.get(name, "cfn-" + re.sub(r"[^A-Za-z0-9]", "", name))
+
+            return _SUB_VARIABLE.sub(substitute, str(text))
+        if value.get("Ref") in _PSEUDO:
+            return _PSEUDO[value["Ref"]]
+        return _stand_in(value)
+    return str(value)
+
+
+@functools.lru_cache(maxsize=16)
+def _definition_findings(text: str) -> tuple[tuple[str, str], ...]:
+    """(control, message) of every blocking perimeter finding (T1-T6) in a definition's JSON text.
+
+    The API-shape checks of ``rookery pipeline validate`` need concrete values, which an embedded
+    definition has only after deployment; the tests run them on the builder's output, which the
+    embedded body equals apart from the substituted resources.
+    """
+    from pipelines import validate_definition  # noqa: PLC0415 - botocore's model: only when a pipeline exists
+
+    try:
+        definition = json.loads(text)
+    except ValueError as exc:
+        return (("T1", f"the PipelineDefinitionBody is not JSON ({exc}); no job in it can be verified"),)
+    if not isinstance(definition, Mapping) or not isinstance(definition.get("Steps"), list):
+        return (("T1", "the PipelineDefinitionBody has no Steps list; it is not a pipeline definition"),)
+    return tuple(
+        (f.control, f"step {f.step}, {f.field}: {f.message}")
+        for f in validate_definition(definition)
+        if f.blocking and f.control.startswith("T")
+    )
+
+
+def _pipeline_bodies(template: Template) -> Iterator[tuple[str, str, str]]:
+    for logical_id, resource in resources(template, "AWS::SageMaker::Pipeline"):
+        definition = props(resource).get("PipelineDefinition") or {}
+        body = definition.get("PipelineDefinitionBody")
+        if body is None:
+            yield logical_id, "T1", "the definition is not embedded (PipelineDefinitionBody): unaudited"
+            continue
+        for control, message in _definition_findings(resolve_text(body)):
+            yield logical_id, control, message
+
+
+def _perimeter(control: str) -> Check:
+    def check(template: Template) -> Iterator[tuple[str, str]]:
+        for logical_id, found, message in _pipeline_bodies(template):
+            if found == control:
+                yield logical_id, message
+
+    return check
+
+
+_PERIMETER_RULES: Final = (
+    ("T1", "Pipeline jobs run in the stage's VPC", "set VpcConfig / NetworkConfig"),
+    ("T2", "Pipeline jobs and models are network-isolated", "set EnableNetworkIsolation to true"),
+    ("T3", "Pipeline jobs encrypt inter-container traffic", "set EnableInterContainerTrafficEncryption"),
+    ("T4", "Pipeline jobs use KMS keys for volumes and outputs", "set VolumeKmsKeyId and output KmsKeyId"),
+    ("T5", "Spot training has a checkpoint URI and a bounded wait", "set CheckpointConfig and MaxWaitTime"),
+    ("T6", "Pipeline images come from the project's private ECR repository", "use the project image asset"),
+)
+
+
 ROOKERY_RULES: Final = RulePack(
     PACK_NAME,
     (
@@ -458,5 +675,17 @@ ROOKERY_RULES: Final = RulePack(
              "set VpcConfig and EnableNetworkIsolation", _model_isolation),
         Rule("Rookery-I1", "I1", "No FullAccess managed policies; PassRole only with iam:PassedToService",
              "grant scoped actions; condition PassRole on the service", _no_full_access),
+        Rule("Rookery-N5", "N1-N5", "Notebook: supported platform and an idle auto-stop lifecycle config",
+             "use an Amazon Linux 2023 platform and a lifecycle configuration with an OnStart script",
+             _notebook_lifecycle),
+        Rule("Rookery-N6", "N6", "Opening Jupyter is allowed on named notebooks only",
+             f"scope {PRESIGNED_NOTEBOOK_URL} to the notebook's ARN", _notebook_url_scope),
+        Rule("Rookery-I2", "I1",
+             "SageMaker roles' boundary denies jobs without VPC, KMS, isolation, traffic encryption",
+             "apply the guardrails permissions boundary", _sagemaker_boundaries),
+        Rule("Rookery-L2", "L1", "EventBridge targets of Lambdas: dead-letter queue, bounded retry policy",
+             "set the target's DeadLetterConfig and RetryPolicy", _event_targets),
+        *(Rule(f"Rookery-{control}", control, title, fix, _perimeter(control))
+          for control, title, fix in _PERIMETER_RULES),
     ),
 )  # fmt: skip
