@@ -1,0 +1,217 @@
+"""Failure behaviour: a failed gate, corrupt or empty input, and a spot interruption mid-training.
+
+The gate and spot cases run on the synthetic dataset (xdist group ``local-synth``): its test AUC is
+well below 0.999, and its training is slow enough per round to be interrupted mid-run.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from local_testing import (
+    engine_for,
+    model_metadata,
+    put_jsonl,
+    read_json,
+    render,
+    step_named,
+    synthetic_stage,
+)
+from typer.testing import CliRunner
+
+from pipelines.local import Execution, ImageMap, InterruptPlan, LocalEngine, LocalHome, LocalRegistry
+from pipelines.local.expressions import to_text
+from pipelines.local.synthetic import write_jsonl
+from rookery.cli.main import app
+from rookery.config import Stage
+
+SYNTH_RAW = "s3://rookery-synth-raw/synthetic/ingest_date=2024-05-01/synthetic-1"
+PENGUINS_RAW = "s3://rookery-dev-raw/penguins/ingest_date=2024-05-01"
+
+
+def _statuses(execution: Execution) -> dict[str, str]:
+    return {s.name: s.status for s in execution.steps}
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("local-synth")
+def test_a_failed_gate_ends_at_the_fail_step_with_its_message_and_registers_nothing(
+    synth_stage: Stage, tmp_home: LocalHome
+) -> None:
+    definition = render(synth_stage, tune=False)
+    write_jsonl(tmp_home.s3_path(SYNTH_RAW), 3000, seed=3)
+    execution = engine_for(synth_stage, tmp_home).run(definition, parameters={"AucThreshold": 0.999})
+
+    assert execution.status == "Failed" and execution.failed_step == "Fail"
+    assert _statuses(execution) == {
+        "Preprocess": "Succeeded",
+        "Train": "Succeeded",
+        "Evaluate": "Succeeded",
+        "Gate": "Succeeded",
+        "Fail": "Failed",
+        "Register": "Skipped",
+        "CreateModel": "Skipped",
+        "BatchTransform": "Skipped",
+    }
+    assert execution.step("Gate").properties == {"Outcome": "False"}
+    evaluation_dir = execution.step("Evaluate").properties["ProcessingOutputConfig"]["Outputs"][0][
+        "S3Output"
+    ]["S3Uri"]
+    evaluation = read_json(tmp_home, f"{evaluation_dir}/evaluation.json")
+    auc = evaluation["binary_classification_metrics"]["auc"]["value"]
+    assert auc < 0.999
+    point = evaluation["operating_point"]
+    expected = (
+        f"Model gate failed on the test split: auc = {to_text(auc)} (bar: at least 0.999); operating point "
+        f"{point['metric']} = {to_text(point['value'])} (bar: {to_text(point['bar'])}, "
+        f"met = {to_text(point['met'])}). "
+        "Nothing was registered."
+    )
+    assert execution.failure_reason == expected
+    assert execution.step("Fail").failure_reason == expected
+    assert LocalRegistry(tmp_home).packages() == []
+    assert not tmp_home.models_dir.exists()
+    saved = json.loads((execution.path / "execution.json").read_text())
+    assert (
+        saved["status"] == "Failed" and saved["failure_reason"] == expected and saved["failed_step"] == "Fail"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("local-synth")
+def test_a_spot_interruption_restarts_training_from_its_checkpoint(tmp_home: LocalHome) -> None:
+    config = synthetic_stage(
+        objective="binary:logistic", eval_metric="auc", num_round=150, max_depth=6, eta=0.05
+    )
+    full = render(config, tune=False)
+    # The run needs only preprocessing and training: the same steps of the rendered definition.
+    definition = {**full, "Steps": [step_named(full, "Preprocess"), step_named(full, "Train")]}
+    write_jsonl(tmp_home.s3_path(SYNTH_RAW), 30_000, seed=5)
+    plan = InterruptPlan(log_pattern=r"^\[15\] ")
+    execution = engine_for(config, tmp_home).run(definition, interrupt_training=plan)
+
+    assert execution.status == "Succeeded", execution.failure_reason
+    train = execution.step("Train")
+    assert train.metrics["interruptions"] == 1
+    assert train.log_path is not None
+    log = train.log_path.read_text()
+    stopped = re.search(r"stopped by SIGTERM after round (\d+) of 150", log)
+    assert stopped, log[-2000:]
+    interrupted_at = int(stopped.group(1))
+    assert 15 < interrupted_at < 150
+    assert "spot interruption: the instance was reclaimed" in log
+    assert re.search(r"restored \d+ checkpoint file\(s\) from s3://", log)
+    assert re.search(
+        rf"resuming from checkpoint rookery-checkpoint-\d+\.ubj at round {interrupted_at} of 150", log
+    )
+    metadata = model_metadata(tmp_home, train.properties["ModelArtifacts"]["S3ModelArtifacts"])
+    assert metadata["resumed_from_round"] == interrupted_at and metadata["rounds"] == 150
+    # The checkpoint written on SIGTERM reached CheckpointConfig.S3Uri: the restart resumed from it.
+    checkpoints = tmp_home.s3_path(train.properties["CheckpointConfig"]["S3Uri"])
+    markers = [json.loads(p.read_text()) for p in checkpoints.glob("rookery-checkpoint-*.json")]
+    assert interrupted_at in [m["rounds"] for m in markers]
+
+
+def test_corrupt_input_fails_preprocess_with_the_jobs_own_reason(
+    dev_stage: Stage, definition: dict[str, Any], tmp_home: LocalHome
+) -> None:
+    raw = tmp_home.s3_path(f"{PENGUINS_RAW}/penguins-1.gz")
+    raw.parent.mkdir(parents=True)
+    raw.write_bytes(gzip.compress(b'{"species": "Adelie"}\n' * 50)[:40])  # a truncated gzip object
+    execution = engine_for(dev_stage, tmp_home).run(definition)
+
+    assert execution.status == "Failed" and execution.failed_step == "Preprocess"
+    preprocess = execution.step("Preprocess")
+    assert preprocess.job_dir is not None
+    message = (preprocess.job_dir / "output" / "message").read_text().strip()
+    assert message.startswith(
+        "UserError: raw file ingest_date=2024-05-01/penguins-1.gz is not a valid gzip file"
+    )
+    assert execution.failure_reason == preprocess.failure_reason == message
+    assert preprocess.properties["ExitMessage"] == message
+    assert preprocess.properties["ProcessingJobStatus"] == "Failed"
+    later = {name: status for name, status in _statuses(execution).items() if name != "Preprocess"}
+    assert set(later.values()) == {"NotExecuted"}, later
+    assert not (execution.path / "jobs" / "Train").exists()
+
+
+def test_empty_input_fails_preprocess_with_the_jobs_own_reason(
+    dev_stage: Stage, definition: dict[str, Any], tmp_home: LocalHome
+) -> None:
+    put_jsonl(tmp_home, f"{PENGUINS_RAW}/penguins-1", [])
+    execution = engine_for(dev_stage, tmp_home).run(definition)
+    assert execution.failed_step == "Preprocess"
+    assert execution.failure_reason is not None
+    assert execution.failure_reason.startswith("UserError: the raw input ")
+    assert "has 1 file(s) but no records; ingest data first" in execution.failure_reason
+
+
+def test_no_input_at_all_fails_preprocess_like_sagemaker(
+    dev_stage: Stage, definition: dict[str, Any], tmp_home: LocalHome
+) -> None:
+    execution = engine_for(dev_stage, tmp_home).run(definition)
+    assert execution.failed_step == "Preprocess"
+    assert execution.failure_reason is not None
+    assert execution.failure_reason.startswith(
+        "ClientError: No S3 objects found under S3 URL 's3://rookery-dev-raw/penguins/'"
+    )
+
+
+# -- the CLI: exit codes and the failing step surfaced -----------------------------------------------
+def _cli(home: LocalHome, *args: str) -> Any:
+    return CliRunner().invoke(app, ["local", *args, "--home", str(home.root)])
+
+
+def _csv(path: Path, rows: list[str]) -> Path:
+    path.write_text(
+        "\n".join(["species,island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex", *rows])
+        + "\n"
+    )
+    return path
+
+
+def test_the_cli_surfaces_the_failing_step_and_exits_1(tmp_home: LocalHome, tmp_path: Path) -> None:
+    data = _csv(
+        tmp_path / "one-class.csv", [f"Adelie,Dream,{39 + i / 10},18.5,190,3700,male" for i in range(40)]
+    )
+    result = _cli(tmp_home, "run", "--stage", "dev", "--data", str(data))
+    assert result.exit_code == 1, result.output
+    assert "failed" in result.stdout and "step:   Preprocess (Processing)" in result.stdout
+    assert "UserError: target 'sex' has 1 class(es)" in " ".join(result.stdout.split())
+    [execution] = LocalEngine(tmp_home, ImageMap()).executions()
+    assert execution.step("Train").status == "NotExecuted"
+
+
+def test_the_cli_refuses_data_without_the_schemas_columns(tmp_home: LocalHome, tmp_path: Path) -> None:
+    data = tmp_path / "partial.csv"
+    data.write_text("species,sex\nAdelie,male\n")
+    result = _cli(tmp_home, "run", "--stage", "dev", "--data", str(data))
+    assert result.exit_code == 2
+    assert "the CSV header has no column(s) ['bill_length_mm'" in result.stderr
+    assert not tmp_home.executions_dir.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--stage", "nope"], "unknown stage 'nope'"),
+        (["run", "--stage", "dev", "--param", "Nope=1"], "the pipeline has no parameter 'Nope'"),
+        (["run", "--stage", "dev", "--param", "AucThreshold"], "write NAME=VALUE"),
+        (["run", "--stage", "dev", "--param", "ProcessingInstanceCount=3"], "one instance per job"),
+        (["approve", "rookery-dev-models/7"], "no model package 'rookery-dev-models/7'"),
+        (["approve", "not a ref"], "is not a model package reference"),
+        (["invoke", "-"], "no local endpoint is running"),
+        (["serve", "rookery-dev-models/1"], "no model package 'rookery-dev-models/1'"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_clear_line(args: list[str], message: str, tmp_home: LocalHome) -> None:
+    result = _cli(tmp_home, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert not tmp_home.executions_dir.exists()
