@@ -138,6 +138,13 @@ CEILING_ACTIONS: Final = (
 )
 
 
+def _condition_value(rule: Guardrail) -> str | list[str]:
+    """A set operator (``ForAnyValue:``) keeps its list; a single value is written as a scalar."""
+    if len(rule.values) == 1 and not (rule.operator or "").startswith("ForAnyValue:"):
+        return rule.values[0]
+    return list(rule.values)
+
+
 def boundary_statements(rules: Sequence[Guardrail]) -> list[iam.PolicyStatement]:
     statements = [
         iam.PolicyStatement(sid="Ceiling", actions=list(CEILING_ACTIONS), resources=["*"]),
@@ -165,7 +172,7 @@ def boundary_statements(rules: Sequence[Guardrail]) -> list[iam.PolicyStatement]
                     effect=iam.Effect.DENY,
                     actions=list(rule.actions),
                     resources=["*"],
-                    conditions={rule.operator: {rule.key: list(rule.values)}},
+                    conditions={rule.operator: {rule.key: _condition_value(rule)}},
                 )
             )
     return statements

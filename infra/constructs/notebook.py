@@ -218,7 +218,7 @@ class ProjectNotebook(Construct):
             ),
         )
         # The instance starts at creation: its role's policy must exist by then.
-        self.instance.node.add_dependency(self.role)
+        self.instance.node.add_dependency(self.role.node.find_child("DefaultPolicy"))
 
         self.open_policy = iam.ManagedPolicy(
             self,

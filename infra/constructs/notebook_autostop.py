@@ -19,7 +19,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 METADATA = "/opt/ml/metadata/resource-metadata.json"  # written by SageMaker on every notebook instance
@@ -40,6 +40,13 @@ def idle_minutes(
         return None
     stamps = [parse_time(item["last_activity"]) for item in kernels + terminals if item.get("last_activity")]
     return (now - max([started, *stamps])).total_seconds() / 60
+
+
+def boot_time() -> datetime:
+    """When this machine started (Jupyter starts with it): idle time is never counted from earlier."""
+    with open("/proc/uptime", encoding="ascii") as handle:
+        uptime = float(handle.read().split()[0])
+    return datetime.now(timezone.utc) - timedelta(seconds=uptime)  # noqa: UP017 (Python 3.9)
 
 
 def get_json(base: str, path: str) -> Any:
@@ -75,7 +82,8 @@ def check_once(args: argparse.Namespace, started: datetime) -> bool:
         return False
     idle = idle_minutes(datetime.now(timezone.utc), kernels, terminals, started)  # noqa: UP017 (Python 3.9)
     if idle is None or idle < args.idle_minutes:
-        state = "a kernel is busy" if idle is None else f"idle for {idle:.0f} of {args.idle_minutes} minutes"
+        limit = args.idle_minutes
+        state = "a kernel is busy" if idle is None else f"idle for {idle:.0f} of {limit:g} minutes"
         print(f"autostop: {state}", flush=True)
         return False
     name, region = notebook_identity(args.metadata)
@@ -94,6 +102,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--jupyter-url", default=JUPYTER)
     parser.add_argument("--metadata", default=METADATA)
     parser.add_argument("--aws-cli", default="aws")
+    parser.add_argument(
+        "--since",
+        type=parse_time,
+        default=None,
+        help="count idle time from no earlier than this (default: boot)",
+    )
     args = parser.parse_args(argv)
     if args.idle_minutes <= 0:
         parser.error("--idle-minutes must be positive")
@@ -104,7 +118,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    started = datetime.now(timezone.utc)  # noqa: UP017 (Python 3.9)
+    started = args.since or boot_time()
     while not check_once(args, started) and not args.once:
         time.sleep(args.interval_seconds)
     return 0

@@ -130,8 +130,11 @@ class TrainingPipeline(Construct):
             role_arn=role.role_arn,
             pipeline_definition={"PipelineDefinitionBody": definition_body(rendered, self.tokens)},
         )
-        # Jobs start only with the role's permissions in place; versions need their group.
-        self.pipeline.node.add_dependency(role)
+        # Jobs start only with the role's permissions in place (the role itself is referenced
+        # already); versions need their group.
+        policy = role.node.try_find_child("DefaultPolicy")
+        if policy is not None:
+            self.pipeline.node.add_dependency(policy)
         self.pipeline.node.add_dependency(registry.group)
         self.pipeline_arn = Stack.of(self).format_arn(
             service="sagemaker", resource="pipeline", resource_name=self.pipeline_name

@@ -16,7 +16,7 @@ use_venv_node()
 from aws_cdk import CfnResource, Stack  # noqa: E402
 from constructs import IConstruct  # noqa: E402
 
-from infra.app import FoundationStacks, build_app, synthesize  # noqa: E402
+from infra.app import StageStacks, build_app, synthesize  # noqa: E402
 from infra.audit.assembly import Assembly, read_assembly  # noqa: E402
 from rookery.config import Stage  # noqa: E402
 
@@ -26,7 +26,7 @@ class Synth:
     """One synthesized stage: the stage, the construct objects, and the assembly on disk."""
 
     stage: Stage
-    stacks: FoundationStacks
+    stacks: StageStacks
     directory: Path
     assembly: Assembly
 
@@ -37,6 +37,10 @@ class Synth:
     @property
     def data(self) -> Mapping[str, Any]:
         return self.assembly.stack(self.stage.stack_name("Data")).template
+
+    @property
+    def ml(self) -> Mapping[str, Any]:
+        return self.assembly.stack(self.stage.stack_name("ML")).template
 
     def template_of(self, construct: IConstruct) -> Mapping[str, Any]:
         return self.assembly.stack(Stack.of(construct).stack_name).template
