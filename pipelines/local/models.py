@@ -13,6 +13,7 @@ from typing import Any
 
 from pipelines.local.context import StepContext, StepResult, job_name
 from pipelines.local.errors import LocalEngineError, RegistryError, StepFailedError
+from pipelines.local.expressions import to_text
 from pipelines.local.home import LocalHome
 from pipelines.local.records import now
 from pipelines.local.registry import LocalRegistry
@@ -77,7 +78,7 @@ def run_register(ctx: StepContext) -> StepResult:
     inference_spec = {
         "image": container["Image"],
         "model_data_url": container["ModelDataUrl"],
-        "environment": {str(k): str(v) for k, v in (container.get("Environment") or {}).items()},
+        "environment": {str(k): to_text(v) for k, v in (container.get("Environment") or {}).items()},
         "content_types": list(spec.get("SupportedContentTypes") or []),
         "response_types": list(spec.get("SupportedResponseMIMETypes") or []),
         "realtime_instance_types": list(spec.get("SupportedRealtimeInferenceInstanceTypes") or []),

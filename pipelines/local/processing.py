@@ -13,6 +13,7 @@ from typing import Any
 from pipelines.local import procs, storage
 from pipelines.local.context import StepContext, StepResult, fresh_dir, in_sandbox, job_name
 from pipelines.local.errors import StepFailedError
+from pipelines.local.expressions import to_text
 from pipelines.local.records import now
 
 
@@ -47,17 +48,17 @@ def run_processing(ctx: StepContext) -> StepResult:
     (config / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
 
     argv = ctx.images.command(app["ImageUri"], app.get("ContainerEntrypoint"), default="")
-    argv += [str(a) for a in app.get("ContainerArguments", []) or []]
+    argv += [to_text(a) for a in app.get("ContainerArguments", []) or []]
     env = ctx.images.environment(
-        app["ImageUri"], sandbox, {k: str(v) for k, v in (args.get("Environment") or {}).items()}
+        app["ImageUri"], sandbox, {k: to_text(v) for k, v in (args.get("Environment") or {}).items()}
     )
     max_runtime = (args.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
-    properties["ProcessingStartTime"] = now().isoformat()
     with ctx.log_path.open("a", encoding="utf-8") as log, ctx.slots:
+        properties["ProcessingStartTime"] = now().isoformat()  # once a job slot is free
         log.write(f"[rookery local] processing job {name}: {' '.join(argv)}\n")
         log.flush()
         outcome = procs.run(argv, env=env, cwd=sandbox, log=log, max_runtime=max_runtime, cancel=ctx.cancel)
-    properties["ProcessingEndTime"] = now().isoformat()
+        properties["ProcessingEndTime"] = now().isoformat()
     properties["LastModifiedTime"] = properties["ProcessingEndTime"]
     message_file = sandbox / "output" / "message"
     message = message_file.read_text(encoding="utf-8").strip() if message_file.is_file() else None

@@ -160,12 +160,12 @@ def run_training_job(
     argv = ctx.images.command(
         algorithm["TrainingImage"], algorithm.get("ContainerEntrypoint"), default="train"
     )
-    argv += [str(a) for a in algorithm.get("ContainerArguments", []) or []]
+    argv += [to_text(a) for a in algorithm.get("ContainerArguments", []) or []]
     env = ctx.images.environment(
         algorithm["TrainingImage"],
         sandbox,
         {
-            **{k: str(v) for k, v in (request.get("Environment") or {}).items()},
+            **{k: to_text(v) for k, v in (request.get("Environment") or {}).items()},
             "TRAINING_JOB_NAME": name,
             "TRAINING_JOB_ARN": properties["TrainingJobArn"],
         },
@@ -174,6 +174,7 @@ def run_training_job(
     metrics = MetricParser(algorithm.get("MetricDefinitions", []) or [])
     interruptions_left = interrupt.times if interrupt is not None and spot else 0
     interruptions = 0
+    trained_seconds = 0.0
     started = now()
     properties["TrainingStartTime"] = started.isoformat()
     with log_path.open("a", encoding="utf-8") as log:
@@ -196,17 +197,20 @@ def run_training_job(
             log.write(f"[rookery local] training job {name}: {' '.join(argv)}\n")
             log.flush()
             properties["SecondaryStatus"] = "Training"
+            # MaxRuntimeInSeconds bounds the job's training time across restarts, as on SageMaker.
+            remaining = None if max_runtime is None else max(float(max_runtime) - trained_seconds, 0.0)
             with ctx.slots:
                 outcome = procs.run(
                     argv,
                     env=env,
                     cwd=sandbox,
                     log=log,
-                    max_runtime=max_runtime,
+                    max_runtime=remaining,
                     on_line=on_line,
                     interrupt_when=trigger,
                     cancel=ctx.cancel,
                 )
+            trained_seconds += outcome.seconds
             if local_checkpoints is not None and checkpoint_uri:
                 uploaded = storage.upload(ctx.home, local_checkpoints, checkpoint_uri)
                 log.write(

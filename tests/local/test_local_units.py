@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pipelines.local import LocalHome, LocalRegistry, RegistryError
+from pipelines.local import InterruptPlan, LocalHome, LocalRegistry, RegistryError, procs
+from pipelines.local.context import Trigger
 from pipelines.local.data import DataFileError, land, read_records
 from pipelines.local.errors import LocalEngineError
 from pipelines.local.expressions import ExpressionError, Scope, lookup, to_text, tokens
@@ -348,3 +351,64 @@ def test_an_empty_data_file_is_left_for_preprocess_to_judge(tmp_path: Path) -> N
         assert read_records(path, SCHEMA) == []
     with pytest.raises(DataFileError, match="no such file"):
         read_records(tmp_path / "missing.csv", SCHEMA)
+
+
+# -- job processes -------------------------------------------------------------------------------
+_TICKER = """
+import signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+for i in range(200):
+    print(f"[{i}] tick", flush=True)
+    time.sleep(0.02)
+"""
+# SIGTERM before the handler is installed ends the process with -15 instead of 143: both are a stop.
+STOPPED = (143, -15)
+
+
+def test_a_process_over_its_runtime_gets_sigterm(tmp_path: Path) -> None:
+    with (tmp_path / "log").open("w") as log:
+        outcome = procs.run(
+            [sys.executable, "-c", _TICKER], env=dict(os.environ), cwd=tmp_path, log=log, max_runtime=0.3
+        )
+    assert outcome.runtime_exceeded and outcome.exit_code in STOPPED and outcome.seconds < 5
+
+
+def test_an_interruption_trigger_fires_on_a_log_line_and_lines_reach_the_hooks(tmp_path: Path) -> None:
+    trigger = Trigger(InterruptPlan(log_pattern=r"^\[5\] "), None)
+    seen: list[str] = []
+
+    def on_line(text: str) -> None:
+        seen.append(text)
+        trigger.line(text)
+
+    with (tmp_path / "log").open("w") as log:
+        outcome = procs.run(
+            [sys.executable, "-c", _TICKER],
+            env=dict(os.environ),
+            cwd=tmp_path,
+            log=log,
+            on_line=on_line,
+            interrupt_when=trigger,
+        )
+    assert outcome.interrupted and outcome.exit_code == 143
+    assert seen[:6] == [f"[{i}] tick\n" for i in range(6)] and len(seen) < 100
+    assert (tmp_path / "log").read_text().startswith("[0] tick\n[1] tick\n")
+
+
+def test_a_checkpoint_trigger_fires_only_on_a_new_file(tmp_path: Path) -> None:
+    (tmp_path / "old.json").write_text("{}")
+    trigger = Trigger(InterruptPlan(on_checkpoint=True), tmp_path)
+    watch = procs.Watch(started=0.0)
+    assert not trigger(watch)
+    (tmp_path / "new.json").write_text("{}")
+    assert trigger(watch)
+
+
+def test_a_stopped_execution_stops_its_processes(tmp_path: Path) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    with (tmp_path / "log").open("w") as log:
+        outcome = procs.run(
+            [sys.executable, "-c", _TICKER], env=dict(os.environ), cwd=tmp_path, log=log, cancel=cancel
+        )
+    assert outcome.stopped and outcome.exit_code in STOPPED
