@@ -7,7 +7,7 @@ one process. Generating the data is not timed. Printed: wall seconds, CPU second
 processes, so other work on the machine does not inflate them) and rows/s of every step, the
 whole execution, and the growth ratios time(1M) / time(100k) (10 means linear). Never asserted.
 
-``python -m bench local_pipeline [SIZES...]`` (e.g. ``10000 100000``) runs other sizes.
+``ROOKERY_BENCH_ROWS=10000,100000 python -m bench local_pipeline`` runs other sizes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import json
 import os
 import resource
 import shutil
-import sys
 import tempfile
 import time
 import tomllib
@@ -85,7 +84,10 @@ def run_once(rows: int, definition: dict[str, Any], stage: Stage, work: Path) ->
 
 
 def main(argv: list[str] | None = None) -> None:
-    sizes = tuple(int(a) for a in (argv if argv is not None else sys.argv[2:])) or SIZES
+    given = (
+        argv if argv is not None else [r for r in os.environ.get("ROOKERY_BENCH_ROWS", "").split(",") if r]
+    )
+    sizes = tuple(int(r) for r in given) or SIZES
     stage = synthetic_stage()
     settings = PipelineSettings.from_stage(stage, PipelineResources.placeholders(stage), tune=False)
     definition = render_definition_cached(settings, ROOT / ".rookery" / "cache")

@@ -584,6 +584,12 @@ def check_parameters_declared(definition: Mapping[str, Any]) -> None:
             )
 
 
+def check_resolved(step: Mapping[str, Any], arguments: Mapping[str, Any], images: ImageMap) -> None:
+    """The step's checks again on its resolved arguments (values read from earlier steps included)."""
+    resolved = {**step, "Arguments": {**(step.get("Arguments") or {}), **arguments}}
+    _CHECKS[str(step["Type"])](_StepChecker(resolved, images, _static_scope({})))
+
+
 def check_definition(definition: Mapping[str, Any], images: ImageMap, parameters: Mapping[str, Any]) -> None:
     """Raise :class:`UnsupportedDefinition` for the first thing the engine cannot run as written."""
     if not isinstance(definition.get("Steps"), list) or not definition["Steps"]:

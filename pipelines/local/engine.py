@@ -20,9 +20,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Final
 
 from pipelines.definition import dependencies, own_arguments, steps_by_name
-from pipelines.local.checks import check_definition
+from pipelines.local.checks import check_definition, check_resolved
 from pipelines.local.context import InterruptPlan, StepContext, StepResult, random_id
-from pipelines.local.errors import ExecutionNotFoundError, LocalEngineError, StepFailedError
+from pipelines.local.errors import (
+    ExecutionNotFoundError,
+    LocalEngineError,
+    StepFailedError,
+    UnsupportedDefinition,
+)
 from pipelines.local.expressions import ExpressionError, Scope, lookup
 from pipelines.local.home import LocalHome
 from pipelines.local.images import ImageMap
@@ -415,6 +420,10 @@ class _Run:
             args = scope.resolve(own_arguments(step))
         except ExpressionError as exc:
             raise StepFailedError(f"ClientError: cannot resolve the step's arguments: {exc}") from None
+        try:
+            check_resolved(step, args, self.engine.images)
+        except UnsupportedDefinition as exc:
+            raise StepFailedError(f"ValidationException: {exc.field}: {exc.problem}") from None
         if kind == "Condition":
             return self._condition(name, args, step, scope)
         if kind == "Fail":

@@ -16,6 +16,7 @@ import pytest
 from local_testing import (
     engine_for,
     model_metadata,
+    penguin_records,
     put_jsonl,
     read_json,
     render,
@@ -215,3 +216,22 @@ def test_usage_errors_exit_2_with_one_clear_line(args: list[str], message: str, 
     assert message in result.stderr
     assert "Traceback" not in result.output
     assert not tmp_home.executions_dir.exists()
+
+
+def test_a_value_read_from_an_earlier_step_is_checked_when_the_step_runs(
+    dev_stage: Stage, definition: dict[str, Any], tmp_home: LocalHome
+) -> None:
+    evaluate = step_named(definition, "Evaluate")
+    evaluate["Arguments"]["ProcessingInputs"][0]["S3Input"]["S3Uri"] = {
+        "Get": "Steps.Preprocess.ProcessingJobArn"
+    }
+    definition["Steps"] = [step_named(definition, "Preprocess"), evaluate]
+    put_jsonl(tmp_home, f"{PENGUINS_RAW}/penguins-1", penguin_records())
+    execution = engine_for(dev_stage, tmp_home).run(definition)
+    assert execution.failed_step == "Evaluate"
+    assert execution.failure_reason is not None
+    assert execution.failure_reason.startswith(
+        "ValidationException: Arguments.ProcessingInputs[0].S3Input.S3Uri: 'arn:aws:sagemaker:"
+    )
+    assert "is not an s3:// URI" in execution.failure_reason
+    assert not (execution.path / "jobs" / "Evaluate").exists(), "refused before the job started"
