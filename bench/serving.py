@@ -464,6 +464,8 @@ def goal(label: str, ratio: float, bound: float, *, at_most: bool) -> str:
 
 
 def report(limit: dict[int, Result], results: dict[tuple[str, int, int], Result], colds: list[float]) -> None:
+    # Other processes on the same cores move every number here; the load average says how busy it was.
+    print(f"load average at the end (1/5/15 min): {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(
         f"serving benchmark: penguins model (100 trees), CSV payloads, {WORKERS} workers, "
         f"{os.cpu_count()} cores; {ROUNDS} interleaved rounds of {RUN_SECONDS:g} s per measurement, 127.0.0.1"
@@ -498,6 +500,9 @@ def report(limit: dict[int, Result], results: dict[tuple[str, int, int], Result]
             label = f"p99/p50, {n} record(s), {c} conn(s)"
             print(goal(label, r.pct(99) / r.pct(50), GOALS["p99_over_p50"], at_most=True))
     print("other ratios:")
+    for n in SIZES:
+        noise = limit[n].pct(99) / limit[n].pct(50)
+        print(f"  {f'p99/p50 in-process, {n} record(s) (the box noise floor)':<58}{noise:6.2f}x")
     for c in CONNECTIONS:
         ratio = results["rookery", 100, c].rps / results["flask+gunicorn", 100, c].rps
         print(f"  {f'req/s vs Flask+gunicorn, 100 records, {c} conn(s)':<58}{ratio:6.2f}x")
