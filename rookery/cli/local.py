@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -196,6 +196,33 @@ def _failure_panel(execution: Execution) -> Panel:
     )
 
 
+@contextlib.contextmanager
+def _progress_display(progress: _Progress) -> Iterator[Callable[[StepEvent], None]]:
+    """A live table on a terminal; one line per step change otherwise (CI logs, pipes)."""
+    if err.is_terminal:
+        with Live(progress.table(), console=err, refresh_per_second=4, transient=True) as live:
+
+            def update(event: StepEvent) -> None:
+                progress.event(event)
+                live.update(progress.table())
+
+            yield update
+        return
+    started = time.monotonic()
+
+    def line(event: StepEvent) -> None:
+        progress.event(event)
+        detail = f"  {event.message}" if event.message else ""
+        err.print(
+            f"[{time.monotonic() - started:7.1f} s] {event.step_name:<16} {event.status:<11}{detail}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    yield line
+
+
 def _parameters(pairs: list[str]) -> dict[str, str]:
     values: dict[str, str] = {}
     for pair in pairs:
@@ -246,15 +273,7 @@ def run(
     progress = _Progress(steps)
     variant = "tune" if settings.tune else "train"
     err.print(f"rookery local run: stage {stage}, {variant} variant, home {local.root}", soft_wrap=True)
-    with (
-        _one_line_errors(),
-        Live(progress.table(), console=err, refresh_per_second=4, transient=True) as live,
-    ):
-
-        def on_event(event: StepEvent) -> None:
-            progress.event(event)
-            live.update(progress.table())
-
+    with _one_line_errors(), _progress_display(progress) as on_event:
         execution = engine.run(
             definition, parameters=parameters, on_event=on_event, pipeline_name=pipeline_name(config)
         )
