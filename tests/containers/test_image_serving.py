@@ -12,9 +12,11 @@ from typing import Any, cast
 from urllib.parse import urlparse
 
 import pytest
-from image_helpers import Endpoint, Sandbox
+from image_helpers import Endpoint, PipelineRun, Sandbox
 
-from rookery_image import server
+from rookery_image import contract, server
+from rookery_image.codec import Predictor
+from rookery_image.model import ModelBundle
 
 GOOD_CSV = b"39.1,18.7,181,3750,Adelie,Torgersen\n"
 GOOD_RECORD = {
@@ -274,3 +276,32 @@ def test_serve_without_a_model_fails_with_a_reason(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert sandbox.failure.startswith("UserError: model folder")
     assert "model.tar.gz written by rookery's train entrypoint" in sandbox.failure
+
+
+def test_a_body_that_stops_arriving_times_out() -> None:
+    """SAGEMAKER_MODEL_SERVER_TIMEOUT bounds how long a worker waits for the rest of a body (408)."""
+    app = server.InferenceApp()
+    app.settings = contract.ServingSettings.from_env({"SAGEMAKER_MODEL_SERVER_TIMEOUT": "1"})
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.sleep(3600)  # the client went quiet mid-body
+        return {}
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    assert asyncio.run(app._rest_of_body(b"39.1,", receive, send)) is None
+    assert sent[0]["status"] == 408
+    assert json.loads(sent[1]["body"])["error"] == "the request body did not arrive within 1 s"
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("image-penguins")
+def test_unknown_categories_can_be_ignored(penguins: PipelineRun) -> None:
+    """ROOKERY_UNKNOWN_CATEGORY=ignore answers for an unseen level instead of refusing the record."""
+    bundle = ModelBundle.load(penguins.model_dir)
+    body = b"39.1,18.7,181,3750,Adelie,Atlantis\n"
+    assert Predictor(bundle).invoke(body, "text/csv", None)[0] == 400
+    status, media, answer = Predictor(bundle, unknown_category="ignore").invoke(body, "text/csv", None)
+    assert status == 200 and media == b"text/csv" and answer.decode().count(",") == 1
