@@ -209,21 +209,20 @@ def test_a_notebook_idle_longer_than_the_limit_is_stopped(
     assert "stopping rookery-dev-notebook in eu-west-1" in done.stdout
 
 
-Activity = tuple[list[dict[str, Any]], list[dict[str, Any]], float]
+# (kernel state and minutes since its last activity, minutes since a terminal's, minutes since boot):
+# the timestamps are made when the test runs, not when it is collected.
+Activity = tuple[list[tuple[str, float]], list[float], float]
 
 
 @pytest.mark.parametrize(
     ("activity", "reason"),
     [
-        (([{"execution_state": "busy", "last_activity": _stamp(600)}], [], 900), "a kernel is busy"),
-        (([{"execution_state": "idle", "last_activity": _stamp(5)}], [], 180), "idle for 5 of 30 minutes"),
-        (
-            ([{"execution_state": "idle", "last_activity": _stamp(90)}], [{"last_activity": _stamp(2)}], 180),
-            "idle for 2 of 30 minutes",
-        ),
+        (([("busy", 600)], [], 900), "a kernel is busy"),
+        (([("idle", 5)], [], 180), "idle for 5 of 30 minutes"),
+        (([("idle", 90)], [2], 180), "idle for 2 of 30 minutes"),
         # Nothing open, or nothing since the last restart: idle time counts from the boot.
         (([], [], 10), "idle for 10 of 30 minutes"),
-        (([{"execution_state": "idle", "last_activity": _stamp(90)}], [], 12), "idle for 12 of 30 minutes"),
+        (([("idle", 90)], [], 12), "idle for 12 of 30 minutes"),
     ],
 )
 def test_activity_within_the_limit_or_a_busy_kernel_keeps_it_running(
@@ -234,7 +233,9 @@ def test_activity_within_the_limit_or_a_busy_kernel_keeps_it_running(
     reason: str,
 ) -> None:
     url, handler = jupyter
-    handler.kernels, handler.terminals, since = activity
+    kernels, terminals, since = activity
+    handler.kernels = [{"execution_state": state, "last_activity": _stamp(ago)} for state, ago in kernels]
+    handler.terminals = [{"last_activity": _stamp(ago)} for ago in terminals]
     done = _run(url, aws_cli[0], metadata, since)
     assert done.returncode == 0, done.stderr
     assert not aws_cli[1].exists()

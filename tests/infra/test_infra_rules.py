@@ -318,16 +318,14 @@ def test_i1_no_full_access_policies_and_passrole_only_to_a_service() -> None:
 def test_the_pack_extends_with_later_rules_and_refuses_duplicates() -> None:
     def no_pipelines(template: Any) -> list[tuple[str, str]]:
         return [
-            (k, "pipeline")
+            (k, "workteam")
             for k, r in template["Resources"].items()
-            if r["Type"] == "AWS::SageMaker::Pipeline"
+            if r["Type"] == "AWS::SageMaker::Workteam"
         ]
 
-    extended = ROOKERY_RULES.extended(
-        Rule("Rookery-T1", "T1-T5", "pipeline jobs", "fix the job", no_pipelines)
-    )
-    template = _t(P={"Type": "AWS::SageMaker::Pipeline", "Properties": {}})
-    assert [f.rule_id for f in extended.evaluate(template)] == ["Rookery-T1"]
+    extended = ROOKERY_RULES.extended(Rule("Rookery-X1", "X1", "no workteams", "remove it", no_pipelines))
+    template = _t(P={"Type": "AWS::SageMaker::Workteam", "Properties": {}})
+    assert [f.rule_id for f in extended.evaluate(template)] == ["Rookery-X1"]
     assert ROOKERY_RULES.evaluate(template) == []
     with pytest.raises(ValueError, match="appear twice"):
         ROOKERY_RULES.extended(ROOKERY_RULES.rules[0])
