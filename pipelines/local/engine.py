@@ -339,13 +339,8 @@ class _Run:
             self.set_status(name, "Stopped" if stopped else "Failed", reason=exc.reason)
             return False
         except Exception as exc:  # a bug in the engine: fail the step visibly, keep the trace
-            trace = traceback.format_exc()
-            with (
-                record.log_path.open("a", encoding="utf-8")
-                if record.log_path
-                else open(os.devnull, "w") as log
-            ):
-                log.write(trace)
+            with (record.log_path or self.folder / "engine.log").open("a", encoding="utf-8") as log:
+                log.write(traceback.format_exc())
             self.set_status(
                 name, "Failed", reason=f"InternalError: the local engine failed ({type(exc).__name__}: {exc})"
             )
