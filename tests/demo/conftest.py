@@ -1,18 +1,23 @@
 """Session fixtures for the demo tests: one real delivery of the demo records through the real Firehose
-transform, and the project image's jobs run on it. Tests sharing one mark the same xdist group.
+transform and the project image's jobs run on it; the demo itself (after its audit phase) through the
+local engine, train then tune in one home, and with a gate that must fail. Tests sharing a fixture
+mark the same xdist group.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from demo_testing import ARRIVAL, JobsRun, run_jobs
+from demo_testing import ARRIVAL, CHROMIUM_FLAGS, REPO, JobsRun, chromium, run_jobs
+from playwright.sync_api import Browser, sync_playwright
 
 from pipelines.local.home import LocalHome
 from rookery.config import Stage, load_stage
 from rookery.demo.dataset import demo_records
 from rookery.demo.firehose import Delivery, DeliveryStream, deliver
+from rookery.demo.run import DemoOptions, DemoResult, prepare, run_demo
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +51,53 @@ def jobs(
         Path(tmp_path_factory.mktemp("demo-jobs")),
         operating_point="min_sensitivity:0.85",
     )
+
+
+@pytest.fixture(scope="session")
+def demo_train(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
+    """The whole demo after the audit (train variant), in its own home."""
+    home = LocalHome(tmp_path_factory.mktemp("demo-run"))
+    return run_demo(prepare(DemoOptions(home=home, audit=())))
+
+
+@pytest.fixture(scope="session")
+def demo_tune(demo_train: DemoResult) -> DemoResult:
+    """The tune variant run again in the train run's home (a second demo run on the same machine)."""
+    home = LocalHome(demo_train.report_path.parents[1])
+    return run_demo(prepare(DemoOptions(home=home, audit=(), tune=True)))
+
+
+@pytest.fixture(scope="session")
+def weak_stages(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Stage "weak": dev with a one-stump model and an AUC bar of 0.999, so the gate must fail."""
+    folder = tmp_path_factory.mktemp("stages")
+    text = (REPO / "infra" / "stages" / "dev.toml").read_text()
+    assert "auc_threshold = 0.85" in text
+    text = text.replace("auc_threshold = 0.85", "auc_threshold = 0.999")
+    text += (
+        "\n[ml.training.hyperparameters]\n"
+        'objective = "binary:logistic"\neval_metric = "auc"\nnum_round = 1\nmax_depth = 1\neta = 0.1\n'
+    )
+    (folder / "weak.toml").write_text(text)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def demo_gate_failed(tmp_path_factory: pytest.TempPathFactory, weak_stages: Path) -> DemoResult:
+    home = LocalHome(tmp_path_factory.mktemp("demo-weak"))
+    return run_demo(prepare(DemoOptions(stage="weak", stages_dir=weak_stages, home=home, audit=())))
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    executable = chromium()
+    if executable is None:
+        pytest.fail(
+            "no chromium browser found (looked for `chromium` on PATH and /usr/bin/chromium). The report's "
+            "browser test needs Debian's chromium: .ci/run installs it; locally run "
+            "`sudo apt-get install -y chromium`"
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(executable), args=list(CHROMIUM_FLAGS))
+        yield browser
+        browser.close()

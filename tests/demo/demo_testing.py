@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import Browser, Page, Request
+
 from pipelines.local.home import LocalHome
 from rookery.demo.firehose import Delivery
 from rookery.demo.report import (
@@ -167,3 +169,45 @@ def report_from(jobs: JobsRun, delivery: Delivery, **changes: object) -> ReportD
     }
     values.update(changes)
     return ReportData(**values)  # type: ignore[arg-type]
+
+
+def open_report(browser: Browser, path: Path) -> tuple[Page, list[str]]:
+    """The report loaded from disk; the second value lists every request that left the file."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    outside: list[str] = []
+
+    def note(request: Request) -> None:
+        if not request.url.startswith(("file://", "data:")):
+            outside.append(request.url)
+
+    page.on("request", note)
+    page.goto(path.as_uri(), wait_until="load")
+    return page, outside
+
+
+def assert_report_renders(browser: Browser, path: Path, *, auc: float) -> None:
+    page, outside = open_report(browser, path)
+    try:
+        metrics = page.locator("table#metrics")
+        assert metrics.is_visible()
+        text = metrics.inner_text()
+        for label in ("Accuracy", "Precision", "Recall (sensitivity)", "Specificity", "F1", "ROC AUC"):
+            assert label in text
+        assert page.locator('tr[data-metric="auc"] td').nth(1).inner_text() == f"{auc:.4f}"
+
+        plots = page.locator("img.plot")
+        assert plots.count() == 2
+        for i in range(2):
+            plot = plots.nth(i)
+            plot.scroll_into_view_if_needed()
+            assert plot.is_visible()
+            assert plot.evaluate("img => img.complete && img.naturalWidth > 0 && img.naturalHeight > 0")
+            box = plot.bounding_box()
+            assert box is not None and box["width"] > 200 and box["height"] > 150
+        # Side by side on a desktop-width window.
+        first, second = plots.nth(0).bounding_box(), plots.nth(1).bounding_box()
+        assert first is not None and second is not None and abs(first["y"] - second["y"]) < 5
+        assert first["x"] < second["x"]
+        assert outside == [], f"the report loaded assets from outside the file: {outside}"
+    finally:
+        page.close()

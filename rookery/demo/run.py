@@ -1,0 +1,566 @@
+"""The demo's phases, in order: audit every stage, ingest, run the pipeline locally, approve, serve and
+score over HTTP, and write the report.
+
+``prepare`` checks everything a user typed before anything slow starts (the stage, ``--param``
+values against the rendered definition, the definition against the local engine). ``run_demo``
+then runs the phases; the first phase that fails stops the demo, and the report is written in
+every case, with what was done and why it stopped. A ``DemoUI`` receives progress (the CLI prints
+it; tests and the benchmark pass ``QuietUI``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipelines import contract, steps
+from pipelines.cache import render_definition_cached
+from pipelines.local import (
+    Execution,
+    ImageMap,
+    LocalEndpoint,
+    LocalEngine,
+    LocalHome,
+    LocalRegistry,
+    ModelPackage,
+    StepEvent,
+    StepRecord,
+)
+from pipelines.local.errors import LocalEngineError
+from pipelines.parameters import AUC_THRESHOLD, parse_overrides
+from pipelines.settings import PipelineResources, PipelineSettings
+from rookery.config import STAGES_DIR, Stage, available_stages, load_stage
+from rookery.demo.audit import StageAudit, audit_stages
+from rookery.demo.dataset import DemoDataError, demo_records
+from rookery.demo.firehose import Delivery, DeliveryStream, IngestionError, deliver
+from rookery.demo.report import (
+    Artifact,
+    ExecutionView,
+    Gate,
+    PackageView,
+    Phase,
+    Plot,
+    Rejected,
+    ReportData,
+    ReportError,
+    StepRow,
+    Trial,
+    embed_png,
+    gate_checks,
+    write_report,
+)
+from rookery.demo.scoring import Scoring, ScoringError, parse_predictions, read_labels, score_test_split
+
+DEMO_DIR: Final = "demo"
+REPORT_FILE: Final = "report.html"
+DELIVERY_FILE: Final = "ingestion.json"
+APPROVAL_NOTE: Final = "approved by `rookery demo` after the gate passed"
+
+
+class DemoFailed(Exception):  # noqa: N818 - reads as what happened: the demo failed
+    """A phase failed; the message is the reason shown to the user and in the report."""
+
+
+# Failures a phase reports as its reason (anything else is a bug and keeps its traceback).
+PHASE_ERRORS: Final[tuple[type[Exception], ...]] = (
+    DemoFailed,
+    DemoDataError,
+    IngestionError,
+    LocalEngineError,
+    ReportError,
+    ScoringError,
+    ClientError,
+    BotoCoreError,
+)
+
+
+class DemoUI(Protocol):
+    def phase(self, number: int, total: int, name: str, title: str) -> None: ...
+    def note(self, text: str) -> None: ...
+    def audited(self, audit: StageAudit) -> None: ...
+    def step(self, event: StepEvent) -> None: ...
+    def done(self, phase: Phase) -> None: ...
+
+
+class QuietUI:
+    """Progress goes nowhere (tests, benchmarks)."""
+
+    def phase(self, number: int, total: int, name: str, title: str) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+    def audited(self, audit: StageAudit) -> None:
+        pass
+
+    def step(self, event: StepEvent) -> None:
+        pass
+
+    def done(self, phase: Phase) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    stage: str = "dev"
+    tune: bool = False
+    home: LocalHome = field(default_factory=LocalHome.default)
+    params: tuple[str, ...] = ()  # NAME=VALUE pipeline parameter overrides
+    audit: tuple[str, ...] | None = None  # the stages to audit; None: every stage in infra/stages
+    # Where --stage is looked up. The audit always synthesizes infra/stages (what `cdk synth` reads).
+    stages_dir: Path = STAGES_DIR
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything checked before the first phase runs."""
+
+    options: DemoOptions
+    stage: Stage
+    resources: PipelineResources
+    definition: dict[str, Any]
+    parameters: dict[str, str]
+    audit_stages: tuple[str, ...]
+
+    @property
+    def variant(self) -> str:
+        return "tune" if self.options.tune else "train"
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    passed: bool
+    failure: str | None
+    report_path: Path
+    data: ReportData
+
+
+def prepare(options: DemoOptions) -> Prepared:
+    """Load the stage, render its definition, check ``--param`` and the engine's support.
+
+    Raises ``ConfigError``, ``SettingsError``, ``ParameterError`` or ``UnsupportedDefinition``
+    (each names the problem and the fix) before anything is written.
+    """
+    stage = load_stage(options.stage, stages_dir=options.stages_dir)
+    resources = PipelineResources.placeholders(stage)
+    settings = PipelineSettings.from_stage(stage, resources, tune=options.tune)
+    definition = render_definition_cached(settings, options.home.cache_dir)
+    overrides = parse_overrides(definition, options.params)
+    engine = LocalEngine(options.home, ImageMap.project(resources.image_uri))
+    engine.check(definition)
+    audit = tuple(available_stages() if options.audit is None else options.audit)
+    for name in audit:
+        load_stage(name)
+    return Prepared(
+        options=options,
+        stage=stage,
+        resources=resources,
+        definition=definition,
+        parameters={p["Name"]: p["Value"] for p in overrides},
+        audit_stages=audit,
+    )
+
+
+# --- Reading an execution's artifacts ----------------------------------------------------------
+
+
+def processing_output(record: StepRecord, name: str) -> str:
+    """The S3 URI of a processing step's output ``name`` (DescribeProcessingJob's shape)."""
+    outputs = record.properties.get("ProcessingOutputConfig", {}).get("Outputs", [])
+    for output in outputs:
+        if output.get("OutputName") == name:
+            return str(output["S3Output"]["S3Uri"])
+    raise DemoFailed(f"step {record.name} has no output {name!r} in its properties")
+
+
+def _single(folder: Path, pattern: str, what: str) -> Path:
+    found = sorted(folder.glob(pattern)) if folder.is_dir() else []
+    if len(found) != 1:
+        raise DemoFailed(f"expected one {what} ({pattern}) in {folder}, found {len(found)}")
+    return found[0]
+
+
+def _display(path: Path | str) -> str:
+    """A path relative to the working directory when it lies below it (``.rookery/...``), else absolute."""
+    resolved = Path(path).resolve()
+    here = Path.cwd().resolve()
+    return str(resolved.relative_to(here)) if resolved.is_relative_to(here) else str(resolved)
+
+
+def _step_rows(execution: Execution) -> tuple[StepRow, ...]:
+    rows = []
+    for record in execution.steps:
+        offset = (
+            (record.started_at - execution.started_at).total_seconds()
+            if record.started_at is not None
+            else None
+        )
+        rows.append(
+            StepRow(
+                name=record.name,
+                type=record.type,
+                status=record.status,
+                offset=offset,
+                seconds=record.seconds,
+                failure_reason=record.failure_reason,
+                log=str(record.log_path) if record.log_path else None,
+            )
+        )
+    return tuple(rows)
+
+
+def _trials(execution: Execution) -> tuple[Trial, ...]:
+    """The tuning step's trials (the engine's record of each), best objective first."""
+    for record in execution.steps:
+        if record.type != "Tuning":
+            continue
+        best = record.metrics.get("best")
+        rows = [
+            Trial(
+                name=str(t.get("name")),
+                status=str(t.get("status")),
+                objective=t.get("objective"),
+                hyperparameters=", ".join(
+                    f"{k}={v}" for k, v in sorted((t.get("hyperparameters") or {}).items())
+                ),
+                best=t.get("name") == best,
+            )
+            for t in record.metrics.get("trials") or []
+            if isinstance(t, Mapping)
+        ]
+        return tuple(sorted(rows, key=lambda t: (t.objective is None, -(t.objective or 0.0))))
+    return ()
+
+
+def _objective(execution: Execution) -> str | None:
+    for record in execution.steps:
+        objective = record.metrics.get("objective") if record.type == "Tuning" else None
+        if isinstance(objective, Mapping):
+            return f"{objective.get('metric')} ({str(objective.get('type', '')).lower()})"
+    return None
+
+
+def _record(execution: Execution, name: str) -> StepRecord | None:
+    return next((s for s in execution.steps if s.name == name), None)
+
+
+# --- The phases --------------------------------------------------------------------------------
+
+
+class _Demo:
+    """State collected phase by phase, for the next phase and for the report."""
+
+    def __init__(self, prepared: Prepared, ui: DemoUI) -> None:
+        self.p = prepared
+        self.ui = ui
+        self.home = prepared.options.home
+        self.demo_dir = self.home.root / DEMO_DIR
+        self.images = ImageMap.project(prepared.resources.image_uri)
+        self.audits: list[StageAudit] = []
+        self.delivery: Delivery | None = None
+        self.rejected: tuple[Rejected, ...] = ()
+        self.execution: Execution | None = None
+        self.data_report: dict[str, Any] | None = None
+        self.evaluation: dict[str, Any] | None = None
+        self.plots: tuple[Plot, ...] = ()
+        self.gate: Gate | None = None
+        self.package: ModelPackage | None = None
+        self.registered_status: str | None = None
+        self.scoring: Scoring | None = None
+        self.artifacts: list[Artifact] = []
+
+    def artifact(self, label: str, path: Path | str) -> None:
+        self.artifacts.append(Artifact(label, _display(path)))
+
+    # 1
+    def audit(self) -> str:
+        out = self.demo_dir / "audit"
+        self.audits = audit_stages(self.p.audit_stages, out, on_stage=self.ui.audited)
+        for result in self.audits:
+            self.artifact(
+                f"security audit of stage {result.stage} (also audit.json, audit.sarif)", result.report_path
+            )
+            self.artifact(f"cloud assembly of stage {result.stage}", result.report_dir / "cdk.out")
+        failed = [a for a in self.audits if not a.passed]
+        if failed:
+            reasons = "\n".join(f"stage {a.stage}: {'; '.join(a.problems)}" for a in failed)
+            raise DemoFailed(
+                f"the security audit failed for {', '.join(a.stage for a in failed)}:\n{reasons}"
+            )
+        return ", ".join(
+            f"{a.stage}: {len(a.stacks)} stacks, {a.resources} resources, {a.unacknowledged} unacknowledged, "
+            f"{a.acknowledged} acknowledged with reasons"
+            for a in self.audits
+        )
+
+    # 2
+    def ingest(self) -> str:
+        self._remove_previous_delivery()
+        stream = DeliveryStream.for_stage(self.p.stage)
+        records = demo_records(self.p.stage.dataset)
+        self.delivery = delivery = deliver(
+            records, stream, self.home, log_path=self.demo_dir / "ingest" / "firehose_transform.log"
+        )
+        self.rejected = tuple(
+            Rejected(
+                position=f.position,
+                record_id=f.record_id,
+                planted=records[f.position].invalid_because,
+                reason=f.reason,
+                preview=f.preview,
+            )
+            for f in delivery.failures
+        )
+        (self.demo_dir / DELIVERY_FILE).write_text(json.dumps(delivery.to_json(), indent=2), encoding="utf-8")
+        self.artifact("transform Lambda log (reasons for rejected records)", delivery.log_path)
+        for uri in delivery.data_objects:
+            self.artifact("ingested records (Firehose object)", self.home.s3_path(uri))
+        for uri in delivery.error_objects:
+            self.artifact("rejected records (Firehose error output)", self.home.s3_path(uri))
+        if delivery.ok == 0:
+            raise DemoFailed(f"no record passed the transform; see {delivery.log_path}")
+        return (
+            f"{delivery.records_in} records in, {delivery.ok} delivered to {delivery.data_prefix}, "
+            f"{delivery.failed} rejected to {delivery.error_prefix}"
+        )
+
+    def _remove_previous_delivery(self) -> None:
+        """Preprocess would read an earlier demo's objects again (as duplicates): remove exactly those."""
+        manifest = self.demo_dir / DELIVERY_FILE
+        if not manifest.is_file():
+            return
+        previous = Delivery.from_json(json.loads(manifest.read_text(encoding="utf-8")))
+        removed = 0
+        for uri in previous.written:
+            path = self.home.s3_path(uri)
+            if path.is_file():
+                path.unlink()
+                removed += 1
+        manifest.unlink()
+        if removed:
+            self.ui.note(f"removed the {removed} objects the previous demo run ingested")
+
+    # 3
+    def pipeline(self) -> str:
+        engine = LocalEngine(self.home, self.images)
+        self.execution = execution = engine.run(
+            self.p.definition,
+            parameters=self.p.parameters,
+            on_event=self.ui.step,
+            pipeline_name=self.p.resources.pipeline_name,
+        )
+        self.artifact("execution record (status, timings, properties)", execution.path / "execution.json")
+        for record in execution.steps:
+            if record.log_path:
+                self.artifact(f"{record.name} log", record.log_path)
+        self._collect(execution)
+        if execution.status != "Succeeded":
+            where = f"step {execution.failed_step}: " if execution.failed_step else ""
+            raise DemoFailed(
+                f"the pipeline execution {execution.id} {execution.status}: {where}{execution.failure_reason}"
+            )
+        if self.package is None:
+            raise DemoFailed(f"execution {execution.id} succeeded but registered no model package")
+        return (
+            f"execution {execution.id} succeeded in {execution.seconds or 0:.1f} s; "
+            f"registered {self.package.ref} ({self.registered_status})"
+        )
+
+    def _collect(self, execution: Execution) -> None:
+        """Whatever the finished steps left behind, for the report (also after a failure)."""
+        preprocess = _record(execution, steps.PREPROCESS)
+        if preprocess and preprocess.status == "Succeeded":
+            report = _single(
+                self.home.s3_path(processing_output(preprocess, "report")), "*.json", "data report"
+            )
+            self.data_report = json.loads(report.read_text(encoding="utf-8"))
+            self.artifact("data report (Preprocess)", report)
+            for name in ("train", "validation", "test", "inference"):
+                self.artifact(f"{name} split", self.home.s3_path(processing_output(preprocess, name)))
+        evaluate = _record(execution, steps.EVALUATE)
+        if evaluate and evaluate.status == "Succeeded":
+            folder = self.home.s3_path(processing_output(evaluate, contract.EVALUATION_OUTPUT))
+            evaluation_path = folder / contract.EVALUATION_FILE
+            self.evaluation = json.loads(evaluation_path.read_text(encoding="utf-8"))
+            self.plots = (
+                embed_png(folder / "confusion_matrix.png", title="Confusion matrix, test split",
+                          alt="Confusion matrix of the test split at the chosen threshold"),
+                embed_png(folder / "roc.png", title="ROC curve, test split",
+                          alt="ROC curve of the test split with the chosen operating point"),
+            )  # fmt: skip
+            self.artifact("evaluation.json (metrics, threshold, operating point)", evaluation_path)
+            self.artifact("confusion matrix and ROC plots", folder)
+            self.gate = self._gate(execution)
+        for name in (steps.TRAIN, steps.TUNE):
+            record = _record(execution, name)
+            uri = (record.properties.get("ModelArtifacts") or {}).get("S3ModelArtifacts") if record else None
+            if uri:
+                self.artifact("model artifact (model.tar.gz)", self.home.s3_path(uri))
+        register = _record(execution, steps.REGISTER)
+        if register and register.status == "Succeeded":
+            arn = str(register.properties["ModelPackageArn"])
+            self.package = LocalRegistry(self.home).get(arn)
+            self.registered_status = self.package.approval_status
+            if self.package.path:
+                self.artifact("model package version (registry)", self.package.path)
+        transform = _record(execution, steps.BATCH_TRANSFORM)
+        if transform and transform.status == "Succeeded":
+            output = self.home.s3_path(str(transform.properties["TransformOutput"]["S3OutputPath"]))
+            self.artifact("batch transform output (test split)", _single(output, "*.out", "transform output"))
+
+    def _gate(self, execution: Execution) -> Gate:
+        assert self.evaluation is not None
+        gate = _record(execution, steps.GATE)
+        fail = _record(execution, steps.FAIL)
+        outcome = gate.properties.get("Outcome") if gate else None
+        passed: bool | None = None if outcome is None else str(outcome).lower() == "true"
+        failed_at_fail = fail is not None and fail.status == "Failed"
+        return Gate(
+            passed=False if failed_at_fail else passed,
+            checks=gate_checks(self.evaluation, float(execution.parameters[AUC_THRESHOLD])),
+            message=execution.failure_reason if failed_at_fail else None,
+        )
+
+    # 4
+    def approve(self) -> str:
+        assert self.package is not None
+        self.package = LocalRegistry(self.home).approve(self.package.arn, description=APPROVAL_NOTE)
+        return f"{self.package.ref}: {self.registered_status} -> {self.package.approval_status}"
+
+    # 5
+    def serve_and_score(self) -> str:
+        assert self.package is not None and self.execution is not None and self.data_report is not None
+        preprocess = self.execution.step(steps.PREPROCESS)
+        records = _single(
+            self.home.s3_path(processing_output(preprocess, "inference")), "*.jsonl", "test records"
+        )
+        labels_csv = _single(self.home.s3_path(processing_output(preprocess, "test")), "*.csv", "test split")
+        transform = self.execution.step(steps.BATCH_TRANSFORM)
+        transform_out = _single(
+            self.home.s3_path(str(transform.properties["TransformOutput"]["S3OutputPath"])), "*.out", "output"
+        )
+        name = f"{self.p.stage.qualifier}-demo"
+        with LocalEndpoint.start(self.home, self.images, self.package, name=name) as endpoint:
+            self.ui.note(
+                f"serving {self.package.ref} at {endpoint.url}/endpoints/{endpoint.name}/invocations"
+            )
+            self.scoring = scoring = score_test_split(
+                endpoint_url=endpoint.url,
+                endpoint_name=endpoint.name,
+                region=self.p.stage.region,
+                records=[line for line in records.read_text(encoding="utf-8").splitlines() if line.strip()],
+                labels=read_labels(
+                    labels_csv.read_text(encoding="utf-8"),
+                    positive=str(self.data_report["positive_class"]),
+                    negative=str(self.data_report["negative_class"]),
+                ),
+                transform=parse_predictions(
+                    transform_out.read_text(encoding="utf-8"), source=str(transform_out)
+                ),
+                positive_class=str(self.data_report["positive_class"]),
+            )
+        if not scoring.agrees_with_transform:
+            raise DemoFailed(
+                "HTTP predictions disagree with the batch transform: "
+                f"{scoring.labels_agreeing_with_transform} of {scoring.records} labels equal "
+                f"({scoring.transform_rows} transform rows), largest probability difference "
+                f"{scoring.max_probability_difference:.2e}"
+            )
+        return (
+            f"{scoring.records} test records over HTTP in {scoring.requests} "
+            f"request{'s' if scoring.requests != 1 else ''}: "
+            f"{scoring.correct} correct ({scoring.accuracy:.1%}), all equal to the batch transform's"
+        )
+
+    def report_data(self, phases: Sequence[Phase], failure: str | None, report_path: Path) -> ReportData:
+        execution = self.execution
+        return ReportData(
+            stage=self.p.stage.name,
+            variant=self.p.variant,
+            generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            home=_display(self.home.root),
+            passed=failure is None,
+            failure=failure,
+            phases=tuple(phases),
+            audits=tuple(self.audits),
+            delivery=self.delivery,
+            rejected=self.rejected,
+            data_report=self.data_report,
+            evaluation=self.evaluation,
+            plots=self.plots,
+            gate=self.gate,
+            execution=None
+            if execution is None
+            else ExecutionView(
+                id=execution.id,
+                pipeline_name=execution.pipeline_name,
+                status=execution.status,
+                failure_reason=execution.failure_reason,
+                seconds=execution.seconds,
+                parameters=execution.parameters,
+                steps=_step_rows(execution),
+                folder=_display(execution.path),
+                trials=_trials(execution),
+                objective=_objective(execution),
+            ),
+            package=None
+            if self.package is None
+            else PackageView(
+                arn=self.package.arn,
+                ref=self.package.ref,
+                approval_status=self.package.approval_status,
+                registered_status=self.registered_status or self.package.approval_status,
+            ),
+            scoring=self.scoring,
+            artifacts=(Artifact("this report", _display(report_path)), *self.artifacts),
+        )
+
+
+def run_demo(prepared: Prepared, ui: DemoUI | None = None) -> DemoResult:
+    """Run every phase in order (see the module docstring); the report is written whatever happens."""
+    ui = ui or QuietUI()
+    demo = _Demo(prepared, ui)
+    runners: list[tuple[str, str, Callable[[], str]]] = [
+        ("audit", f"Synthesize and audit every stage ({', '.join(prepared.audit_stages)})", demo.audit),
+        ("ingest", "Ingest the bundled penguins through the Firehose transform", demo.ingest),
+        ("pipeline", f"Run the {prepared.variant} pipeline locally", demo.pipeline),
+        ("approve", "Approve the registered model version", demo.approve),
+        ("serve and score", "Serve it and score the test split over HTTP", demo.serve_and_score),
+    ]
+    if not prepared.audit_stages:
+        runners = runners[1:]
+    total = len(runners) + 1
+    phases: list[Phase] = []
+    failure: str | None = None
+    for number, (name, title, runner) in enumerate(runners, start=1):
+        if failure is not None:
+            phases.append(Phase(name, "not run", None, "the demo stopped at an earlier phase"))
+            continue
+        ui.phase(number, total, name, title)
+        started = time.monotonic()
+        try:
+            detail = runner()
+        except PHASE_ERRORS as exc:
+            failure = f"{name}: {exc}"
+            phases.append(Phase(name, "failed", time.monotonic() - started, str(exc)))
+        else:
+            phases.append(Phase(name, "passed", time.monotonic() - started, detail))
+        ui.done(phases[-1])
+    ui.phase(total, total, "report", "Write the report")
+    started = time.monotonic()
+    report_path = demo.demo_dir / REPORT_FILE
+    written = Phase("report", "passed", None, f"written to {_display(report_path)}")
+    data = demo.report_data([*phases, written], failure, report_path)
+    write_report(data, report_path)
+    written = replace(written, seconds=time.monotonic() - started)
+    ui.done(written)
+    data = replace(data, phases=(*phases, written))
+    return DemoResult(passed=failure is None, failure=failure, report_path=report_path, data=data)
