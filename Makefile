@@ -77,8 +77,9 @@ synth-all: setup ## synthesize every stage into cdk.out/<stage>/
 audit: setup ## synthesize and audit every stage into cdk.out/audit/<stage>/
 	@for s in $(STAGES); do rookery audit --stage $$s -o cdk.out/audit/$$s; done
 
-demo: setup ## the front door: synthesize and audit every stack, then summarize
-	rookery demo
+# TUNE=1 (or true/yes) selects the tuning variant of the pipeline.
+demo: setup ## the front door: audit every stack, ingest, run the pipeline locally, serve, score, report
+	rookery demo $(if $(filter 1 true yes,$(TUNE)),--tune)
 
 bench: setup ## benchmarks (ratios measured side by side; not tests)
 	python -m bench $(BENCH)
