@@ -24,8 +24,14 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from infra.constructs.registry import ModelRegistry
-from pipelines import PipelineResources, PipelineSettings, render_definition_cached, split_on_placeholders
-from rookery.config import Stage
+from pipelines import (
+    PipelineResources,
+    PipelineSettings,
+    SettingsError,
+    render_definition_cached,
+    split_on_placeholders,
+)
+from rookery.config import ConfigError, Stage
 
 _ECR_IMAGE: Final = re.compile(
     r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$"
@@ -73,8 +79,14 @@ def _strings(value: Any) -> Iterator[str]:
 
 
 def render_for_stage(stage: Stage, *, cache_dir: Path) -> RenderedPipeline:
-    """The stage's pipeline (train or tune as the stage says) with placeholder resources."""
-    settings = PipelineSettings.from_stage(stage, PipelineResources.placeholders(stage))
+    """The stage's pipeline (train or tune as the stage says) with placeholder resources.
+
+    Invalid pipeline settings surface as ``ConfigError`` (one line at synth, no traceback).
+    """
+    try:
+        settings = PipelineSettings.from_stage(stage, PipelineResources.placeholders(stage))
+    except SettingsError as error:
+        raise ConfigError(str(error)) from None
     return RenderedPipeline(settings=settings, definition=render_definition_cached(settings, cache_dir))
 
 
