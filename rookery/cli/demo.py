@@ -45,12 +45,14 @@ class ConsoleUI:
         out.print(f"    {escape(text)}")
 
     def audited(self, audit: StageAudit) -> None:
+        from rookery.demo.report import shown_path  # noqa: PLC0415 - loaded by the demo already
+
         verdict = "[green]passed[/green]" if audit.passed else "[bold red]FAILED[/bold red]"
         stacks = ", ".join(f"{s.name} ({s.resources})" for s in audit.stacks) or "no stacks"
         out.print(
             f"    {audit.stage:<6} {verdict}  {escape(stacks)}; {audit.unacknowledged} unacknowledged, "
             f"{audit.acknowledged} acknowledged with reasons, {audit.cfn_lint_errors} cfn-lint errors "
-            f"[dim]({audit.seconds:.0f} s, {escape(str(audit.report_path))})[/dim]"
+            f"[dim]({audit.seconds:.0f} s, {escape(shown_path(audit.report_path))})[/dim]"
         )
 
     def step(self, event: StepEvent) -> None:
@@ -117,6 +119,7 @@ def _summary(result: DemoResult) -> None:
     for fact in facts:
         out.print(f"  - {escape(fact)}")
     out.print(f"\nReport: [bold]{escape(str(result.report_path))}[/bold]")
+    out.print(f"        open {result.report_path.resolve().as_uri()} in a browser (it works offline)")
 
 
 def demo(

@@ -279,6 +279,13 @@ class ReportData:
 # --- Rendering ---------------------------------------------------------------------------------
 
 
+def shown_path(path: Path | str) -> str:
+    """A path relative to the working directory when it lies below it (``.rookery/...``), else absolute."""
+    resolved = Path(path).resolve()
+    here = Path.cwd().resolve()
+    return str(resolved.relative_to(here)) if resolved.is_relative_to(here) else str(resolved)
+
+
 def _fmt(value: Any, digits: int = 4) -> str:
     number = _number(value)
     if number is None:
@@ -295,6 +302,8 @@ def _secs(value: Any) -> str:
     number = _number(value)
     if number is None:
         return "-"
+    if number < 1:
+        return f"{1000 * number:.0f} ms"
     return f"{number:.1f} s" if number < 120 else f"{int(number // 60)} min {number % 60:.0f} s"
 
 
@@ -306,7 +315,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=_fmt, pct=_pct, secs=_secs)
+    env.filters.update(num=_fmt, pct=_pct, secs=_secs, path=shown_path)
     return env
 
 

@@ -54,6 +54,7 @@ from rookery.demo.report import (
     Trial,
     embed_png,
     gate_checks,
+    shown_path,
     write_report,
 )
 from rookery.demo.scoring import Scoring, ScoringError, parse_predictions, read_labels, score_test_split
@@ -188,13 +189,6 @@ def _single(folder: Path, pattern: str, what: str) -> Path:
     return found[0]
 
 
-def _display(path: Path | str) -> str:
-    """A path relative to the working directory when it lies below it (``.rookery/...``), else absolute."""
-    resolved = Path(path).resolve()
-    here = Path.cwd().resolve()
-    return str(resolved.relative_to(here)) if resolved.is_relative_to(here) else str(resolved)
-
-
 def _step_rows(execution: Execution) -> tuple[StepRow, ...]:
     rows = []
     for record in execution.steps:
@@ -278,7 +272,7 @@ class _Demo:
         self.artifacts: list[Artifact] = []
 
     def artifact(self, label: str, path: Path | str) -> None:
-        self.artifacts.append(Artifact(label, _display(path)))
+        self.artifacts.append(Artifact(label, shown_path(path)))
 
     # 1
     def audit(self) -> str:
@@ -295,7 +289,7 @@ class _Demo:
             raise DemoFailed(
                 f"the security audit failed for {', '.join(a.stage for a in failed)}:\n{reasons}"
             )
-        return ", ".join(
+        return "; ".join(
             f"{a.stage}: {len(a.stacks)} stacks, {a.resources} resources, {a.unacknowledged} unacknowledged, "
             f"{a.acknowledged} acknowledged with reasons"
             for a in self.audits
@@ -486,7 +480,7 @@ class _Demo:
             stage=self.p.stage.name,
             variant=self.p.variant,
             generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-            home=_display(self.home.root),
+            home=shown_path(self.home.root),
             passed=failure is None,
             failure=failure,
             phases=tuple(phases),
@@ -507,7 +501,7 @@ class _Demo:
                 seconds=execution.seconds,
                 parameters=execution.parameters,
                 steps=_step_rows(execution),
-                folder=_display(execution.path),
+                folder=shown_path(execution.path),
                 trials=_trials(execution),
                 objective=_objective(execution),
             ),
@@ -520,7 +514,7 @@ class _Demo:
                 registered_status=self.registered_status or self.package.approval_status,
             ),
             scoring=self.scoring,
-            artifacts=(Artifact("this report", _display(report_path)), *self.artifacts),
+            artifacts=(Artifact("this report", shown_path(report_path)), *self.artifacts),
         )
 
 
@@ -557,7 +551,7 @@ def run_demo(prepared: Prepared, ui: DemoUI | None = None) -> DemoResult:
     ui.phase(total, total, "report", "Write the report")
     started = time.monotonic()
     report_path = demo.demo_dir / REPORT_FILE
-    written = Phase("report", "passed", None, f"written to {_display(report_path)}")
+    written = Phase("report", "passed", None, f"written to {shown_path(report_path)}")
     data = demo.report_data([*phases, written], failure, report_path)
     write_report(data, report_path)
     written = replace(written, seconds=time.monotonic() - started)
