@@ -36,7 +36,8 @@ from pipelines.local import (
 from pipelines.local.errors import LocalEngineError
 from pipelines.parameters import AUC_THRESHOLD, parse_overrides
 from pipelines.settings import PipelineResources, PipelineSettings
-from rookery.config import STAGES_DIR, Stage, available_stages, load_stage
+from rookery import config
+from rookery.config import Stage, available_stages, load_stage
 from rookery.demo.audit import StageAudit, audit_stages
 from rookery.demo.dataset import DemoDataError, demo_records
 from rookery.demo.firehose import Delivery, DeliveryStream, IngestionError, deliver
@@ -116,8 +117,9 @@ class DemoOptions:
     home: LocalHome = field(default_factory=LocalHome.default)
     params: tuple[str, ...] = ()  # NAME=VALUE pipeline parameter overrides
     audit: tuple[str, ...] | None = None  # the stages to audit; None: every stage in infra/stages
-    # Where --stage is looked up. The audit always synthesizes infra/stages (what `cdk synth` reads).
-    stages_dir: Path = STAGES_DIR
+    # Where --stage is looked up (None: rookery.config.STAGES_DIR). The audit always synthesizes
+    # infra/stages, which is what `cdk synth` reads.
+    stages_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,7 @@ def prepare(options: DemoOptions) -> Prepared:
     Raises ``ConfigError``, ``SettingsError``, ``ParameterError`` or ``UnsupportedDefinition``
     (each names the problem and the fix) before anything is written.
     """
-    stage = load_stage(options.stage, stages_dir=options.stages_dir)
+    stage = load_stage(options.stage, stages_dir=options.stages_dir or config.STAGES_DIR)
     resources = PipelineResources.placeholders(stage)
     settings = PipelineSettings.from_stage(stage, resources, tune=options.tune)
     definition = render_definition_cached(settings, options.home.cache_dir)

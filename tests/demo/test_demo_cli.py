@@ -61,3 +61,16 @@ def test_a_failing_job_exits_1_with_its_own_reason_and_a_report(tmp_path: Path) 
     assert "not started: BatchTransform, CreateModel, Evaluate, Fail, Gate, Register, Train" in out
     assert f"report: {tmp_path / 'demo' / 'report.html'}" in err
     assert "Demo FAILED" in (tmp_path / "demo" / "report.html").read_text()
+
+
+def test_a_failing_gate_exits_1_with_the_fail_steps_message(
+    tmp_path: Path, weak_stages: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("rookery.config.STAGES_DIR", weak_stages)  # where --stage names are looked up
+
+    code, out, err = demo("--no-audit", "--stage", "weak", "--home", str(tmp_path))
+
+    assert code == 1
+    assert "rookery demo failed at pipeline: the pipeline execution " in err
+    assert "step Fail: Model gate failed on the test split: auc = " in err
+    assert "gate FAILED" in out and "Approved" not in out
