@@ -261,6 +261,11 @@ def invoke_transform(
     the worker builds the event with ``firehose_transform.events.build_firehose_event``. Returns one
     ``{"event", "response"}`` (or ``{"event", "error"}`` when the handler raised) per invocation.
     """
+    if not (LAMBDAS_DIR / TRANSFORM_PACKAGE).is_dir():
+        raise IngestionError(
+            f"the transform function's code is not at {LAMBDAS_DIR / TRANSFORM_PACKAGE}; "
+            "run the demo from a rookery checkout (the Lambda ships from lambdas/, not inside the wheel)"
+        )
     env = {
         k: v
         for k, v in os.environ.items()

@@ -300,3 +300,19 @@ def test_a_function_that_cannot_start_fails_ingestion_with_its_own_message(
     assert "failed to start" in message and str(tmp_path / "t.log") in message
     assert "ROOKERY_DATASET_SCHEMA" in message and "missing fields" in message
     assert not (tmp_path / "s3").exists()  # nothing delivered
+
+
+def test_without_the_functions_code_ingestion_says_where_it_looked(
+    tmp_path: Path, dev: Stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("rookery.demo.firehose.LAMBDAS_DIR", tmp_path / "lambdas")
+
+    with pytest.raises(
+        IngestionError, match=r"lambdas/firehose_transform; run the demo from a rookery checkout"
+    ):
+        deliver(
+            demo_records(dev.dataset)[:3],
+            DeliveryStream.for_stage(dev),
+            LocalHome(tmp_path),
+            log_path=tmp_path / "t.log",
+        )
