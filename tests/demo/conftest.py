@@ -88,8 +88,10 @@ def demo_gate_failed(tmp_path_factory: pytest.TempPathFactory, weak_stages: Path
     return run_demo(prepare(DemoOptions(stage="weak", stages_dir=weak_stages, home=home, audit=())))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope, not session: Playwright's sync API keeps an asyncio loop registered on this
+    # thread while it is open, and every later asyncio.run() in the same worker would fail.
     executable = chromium()
     if executable is None:
         pytest.fail(
