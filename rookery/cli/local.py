@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console, Group
@@ -51,11 +51,11 @@ from pipelines.settings import (
     model_package_group_name,
     pipeline_name,
 )
+from rookery.cli.errors import err, fail, one_line_errors
 from rookery.config import ConfigError, load_stage
 
 app = typer.Typer(no_args_is_help=True)
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 
 HomeOption = Annotated[
     Path | None,
@@ -74,18 +74,8 @@ STATUS_STYLE = {
 }
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"error: {message}", markup=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-@contextlib.contextmanager
-def _one_line_errors() -> Iterator[None]:
-    """Expected problems (config, parameters, refused definitions, registry) are one line, exit 2."""
-    try:
-        yield
-    except (ConfigError, SettingsError, ParameterError, LocalEngineError) as exc:
-        _fail(str(exc))
+# Expected problems (config, parameters, refused definitions, registry): one line, exit 2.
+EXPECTED_ERRORS = (ConfigError, SettingsError, ParameterError, LocalEngineError)
 
 
 def _home(path: Path | None) -> LocalHome:
@@ -251,7 +241,7 @@ def run(
 ) -> None:
     """Run the stage's pipeline locally: the real definition and the project image's entrypoints."""
     local = _home(home)
-    with _one_line_errors():
+    with one_line_errors(*EXPECTED_ERRORS):
         config = load_stage(stage)
         resources = PipelineResources.placeholders(config)
         settings = PipelineSettings.from_stage(config, resources, tune=tune)
@@ -273,7 +263,7 @@ def run(
     progress = _Progress(steps)
     variant = "tune" if settings.tune else "train"
     err.print(f"rookery local run: stage {stage}, {variant} variant, home {local.root}", soft_wrap=True)
-    with _one_line_errors(), _progress_display(progress) as on_event:
+    with one_line_errors(*EXPECTED_ERRORS), _progress_display(progress) as on_event:
         execution = engine.run(
             definition, parameters=parameters, on_event=on_event, pipeline_name=pipeline_name(config)
         )
@@ -323,7 +313,7 @@ def describe(
     home: HomeOption = None,
 ) -> None:
     """Show one execution: parameters, each step's status, timing, result or failure, and logs."""
-    with _one_line_errors():
+    with one_line_errors(*EXPECTED_ERRORS):
         execution = LocalEngine(_home(home), ImageMap()).execution(execution_id)
     if as_json:
         typer.echo(json.dumps(execution.to_json(), indent=2, default=str))
@@ -352,7 +342,7 @@ def approve(
     home: HomeOption = None,
 ) -> None:
     """Approve a registered model version (what a reviewer does in SageMaker Studio)."""
-    with _one_line_errors():
+    with one_line_errors(*EXPECTED_ERRORS):
         approved = LocalRegistry(_home(home)).approve(package, description=description)
     out.print(f"{approved.ref} is Approved ({approved.arn})", soft_wrap=True)
 
@@ -409,7 +399,7 @@ def serve(
 ) -> None:
     """Serve a model version as a SageMaker Runtime compatible endpoint until Ctrl-C."""
     local = _home(home)
-    with _one_line_errors():
+    with one_line_errors(*EXPECTED_ERRORS):
         config = load_stage(stage)
         registry = LocalRegistry(local)
         chosen = (
@@ -470,18 +460,18 @@ def invoke(
     if endpoint:
         record = endpoint_record(local, endpoint)
         if record is None:
-            _fail(
+            fail(
                 f"endpoint {endpoint!r} is not running; start it with `rookery local serve --name {endpoint}`"
             )
     else:
         running = running_endpoints(local)
         if not running:
-            _fail("no local endpoint is running; start one with `rookery local serve`")
+            fail("no local endpoint is running; start one with `rookery local serve`")
         record = running[0]
     try:
         body = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     except OSError as exc:
-        _fail(f"cannot read {file}: {exc.strerror}")
+        fail(f"cannot read {file}: {exc.strerror}")
     arn = str(record.get("EndpointArn", ""))
     region = arn.split(":")[3] if arn.count(":") >= 4 else "us-east-1"
     client = boto3.client(
@@ -502,7 +492,7 @@ def invoke(
         answer = client.invoke_endpoint(**request)
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        _fail(f"{error.get('Code', 'Error')}: {error.get('Message', exc)}", code=1)
+        fail(f"{error.get('Code', 'Error')}: {error.get('Message', exc)}", code=1)
     text = answer["Body"].read().decode("utf-8", errors="replace")
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()

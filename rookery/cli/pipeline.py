@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import boto3
 import typer
@@ -38,11 +38,11 @@ from pipelines.findings import CONTROLS, Finding
 from pipelines.parameters import ParameterError, parse_overrides
 from pipelines.settings import PipelineResources, PipelineSettings, SettingsError, describe, pipeline_name
 from pipelines.validate import DefinitionError, expected_for, load_definition, validate_definition
+from rookery.cli.errors import err, fail, one_line_errors
 from rookery.config import ConfigError, Stage, load_stage
 
 app = typer.Typer(no_args_is_help=True)
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 
 TERMINAL = ("Succeeded", "Failed", "Stopped")
 # Error codes an endpoint returns for an operation it does not implement (emulators, moto server).
@@ -68,34 +68,28 @@ ResourcesOption = Annotated[
 ]
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"error: {message}", markup=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
 @contextlib.contextmanager
 def _one_line_errors() -> Iterator[None]:
     """Every expected failure (config, input, AWS, credentials) becomes one line and exit code 2."""
     try:
-        yield
-    except (ConfigError, SettingsError, DefinitionError, ParameterError) as exc:
-        _fail(str(exc))
+        with one_line_errors(ConfigError, SettingsError, DefinitionError, ParameterError):
+            yield
     except NoCredentialsError:
-        _fail("no AWS credentials found: pass --profile, set AWS_PROFILE, or sign in (aws sso login)")
+        fail("no AWS credentials found: pass --profile, set AWS_PROFILE, or sign in (aws sso login)")
     except PartialCredentialsError as exc:
-        _fail(f"incomplete AWS credentials ({exc}); check the profile or environment")
+        fail(f"incomplete AWS credentials ({exc}); check the profile or environment")
     except ProfileNotFound as exc:
-        _fail(f"{exc}; list profiles with `aws configure list-profiles`")
+        fail(f"{exc}; list profiles with `aws configure list-profiles`")
     except NoRegionError:
-        _fail("no AWS region: pass --region or --stage, or set AWS_REGION")
+        fail("no AWS region: pass --region or --stage, or set AWS_REGION")
     except EndpointConnectionError as exc:
         where = exc.kwargs.get("endpoint_url", "the SageMaker endpoint")
-        _fail(f"cannot reach {where}: check --endpoint-url and the network")
+        fail(f"cannot reach {where}: check --endpoint-url and the network")
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        _fail(f"{exc.operation_name}: {error.get('Code', 'Error')}: {error.get('Message', exc)}")
+        fail(f"{exc.operation_name}: {error.get('Code', 'Error')}: {error.get('Message', exc)}")
     except BotoCoreError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _stage(name: str | None) -> Stage | None:
@@ -119,7 +113,7 @@ def _pipeline(name: str | None, stage: Stage | None) -> str:
     if name:
         return name
     if stage is None:
-        _fail("name the pipeline: pass --name NAME or --stage STAGE")
+        fail("name the pipeline: pass --name NAME or --stage STAGE")
     return pipeline_name(stage)
 
 
@@ -250,12 +244,12 @@ def upsert(
         definition = load_definition(file)
         blocking = [f for f in validate_definition(definition) if f.blocking]
         if blocking:
-            _fail(f"{file} has {len(blocking)} finding(s); see `rookery pipeline validate {file}`", code=1)
+            fail(f"{file} has {len(blocking)} finding(s); see `rookery pipeline validate {file}`", code=1)
         config = _stage(stage)
         pipeline = _pipeline(name, config)
         role = role_arn or _role_of(definition)
         if role is None:
-            _fail("the definition's jobs do not share one role; pass --role-arn")
+            fail("the definition's jobs do not share one role; pass --role-arn")
         client = sagemaker_client(profile, region or (config.region if config else None), endpoint_url)
         body = json.dumps(definition)
         try:
@@ -360,7 +354,7 @@ def _latest_execution(client: Any, pipeline: str) -> str:
     )
     executions = summaries.get("PipelineExecutionSummaries", [])
     if not executions:
-        _fail(f"pipeline {pipeline} has no executions; start one with `rookery pipeline start`")
+        fail(f"pipeline {pipeline} has no executions; start one with `rookery pipeline start`")
     return str(executions[0]["PipelineExecutionArn"])
 
 
@@ -486,8 +480,8 @@ def wait(
     if final.status == "Succeeded":
         return
     if final.status not in TERMINAL:
-        _fail(f"still {final.status} after {timeout:g} s; `rookery pipeline wait {arn}` resumes", code=1)
+        fail(f"still {final.status} after {timeout:g} s; `rookery pipeline wait {arn}` resumes", code=1)
     failed = [s for s in final.steps or () if s.status == "Failed"]
     where = f" at step {failed[0].name}" if failed else ""
     reason = final.reason or (failed[0].reason if failed else "no reason given")
-    _fail(f"execution {final.status}{where}: {reason}", code=1)
+    fail(f"execution {final.status}{where}: {reason}", code=1)
