@@ -43,18 +43,21 @@ def test_read_raw_handles_firehose_output(tmp_path: Path) -> None:
     errors = tmp_path / "errors" / "x" / "failed"
     errors.parent.mkdir(parents=True)
     errors.write_text("not json")
-    raw = records.read_raw(tmp_path)
-    assert [r["x"] for r in raw.records] == [1, 2, 3, 4, 5]
+    raw = records.RawReader(tmp_path)
+    assert [r["x"] for r in raw] == [1, 2, 3, 4, 5]
+    assert raw.records == 5
     assert raw.files == ["penguins/ingest_date=2024-05-01/part-a", "penguins/ingest_date=2024-05-01/part-b"]
     assert raw.skipped == [{"path": "errors/x/failed", "reason": "Firehose error output (failed records)"}]
 
 
 def test_read_raw_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no raw input folder"):
-        records.read_raw(tmp_path / "absent")
+        records.RawReader(tmp_path / "absent")
+    with pytest.raises(UserError, match="holds no data files"):
+        list(records.RawReader(tmp_path))
     (tmp_path / "part").write_text('["not", "a", "record"]\n')
     with pytest.raises(UserError, match="raw file part line 1 holds a JSON list, not a record"):
-        records.read_raw(tmp_path)
+        list(records.RawReader(tmp_path))
 
 
 # --- preprocessor -------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from rookery_image.columns import TextColumn
+
 FORMAT = "rookery-preprocessor/1"
 # The explicit level for a missing category; the underscores keep it apart from real values.
 MISSING_LEVEL = "__missing__"
@@ -95,15 +97,16 @@ class Preprocessor:
     def encode(
         self,
         numeric: np.ndarray,
-        categories: Sequence[Sequence[str | None]],
+        categories: Sequence[Sequence[str | None] | TextColumn],
         *,
         unknown: str = "error",
     ) -> np.ndarray:
         """Encode ``n`` records into an ``(n, len(feature_names))`` float32 matrix.
 
         ``numeric`` is ``(n, len(self.numeric))`` float64 with NaN for missing values; ``categories``
-        holds one sequence of texts (None = missing) per categorical column. An unseen level raises
-        :class:`UnknownCategory` unless ``unknown == "ignore"``, which encodes it as no known level.
+        holds one sequence of texts (None = missing) or one :class:`TextColumn` per categorical
+        column. An unseen level raises :class:`UnknownCategory` unless ``unknown == "ignore"``, which
+        encodes it as no known level.
         """
         n = numeric.shape[0]
         out = np.zeros((n, len(self.feature_names)), dtype=np.float32)
@@ -117,9 +120,19 @@ class Preprocessor:
             self.categorical, self._level_index, self._offsets, categories, strict=True
         ):
             missing = index[MISSING_LEVEL]
-            codes = np.fromiter(
-                (missing if text is None else index.get(text, -1) for text in texts), dtype=np.intp, count=n
-            )
+            if isinstance(texts, TextColumn):  # translate each level once, not each row
+                table = np.fromiter(
+                    (missing if text is None else index.get(text, -1) for text in texts.levels),
+                    dtype=np.intp,
+                    count=len(texts.levels),
+                )
+                codes = table[texts.codes]
+            else:
+                codes = np.fromiter(
+                    (missing if text is None else index.get(text, -1) for text in texts),
+                    dtype=np.intp,
+                    count=n,
+                )
             known = codes >= 0
             if not known.all():
                 if unknown != "ignore":

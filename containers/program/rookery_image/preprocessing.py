@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -19,7 +18,8 @@ from typing import Any, NoReturn
 import numpy as np
 import orjson
 
-from rookery_image import contract, features, records, splitting
+from rookery_image import columns, contract, features, records, splitting
+from rookery_image.columns import MISSING_CODE, TextColumn
 from rookery_image.contract import UserError
 from rookery_image.schema import DatasetSchema, parse_schema
 
@@ -67,7 +67,7 @@ class Cleaned:
 
     ids: list[Any] | None
     numeric: np.ndarray  # (n, len(schema.numeric)) float64, NaN = missing
-    categories: list[list[str | None]]  # one list per categorical column
+    categories: list[TextColumn]  # one per categorical column
     labels: np.ndarray  # int8, 1 = positive class
     negative_class: str
     rows_read: int
@@ -76,11 +76,19 @@ class Cleaned:
     class_counts: dict[str, int]
 
 
-def clean(rows: list[dict[str, Any]], schema: DatasetSchema) -> Cleaned:
-    """Drop rows without a target and duplicates; check the target is binary; coerce feature values."""
-    present: set[str] = set()
-    for row in rows:
-        present.update(row)
+def clean(rows: Iterable[Mapping[str, Any]], schema: DatasetSchema) -> Cleaned:
+    """Drop rows without a target and duplicates; check the target is binary; coerce feature values.
+
+    ``rows`` is streamed once: only the schema's columns of each record are kept.
+    """
+    data = columns.collect(
+        rows,
+        target=schema.target,
+        numeric=schema.numeric,
+        categorical=schema.categorical,
+        id_column=schema.id_column,
+    )
+    present = data.fields
     absent = [c for c in (*schema.features, schema.target) if c not in present]
     if absent:
         raise UserError(
@@ -89,15 +97,16 @@ def clean(rows: list[dict[str, Any]], schema: DatasetSchema) -> Cleaned:
             "fix the schema's column names or the producer"
         )
 
-    targets: list[str | None] = []
-    for row in rows:
-        try:
-            targets.append(records.category(row.get(schema.target)))
-        except ValueError:
-            targets.append(None)
-    keep = [i for i, t in enumerate(targets) if t is not None]
-    dropped = {"missing_target": len(rows) - len(keep)}
-    counts = Counter(targets[i] for i in keep)
+    target = data.target
+    dropped = {"missing_target": data.missing_target}
+    # Levels are in order of first appearance, as the classes were counted before.
+    counts = Counter(
+        {
+            level: count
+            for level, count in zip(target.levels, target.counts().tolist(), strict=True)
+            if level is not None and count
+        }
+    )
     if len(counts) != 2:
         shown = dict(counts.most_common(10))
         raise UserError(
@@ -111,53 +120,30 @@ def clean(rows: list[dict[str, Any]], schema: DatasetSchema) -> Cleaned:
             f"(classes: {sorted(c for c in counts if c)}); set positive_class to one of them"
         )
     negative = next(c for c in counts if c != schema.positive_class)
-    assert negative is not None
-
-    invalid: dict[str, int] = {}
-    numeric_cols = []
-    for name in schema.numeric:
-        column, bad = records.numbers([rows[i].get(name) for i in keep])
-        numeric_cols.append(column)
-        if bad:
-            invalid[name] = len(bad)
-    numeric = np.column_stack(numeric_cols) if numeric_cols else np.empty((len(keep), 0))
-    categories = []
-    for name in schema.categorical:
-        texts: list[str | None] = []
-        for i in keep:
-            try:
-                texts.append(records.category(rows[i].get(name)))
-            except ValueError:
-                texts.append(None)
-                invalid[name] = invalid.get(name, 0) + 1
-        categories.append(texts)
-    ids = [rows[i].get(schema.id_column) for i in keep] if schema.id_column else None
 
     # Duplicates: the same record delivered twice (Firehose is at-least-once). First copy wins.
-    seen: set[tuple[Any, ...]] = set()
-    unique = []
-    for j in range(len(keep)):
-        key = (
-            None if ids is None else orjson.dumps(ids[j]),
-            *(None if math.isnan(v) else v for v in numeric[j]),
-            *(col[j] for col in categories),
-            targets[keep[j]],
-        )
-        if key not in seen:
-            seen.add(key)
-            unique.append(j)
-    dropped["duplicate"] = len(keep) - len(unique)
-    labels = np.array([targets[keep[j]] == schema.positive_class for j in unique], dtype=np.int8)
+    kept = len(target)
+    unique = columns.first_copies(data.numeric, [*data.categorical, target], data.ids)
+    dropped["duplicate"] = kept - len(unique)
+    if len(unique) < kept:
+        numeric = data.numeric[unique]
+        categories = [col.take(unique) for col in data.categorical]
+        ids = None if data.ids is None else [data.ids[j] for j in unique.tolist()]
+        target = target.take(unique)
+    else:
+        numeric, categories, ids = data.numeric, data.categorical, data.ids
+    labels = (target.codes == target.levels.index(schema.positive_class)).astype(np.int8)
+    positives = int(labels.sum())
     return Cleaned(
-        ids=None if ids is None else [ids[j] for j in unique],
-        numeric=numeric[unique],
-        categories=[[col[j] for j in unique] for col in categories],
+        ids=ids,
+        numeric=numeric,
+        categories=categories,
         labels=labels,
         negative_class=negative,
-        rows_read=len(rows),
+        rows_read=data.rows_read,
         dropped=dropped,
-        invalid_values=invalid,
-        class_counts={schema.positive_class: int(labels.sum()), negative: int(len(labels) - labels.sum())},
+        invalid_values=data.invalid_values,
+        class_counts={schema.positive_class: positives, negative: len(labels) - positives},
     )
 
 
@@ -175,37 +161,92 @@ def split_rows(data: Cleaned, options: Options) -> list[np.ndarray]:
     return parts
 
 
-def _select(data: Cleaned, idx: np.ndarray) -> tuple[np.ndarray, list[list[str | None]]]:
-    return data.numeric[idx], [[col[i] for i in idx] for col in data.categories]
+def _select(data: Cleaned, idx: np.ndarray) -> tuple[np.ndarray, list[TextColumn]]:
+    return data.numeric[idx], [col.take(idx) for col in data.categories]
 
 
-def _write_csv(path: Path, labels: np.ndarray, matrix: np.ndarray) -> None:
+def _fit(
+    schema: DatasetSchema, data: Cleaned, train_idx: np.ndarray, options: Options
+) -> features.Preprocessor:
+    """Fit the preprocessor on the training rows (levels: every level of the cleaned data)."""
+    train_numeric, _ = _select(data, train_idx)
+    try:
+        return features.fit(
+            dataset=schema.name,
+            target=schema.target,
+            positive_class=schema.positive_class,
+            negative_class=data.negative_class,
+            id_column=schema.id_column,
+            numeric_names=schema.numeric,
+            numeric_train=train_numeric,
+            categorical_names=schema.categorical,
+            categorical_levels=[col.used_levels() for col in data.categories],
+            standardize=options.standardize,
+        )
+    except ValueError as exc:
+        raise UserError(
+            f"{exc}; every numeric feature needs values to impute from: drop the column or add data"
+        ) from None
+
+
+# Rows encoded and formatted at a time: a split is never a whole matrix in memory, and one
+# %-operation formats a whole block (np.savetxt formats row by row).
+CSV_BLOCK_ROWS = 8192
+# %.9g round-trips float32 exactly: training reads back the very numbers serving computes.
+CSV_FORMAT = "%.9g"
+# Label and one-hot columns hold only 0 and 1: their text is looked up, not formatted per value.
+_ZERO_ONE = np.array([CSV_FORMAT % 0.0, CSV_FORMAT % 1.0], dtype=object)
+
+
+def _encoded(
+    data: Cleaned, pre: features.Preprocessor, idx: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The rows ``idx`` as (labels, encoded matrix) blocks."""
+    for start in range(0, len(idx), CSV_BLOCK_ROWS):
+        rows = idx[start : start + CSV_BLOCK_ROWS]
+        numeric, categories = _select(data, rows)
+        yield data.labels[rows], pre.encode(numeric, categories)
+
+
+def _write_csv(path: Path, blocks: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Label first, then the matrix: the bytes ``np.savetxt(fmt="%.9g", delimiter=",")`` wrote."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = np.column_stack([labels.astype(np.float64), matrix.astype(np.float64)])
-    # %.9g round-trips float32 exactly: training reads back the very numbers serving computes.
-    np.savetxt(path, table, fmt="%.9g", delimiter=",")
+    with path.open("w", encoding="ascii", newline="") as out:
+        for labels, matrix in blocks:
+            block = np.column_stack([labels, matrix]).astype(np.float64)
+            # -0.0 == 0 but prints as "-0": a column holding one is formatted, not looked up.
+            zero_one = ((block == 1) | ((block == 0) & ~np.signbit(block))).all(axis=0)
+            cells = np.empty(block.shape, dtype=object)
+            cells[:, zero_one] = _ZERO_ONE[block[:, zero_one].astype(np.intp)]
+            cells[:, ~zero_one] = block[:, ~zero_one]  # Python floats: "%.9g" formats them as savetxt did
+            line = ",".join("%s" if z else CSV_FORMAT for z in zero_one.tolist()) + "\n"
+            out.write((line * len(block)) % tuple(cells.ravel().tolist()))
 
 
-def _raw_records(data: Cleaned, schema: DatasetSchema, idx: np.ndarray) -> bytes:
+def _write_raw_records(path: Path, data: Cleaned, schema: DatasetSchema, idx: np.ndarray) -> None:
     """The test split as raw records (normalized values, target left out) for batch transform."""
-    lines = []
-    for i in idx:
-        record: dict[str, Any] = {}
-        if data.ids is not None and schema.id_column:
-            record[schema.id_column] = data.ids[i]
-        for k, name in enumerate(schema.numeric):
-            value = data.numeric[i, k]
-            record[name] = None if math.isnan(value) else float(value)
-        for k, name in enumerate(schema.categorical):
-            record[name] = data.categories[k][i]
-        lines.append(orjson.dumps(record))
-    return b"\n".join(lines) + b"\n"
+    names: list[str] = []
+    values: list[list[Any]] = []
+    if data.ids is not None and schema.id_column:
+        names.append(schema.id_column)
+        values.append([data.ids[i] for i in idx.tolist()])
+    names.extend(schema.numeric)
+    # orjson writes NaN (a missing number) as null.
+    values.extend(data.numeric[idx, k].tolist() for k in range(len(schema.numeric)))
+    names.extend(schema.categorical)
+    values.extend(col.take(idx).texts() for col in data.categories)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as out:
+        out.writelines(
+            orjson.dumps(dict(zip(names, row, strict=True)), option=orjson.OPT_APPEND_NEWLINE)
+            for row in zip(*values, strict=True)
+        )
 
 
 def build_report(
     *,
     schema: DatasetSchema,
-    raw: records.RawData,
+    raw: records.RawReader,
     data: Cleaned,
     parts: list[np.ndarray],
     pre: features.Preprocessor,
@@ -217,10 +258,10 @@ def build_report(
         count = int(np.isnan(data.numeric[:, k]).sum())
         missing[name] = {"count": count, "fraction": round(count / kept, 6)}
     for k, name in enumerate(schema.categorical):
-        count = sum(v is None for v in data.categories[k])
+        count = int(data.categories[k].counts()[MISSING_CODE])
         missing[name] = {"count": count, "fraction": round(count / kept, 6)}
     train_idx = parts[0]
-    train_levels = [{col[i] for i in train_idx} for col in data.categories]
+    train_levels = [set(col.take(train_idx).used_levels()) for col in data.categories]
     not_in_train = {
         col.name: sorted(set(col.levels) - train_levels[k] - {features.MISSING_LEVEL})
         for k, col in enumerate(pre.categorical)
@@ -299,36 +340,14 @@ def build_report(
 def run(argv: Sequence[str], where: contract.Paths) -> dict[str, Any]:
     options = parse_args(argv)
     schema = parse_schema(contract.dataset_schema_json())
-    raw = records.read_raw(where.processing_input("raw"))
-    data = clean(raw.records, schema)
+    raw = records.RawReader(where.processing_input("raw"))
+    data = clean(raw, schema)
     parts = split_rows(data, options)
-    train_numeric, _ = _select(data, parts[0])
-    try:
-        pre = features.fit(
-            dataset=schema.name,
-            target=schema.target,
-            positive_class=schema.positive_class,
-            negative_class=data.negative_class,
-            id_column=schema.id_column,
-            numeric_names=schema.numeric,
-            numeric_train=train_numeric,
-            categorical_names=schema.categorical,
-            categorical_levels=[[v for v in col if v is not None] for col in data.categories],
-            standardize=options.standardize,
-        )
-    except ValueError as exc:
-        raise UserError(
-            f"{exc}; every numeric feature needs values to impute from: drop the column or add data"
-        ) from None
-
+    pre = _fit(schema, data, parts[0], options)
     out = where.processing_output
     for name, idx in zip(splitting.SPLIT_NAMES, parts, strict=True):
-        numeric, categories = _select(data, idx)
-        matrix = pre.encode(numeric, categories)
-        _write_csv(out(name) / f"{name}.csv", data.labels[idx], matrix)
-    inference = out("inference") / "test.jsonl"
-    inference.parent.mkdir(parents=True, exist_ok=True)
-    inference.write_bytes(_raw_records(data, schema, parts[2]))
+        _write_csv(out(name) / f"{name}.csv", _encoded(data, pre, idx))
+    _write_raw_records(out("inference") / "test.jsonl", data, schema, parts[2])
     artifact = out("preprocessor") / "preprocessor.json"
     artifact.parent.mkdir(parents=True, exist_ok=True)
     artifact.write_text(json.dumps(pre.to_dict(), indent=2) + "\n", encoding="utf-8")

@@ -15,10 +15,10 @@ import gzip
 import json
 import math
 import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -34,7 +34,10 @@ def number(value: Any) -> float:
     if value is None:
         return math.nan
     if isinstance(value, int | float):  # bool is an int: true/false count as 1/0
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:  # an integer beyond float range (the fallback JSON parser keeps them)
+            raise ValueError("the integer is too large to be a usable number") from None
     elif isinstance(value, str):
         if not value.strip():
             return math.nan
@@ -56,7 +59,7 @@ def numbers(values: Sequence[Any]) -> tuple[np.ndarray, list[int]]:
         column = np.asarray(values, dtype=np.float64)
         if column.ndim == 1 and not np.isinf(column).any():
             return column, []
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         pass
     column = np.empty(len(values), dtype=np.float64)
     invalid = []
@@ -94,12 +97,8 @@ def describe(value: Any, limit: int = 40) -> str:
 
 # --- reading Firehose output ------------------------------------------------------------------
 
-
-@dataclass
-class RawData:
-    records: list[dict[str, Any]] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-    skipped: list[dict[str, str]] = field(default_factory=list)
+# Decompressed bytes read at a time: lines are cut per block, so a file is never held whole.
+READ_BLOCK = 1 << 20
 
 
 def _parse_line(line: bytes) -> list[Any]:
@@ -120,64 +119,141 @@ def _parse_line(line: bytes) -> list[Any]:
     return found
 
 
-def read_file(path: Path, shown: str) -> list[dict[str, Any]]:
-    """Every record of one Firehose object: JSON lines, plain or gzip (detected by content, not name)."""
-    data = path.read_bytes()
-    if data.startswith(GZIP_MAGIC):
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def _blocks(stream: _Readable, gzipped: bool, shown: str) -> Iterator[bytes]:
+    """The (decompressed) bytes of one file, a block at a time; a corrupt gzip file is a UserError."""
+    while True:
         try:
-            data = gzip.decompress(data)
+            block = stream.read(READ_BLOCK)
         except (OSError, EOFError, zlib.error) as exc:
+            if not gzipped:
+                raise
             raise UserError(
                 f"raw file {shown} is not a valid gzip file ({exc}); it is truncated or corrupt: "
                 "delete it or upload it again"
             ) from None
-    records = []
-    for number_, line in enumerate(data.splitlines(), start=1):
-        if not line.strip():
+        if not block:
+            return
+        yield block
+
+
+def _lines(blocks: Iterable[bytes]) -> Iterator[list[bytes]]:
+    """The lines of a byte stream, a list per block, exactly as ``bytes.splitlines`` cuts the whole
+    (at LF, CR LF or CR).
+
+    Each block is cut after its last LF, so a CR LF pair is never split; the rest waits for the
+    next block.
+    """
+    pending: list[bytes] = []
+    for block in blocks:
+        end = block.rfind(b"\n")
+        if end < 0:
+            pending.append(block)
             continue
-        try:
-            values = _parse_line(line)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise UserError(
-                f"raw file {shown} line {number_} is not JSON ({exc}); Firehose writes one JSON record "
-                "per line: fix or remove that line"
-            ) from None
-        for value in values:
-            if not isinstance(value, dict):
-                raise UserError(
-                    f"raw file {shown} line {number_} holds a JSON {type(value).__name__}, not a record "
-                    "(object of field -> value); fix or remove that line"
-                )
-            records.append(value)
+        pending.append(block[: end + 1])
+        yield b"".join(pending).splitlines()
+        pending = [block[end + 1 :]]
+    rest = b"".join(pending)
+    if rest:
+        yield rest.splitlines()
+
+
+def read_file(path: Path, shown: str) -> Generator[dict[str, Any], None, int]:
+    """Every record of one Firehose object: JSON lines, plain or gzip (detected by content, not name).
+
+    Streamed: one block of the file and one record are in memory at a time. Returns the number of
+    records.
+    """
+    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    records = lines_before = 0
+    with path.open("rb") as raw:
+        gzipped = raw.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+        raw.seek(0)
+        with gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else nullcontext(raw) as stream:
+            blocks = _blocks(stream, gzipped, shown)
+            for lines in _lines(blocks):
+                for number_, line in enumerate(lines, start=lines_before + 1):
+                    try:
+                        value = loads(line)
+                    except decode_error:
+                        if not line.strip():
+                            continue
+                        try:
+                            values = _parse_line(line)
+                        except (ValueError, UnicodeDecodeError) as exc:
+                            _finish(blocks)
+                            raise UserError(
+                                f"raw file {shown} line {number_} is not JSON ({exc}); Firehose writes "
+                                "one JSON record per line: fix or remove that line"
+                            ) from None
+                    else:
+                        if isinstance(value, dict):  # the common case: one record on its line
+                            records += 1
+                            yield value
+                            continue
+                        values = [value]
+                    for value in values:
+                        if not isinstance(value, dict):
+                            _finish(blocks)
+                            raise UserError(
+                                f"raw file {shown} line {number_} holds a JSON {type(value).__name__}, "
+                                "not a record (object of field -> value); fix or remove that line"
+                            )
+                        records += 1
+                        yield value
+                lines_before += len(lines)
     return records
 
 
-def read_raw(folder: Path) -> RawData:
-    """Read every file under ``folder`` recursively, skipping hidden files and Firehose's errors/ subtree."""
-    if not folder.is_dir():
-        raise UserError(
-            f"no raw input folder {folder}; map the raw data (e.g. s3://<raw-bucket>/<dataset>/) to the "
-            "processing input 'raw'"
-        )
-    raw = RawData()
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if not path.is_file():
-            continue
-        if any(part.startswith(".") for part in rel.parts):
-            continue
-        if ERRORS_FOLDER in rel.parts[:-1]:
-            raw.skipped.append({"path": rel.as_posix(), "reason": "Firehose error output (failed records)"})
-            continue
-        raw.records.extend(read_file(path, rel.as_posix()))
-        raw.files.append(rel.as_posix())
-    if not raw.files:
-        raise UserError(
-            f"the raw input {folder} holds no data files; check that the processing input points at "
-            "the dataset's prefix in the raw bucket and that data has been ingested"
-        )
-    if not raw.records:
-        raise UserError(
-            f"the raw input {folder} has {len(raw.files)} file(s) but no records; ingest data first"
-        )
-    return raw
+def _finish(blocks: Iterator[bytes]) -> None:
+    """Read a file to its end before reporting a bad line in it: a corrupt gzip file is reported as
+    such, whatever its lines hold (the file's own problem comes first, as when files were read whole)."""
+    for _ in blocks:
+        pass
+
+
+class RawReader:
+    """Every record under a folder, recursively, streamed; hidden files and Firehose's errors/ are skipped.
+
+    Iterate once; afterwards ``files``, ``skipped`` and ``records`` say what was read. The pass ends
+    with a UserError when there were no data files or no records.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        if not folder.is_dir():
+            raise UserError(
+                f"no raw input folder {folder}; map the raw data (e.g. s3://<raw-bucket>/<dataset>/) to "
+                "the processing input 'raw'"
+            )
+        self.folder = folder
+        self.files: list[str] = []
+        self.skipped: list[dict[str, str]] = []
+        self.records = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        folder = self.folder
+        for path in sorted(folder.rglob("*")):
+            rel = path.relative_to(folder)
+            if not path.is_file():
+                continue
+            if any(part.startswith(".") for part in rel.parts):
+                continue
+            if ERRORS_FOLDER in rel.parts[:-1]:
+                self.skipped.append(
+                    {"path": rel.as_posix(), "reason": "Firehose error output (failed records)"}
+                )
+                continue
+            self.records += yield from read_file(path, rel.as_posix())
+            self.files.append(rel.as_posix())
+        if not self.files:
+            raise UserError(
+                f"the raw input {folder} holds no data files; check that the processing input points at "
+                "the dataset's prefix in the raw bucket and that data has been ingested"
+            )
+        if not self.records:
+            raise UserError(
+                f"the raw input {folder} has {len(self.files)} file(s) but no records; ingest data first"
+            )
