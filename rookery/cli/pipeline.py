@@ -123,6 +123,14 @@ def sagemaker_client(profile: str | None, region: str | None, endpoint_url: str 
     return session.client("sagemaker", endpoint_url=endpoint_url)
 
 
+def _connect(
+    stage: str | None, profile: str | None, region: str | None, endpoint_url: str | None
+) -> tuple[Stage | None, Any]:
+    """The named stage (if any) and a SageMaker client in --region, else in the stage's region."""
+    config = _stage(stage)
+    return config, sagemaker_client(profile, region or (config.region if config else None), endpoint_url)
+
+
 # -- render / validate (offline) --------------------------------------------------------------------
 @app.command()
 def render(
@@ -245,12 +253,11 @@ def upsert(
         blocking = [f for f in validate_definition(definition) if f.blocking]
         if blocking:
             fail(f"{file} has {len(blocking)} finding(s); see `rookery pipeline validate {file}`", code=1)
-        config = _stage(stage)
+        config, client = _connect(stage, profile, region, endpoint_url)
         pipeline = _pipeline(name, config)
         role = role_arn or _role_of(definition)
         if role is None:
             fail("the definition's jobs do not share one role; pass --role-arn")
-        client = sagemaker_client(profile, region or (config.region if config else None), endpoint_url)
         body = json.dumps(definition)
         try:
             client.describe_pipeline(PipelineName=pipeline)
@@ -286,9 +293,8 @@ def start(
 ) -> None:
     """Start an execution; --param values are checked against the deployed definition first."""
     with _one_line_errors():
-        config = _stage(stage)
+        config, client = _connect(stage, profile, region, endpoint_url)
         pipeline = _pipeline(name, config)
-        client = sagemaker_client(profile, region or (config.region if config else None), endpoint_url)
         deployed = json.loads(client.describe_pipeline(PipelineName=pipeline)["PipelineDefinition"])
         parameters = parse_overrides(deployed, param or [])
         arn = client.start_pipeline_execution(
@@ -382,8 +388,7 @@ def _resolve_execution(
     region: str | None,
     endpoint_url: str | None,
 ) -> tuple[Any, str]:
-    config = _stage(stage)
-    client = sagemaker_client(profile, region or (config.region if config else None), endpoint_url)
+    config, client = _connect(stage, profile, region, endpoint_url)
     if execution:
         return client, execution
     return client, _latest_execution(client, _pipeline(name, config))
