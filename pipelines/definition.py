@@ -16,6 +16,17 @@ def iter_steps(steps: Iterable[Any]) -> Iterator[Any]:
             yield from iter_steps(args.get("ElseSteps", []))
 
 
+def walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every node of a JSON value with its path (``Arguments.AppSpecification.ContainerArguments[1]``)."""
+    yield path, value
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from walk(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from walk(item, f"{path}[{i}]")
+
+
 def is_expression(value: object) -> bool:
     """A pipeline expression: ``{"Get": ...}``, ``{"Std:Join": ...}``, ``{"Std:JsonGet": ...}``."""
     if not isinstance(value, Mapping) or len(value) != 1:

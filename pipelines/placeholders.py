@@ -9,25 +9,15 @@ ready for ``Fn::Join`` / ``Fn::Sub``. Pure functions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from pipelines.definition import walk
 from pipelines.settings import PipelineResources
 
 
 class PlaceholderError(ValueError):
     """Placeholder values overlap, so substitution would be ambiguous; the message names them."""
-
-
-def _strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield from _strings(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from _strings(item, f"{path}[{i}]")
 
 
 def _checked(resources: PipelineResources) -> dict[str, str]:
@@ -48,7 +38,9 @@ def placeholder_locations(
     """Resource field (``role_arn``, ``subnet_ids[0]``, ...) -> JSON paths of strings containing it."""
     values = _checked(resources)
     found: dict[str, list[str]] = {field: [] for field in values}
-    for path, text in _strings(definition):
+    for path, text in walk(definition):
+        if not isinstance(text, str):
+            continue
         for field, value in values.items():
             if value in text:
                 found[field].append(path)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from pipelines.definition import iter_steps, steps_by_name
+from pipelines.definition import iter_steps, steps_by_name, walk
 from pipelines.findings import Finding
 from pipelines.perimeter import Expected, check_perimeter
 from pipelines.settings import PipelineResources
@@ -56,16 +56,6 @@ def load_definition(path: Path) -> dict[str, Any]:
     return data
 
 
-def _walk(value: Any, path: str) -> Iterator[tuple[str, Any]]:
-    yield path, value
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            yield from _walk(v, f"{path}.{k}" if path else str(k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _walk(v, f"{path}[{i}]")
-
-
 def check_references(definition: Mapping[str, Any]) -> list[Finding]:
     """Every ``Get`` names a declared parameter, a known execution variable or an existing step."""
     parameters = {p.get("Name") for p in definition.get("Parameters", [])}
@@ -81,7 +71,7 @@ def check_references(definition: Mapping[str, Any]) -> list[Finding]:
                     )
                 )
         own = {k: v for k, v in step.get("Arguments", {}).items() if k not in ("IfSteps", "ElseSteps")}
-        for path, value in _walk(own, "Arguments"):
+        for path, value in walk(own, "Arguments"):
             if not (isinstance(value, Mapping) and isinstance(value.get("Get"), str)):
                 continue
             reference: str = value["Get"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -31,6 +31,7 @@ from pipelines import (
     render_definition_cached,
     split_on_placeholders,
 )
+from pipelines.definition import iter_steps, walk
 from rookery.config import ConfigError, Stage
 
 _ECR_IMAGE: Final = re.compile(
@@ -51,31 +52,13 @@ class RenderedPipeline:
 
     @property
     def has_tuning(self) -> bool:
-        return any(step.get("Type") == "Tuning" for step in _steps(self.definition.get("Steps", [])))
+        return any(step.get("Type") == "Tuning" for step in iter_steps(self.definition.get("Steps", [])))
 
     def external_images(self) -> tuple[str, ...]:
         """ECR image URIs the definition names other than the project image (e.g. built-in XGBoost)."""
-        found = {text for text in _strings(self.definition) if _ECR_IMAGE.match(text)}
+        texts = (text for _, text in walk(self.definition) if isinstance(text, str))
+        found = {text for text in texts if _ECR_IMAGE.match(text)}
         return tuple(sorted(found - {self.placeholders.image_uri}))
-
-
-def _steps(steps: list[Any]) -> Iterator[Mapping[str, Any]]:
-    for step in steps:
-        yield step
-        arguments = step.get("Arguments") or {}
-        if step.get("Type") == "Condition":
-            yield from _steps([*arguments.get("IfSteps", []), *arguments.get("ElseSteps", [])])
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
 
 
 def render_for_stage(stage: Stage, *, cache_dir: Path) -> RenderedPipeline:
