@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from pipelines.definition import iter_steps, steps_by_name, walk
+from pipelines.definition import iter_steps, own_arguments, steps_by_name, walk
 from pipelines.findings import Finding
 from pipelines.perimeter import Expected, check_perimeter
 from pipelines.settings import PipelineResources
@@ -70,8 +70,7 @@ def check_references(definition: Mapping[str, Any]) -> list[Finding]:
                         name, "DependsOn", "REF", f"depends on unknown step {dependency!r}", "fix the name"
                     )
                 )
-        own = {k: v for k, v in step.get("Arguments", {}).items() if k not in ("IfSteps", "ElseSteps")}
-        for path, value in walk(own, "Arguments"):
+        for path, value in walk(own_arguments(step), "Arguments"):
             if not (isinstance(value, Mapping) and isinstance(value.get("Get"), str)):
                 continue
             reference: str = value["Get"]
