@@ -6,7 +6,9 @@ runs). Prints throughput, p50/p99 latency and server CPU per request, the ratios
 goals, and cold start (launch to first healthy /ping). Not a test: nothing here asserts a time.
 
 The in-process limit runs ``Predictor.invoke`` (decode + predict + encode) in a loop in the image's
-interpreter with one OpenMP thread: what a request costs with no HTTP at all.
+interpreter with one OpenMP thread: what a request costs with no HTTP at all. The HTTP floor runs
+the same ASGI app and uvicorn settings with a handler that does no work (``bench/_floor_app.py``):
+what a request costs with HTTP and nothing else. Together they bound what any handler can reach.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ GUNICORN = REPO / ".venv" / "bin" / "gunicorn"
 WORKERS = 2
 RUN_SECONDS = 1.5  # per measurement and round
 WARMUP_SECONDS = 0.3
+IDLE_SECONDS = 0.0002  # the in-process "idle" variant sleeps this long before each call
 ROUNDS = 3  # everything is measured once per round, rounds interleave to share the box's noise
 SIZES = (1, 100)
 CONNECTIONS = (1, 8)
@@ -122,18 +125,22 @@ def inprocess_worker() -> None:
         warm_until = time.perf_counter() + WARMUP_SECONDS
         while time.perf_counter() < warm_until:
             predictor.invoke(body, "text/csv", "text/csv")
-        latencies = []
-        cpu, start = time.process_time(), time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            t = time.perf_counter_ns()
-            status, _, _ = predictor.invoke(body, "text/csv", "text/csv")
-            latencies.append(time.perf_counter_ns() - t)
-            assert status == 200
-        results[size] = {
-            "latencies_ns": latencies,
-            "wall": time.perf_counter() - start,
-            "cpu": time.process_time() - cpu,
-        }
+        # "idle": the CPU sleeps 0.2 ms before each (timed) call, as a server's does between requests.
+        for mode, pause in (("", 0.0), ("/idle", IDLE_SECONDS)):
+            latencies = []
+            cpu, start = time.process_time(), time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                if pause:
+                    time.sleep(pause)
+                t = time.perf_counter_ns()
+                status, _, _ = predictor.invoke(body, "text/csv", "text/csv")
+                latencies.append(time.perf_counter_ns() - t)
+                assert status == 200
+            results[size + mode] = {
+                "latencies_ns": latencies,
+                "wall": time.perf_counter() - start,
+                "cpu": time.process_time() - cpu,
+            }
     print(json.dumps(results))
 
 
@@ -168,7 +175,8 @@ class Result:
         )
 
 
-def inprocess(model_dir: Path, bodies: dict[int, bytes]) -> dict[int, Result]:
+def inprocess(model_dir: Path, bodies: dict[int, bytes]) -> dict[str, Result]:
+    """Keys: "<records>" for the tight loop, "<records>/idle" with the CPU idle between calls."""
     result = subprocess.run(
         [str(IMAGE_PYTHON), "-c", "from bench.serving import inprocess_worker; inprocess_worker()",
          str(model_dir), str(RUN_SECONDS)],
@@ -177,8 +185,7 @@ def inprocess(model_dir: Path, bodies: dict[int, bytes]) -> dict[int, Result]:
     )  # fmt: skip
     data = json.loads(result.stdout)
     return {
-        int(n): Result(len(d["latencies_ns"]), d["wall"], d["latencies_ns"], d["cpu"])
-        for n, d in data.items()
+        key: Result(len(d["latencies_ns"]), d["wall"], d["latencies_ns"], d["cpu"]) for key, d in data.items()
     }
 
 
@@ -414,6 +421,18 @@ def rookery_server(
     return started([str(IMAGE_PYTHON), str(PROGRAM / "serve")], env, port)
 
 
+def floor_server(
+    model_dir: Path, port: int
+) -> contextlib.AbstractContextManager[tuple[subprocess.Popen[bytes], float]]:
+    """rookery's ASGI app and uvicorn settings with a handler that does no work (bench/_floor_app.py)."""
+    command = [
+        str(IMAGE_PYTHON), "-m", "uvicorn", "bench._floor_app:app", "--host", "127.0.0.1",
+        "--port", str(port), "--workers", str(WORKERS), "--loop", "uvloop", "--http", "httptools",
+        "--no-access-log", "--no-server-header", "--log-level", "warning",
+    ]  # fmt: skip
+    return started(command, image_env(SAGEMAKER_BASE_DIR=str(model_dir.parent)), port)
+
+
 def flask_server(
     model_dir: Path, port: int
 ) -> contextlib.AbstractContextManager[tuple[subprocess.Popen[bytes], float]]:
@@ -433,7 +452,7 @@ def verdict(ok: bool) -> str:
 
 
 def main() -> None:
-    limit: dict[int, Result] = {}
+    limit: dict[str, Result] = {}
     results: dict[tuple[str, int, int], Result] = {}
     colds = []
     with tempfile.TemporaryDirectory(prefix="rookery-bench-") as tmp, contextlib.ExitStack() as stack:
@@ -443,16 +462,20 @@ def main() -> None:
             with rookery_server(model_dir, free_port()) as (_, cold):
                 colds.append(cold)
         servers = {}
-        for name, server in (("rookery", rookery_server), ("flask+gunicorn", flask_server)):
+        for name, server in (
+            ("rookery", rookery_server),
+            ("http floor", floor_server),
+            ("flask+gunicorn", flask_server),
+        ):
             port = free_port()
             process, _ = stack.enter_context(server(model_dir, port))
             servers[name] = (port, process.pid)
         for _ in range(ROUNDS):
-            for n, r in inprocess(model_dir, bodies).items():
-                limit[n] = limit[n].merge(r) if n in limit else r
+            for key, r in inprocess(model_dir, bodies).items():
+                limit[key] = limit[key].merge(r) if key in limit else r
             for name, (port, pid) in servers.items():
                 for n in SIZES:
-                    for c in CONNECTIONS:
+                    for c in CONNECTIONS if name != "http floor" else (1,):
                         r = load(port, pid, bodies[n], c, RUN_SECONDS)
                         results[name, n, c] = results[name, n, c].merge(r) if (name, n, c) in results else r
     report(limit, results, colds)
@@ -463,7 +486,7 @@ def goal(label: str, ratio: float, bound: float, *, at_most: bool) -> str:
     return f"  {label:<58}{ratio:6.2f}x  [{'<=' if at_most else '>='} {bound}x]  {verdict(met)}"
 
 
-def report(limit: dict[int, Result], results: dict[tuple[str, int, int], Result], colds: list[float]) -> None:
+def report(limit: dict[str, Result], results: dict[tuple[str, int, int], Result], colds: list[float]) -> None:
     # Other processes on the same cores move every number here; the load average says how busy it was.
     print(f"load average at the end (1/5/15 min): {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(
@@ -472,16 +495,16 @@ def report(limit: dict[int, Result], results: dict[tuple[str, int, int], Result]
     )
     header = ("server", "records", "conns", "req/s", "p50 ms", "p99 ms", "cpu ms/req", "errors")
     print(f"{header[0]:<16}" + "".join(f"{h:>11}" for h in header[1:]))
-    rows = [("in-process", n, "-", r) for n, r in limit.items()]
-    rows += [(name, n, str(conns), r) for (name, n, conns), r in results.items()]
-    for name, n, shown, r in rows:
+    rows = [("in-process", key, "-", r) for key, r in limit.items()]
+    rows += [(name, str(n), str(conns), r) for (name, n, conns), r in results.items()]
+    for name, records, shown, r in rows:
         print(
-            f"{name:<16}{n:>11}{shown:>11}{r.rps:>11.0f}{r.pct(50):>11.3f}{r.pct(99):>11.3f}{r.cpu_ms:>11.3f}"
+            f"{name:<16}{records:>11}{shown:>11}{r.rps:>11.0f}{r.pct(50):>11.3f}{r.pct(99):>11.3f}{r.cpu_ms:>11.3f}"
             f"{r.errors:>11}"
         )
     print("\nratios [goal]:")
     for n in SIZES:
-        ratio = results["rookery", n, 1].pct(50) / limit[n].pct(50)
+        ratio = results["rookery", n, 1].pct(50) / limit[str(n)].pct(50)
         print(
             goal(f"p50 vs in-process, {n} record(s), 1 conn", ratio, GOALS[f"p50_vs_limit_{n}"], at_most=True)
         )
@@ -501,7 +524,23 @@ def report(limit: dict[int, Result], results: dict[tuple[str, int, int], Result]
             print(goal(label, r.pct(99) / r.pct(50), GOALS["p99_over_p50"], at_most=True))
     print("other ratios:")
     for n in SIZES:
-        noise = limit[n].pct(99) / limit[n].pct(50)
+        # The best any handler could reach on this HTTP stack: the in-process cost plus the round trip
+        # of the same server with no model behind it.
+        bound = (limit[str(n)].pct(50) + results["http floor", n, 1].pct(50)) / limit[str(n)].pct(50)
+        label = f"p50 bound on this HTTP stack, {n} record(s): (in-process + floor) / in-process"
+        print(f"  {label:<58}{bound:6.2f}x")
+        floor = results["http floor", n, 1].pct(50)
+        rest = results["rookery", n, 1].pct(50) - limit[str(n)].pct(50) - floor
+        print(
+            f"    p50 {results['rookery', n, 1].pct(50):.3f} ms = in-process {limit[str(n)].pct(50):.3f}"
+            f" + HTTP floor {floor:.3f} + the rest {rest:.3f} (the handler running inside a server)"
+        )
+        idle = limit[f"{n}/idle"].pct(50) - limit[str(n)].pct(50)
+        print(
+            f"    of the rest, {idle:.3f} ms appears in-process too when the CPU idles 0.2 ms between calls"
+        )
+    for n in SIZES:
+        noise = limit[str(n)].pct(99) / limit[str(n)].pct(50)
         print(f"  {f'p99/p50 in-process, {n} record(s) (the box noise floor)':<58}{noise:6.2f}x")
     for c in CONNECTIONS:
         ratio = results["rookery", 100, c].rps / results["flask+gunicorn", 100, c].rps
