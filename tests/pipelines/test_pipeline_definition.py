@@ -286,7 +286,7 @@ def test_processing_contract(definition: dict[str, Any], dev_stage: Stage) -> No
     preprocess = by_name[steps.PREPROCESS]["Arguments"]
     assert preprocess["AppSpecification"]["ContainerEntrypoint"] == ["python3", "/opt/program/preprocess.py"]
     assert preprocess["AppSpecification"]["ContainerArguments"] == [
-        "--split", "0.7,0.15,0.15", "--seed", "42", "--standardize", "false",
+        "--split", "0.7,0.15,0.15", "--seed", str(dev_stage.ml.split.seed), "--standardize", "false",
     ]  # fmt: skip
     assert preprocess["Environment"] == {"ROOKERY_DATASET_SCHEMA": dev_stage.dataset.model_dump_json()}
     outputs = {
