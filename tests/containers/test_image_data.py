@@ -172,6 +172,73 @@ def test_csv_and_json_decode_to_the_same_batch() -> None:
         assert batch.categories == csv_batch.categories == [["red", None]]
 
 
+# Every character str.splitlines() would also cut a line at, other than "\n" and "\r".
+NOT_LINE_BREAKS = ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+
+
+@pytest.mark.parametrize("char", NOT_LINE_BREAKS, ids=[f"U+{ord(c):04X}" for c in NOT_LINE_BREAKS])
+@pytest.mark.parametrize("quoted", [False, True], ids=["split path", "csv path"])
+def test_csv_records_end_at_newline_only(char: str, quoted: bool) -> None:
+    """A form feed (and the like) inside a value is part of the value, not a record break."""
+    pre = fitted()
+    value = f'"re{char}d"' if quoted else f"re{char}d"
+    batch = codec.decode_csv(f"1,2,{value}\n3,4,blue\n".encode(), pre)
+    assert batch.size == 2 and batch.categories == [[f"re{char}d", "blue"]]
+    # So unknown-category handling applies to it: refused by default, encoded as no level on request.
+    with pytest.raises(features.UnknownCategory) as caught:
+        pre.encode(batch.numeric, batch.categories)
+    assert caught.value.record == 0 and caught.value.value == f"re{char}d"
+    matrix = pre.encode(batch.numeric, batch.categories, unknown="ignore")
+    assert matrix[0, 2:].tolist() == [0, 0, 0, 0] and matrix[1, 2:].tolist() == [1, 0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"1,2,red\r\n\r\n  \n,,\r\n3,4,blue",  # CRLF, a blank and a whitespace-only line, no final newline
+        b'"1",2,red\r\n\r\n  \n,,\r\n3,"4",blue',
+        b'1,2,"red"\r\n\r\n"  "\n"",,\r\n3,4,blue',
+    ],
+    ids=["split path", "csv path", "csv path, quoted blanks"],
+)
+def test_csv_paths_agree_on_records(body: bytes) -> None:
+    """Both paths drop the same blank lines and keep a line of empty fields as a record of missing values."""
+    batch = codec.decode_csv(body, fitted())
+    assert batch.categories == [["red", None, "blue"]]
+    assert np.array_equal(batch.numeric, np.array([[1.0, 2.0], [np.nan, np.nan], [3.0, 4.0]]), equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"1,2,red\n\n3,4,bl\rue\n", b'1,2,"red"\n\n3,4,bl\rue\n'],
+    ids=["split path", "csv path"],
+)
+def test_csv_lone_carriage_return_is_a_payload_error(body: bytes) -> None:
+    with pytest.raises(codec.PayloadError) as caught:
+        codec.decode_csv(body, fitted())
+    error = caught.value
+    assert error.status == 400 and error.record == 2
+    assert error.message.startswith(
+        r"record 2 (line 3) is not valid CSV: a carriage return (\r) inside an unquoted field; quote a field"
+    )
+    assert error.message.endswith(r"end records with \n or \r\n")
+
+
+def test_csv_long_quoted_value_is_a_value_and_csv_errors_are_payload_errors() -> None:
+    """csv's own 128 KB field limit is lifted to the payload limit; beyond that csv.Error is still a 400."""
+    pre = fitted()
+    long = "x" * (200 * 1024)
+    batch = codec.decode_csv(f'1,2,red\n1,2,"{long}"\n'.encode(), pre)
+    assert batch.categories == [["red", long]]
+    huge = "x" * (codec.MAX_PAYLOAD_BYTES + 1)  # only reachable in process: HTTP refuses it first (413)
+    with pytest.raises(codec.PayloadError) as caught:
+        codec.decode_csv(f'1,2,red\n1,2,"{huge}"\n'.encode(), pre)
+    assert caught.value.status == 400 and caught.value.record == 2
+    message = caught.value.message
+    assert message.startswith("record 2 (line 2) is not valid CSV: field larger than field limit")
+    assert "quote a field that holds a comma" in message
+
+
 def test_media_types() -> None:
     assert codec.request_format("text/csv; charset=utf-8") == "csv"
     assert codec.request_format("application/x-jsonlines") == "jsonlines"

@@ -105,6 +105,34 @@ BAD_PAYLOADS = [
         id="unknown category",
     ),
     pytest.param(
+        "text/csv",
+        b'39.1,18.7,181,3750,Adelie,"' + b"Torgersen " * 20_000 + b'"\n',
+        400,
+        "record 1, field 'island': 'Torgersen Torgersen",
+        id="quoted value over csv's 128 KB field limit",
+    ),
+    pytest.param(
+        "text/csv",
+        GOOD_CSV + b'39.1,18.7,181,3750,"Adelie",Torg\rersen\n',
+        400,
+        r"record 2 (line 2) is not valid CSV: a carriage return (\r) inside an unquoted field; quote a field",
+        id="lone carriage return (csv.Error)",
+    ),
+    pytest.param(
+        "text/csv",
+        b"39.1,18.7,181,3750,Adelie,Torg\x0cersen\n",
+        400,
+        r"record 1, field 'island': 'Torg\x0cersen' is not a category the model knows",
+        id="form feed inside a category",
+    ),
+    pytest.param(
+        "text/csv",
+        GOOD_CSV + '39.1,18.7,181,3750,"Adelie",Dream\u2028\n'.encode(),
+        400,
+        r"record 2, field 'island': 'Dream\u2028' is not a category the model knows",
+        id="line separator inside a category, quoted body",
+    ),
+    pytest.param(
         "application/json",
         json.dumps([GOOD_RECORD, {**GOOD_RECORD, "species": "Emperor"}]).encode(),
         400,
@@ -305,3 +333,7 @@ def test_unknown_categories_can_be_ignored(penguins: PipelineRun) -> None:
     assert Predictor(bundle).invoke(body, "text/csv", None)[0] == 400
     status, media, answer = Predictor(bundle, unknown_category="ignore").invoke(body, "text/csv", None)
     assert status == 200 and media == b"text/csv" and answer.decode().count(",") == 1
+    # A form feed inside a value is part of the value (one record), so the same handling applies.
+    body = b"39.1,18.7,181,3750,Adelie,Torg\x0cersen\n39.1,18.7,181,3750,Adelie,Dream\n"
+    status, _, answer = Predictor(bundle, unknown_category="ignore").invoke(body, "text/csv", None)
+    assert status == 200 and answer.decode().count("\n") == 2

@@ -1,9 +1,13 @@
-"""Endpoint payloads: raw records in (CSV, JSON, JSON lines), predictions out, errors that name the culprit.
+r"""Endpoint payloads: raw records in (CSV, JSON, JSON lines), predictions out, errors that name the culprit.
 
 Decoding is where serving time goes from about ten records per request, so the common cases are
 vectorized: CSV without quotes is split once per line and each numeric column is converted by numpy
 in one call; JSON goes through orjson. Only a payload that fails the fast path is re-read value by
 value, to report the first bad record (1-based) and field.
+
+CSV records end at "\n" (or "\r\n") and nowhere else, in both the split and the quoted (csv module)
+path, as in RFC 4180: \v, \f, \x1c-\x1e, \x85, \u2028 and \u2029, where str.splitlines would also cut,
+are characters of a value; a lone "\r" outside quotes is an error.
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ import orjson
 from rookery_image import records
 from rookery_image.contract import MAX_PAYLOAD_BYTES
 from rookery_image.features import MISSING_LEVEL, Preprocessor, UnknownCategory
+
+# A quoted field may be as long as the body (csv's default limit is 128 KB and raises csv.Error);
+# the unquoted path has no limit either, so a long value is judged as a value in both.
+csv.field_size_limit(MAX_PAYLOAD_BYTES)
 
 FORMATS = {
     "text/csv": "csv",
@@ -123,6 +131,55 @@ def _category_columns(pre: Preprocessor, columns: Sequence[Sequence[Any]]) -> li
     return out
 
 
+CSV_FIX = (
+    'quote a field that holds a comma, a quote or a line break ("a,b"), double each quote inside it, '
+    "and end records with \\n or \\r\\n"
+)
+
+
+def _split_rows(text: str) -> list[list[str]]:
+    r"""CSV without quotes: records end at "\n" (a trailing "\r" is dropped); every comma splits.
+
+    A blank (whitespace-only) line is no record; a line of empty fields is a record of missing values.
+    """
+    lines = text.split("\n")
+    if "\r" in text:
+        lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        for number, line in enumerate(lines, start=1):
+            if "\r" in line:
+                record = sum(1 for other in lines[: number - 1] if other.strip()) + 1
+                raise PayloadError(
+                    400,
+                    f"record {record} (line {number}) is not valid CSV: a carriage return (\\r) inside "
+                    f"an unquoted field; {CSV_FIX}",
+                    record=record,
+                )
+    return [line.split(",") for line in lines if line.strip()]
+
+
+def _quoted_rows(text: str) -> list[list[str]]:
+    r"""CSV with quotes, read by the csv module; the same records and blank lines as :func:`_split_rows`."""
+    # StringIO hands csv lines cut at "\n" only (its newline="\n"), as _split_rows cuts them; csv
+    # gives [] for an empty line and [" "] for a whitespace-only one.
+    reader = csv.reader(io.StringIO(text))
+    rows: list[list[str]] = []
+    try:
+        for row in reader:
+            if row and (len(row) > 1 or row[0].strip()):
+                rows.append(row)
+    except csv.Error as exc:
+        reason = str(exc)
+        if reason.startswith("new-line character seen in unquoted field"):
+            reason = "a carriage return (\\r) inside an unquoted field"
+        record = len(rows) + 1
+        raise PayloadError(
+            400,
+            f"record {record} (line {reader.line_num}) is not valid CSV: {reason}; {CSV_FIX}",
+            record=record,
+        ) from None
+    return rows
+
+
 def decode_csv(body: bytes, pre: Preprocessor) -> Batch:
     try:
         text = body.decode("utf-8")
@@ -131,10 +188,7 @@ def decode_csv(body: bytes, pre: Preprocessor) -> Batch:
         raise PayloadError(
             400, f"record {line}: the body is not valid UTF-8 (byte {exc.start})", record=line
         ) from None
-    if '"' in text:
-        rows = [r for r in csv.reader(io.StringIO(text)) if r and any(f.strip() for f in r)]
-    else:
-        rows = [line.split(",") for line in text.splitlines() if line.strip()]
+    rows = _quoted_rows(text) if '"' in text else _split_rows(text)
     if not rows:
         raise PayloadError(400, "the CSV body has no records; send one record per line")
     width = len(pre.raw_columns)
