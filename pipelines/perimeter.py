@@ -51,9 +51,10 @@ class _Job:
     security_groups: tuple[str, ...] | None
     isolation: tuple[str, ...] | None
     encryption: tuple[str, ...] | None
-    volume_key: tuple[str, ...]
-    output_key: tuple[str, ...]
+    volume_key: tuple[str, ...] | None
+    output_key: tuple[str, ...] | None
     image: tuple[str, ...]
+    subject: str = "the job"  # who the messages name
 
 
 _PROCESSING = _Job(
@@ -84,6 +85,18 @@ _TRANSFORM = _Job(
     output_key=("TransformOutput", "KmsKeyId"),
     image=(),
 )
+# A model has no storage of its own (CreateModel takes no KMS key); its VPC and isolation are
+# those of every transform job on it, so they are held to the same expectations as a job's.
+_MODEL = _Job(
+    subnets=("VpcConfig", "Subnets"),
+    security_groups=("VpcConfig", "SecurityGroupIds"),
+    isolation=("EnableNetworkIsolation",),
+    encryption=None,
+    volume_key=None,
+    output_key=None,
+    image=(),
+    subject="the model (and every transform job on it)",
+)
 
 
 def _path(*parts: str) -> str:
@@ -108,7 +121,7 @@ def _job_findings(
                 step,
                 where(path),
                 control,
-                f"the job has no VPC {what}",
+                f"{job.subject} has no VPC {what}",
                 f"set {where(path)} to the stage's {what}",
             )
         elif wanted is not None and frozenset(value) != wanted:
@@ -116,7 +129,7 @@ def _job_findings(
                 step,
                 where(path),
                 control,
-                f"VPC {what} {sorted(value)} are not the stage's {sorted(wanted)}",
+                f"{job.subject} runs in VPC {what} {sorted(value)}, not the stage's {sorted(wanted)}",
                 f"use the stage's {what}",
             )
     for path, control, what in (
@@ -128,14 +141,16 @@ def _job_findings(
                 step,
                 where(path),
                 control,
-                f"{what} is {dig(args, *path)!r}, not true",
-                f"set {where(path)} to true (the job reads and writes S3 only through SageMaker channels)",
+                f"{what} of {job.subject} is {dig(args, *path)!r}, not true",
+                f"set {where(path)} to true (SageMaker moves its S3 data; the container needs no network)",
             )
-    keys: tuple[tuple[tuple[str, ...], str | None, str], ...] = (
+    keys: tuple[tuple[tuple[str, ...] | None, str | None, str], ...] = (
         (job.volume_key, expected.volume_kms_key, "storage volumes"),
         (job.output_key, expected.output_kms_key, "outputs"),
     )
     for path, key, what in keys:
+        if path is None:
+            continue
         value = dig(args, *path)
         if not isinstance(value, str) or not value:
             yield Finding(
@@ -284,23 +299,7 @@ def _step_findings(
                 "create the model in a Model step and refer to its ModelName",
             )
     elif kind == "Model":
-        for path, control, what in (
-            (("VpcConfig", "Subnets"), "T1", "subnets"),
-            (("VpcConfig", "SecurityGroupIds"), "T1", "security groups"),
-        ):
-            value = dig(args, *path)
-            if not isinstance(value, list) or not value:
-                yield Finding(
-                    name, _path(*path), control, f"the model has no VPC {what}", f"set {_path(*path)}"
-                )
-        if args.get("EnableNetworkIsolation") is not True:
-            yield Finding(
-                name,
-                "EnableNetworkIsolation",
-                "T2",
-                "the model (and every transform job on it) runs without network isolation",
-                "set EnableNetworkIsolation to true",
-            )
+        yield from _job_findings(name, args, _MODEL, expected)
         containers = [args["PrimaryContainer"]] if "PrimaryContainer" in args else args.get("Containers", [])
         for i, container in enumerate(containers):
             field = "PrimaryContainer.Image" if "PrimaryContainer" in args else f"Containers[{i}].Image"

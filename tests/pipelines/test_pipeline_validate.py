@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from pipeline_testing import BUILTIN_REASON, RENDER_GROUP, raw_sdk_definition
@@ -82,94 +82,149 @@ def _set(value: Any, *path: str | int) -> Mutation:
     return mutate
 
 
-PERIMETER_CASES: dict[str, tuple[str, Mutation, tuple[str, str, str]]] = {
-    "processing without subnets": (
+class Case(NamedTuple):
+    """A variant, a mutation of it, and the (step, control, field) finding it must cause."""
+
+    variant: str
+    mutate: Mutation
+    finding: tuple[str, str, str]
+    # Found only against the stage's resources (validate --resources): a well-formed value that is
+    # someone else's. Without them the check can only require the setting to be present.
+    stage_only: bool = False
+
+
+OTHER_SUBNET = "subnet-0aaaaaaaaaaaaaaaa"
+OTHER_GROUP = "sg-0bbbbbbbbbbbbbbbb"
+
+
+def _append(value: Any, *path: str) -> Mutation:
+    def mutate(d: dict[str, Any]) -> None:
+        node: Any = _args(d, path[0])
+        for key in path[1:]:
+            node = node[key]
+        node.append(value)
+
+    return mutate
+
+
+PERIMETER_CASES: dict[str, Case] = {
+    "processing without subnets": Case(
         "train",
         _set([], "Preprocess", "NetworkConfig", "VpcConfig", "Subnets"),
         ("Preprocess", "T1", "NetworkConfig.VpcConfig.Subnets"),
     ),
-    "training without a VPC": ("train", _drop("Train", "VpcConfig"), ("Train", "T1", "VpcConfig.Subnets")),
-    "processing with network access": (
+    "training without a VPC": Case(
+        "train", _drop("Train", "VpcConfig"), ("Train", "T1", "VpcConfig.Subnets")
+    ),
+    "processing with network access": Case(
         "train",
         _set(False, "Evaluate", "NetworkConfig", "EnableNetworkIsolation"),
         ("Evaluate", "T2", "NetworkConfig.EnableNetworkIsolation"),
     ),
-    "training without traffic encryption": (
+    "training without traffic encryption": Case(
         "train",
         _drop("Train", "EnableInterContainerTrafficEncryption"),
         ("Train", "T3", "EnableInterContainerTrafficEncryption"),
     ),
-    "processing volume without a key": (
+    "processing volume without a key": Case(
         "train",
         _drop("Preprocess", "ProcessingResources", "ClusterConfig", "VolumeKmsKeyId"),
         ("Preprocess", "T4", "ProcessingResources.ClusterConfig.VolumeKmsKeyId"),
     ),
-    "training output without a key": (
+    "training output without a key": Case(
         "train",
         _drop("Train", "OutputDataConfig", "KmsKeyId"),
         ("Train", "T4", "OutputDataConfig.KmsKeyId"),
     ),
-    "transform output without a key": (
+    "transform output without a key": Case(
         "train",
         _drop("BatchTransform", "TransformOutput", "KmsKeyId"),
         ("BatchTransform", "T4", "TransformOutput.KmsKeyId"),
     ),
-    "transform volume without a key": (
+    "transform volume without a key": Case(
         "train",
         _drop("BatchTransform", "TransformResources", "VolumeKmsKeyId"),
         ("BatchTransform", "T4", "TransformResources.VolumeKmsKeyId"),
     ),
-    "spot without checkpoints": (
+    "spot without checkpoints": Case(
         "train",
         _drop("Train", "CheckpointConfig"),
         ("Train", "T5", "CheckpointConfig.S3Uri"),
     ),
-    "spot with an unbounded wait": (
+    "spot with an unbounded wait": Case(
         "train",
         _set(MAX_WAIT_SECONDS + 1, "Train", "StoppingCondition", "MaxWaitTimeInSeconds"),
         ("Train", "T5", "StoppingCondition.MaxWaitTimeInSeconds"),
     ),
-    "spot wait shorter than the runtime": (
+    "spot wait shorter than the runtime": Case(
         "train",
         _set(600, "Train", "StoppingCondition", "MaxWaitTimeInSeconds"),
         ("Train", "T5", "StoppingCondition.MaxWaitTimeInSeconds"),
     ),
-    "a wait bound without spot": (
+    "a wait bound without spot": Case(
         "train",
         _set(False, "Train", "EnableManagedSpotTraining"),
         ("Train", "T5", "StoppingCondition.MaxWaitTimeInSeconds"),
     ),
-    "tuning trials without isolation": (
+    "tuning trials without isolation": Case(
         "tune",
         _set(False, "Tune", "TrainingJobDefinition", "EnableNetworkIsolation"),
         ("Tune", "T2", "TrainingJobDefinition.EnableNetworkIsolation"),
     ),
-    "tuning spot without a wait": (
+    "tuning spot without a wait": Case(
         "tune",
         _drop("Tune", "TrainingJobDefinition", "StoppingCondition", "MaxWaitTimeInSeconds"),
         ("Tune", "T5", "TrainingJobDefinition.StoppingCondition.MaxWaitTimeInSeconds"),
     ),
-    "batch model with network access": (
+    "batch model with network access": Case(
         "train",
         _set(False, "CreateModel", "EnableNetworkIsolation"),
         ("CreateModel", "T2", "EnableNetworkIsolation"),
     ),
-    "transform on a model from elsewhere": (
+    "batch model in another VPC's subnets": Case(
+        "train",
+        _set([OTHER_SUBNET], "CreateModel", "VpcConfig", "Subnets"),
+        ("CreateModel", "T1", "VpcConfig.Subnets"),
+        stage_only=True,
+    ),
+    "batch model with one subnet too many": Case(
+        "tune",
+        _append(OTHER_SUBNET, "CreateModel", "VpcConfig", "Subnets"),
+        ("CreateModel", "T1", "VpcConfig.Subnets"),
+        stage_only=True,
+    ),
+    "batch model in another security group": Case(
+        "tune",
+        _set([OTHER_GROUP], "CreateModel", "VpcConfig", "SecurityGroupIds"),
+        ("CreateModel", "T1", "VpcConfig.SecurityGroupIds"),
+        stage_only=True,
+    ),
+    "batch model with an empty subnet id": Case(
+        "train",
+        _set([""], "CreateModel", "VpcConfig", "Subnets"),
+        ("CreateModel", "T1", "VpcConfig.Subnets"),
+    ),
+    "batch model without a VPC": Case(
+        "train",
+        _drop("CreateModel", "VpcConfig"),
+        ("CreateModel", "T1", "VpcConfig.SecurityGroupIds"),
+    ),
+    "transform on a model from elsewhere": Case(
         "train",
         _set("someone-elses-model", "BatchTransform", "ModelName"),
         ("BatchTransform", "T1", "ModelName"),
     ),
-    "a public image": (
+    "a public image": Case(
         "train",
         _set("python:3.11", "Evaluate", "AppSpecification", "ImageUri"),
         ("Evaluate", "T6", "AppSpecification.ImageUri"),
     ),
-    "another account's ECR image": (
+    "another account's ECR image": Case(
         "train",
         _set(OTHER_IMAGE, "Train", "AlgorithmSpecification", "TrainingImage"),
         ("Train", "T6", "AlgorithmSpecification.TrainingImage"),
     ),
-    "a registered package serving another image": (
+    "a registered package serving another image": Case(
         "train",
         _set(OTHER_IMAGE, "Register", "InferenceSpecification", "Containers", 0, "Image"),
         ("Register", "T6", "InferenceSpecification.Containers[0].Image"),
@@ -179,15 +234,20 @@ PERIMETER_CASES: dict[str, tuple[str, Mutation, tuple[str, str, str]]] = {
 
 @pytest.mark.parametrize("case", list(PERIMETER_CASES))
 def test_each_control_catches_its_violation(
-    case: str, train_definition: dict[str, Any], tune_definition: dict[str, Any]
+    case: str,
+    train_definition: dict[str, Any],
+    tune_definition: dict[str, Any],
+    dev_resources: PipelineResources,
 ) -> None:
-    variant, mutate, (step, control, field) = PERIMETER_CASES[case]
+    variant, mutate, wanted, stage_only = PERIMETER_CASES[case]
     broken = copy.deepcopy(train_definition if variant == "train" else tune_definition)
     mutate(broken)
-    found = _blocking(broken)
-    assert (step, control, field) in {(f.step, f.control, f.field) for f in found}
-    finding = next(f for f in found if (f.step, f.control, f.field) == (step, control, field))
-    assert finding.fix, "every finding says how to fix it"
+    # Against the stage's resources every case is caught; without them, all but the stage-only ones.
+    against_stage = {(f.step, f.control, f.field): f for f in _blocking(broken, expected_for(dev_resources))}
+    assert wanted in against_stage, sorted(against_stage)
+    assert against_stage[wanted].fix, "every finding says how to fix it"
+    without = {(f.step, f.control, f.field) for f in _blocking(broken)}
+    assert (wanted in without) is not stage_only, sorted(without)
 
 
 def test_expected_resources_are_compared(
