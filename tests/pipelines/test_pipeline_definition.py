@@ -82,9 +82,9 @@ def test_gate_branches(definition: dict[str, Any]) -> None:
 
 
 # -- parameters --------------------------------------------------------------------------
-def test_parameters_and_defaults(train_definition: dict[str, Any], dev_stage: Stage) -> None:
+def test_parameters_and_defaults(definition: dict[str, Any], dev_stage: Stage) -> None:
     ml = dev_stage.ml
-    declared = {p["Name"]: (p["Type"], p["DefaultValue"]) for p in train_definition["Parameters"]}
+    declared = {p["Name"]: (p["Type"], p["DefaultValue"]) for p in definition["Parameters"]}
     assert declared == {
         INPUT_DATA_URI: ("String", "s3://rookery-dev-raw/penguins/"),
         PROCESSING_INSTANCE_TYPE: ("String", ml.processing_instance_type),
@@ -98,7 +98,7 @@ def test_parameters_and_defaults(train_definition: dict[str, Any], dev_stage: St
         OPERATING_POINT: ("String", "min_sensitivity:0.85"),
         MODEL_APPROVAL_STATUS: ("String", "PendingManualApproval"),
     }
-    approval = next(p for p in train_definition["Parameters"] if p["Name"] == MODEL_APPROVAL_STATUS)
+    approval = next(p for p in definition["Parameters"] if p["Name"] == MODEL_APPROVAL_STATUS)
     assert approval["EnumValues"] == ["PendingManualApproval", "Approved", "Rejected"]
 
 
