@@ -481,9 +481,25 @@ def main() -> None:
     report(limit, results, colds)
 
 
-def goal(label: str, ratio: float, bound: float, *, at_most: bool) -> str:
+def invalid(errors: int) -> str:
+    """Why a ratio cannot be judged: its requests were not all answered 200 ("" when they were)."""
+    return f"INVALID ({errors} errors)" if errors else ""
+
+
+def goal(label: str, ratio: float, bound: float, *, at_most: bool, errors: int = 0) -> str:
+    """One goal's line; ``errors``: non-200 answers in the results the ratio comes from (then no verdict)."""
     met = ratio <= bound if at_most else ratio >= bound
-    return f"  {label:<58}{ratio:6.2f}x  [{'<=' if at_most else '>='} {bound}x]  {verdict(met)}"
+    outcome = invalid(errors) or verdict(met)
+    return f"  {label:<58}{ratio:6.2f}x  [{'<=' if at_most else '>='} {bound}x]  {outcome}"
+
+
+def other(label: str, ratio: float, errors: int = 0) -> str:
+    """A ratio with no goal; flagged INVALID like a goal's when its results hold errors."""
+    return f"  {label:<58}{ratio:6.2f}x" + flag(errors)
+
+
+def flag(errors: int) -> str:
+    return f"  {invalid(errors)}" if errors else ""
 
 
 def report(limit: dict[str, Result], results: dict[tuple[str, int, int], Result], colds: list[float]) -> None:
@@ -504,36 +520,33 @@ def report(limit: dict[str, Result], results: dict[tuple[str, int, int], Result]
         )
     print("\nratios [goal]:")
     for n in SIZES:
-        ratio = results["rookery", n, 1].pct(50) / limit[str(n)].pct(50)
-        print(
-            goal(f"p50 vs in-process, {n} record(s), 1 conn", ratio, GOALS[f"p50_vs_limit_{n}"], at_most=True)
-        )
+        r = results["rookery", n, 1]
+        ratio = r.pct(50) / limit[str(n)].pct(50)
+        label = f"p50 vs in-process, {n} record(s), 1 conn"
+        print(goal(label, ratio, GOALS[f"p50_vs_limit_{n}"], at_most=True, errors=r.errors))
     for c in CONNECTIONS:
-        ratio = results["rookery", 1, c].rps / results["flask+gunicorn", 1, c].rps
-        print(
-            goal(
-                f"req/s vs Flask+gunicorn, 1 record, {c} conn(s)",
-                ratio,
-                GOALS["rps_vs_flask_1"],
-                at_most=False,
-            )
-        )
+        ours, flask = results["rookery", 1, c], results["flask+gunicorn", 1, c]
+        label = f"req/s vs Flask+gunicorn, 1 record, {c} conn(s)"
+        errors = ours.errors + flask.errors
+        print(goal(label, ours.rps / flask.rps, GOALS["rps_vs_flask_1"], at_most=False, errors=errors))
     for (name, n, c), r in results.items():
         if name == "rookery":
             label = f"p99/p50, {n} record(s), {c} conn(s)"
-            print(goal(label, r.pct(99) / r.pct(50), GOALS["p99_over_p50"], at_most=True))
+            print(goal(label, r.pct(99) / r.pct(50), GOALS["p99_over_p50"], at_most=True, errors=r.errors))
     print("other ratios:")
     for n in SIZES:
         # The best any handler could reach on this HTTP stack: the in-process cost plus the round trip
         # of the same server with no model behind it.
-        bound = (limit[str(n)].pct(50) + results["http floor", n, 1].pct(50)) / limit[str(n)].pct(50)
+        ours, floor_r = results["rookery", n, 1], results["http floor", n, 1]
+        bound = (limit[str(n)].pct(50) + floor_r.pct(50)) / limit[str(n)].pct(50)
         label = f"p50 bound on this HTTP stack, {n} record(s): (in-process + floor) / in-process"
-        print(f"  {label:<58}{bound:6.2f}x")
-        floor = results["http floor", n, 1].pct(50)
-        rest = results["rookery", n, 1].pct(50) - limit[str(n)].pct(50) - floor
+        print(other(label, bound, floor_r.errors))
+        floor = floor_r.pct(50)
+        rest = ours.pct(50) - limit[str(n)].pct(50) - floor
         print(
-            f"    p50 {results['rookery', n, 1].pct(50):.3f} ms = in-process {limit[str(n)].pct(50):.3f}"
+            f"    p50 {ours.pct(50):.3f} ms = in-process {limit[str(n)].pct(50):.3f}"
             f" + HTTP floor {floor:.3f} + the rest {rest:.3f} (the handler running inside a server)"
+            + flag(ours.errors + floor_r.errors)
         )
         idle = limit[f"{n}/idle"].pct(50) - limit[str(n)].pct(50)
         print(
@@ -541,13 +554,15 @@ def report(limit: dict[str, Result], results: dict[tuple[str, int, int], Result]
         )
     for n in SIZES:
         noise = limit[str(n)].pct(99) / limit[str(n)].pct(50)
-        print(f"  {f'p99/p50 in-process, {n} record(s) (the box noise floor)':<58}{noise:6.2f}x")
+        print(other(f"p99/p50 in-process, {n} record(s) (the box noise floor)", noise))
     for c in CONNECTIONS:
-        ratio = results["rookery", 100, c].rps / results["flask+gunicorn", 100, c].rps
-        print(f"  {f'req/s vs Flask+gunicorn, 100 records, {c} conn(s)':<58}{ratio:6.2f}x")
+        ours, flask = results["rookery", 100, c], results["flask+gunicorn", 100, c]
+        label = f"req/s vs Flask+gunicorn, 100 records, {c} conn(s)"
+        print(other(label, ours.rps / flask.rps, ours.errors + flask.errors))
     for n in SIZES:
-        cpu = results["rookery", n, 8].cpu_ms / results["flask+gunicorn", n, 8].cpu_ms
-        print(f"  {f'server CPU per request vs Flask+gunicorn, {n} record(s), 8 conns':<58}{cpu:6.2f}x")
+        ours, flask = results["rookery", n, 8], results["flask+gunicorn", n, 8]
+        label = f"server CPU per request vs Flask+gunicorn, {n} record(s), 8 conns"
+        print(other(label, ours.cpu_ms / flask.cpu_ms, ours.errors + flask.errors))
     cold = statistics.median(colds)
     met = verdict(cold < GOALS["cold_start_s"])
     print(f"cold start, launch to first healthy /ping (median of {len(colds)}): {cold:.2f} s  [< 3 s]  {met}")
