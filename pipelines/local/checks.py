@@ -1,15 +1,20 @@
 """Everything the local engine refuses, checked before any step starts.
 
-``check_definition`` walks every step: its type, each ``Get`` (parameters, execution variables,
-step properties against the step type's Describe* shape, property files), every function, the
-images and entrypoints, LocalPaths (must be under ``/opt/ml``), S3 URIs (must be ``s3://``) and the
-options the engine cannot honour. Fields that hold expressions are checked with the execution's
-parameter values; those that depend on other steps are checked again when the step runs.
-Each refusal raises :class:`UnsupportedDefinition` naming the step and the field.
+``check_definition`` first holds every key of the definition and of each step against an
+allowlist (``DEFINITION_KEYS``, ``STEP_KEYS``: each key with the reason it is accepted, noted or
+refused; anything unlisted is refused). It then walks every step: its type, each ``Get``
+(parameters, execution variables, step properties against the step type's Describe* shape,
+property files), every function, the images and entrypoints, LocalPaths (must be under
+``/opt/ml``), S3 URIs (must be ``s3://``) and the options the engine cannot honour. Fields that
+hold expressions are checked with the execution's parameter values; those that depend on other
+steps are checked again when the step runs. Each refusal raises :class:`UnsupportedDefinition`
+naming the step and the field. What is accepted but done differently than on SageMaker comes back
+as a :class:`Note`, which the execution records: nothing is skipped silently.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -28,6 +33,7 @@ from pipelines.local.expressions import (
 from pipelines.local.home import split_s3_uri
 from pipelines.local.images import ImageError, ImageMap
 from pipelines.local.properties import property_problem
+from pipelines.local.records import Note
 
 SUPPORTED_STEPS: Final = (
     "Processing",
@@ -48,6 +54,8 @@ EXECUTION_VARIABLES: Final = (
     "CurrentDateTime",
 )
 OPT_ML: Final = "/opt/ml"
+PIPELINE: Final = "(pipeline)"  # the "step" of a refusal or note about the definition's top level
+DEFINITION_VERSION: Final = "2020-12-01"  # the definition format the SageMaker SDK writes
 _STEP_NAME: Final = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
 _SCALINGS: Final = ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")
 
@@ -433,6 +441,152 @@ _CHECKS: Final[dict[str, Callable[[_StepChecker], None]]] = {
 }
 
 
+# -- the keys a definition and its steps may hold ------------------------------------------------
+class _Refused(Exception):  # noqa: N818 - control flow: carries the problem text to the caller
+    pass
+
+
+# A key's rule: None when the engine runs it as SageMaker would, the note a run records when it
+# does something differently, or _Refused(problem and fix) when it cannot honour it at all.
+KeyRule = Callable[[Mapping[str, Any], Any], str | None]
+
+
+def _as_on_sagemaker(_: Mapping[str, Any], __: Any) -> None:
+    return None
+
+
+def _version(_: Mapping[str, Any], value: Any) -> None:
+    if value != DEFINITION_VERSION:
+        raise _Refused(
+            f"{value!r}: the local engine reads definition format {DEFINITION_VERSION} (what the "
+            "SageMaker SDK writes); render the definition with the project's SDK"
+        )
+
+
+def _records_lineage(where: str) -> KeyRule:
+    def rule(_: Mapping[str, Any], value: Any) -> str | None:
+        if value in (None, {}):
+            return None  # the SDK writes null when none is configured: nothing to record anywhere
+        shown = json.dumps(value, separators=(",", ":"))
+        return (
+            f"SageMaker records lineage under {shown} in {where}; that changes nothing that runs, and "
+            "a local run records nothing there (its record is its execution folder)"
+        )
+
+    return rule
+
+
+def _cache_config(_: Mapping[str, Any], value: Any) -> str | None:
+    if not isinstance(value, Mapping) or not isinstance(value.get("Enabled"), bool):
+        raise _Refused(f"{value!r}: write {{'Enabled': true|false, 'ExpireAfter': '<ISO 8601 duration>'}}")
+    extra = sorted(set(value) - {"Enabled", "ExpireAfter"})
+    if extra:
+        raise _Refused(f"{extra[0]!r} is not a CacheConfig field (Enabled, ExpireAfter); remove it")
+    if not value["Enabled"]:
+        return None  # caching off: SageMaker runs the step every time, as a local run does
+    expiry = value.get("ExpireAfter")
+    return (
+        f"step caching is on{f' (ExpireAfter {expiry})' if expiry else ''}: SageMaker may reuse an earlier "
+        "run's results; a local run always computes the step, which is what SageMaker does on a cache miss"
+    )
+
+
+def _retry_policies(_: Mapping[str, Any], value: Any) -> None:
+    if value in (None, []):
+        return  # no policy: the step runs once, as locally
+    raise _Refused(
+        "retry policies change what a run does when the step fails, and the local engine runs every "
+        "step once; remove RetryPolicies from the step, or run the pipeline on SageMaker "
+        "(rookery pipeline start)"
+    )
+
+
+def _property_files(step: Mapping[str, Any], value: Any) -> None:
+    if value not in (None, []) and step.get("Type") != "Processing":
+        raise _Refused(
+            f"only Processing steps have property files (the engine reads them from processing "
+            f"outputs), not {step.get('Type')} steps; read this step's properties with a Get"
+        )
+
+
+# Top-level keys of a definition, each with why the engine accepts it; any other key is refused.
+DEFINITION_KEYS: Final[Mapping[str, KeyRule]] = {
+    # The format version: the engine reads the one the SDK writes; another may mean other semantics.
+    "Version": _version,
+    # Free-form data SageMaker stores with the pipeline; no step and no service behaviour reads it.
+    "Metadata": _as_on_sagemaker,
+    # What the engine runs; each parameter and each step is checked below.
+    "Parameters": _as_on_sagemaker,
+    "Steps": _as_on_sagemaker,
+    # The experiment and trial SageMaker records the execution's lineage under: a record, not a
+    # behaviour. Accepted, and noted in the execution's record.
+    "PipelineExperimentConfig": _records_lineage("SageMaker Experiments"),
+    # The MLflow experiment SageMaker logs the execution to: likewise a record only; noted.
+    "MlflowConfig": _records_lineage("MLflow"),
+}
+
+# Keys of a step (beside its Arguments), each with why; any other key is refused.
+STEP_KEYS: Final[Mapping[str, KeyRule]] = {
+    # What runs, and after what: checked step by step below.
+    "Name": _as_on_sagemaker,
+    "Type": _as_on_sagemaker,
+    "Arguments": _as_on_sagemaker,
+    "DependsOn": _as_on_sagemaker,
+    # Labels Studio shows; nothing runs differently for them.
+    "DisplayName": _as_on_sagemaker,
+    "Description": _as_on_sagemaker,
+    # JSON files a Processing step's outputs hold, read by Std:JsonGet; checked with the step.
+    "PropertyFiles": _property_files,
+    # A local run always computes the step: SageMaker's behaviour on a cache miss, so the run is
+    # one SageMaker could make. Accepted; when caching is on, the run notes it never reuses results.
+    "CacheConfig": _cache_config,
+    # Retries change what a run does when a step fails; the engine does not retry, so a run could
+    # fail where SageMaker would go on. Refused.
+    "RetryPolicies": _retry_policies,
+    # Where SageMaker records the step's trial component: a record, not a behaviour. Accepted, noted.
+    # (The SDK writes it into a job's request, Arguments.ExperimentConfig, checked by the same rule.)
+    "ExperimentConfig": _records_lineage("SageMaker Experiments"),
+}
+# Fields of a job's request (inside Arguments) that only say where SageMaker records the job.
+_ARGUMENT_RECORD_KEYS: Final = ("ExperimentConfig",)
+
+
+def _apply(
+    rules: Mapping[str, KeyRule], where: Mapping[str, Any], step: str, prefix: str, level: str
+) -> list[Note]:
+    notes = []
+    for key, value in where.items():
+        rule = rules.get(key)
+        if rule is None:
+            raise UnsupportedDefinition(
+                step,
+                f"{prefix}{key}",
+                f"is not a {level} key the local engine knows (it knows: {', '.join(rules)}); remove "
+                "it, or, if SageMaker honours it, run the pipeline there (rookery pipeline start)",
+            )
+        try:
+            note = rule(where, value)
+        except _Refused as exc:
+            raise UnsupportedDefinition(step, f"{prefix}{key}", str(exc)) from None
+        if note is not None:
+            notes.append(Note(step, f"{prefix}{key}", note))
+    return notes
+
+
+def check_keys(definition: Mapping[str, Any]) -> list[Note]:
+    """Every key of the definition and of each step is on its allowlist; the notes a run records."""
+    notes = _apply(DEFINITION_KEYS, definition, PIPELINE, "", "definition")
+    for step in iter_steps(definition.get("Steps", [])):
+        name = str(step.get("Name"))
+        notes += _apply(STEP_KEYS, step, name, "", "step")
+        arguments = step.get("Arguments")
+        if isinstance(arguments, Mapping):
+            record_keys = {k: STEP_KEYS[k] for k in _ARGUMENT_RECORD_KEYS}
+            present = {k: v for k, v in arguments.items() if k in record_keys}
+            notes += _apply(record_keys, present, name, "Arguments.", "step")
+    return notes
+
+
 def check_references(definition: Mapping[str, Any]) -> None:
     """Every ``Get`` and function names something this definition declares, in the right shape."""
     parameters = {str(p.get("Name")) for p in definition.get("Parameters", []) or []}
@@ -554,7 +708,14 @@ def check_graph(definition: Mapping[str, Any]) -> None:
                 "Type",
                 f"step type {kind!r} cannot run locally (the engine runs: {', '.join(SUPPORTED_STEPS)})",
             )
-        for dep in step.get("DependsOn", []) or []:
+        for j, dep in enumerate(step.get("DependsOn", []) or []):
+            if not isinstance(dep, str):
+                raise UnsupportedDefinition(
+                    name,
+                    f"DependsOn[{j}]",
+                    f"{dep!r}: a dependency with a trigger (run on the other step's failure, ...) "
+                    "is not supported locally; depend on the step's success by naming it",
+                )
             if dep not in {s.get("Name") for s in steps}:
                 raise UnsupportedDefinition(name, "DependsOn", f"depends on unknown step {dep!r}")
     graph = dependencies(definition)
@@ -580,7 +741,7 @@ def check_parameters_declared(definition: Mapping[str, Any]) -> None:
         kind = parameter.get("Type", "String")
         if kind not in ("String", "Integer", "Float", "Boolean"):
             raise UnsupportedDefinition(
-                "(pipeline)", f"Parameters[{i}].Type", f"{kind!r} is not a pipeline parameter type"
+                PIPELINE, f"Parameters[{i}].Type", f"{kind!r} is not a pipeline parameter type"
             )
 
 
@@ -590,13 +751,18 @@ def check_resolved(step: Mapping[str, Any], arguments: Mapping[str, Any], images
     _CHECKS[str(step["Type"])](_StepChecker(resolved, images, _static_scope({})))
 
 
-def check_definition(definition: Mapping[str, Any], images: ImageMap, parameters: Mapping[str, Any]) -> None:
-    """Raise :class:`UnsupportedDefinition` for the first thing the engine cannot run as written."""
+def check_definition(
+    definition: Mapping[str, Any], images: ImageMap, parameters: Mapping[str, Any]
+) -> list[Note]:
+    """Raise :class:`UnsupportedDefinition` for the first thing the engine cannot run as written;
+    return the notes a run of it records (what it does differently from SageMaker)."""
     if not isinstance(definition.get("Steps"), list) or not definition["Steps"]:
-        raise UnsupportedDefinition("(pipeline)", "Steps", "the definition has no steps")
+        raise UnsupportedDefinition(PIPELINE, "Steps", "the definition has no steps")
     check_parameters_declared(definition)
     check_graph(definition)
+    notes = check_keys(definition)
     check_references(definition)
     scope = _static_scope(parameters)
     for step in iter_steps(definition["Steps"]):
         _CHECKS[str(step["Type"])](_StepChecker(step, images, scope))
+    return notes

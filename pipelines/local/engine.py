@@ -5,7 +5,9 @@ resolves the parameters, then runs the steps in dependency order (``DependsOn``,
 properties and property files each step reads, and the Condition whose branch holds it), up to
 ``max_parallel`` job processes at once. A Condition runs only the branch its conditions select
 (all of its conditions ANDed); the other branch is ``Skipped``. A failed step - or a Fail step -
-fails the execution with that step's reason, and no further step starts.
+fails the execution with that step's reason, and no further step starts. What the definition asks
+for that runs differently here (step caching, lineage records) is noted in execution.json
+(``notes``), in the step's log and in the step's first event: accepted, never silently.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from pipelines.local.images import ImageMap
 from pipelines.local.models import run_model, run_register
 from pipelines.local.parameters import resolve_parameters
 from pipelines.local.processing import run_processing
-from pipelines.local.records import EXECUTION_FILE, Execution, StepEvent, StepRecord, now
+from pipelines.local.records import EXECUTION_FILE, Execution, Note, StepEvent, StepRecord, now
 from pipelines.local.training import run_training
 from pipelines.local.transform import run_transform
 from pipelines.local.tuning import run_tuning
@@ -84,9 +86,13 @@ class LocalEngine:
         self.images = images
         self.max_parallel = max_parallel or usable_cpus()
 
-    def check(self, definition: Mapping[str, Any], parameters: Mapping[str, Any] | None = None) -> None:
-        """Raise ``UnsupportedDefinition`` (step and field named) or ``ParameterError``; run nothing."""
-        check_definition(definition, self.images, resolve_parameters(definition, parameters))
+    def check(self, definition: Mapping[str, Any], parameters: Mapping[str, Any] | None = None) -> list[Note]:
+        """Raise ``UnsupportedDefinition`` (step and field named) or ``ParameterError``; run nothing.
+
+        Returns the notes a run would record: what the definition asks for that runs differently
+        locally (step caching, where SageMaker records lineage).
+        """
+        return check_definition(definition, self.images, resolve_parameters(definition, parameters))
 
     def run(
         self,
@@ -99,7 +105,7 @@ class LocalEngine:
     ) -> Execution:
         """Check, then execute; returns the finished execution (also on failure: see ``status``)."""
         resolved = resolve_parameters(definition, parameters)
-        check_definition(definition, self.images, resolved)
+        notes = check_definition(definition, self.images, resolved)
         if interrupt_training is not None:
             _check_interruptible(definition, interrupt_training)
         run = _Run(
@@ -109,6 +115,7 @@ class LocalEngine:
             on_event=on_event,
             interrupt=interrupt_training,
             pipeline_name=pipeline_name or DEFAULT_PIPELINE_NAME,
+            notes=notes,
         )
         return run.execute()
 
@@ -165,6 +172,7 @@ class _Run:
         on_event: Callable[[StepEvent], None] | None,
         interrupt: InterruptPlan | None,
         pipeline_name: str,
+        notes: list[Note],
     ) -> None:
         self.engine = engine
         self.home = engine.home
@@ -205,6 +213,7 @@ class _Run:
             parameters=parameters,
             steps=[StepRecord(name=n, type=str(s.get("Type"))) for n, s in self.steps.items()],
             path=self.folder,
+            notes=list(notes),
         )
         self.variables = {
             "PipelineExecutionId": self.id,
@@ -277,7 +286,7 @@ class _Run:
                         )
                         for name in ready:
                             pending.discard(name)
-                            self.set_status(name, "Starting")
+                            self.set_status(name, "Starting", message=self._notes_of(name))
                             running[pool.submit(self._step, name)] = name
                     if not running:
                         break
@@ -298,6 +307,11 @@ class _Run:
         else:
             self._close(pending, "Succeeded", None, None)
         return self.execution
+
+    def _notes_of(self, name: str) -> str | None:
+        """The step's notes in one line, shown with its first event (a progress display's first look)."""
+        notes = [f"note: {n}" for n in self.execution.notes if n.step == name]
+        return "; ".join(notes) or None
 
     def _close(self, pending: set[str], status: str, reason: str | None, failed: str | None) -> None:
         for name in sorted(pending):
@@ -411,6 +425,9 @@ class _Run:
         scope = self.scope()
         with record.log_path.open("a", encoding="utf-8") as log:
             log.write(f"[rookery local] {now().isoformat()} step {name} ({kind}) of execution {self.id}\n")
+            for note in self.execution.notes:
+                if note.step == name:
+                    log.write(f"[rookery local] note: {note}\n")
         try:
             args = scope.resolve(own_arguments(step))
         except ExpressionError as exc:

@@ -34,6 +34,29 @@ def _time(value: Any) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
+@dataclass(frozen=True)
+class Note:
+    """Something the definition asks for that a local run does differently, said where a reader looks.
+
+    ``step`` is ``"(pipeline)"`` for the definition's top level; ``field`` the key (``CacheConfig``).
+    Recorded in execution.json (``notes``), at the top of the step's log, and in its first event.
+    """
+
+    step: str
+    field: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.text}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"step": self.step, "field": self.field, "note": self.text}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Note:
+        return cls(step=str(raw["step"]), field=str(raw["field"]), text=str(raw["note"]))
+
+
 @dataclass
 class StepEvent:
     """One change of a step, as ``LocalEngine.run(on_event=...)`` reports it."""
@@ -110,6 +133,8 @@ class Execution:
     path: Path
     arn: str = ""
     failed_step: str | None = None
+    # What the definition asks for that this local run does differently (see Note).
+    notes: list[Note] = field(default_factory=list)
 
     def step(self, name: str) -> StepRecord:
         for record in self.steps:
@@ -134,6 +159,7 @@ class Execution:
             "ended_at": _iso(self.ended_at),
             "seconds": self.seconds,
             "parameters": self.parameters,
+            "notes": [n.to_json() for n in self.notes],
             "steps": [s.to_json() for s in self.steps],
         }
 
@@ -153,6 +179,7 @@ class Execution:
             parameters=dict(raw.get("parameters") or {}),
             steps=[StepRecord.from_json(s) for s in raw.get("steps", [])],
             path=path,
+            notes=[Note.from_json(n) for n in raw.get("notes", [])],
         )
 
     def save(self) -> None:

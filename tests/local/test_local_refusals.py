@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,14 +12,17 @@ import pytest
 from local_testing import engine_for, step_named
 
 from pipelines.local import (
+    Execution,
     ImageMap,
     InterruptPlan,
     LocalEngine,
     LocalEngineError,
     LocalHome,
     ParameterError,
+    StepEvent,
     UnsupportedDefinition,
 )
+from pipelines.local.records import Note
 from rookery.config import Stage
 
 Definition = dict[str, Any]
@@ -109,6 +113,35 @@ def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
 
     return change
 
+
+def _key(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """Set a key of the step itself (beside its Arguments)."""
+
+    def change(step: dict[str, Any]) -> None:
+        step[key] = value
+
+    return change
+
+
+def _top(key: str, value: Any) -> Callable[[Definition], None]:
+    def apply(definition: Definition) -> None:
+        definition[key] = value
+
+    return apply
+
+
+def _in_branch(step: str, key: str, value: Any) -> Callable[[Definition], None]:
+    """Set a key of a step inside the gate's if-branch (nested steps are held to the same list)."""
+
+    def apply(definition: Definition) -> None:
+        gate = next(s for s in definition["Steps"] if s["Name"] == "Gate")
+        next(s for s in gate["Arguments"]["IfSteps"] if s["Name"] == step)[key] = value
+
+    return apply
+
+
+PROPERTY_FILE = {"PropertyFileName": "Metrics", "OutputName": "model", "FilePath": "metrics.json"}
+RETRY = [{"ExceptionType": ["SageMaker.JOB_INTERNAL_ERROR"], "IntervalSeconds": 1, "MaxAttempts": 3}]
 
 REFUSALS = [
     (
@@ -262,6 +295,77 @@ REFUSALS = [
         "Arguments.Conditions[2].Type",
         "'Between' is not a condition type",
     ),
+    # -- keys beside the arguments: an allowlist per level, anything else refused --------------------
+    (
+        "a retry policy",
+        _edit("Train", _key("RetryPolicies", RETRY)),
+        "Train",
+        "RetryPolicies",
+        "remove RetryPolicies from the step, or run the pipeline on SageMaker",
+    ),
+    (
+        "a retry policy in a condition branch",
+        _in_branch("Register", "RetryPolicies", RETRY),
+        "Register",
+        "RetryPolicies",
+        "the local engine runs every step once",
+    ),
+    (
+        "an unknown step key",
+        _edit("Evaluate", _key("Frobnicate", {"Level": 11})),
+        "Evaluate",
+        "Frobnicate",
+        "is not a step key the local engine knows",
+    ),
+    (
+        "an unknown step key in a condition branch",
+        _in_branch("BatchTransform", "Frobnicate", True),
+        "BatchTransform",
+        "Frobnicate",
+        "is not a step key the local engine knows",
+    ),
+    (
+        "an unknown definition key",
+        _top("Frobnicate", {"Level": 11}),
+        "(pipeline)",
+        "Frobnicate",
+        "is not a definition key the local engine knows",
+    ),
+    (
+        "another definition format version",
+        _top("Version", "2031-01-01"),
+        "(pipeline)",
+        "Version",
+        "reads definition format 2020-12-01",
+    ),
+    (
+        "a CacheConfig that is not one",
+        _edit("Train", _key("CacheConfig", {"Enabled": "yes"})),
+        "Train",
+        "CacheConfig",
+        "write {'Enabled': true|false",
+    ),
+    (
+        "a CacheConfig field that does not exist",
+        _edit("Train", _key("CacheConfig", {"Enabled": True, "Scope": "global"})),
+        "Train",
+        "CacheConfig",
+        "'Scope' is not a CacheConfig field",
+    ),
+    (
+        "property files on a training step",
+        _edit("Train", _key("PropertyFiles", [PROPERTY_FILE])),
+        "Train",
+        "PropertyFiles",
+        "only Processing steps have property files",
+    ),
+    (
+        "a dependency with a trigger",
+        _edit("Evaluate", _key("DependsOn", [{"Step": "Train", "Trigger": "Failed"}])),
+        "Evaluate",
+        "DependsOn[0]",
+        "a dependency with a trigger",
+    ),
 ]
 
 
@@ -277,6 +381,101 @@ def test_refused_up_front_with_step_and_field(
     error = _refused(engine_for(dev_stage, tmp_home), definition)
     assert (error.step, error.field) == (step, field), str(error)
     assert problem in error.problem, str(error)
+
+
+EXPERIMENT = {"ExperimentName": "penguins", "TrialName": {"Get": "Execution.PipelineExecutionId"}}
+NOTED = [
+    (
+        "step caching",
+        _edit("Train", _key("CacheConfig", {"Enabled": True, "ExpireAfter": "P30D"})),
+        Note(
+            "Train",
+            "CacheConfig",
+            "step caching is on (ExpireAfter P30D): SageMaker may reuse an earlier run's results; a local "
+            "run always computes the step, which is what SageMaker does on a cache miss",
+        ),
+    ),
+    (
+        "a pipeline experiment config",
+        _top("PipelineExperimentConfig", EXPERIMENT),
+        Note(
+            "(pipeline)",
+            "PipelineExperimentConfig",
+            'SageMaker records lineage under {"ExperimentName":"penguins","TrialName":{"Get":'
+            '"Execution.PipelineExecutionId"}} in SageMaker Experiments; that changes nothing that runs, '
+            "and a local run records nothing there (its record is its execution folder)",
+        ),
+    ),
+    (
+        "an MLflow config",
+        _top("MlflowConfig", {"MlflowResourceArn": "arn:aws:sagemaker:eu-west-1:1:mlflow-tracking-server/t"}),
+        Note("(pipeline)", "MlflowConfig", "in MLflow; that changes nothing that runs"),
+    ),
+    (
+        "a job's experiment config",
+        _edit("Evaluate", _set(["ExperimentConfig"], {"TrialComponentDisplayName": "evaluate"})),
+        Note("Evaluate", "Arguments.ExperimentConfig", "in SageMaker Experiments"),
+    ),
+    (
+        "an experiment config beside a step",
+        _in_branch("Register", "ExperimentConfig", {"TrialComponentDisplayName": "register"}),
+        Note("Register", "ExperimentConfig", "in SageMaker Experiments"),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", NOTED, ids=[n[0] for n in NOTED])
+def test_what_runs_differently_locally_is_accepted_and_noted(
+    case: tuple[str, Callable[[Definition], None], Note],
+    dev_stage: Stage,
+    definition: Definition,
+    tmp_home: LocalHome,
+) -> None:
+    _, edit, expected = case
+    edit(definition)
+    [note] = engine_for(dev_stage, tmp_home).check(definition)
+    assert (note.step, note.field) == (expected.step, expected.field)
+    assert expected.text in note.text, note.text
+    _nothing_ran(tmp_home)
+
+
+def test_keys_that_run_as_on_sagemaker_are_accepted_without_a_note(
+    dev_stage: Stage, definition: Definition, tmp_home: LocalHome
+) -> None:
+    for edit in (
+        _edit("Train", _key("CacheConfig", {"Enabled": False})),  # SageMaker then runs it every time too
+        _edit("Train", _key("RetryPolicies", [])),
+        _edit("Train", _key("DisplayName", "Train the model")),
+        _edit("Train", _key("Description", "XGBoost on the training split")),
+        _top("PipelineExperimentConfig", None),  # what the SDK writes when none is configured
+        _top("Metadata", {"owner": "ml-team"}),
+    ):
+        edit(definition)
+    assert engine_for(dev_stage, tmp_home).check(definition) == []
+
+
+def test_a_run_records_its_notes_in_the_execution_the_step_log_and_the_first_event(
+    dev_stage: Stage, definition: Definition, tmp_home: LocalHome
+) -> None:
+    _edit("Preprocess", _key("CacheConfig", {"Enabled": True}))(definition)
+    _top("PipelineExperimentConfig", EXPERIMENT)(definition)
+    events: list[StepEvent] = []
+    # No input data: Preprocess fails at once, which is all this needs (the notes come before).
+    execution = engine_for(dev_stage, tmp_home).run(definition, on_event=events.append)
+
+    assert execution.failed_step == "Preprocess"
+    saved = json.loads((execution.path / "execution.json").read_text())
+    assert [(n["step"], n["field"]) for n in saved["notes"]] == [
+        ("(pipeline)", "PipelineExperimentConfig"),
+        ("Preprocess", "CacheConfig"),
+    ]
+    assert Execution.load(execution.path).notes == execution.notes
+    cache = "CacheConfig: step caching is on: SageMaker may reuse an earlier run's results"
+    log = execution.step("Preprocess").log_path
+    assert log is not None and f"[rookery local] note: {cache}" in log.read_text()
+    first = next(e for e in events if e.step_name == "Preprocess")
+    assert first.status == "Starting" and first.message is not None
+    assert first.message.startswith(f"note: {cache}")
 
 
 def test_a_dependency_cycle_is_refused(dev_stage: Stage, definition: Definition, tmp_home: LocalHome) -> None:
