@@ -6,6 +6,7 @@ mark the same xdist group.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,10 +62,15 @@ def demo_train(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
 
 
 @pytest.fixture(scope="session")
-def demo_tune(demo_train: DemoResult) -> DemoResult:
-    """The tune variant run again in the train run's home (a second demo run on the same machine)."""
-    home = LocalHome(demo_train.report_path.parents[1])
-    return run_demo(prepare(DemoOptions(home=home, audit=(), tune=True)))
+def demo_tune(demo_train: DemoResult, tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
+    """The tune variant run again in a copy of the train run's home (a second demo on the same machine).
+
+    A copy, so the train run's report, registry and executions stay as the tests of ``demo_train``
+    expect them whichever order the tests run in.
+    """
+    root = tmp_path_factory.mktemp("demo-rerun") / "home"
+    shutil.copytree(demo_train.report_path.parents[1], root, symlinks=True)
+    return run_demo(prepare(DemoOptions(home=LocalHome(root), audit=(), tune=True)))
 
 
 @pytest.fixture(scope="session")
