@@ -324,6 +324,15 @@ def _sort_key(step: Mapping[str, Any]) -> dt.datetime:
     return started if isinstance(started, dt.datetime) else dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
+def _unsupported(exc: ClientError) -> bool:
+    """The endpoint does not implement the operation: an error code saying so, or an HTTP 500 that
+    carries no AWS error at all (botocore then uses the status as the code). moto's server answers
+    an operation it lacks that way; SageMaker's own 500s name an error (InternalFailure)."""
+    code = exc.response.get("Error", {}).get("Code")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in _UNSUPPORTED or (status == 500 and code == "500")
+
+
 def fetch_state(client: Any, arn: str) -> ExecutionState:
     """The execution's status and, where the endpoint implements it, each step's status."""
     described = client.describe_pipeline_execution(PipelineExecutionArn=arn)
@@ -342,7 +351,7 @@ def fetch_state(client: Any, arn: str) -> ExecutionState:
             arn, status, reason, None, "the endpoint does not implement ListPipelineExecutionSteps"
         )
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") not in _UNSUPPORTED:
+        if not _unsupported(exc):
             raise
         return ExecutionState(
             arn, status, reason, None, "the endpoint does not implement ListPipelineExecutionSteps"

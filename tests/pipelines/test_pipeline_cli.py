@@ -1,10 +1,13 @@
-"""``rookery pipeline``: render and validate offline; upsert, start, status, wait on moto and stubs."""
+"""``rookery pipeline``: render and validate offline; upsert, start, status, wait on moto (in process
+and as a server on 127.0.0.1, reached through --endpoint-url) and on stubs."""
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
 import json
+import socket
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 from pipeline_testing import RENDER_GROUP
 from typer.testing import CliRunner
 
@@ -191,6 +195,84 @@ def test_status_of_a_pipeline_without_executions(runner: CliRunner, definition_f
     assert _run(runner, "upsert", str(definition_file), "--name", "idle").exit_code == 0
     assert "has no executions" in _one_line_error(_run(runner, "status", "--name", "idle"))
     assert "could not find pipeline" in _one_line_error(_run(runner, "start", "--name", "absent")).lower()
+
+
+# -- AWS through --endpoint-url: moto as an HTTP server on 127.0.0.1 -------------------------------------
+@pytest.fixture
+def no_endpoint_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Test credentials, and no environment variable or config file naming an endpoint or region:
+    a command reaches an endpoint only through --endpoint-url, in the stage's region."""
+    for name in (
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_SAGEMAKER",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    # botocore retries a 500 or a refused connection with backoff (seconds per call); once is enough here.
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+
+
+@pytest.fixture
+def moto_server(no_endpoint_env: None) -> Iterator[str]:
+    """The URL of moto's server (a real HTTP server) on a free port of 127.0.0.1; nothing is mocked
+    in process."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    # moto's backends are process-wide: start from an empty account.
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10).close()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+def test_upsert_start_status_and_wait_use_the_endpoint_url(
+    runner: CliRunner, definition_file: Path, moto_server: str
+) -> None:
+    endpoint = ("--stage", "dev", "--endpoint-url", moto_server)
+    created = _run(runner, "upsert", str(definition_file), *endpoint)
+    assert created.exit_code == 0, created.output
+    assert created.stdout.startswith("created arn:aws:sagemaker:eu-west-1:")
+    server = boto3.client("sagemaker", region_name=REGION, endpoint_url=moto_server)
+    described = server.describe_pipeline(PipelineName="rookery-dev-pipeline")
+    assert json.loads(described["PipelineDefinition"]) == json.loads(
+        definition_file.read_text(encoding="utf-8")
+    )
+
+    started = _run(runner, "start", "--param", "AucThreshold=0.9", *endpoint)
+    assert started.exit_code == 0, started.output
+    arn = started.stdout.removeprefix("started ").strip()
+    executions = server.list_pipeline_executions(PipelineName="rookery-dev-pipeline")
+    assert [e["PipelineExecutionArn"] for e in executions["PipelineExecutionSummaries"]] == [arn]
+    parameters = server.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
+    assert {"Name": "AucThreshold", "Value": "0.9"} in parameters
+
+    status = _run(runner, "status", *endpoint)  # the latest execution, found on the server
+    assert status.exit_code == 0, status.output
+    assert f"{arn}: Succeeded" in status.stdout
+    # moto's server answers an operation it lacks with a bare HTTP 500: status degrades, as in process.
+    assert "does not implement ListPipelineExecutionSteps; showing the execution status only" in status.stdout
+    waited = _run(runner, "wait", arn, "--poll", "0", *endpoint)
+    assert waited.exit_code == 0, waited.output
+    assert "execution Succeeded" in waited.stdout
+
+
+@pytest.mark.usefixtures("no_endpoint_env")
+def test_an_unreachable_endpoint_url_is_named_in_one_line(runner: CliRunner) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    for command in (("status",), ("start",)):
+        message = _one_line_error(_run(runner, *command, "--stage", "dev", "--endpoint-url", closed))
+        assert message == f"error: cannot reach {closed}/: check --endpoint-url and the network"
 
 
 # -- the steps call, stubbed ------------------------------------------------------------------------------
