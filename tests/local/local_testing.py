@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from pipelines import PipelineResources, PipelineSettings, render_definition_cached
-from pipelines.local import ImageMap, LocalEngine, LocalHome
+from pipelines.local import Execution, ImageMap, LocalEngine, LocalHome
 from pipelines.local.home import REPO_ROOT
 from pipelines.local.synthetic import SYNTHETIC_SCHEMA
 from rookery.config import STAGES_DIR, Stage, parse_stage
@@ -112,6 +112,28 @@ def model_metadata(home: LocalHome, model_uri: str) -> dict[str, Any]:
         member = tar.extractfile("metadata.json")
         assert member is not None
         return dict(json.loads(member.read()))
+
+
+def rows_and_answers(home: LocalHome, execution: Execution) -> tuple[list[str], list[dict[str, Any]]]:
+    """The test split's CSV rows (label first: 1 = positive class) and the batch transform's answers."""
+    outputs = execution.step("Preprocess").properties["ProcessingOutputConfig"]["Outputs"]
+    test_csv = next(o for o in outputs if o["OutputName"] == "test")["S3Output"]["S3Uri"]
+    out = execution.step("BatchTransform").properties["TransformOutput"]["S3OutputPath"]
+    answers = [json.loads(line) for line in lines(home.s3_path(f"{out}/test.jsonl.out"))]
+    return lines(home.s3_path(f"{test_csv}/test.csv")), answers
+
+
+def auc_in_order(rows: Sequence[str], answers: Sequence[Mapping[str, Any]]) -> float:
+    """ROC AUC of the answers' probabilities against the rows' labels, paired line by line.
+
+    Equal to the evaluation's AUC only when the answers follow the test rows' order: swapping two
+    answers of rows with different labels changes it. (Mann-Whitney, ties counted half.)
+    """
+    pairs = [(float(a["probability"]), row.startswith("1,")) for row, a in zip(rows, answers, strict=True)]
+    positives = [p for p, positive in pairs if positive]
+    negatives = [p for p, positive in pairs if not positive]
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    return wins / (len(positives) * len(negatives))
 
 
 def step_named(definition: Mapping[str, Any], name: str) -> dict[str, Any]:

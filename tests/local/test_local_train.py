@@ -1,8 +1,10 @@
-"""End to end, train variant, through the CLI: `rookery local run --stage dev --data penguins.csv`.
+"""End to end, train variant, through the CLI: `rookery local run --stage dev --data penguins.jsonl`.
 
-One run per session (xdist group ``local-train``): the gate passes, a model package is registered
-with the metrics of evaluation.json, the batch transform writes one line per test row in order,
-and the registered model answers boto3's sagemaker-runtime client on a local endpoint.
+One run per session (xdist group ``local-train``) on the Palmer penguins as a JSON-lines file (the
+CSV form runs through the CLI in tests/demo/test_demo_cli.py, to a failing gate): the progress
+lines name every step and its status, the gate passes, a model package is registered with the
+metrics of evaluation.json, the batch transform writes one line per test row in order, and the
+registered model answers boto3's sagemaker-runtime client on a local endpoint.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from local_testing import PENGUINS_CSV, lines, new_home, read_json
+from local_testing import auc_in_order, lines, new_home, penguin_records, read_json, rows_and_answers
 from typer.testing import CliRunner
 
 from pipelines.local import (
@@ -54,9 +56,12 @@ class CliRun:
 
 @pytest.fixture(scope="session")
 def cli_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
-    home = new_home(tmp_path_factory.mktemp("local-train") / "home")
+    root = tmp_path_factory.mktemp("local-train")
+    home = new_home(root / "home")
+    data = root / "penguins.jsonl"  # JSON lines as Firehose delivers them: NA is null, numbers are numbers
+    data.write_text("".join(json.dumps(r) + "\n" for r in penguin_records()), encoding="utf-8")
     result = CliRunner().invoke(
-        app, ["local", "run", "--stage", "dev", "--data", str(PENGUINS_CSV), "--home", str(home.root)]
+        app, ["local", "run", "--stage", "dev", "--data", str(data), "--home", str(home.root)]
     )
     executions = LocalEngine(home, ImageMap()).executions()
     assert len(executions) == 1, result.output
@@ -95,6 +100,33 @@ def test_the_cli_run_succeeds_with_every_step_in_order(cli_run: CliRun) -> None:
     assert "registered rookery-dev-models/1" in cli_run.stdout
 
 
+# One progress line per step change when stderr is not a terminal: "[  12.3 s] Train  Succeeded ...".
+_PROGRESS = re.compile(r"^\[\s*\d+\.\d s\] (\S+)\s+(\S+)", re.MULTILINE)
+
+
+def test_the_cli_prints_each_steps_name_and_status_as_it_changes(cli_run: CliRun) -> None:
+    assert "rookery local run: stage dev, train variant, home " in cli_run.stderr
+    landed = r"--data: 344 record\(s\) from \S+penguins\.jsonl landed at s3://rookery-dev-raw/penguins/"
+    assert re.search(landed, cli_run.stderr)
+    changes: dict[str, list[str]] = {}
+    for step, status in _PROGRESS.findall(cli_run.stderr):
+        seen = changes.setdefault(step, [])
+        if not seen or seen[-1] != status:  # a running job repeats Executing with its latest line
+            seen.append(status)
+    ran = ["Starting", "Executing", "Succeeded"]
+    assert changes == {
+        "Preprocess": ran,
+        "Train": ran,
+        "Evaluate": ran,
+        "Gate": ran,
+        "Register": ran,
+        "CreateModel": ran,
+        "BatchTransform": ran,
+        "Fail": ["Skipped"],
+    }
+    assert re.search(r"^\[\s*\d+\.\d s\] Fail\s+Skipped\s+on the else branch of Gate", cli_run.stderr, re.M)
+
+
 def test_data_landed_where_firehose_would_put_it(cli_run: CliRun) -> None:
     uri = cli_run.execution.parameters["InputDataUri"]
     assert re.fullmatch(
@@ -102,7 +134,7 @@ def test_data_landed_where_firehose_would_put_it(cli_run: CliRun) -> None:
     )
     records = [json.loads(line) for line in lines(cli_run.home.s3_path(uri))]
     assert len(records) == 344
-    assert records[3]["bill_length_mm"] is None and records[0]["bill_length_mm"] == 39.1  # CSV NA -> null
+    assert records[3]["bill_length_mm"] is None and records[0]["bill_length_mm"] == 39.1  # null stays null
     report = cli_run.execution.step("Preprocess").properties["ProcessingOutputConfig"]["Outputs"]
     data_report = read_json(cli_run.home, f"{report[5]['S3Output']['S3Uri']}/data_report.json")
     assert data_report["rows"]["read"] == 344
@@ -185,21 +217,19 @@ def _test_records(run: CliRun) -> list[str]:
     return lines(run.home.s3_path(f"{inference}/test.jsonl"))
 
 
-def test_the_transform_writes_one_line_per_test_row(cli_run: CliRun) -> None:
-    outputs = cli_run.execution.step("Preprocess").properties["ProcessingOutputConfig"]["Outputs"]
-    test_csv = next(o for o in outputs if o["OutputName"] == "test")["S3Output"]["S3Uri"]
-    test_rows = lines(cli_run.home.s3_path(f"{test_csv}/test.csv"))
-    answers = [json.loads(line) for line in _transform_output(cli_run)]
-    assert len(answers) == len(_test_records(cli_run)) == len(test_rows) == 50
+def test_the_transform_writes_one_line_per_test_row_in_order(cli_run: CliRun) -> None:
+    rows, answers = rows_and_answers(cli_run.home, cli_run.execution)
+    assert len(answers) == len(_test_records(cli_run)) == len(rows) == 50
     assert all(a["label"] in ("female", "male") and 0 <= a["probability"] <= 1 for a in answers)
-    # Labels follow the registered threshold, and the test rows' own labels (first CSV column) mostly agree.
-    threshold = _evaluation(cli_run)["decision_threshold"]["value"]
+    # Labels follow the registered threshold.
+    evaluation = _evaluation(cli_run)
+    threshold = evaluation["decision_threshold"]["value"]
     assert all((a["label"] == "female") == (a["probability"] >= threshold) for a in answers)
-    agree = sum(
-        (row.split(",")[0] == "1") == (a["label"] == "female")
-        for row, a in zip(test_rows, answers, strict=True)
-    )
-    assert agree >= 40, "the answers are in the order of the test rows"
+    # In the test rows' order: paired line by line, the answers score exactly the AUC Evaluate
+    # measured on the same rows with the same model; another order would not.
+    auc = evaluation["binary_classification_metrics"]["auc"]["value"]
+    assert auc_in_order(rows, answers) == pytest.approx(auc, abs=1e-9)
+    assert auc_in_order(rows, answers[1:] + answers[:1]) != pytest.approx(auc, abs=1e-9), "the check can tell"
 
 
 def test_describe_executions_and_packages_commands(cli_run: CliRun) -> None:

@@ -13,7 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from local_testing import engine_for, lines, new_home, penguin_records, put_jsonl, read_json, step_named
+from local_testing import (
+    auc_in_order,
+    engine_for,
+    lines,
+    new_home,
+    penguin_records,
+    put_jsonl,
+    read_json,
+    rows_and_answers,
+    step_named,
+)
 
 from pipelines.local import Execution, LocalHome, LocalRegistry, StepEvent
 from rookery.config import Stage
@@ -155,11 +165,18 @@ def test_progress_events_use_sagemakers_status_words(tune_run: TuneRun) -> None:
     assert all(e.execution_id == tune_run.execution.id for e in tune_run.events)
 
 
-def test_the_transform_covers_every_test_row(tune_run: TuneRun) -> None:
+def test_the_transform_answers_every_test_row_in_order(tune_run: TuneRun) -> None:
     execution = tune_run.execution
+    rows, answers = rows_and_answers(tune_run.home, execution)
     outputs = execution.step("Preprocess").properties["ProcessingOutputConfig"]["Outputs"]
     inference = next(o for o in outputs if o["OutputName"] == "inference")["S3Output"]["S3Uri"]
-    out = execution.step("BatchTransform").properties["TransformOutput"]["S3OutputPath"]
-    assert len(lines(tune_run.home.s3_path(f"{out}/test.jsonl.out"))) == len(
-        lines(tune_run.home.s3_path(f"{inference}/test.jsonl"))
-    )
+    assert len(answers) == len(rows) == len(lines(tune_run.home.s3_path(f"{inference}/test.jsonl"))) == 50
+    # In the test rows' order: paired line by line, the answers score exactly the AUC Evaluate
+    # measured on the same rows with the same (best trial's) model; another order would not.
+    evaluate = execution.step("Evaluate").properties["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]
+    evaluation = read_json(tune_run.home, f"{evaluate['S3Uri']}/evaluation.json")
+    auc = evaluation["binary_classification_metrics"]["auc"]["value"]
+    assert auc_in_order(rows, answers) == pytest.approx(auc, abs=1e-9)
+    assert auc_in_order(rows, answers[1:] + answers[:1]) != pytest.approx(auc, abs=1e-9), "the check can tell"
+    threshold = evaluation["decision_threshold"]["value"]
+    assert all((a["label"] == "female") == (a["probability"] >= threshold) for a in answers)
