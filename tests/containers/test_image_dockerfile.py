@@ -88,6 +88,7 @@ def test_top_level_pins_are_one_fact() -> None:
     locked = pins(CONTAINERS / "requirements.txt")
     assert {name: locked[name] for name in top} == top
     assert "scikit-learn" not in locked, "xgboost imports scikit-learn when present and triples cold start"
+    assert "pandas" not in locked, "no image module imports pandas: it would only add size and install time"
 
 
 def test_every_entrypoint_exists_and_is_executable() -> None:

@@ -3,7 +3,7 @@
 The preprocess job fits it and writes ``preprocessor.json``; training copies it into the model, and
 the endpoint loads it so clients send raw records. :meth:`Preprocessor.encode` is the single place a
 raw record becomes a model row, for the CSV splits and for live requests alike (numpy only: the
-serving path never imports pandas).
+image does not carry pandas).
 """
 
 from __future__ import annotations
