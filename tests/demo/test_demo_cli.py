@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from pipelines.local import ImageMap, LocalEngine, LocalHome, LocalRegistry
+from pipelines.local.expressions import to_text
 from rookery.cli.main import app
+from rookery.demo.dataset import bundled_csv
 
 pytestmark = pytest.mark.slow  # no shared fixture: these spread over the workers
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def demo(*args: str) -> tuple[int, str, str]:
@@ -74,3 +81,35 @@ def test_a_failing_gate_exits_1_with_the_fail_steps_message(
     assert "rookery demo failed at pipeline: the pipeline execution " in err
     assert "step Fail: Model gate failed on the test split: auc = " in err
     assert "gate FAILED" in out and "Approved" not in out
+
+
+def test_local_run_of_the_bundled_penguins_fails_an_auc_bar_above_the_dev_splits_auc(tmp_path: Path) -> None:
+    # The dev stage's split (seed 6) gives a test AUC below 1 (0.970), so a 0.999 bar must fail the gate.
+    data = tmp_path / "penguins.csv"
+    data.write_text(bundled_csv(), encoding="utf-8")
+    home = LocalHome(tmp_path / "home")
+    home.root.mkdir()
+    (home.root / "cache").symlink_to(REPO / ".rookery" / "cache", target_is_directory=True)  # shared renders
+    (REPO / ".rookery" / "cache").mkdir(parents=True, exist_ok=True)
+    args = ["--stage", "dev", "--data", str(data), "--param", "AucThreshold=0.999", "--home", str(home.root)]
+
+    result = CliRunner().invoke(app, ["local", "run", *args])
+
+    assert result.exit_code == 1, result.output
+    [execution] = LocalEngine(home, ImageMap()).executions()
+    assert execution.status == "Failed" and execution.failed_step == "Fail"
+    assert execution.parameters["AucThreshold"] == 0.999
+    evaluate = execution.step("Evaluate").properties["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]
+    evaluation = json.loads((home.s3_path(evaluate["S3Uri"]) / "evaluation.json").read_text())
+    auc = evaluation["binary_classification_metrics"]["auc"]["value"]
+    assert auc < 0.999
+    message = f"Model gate failed on the test split: auc = {to_text(auc)} (bar: at least 0.999);"
+    assert execution.failure_reason is not None and execution.failure_reason.startswith(message)
+    assert execution.failure_reason.endswith("Nothing was registered.")
+    # What the user reads: the failure panel names the Fail step and its message (panel borders and
+    # line wrapping removed).
+    shown = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.stdout).split())
+    assert f"execution {execution.id} failed" in shown
+    assert "step: Fail (Fail)" in shown and f"reason: {message}" in shown
+    assert execution.step("Register").status == "Skipped" and "registered rookery-" not in result.stdout
+    assert LocalRegistry(home).packages() == [] and not home.models_dir.exists()
