@@ -52,6 +52,11 @@ OPERATING_POINT_VALUE_PATH: Final = "operating_point.value"
 OPERATING_POINT_BAR_PATH: Final = "operating_point.bar"
 OPERATING_POINT_MET_PATH: Final = "operating_point.met"
 
+# The model folder train writes (packed by SageMaker into model.tar.gz) and Evaluate and serving
+# load: booster, fitted preprocessor, metadata. The image keeps the same names (rookery_image.model);
+# a test holds the two equal.
+MODEL_LAYOUT: Final = ("xgboost-model.ubj", "preprocessor.json", "metadata.json")
+
 # Serving: the decision threshold travels with the registered model as an environment variable.
 DECISION_THRESHOLD_ENV: Final = "ROOKERY_DECISION_THRESHOLD"
 INFERENCE_CONTENT_TYPES: Final = ("text/csv", "application/json", "application/jsonlines")

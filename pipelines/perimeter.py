@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from pipelines.definition import dig, is_expression, iter_steps, parameter_defaults, steps_by_name
 from pipelines.findings import Finding, acknowledgements
+from pipelines.settings import BUILTIN_XGBOOST_LAYOUT, BUILTIN_XGBOOST_REPOSITORY
 
 # T5: the longest a spot job may wait for capacity plus run (5 days, ml.training.max_wait_seconds' bound).
 MAX_WAIT_SECONDS: Final = 432_000
@@ -233,11 +234,13 @@ def _image_findings(step: str, field: str, image: Any, project: str | None) -> I
         )
         return
     if project is not None and image != project:
+        builtin = match.group(3) == BUILTIN_XGBOOST_REPOSITORY
         yield Finding(
             step,
             field,
             "T6",
-            f"image {image} is not the project image {project}",
+            f"image {image} is not the project image {project}"
+            + (f"; {BUILTIN_XGBOOST_LAYOUT}" if builtin else ""),
             "use the project image, or acknowledge the exception (ml.training.image_exception_reason)",
         )
 

@@ -14,10 +14,21 @@ from typing import Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipelines import contract
 from rookery.config import DatasetSchema, MlSettings, OperatingPoint, Stage
 
 # SageMaker's built-in XGBoost algorithm image, selectable with ml.training.image = "builtin-xgboost".
 BUILTIN_XGBOOST_VERSION: Final = "1.7-1"
+BUILTIN_XGBOOST_REPOSITORY: Final = "sagemaker-xgboost"
+# The option changes the training image only. Evaluate and the model the pipeline registers and
+# serves keep running the project image, which loads the project's model layout; the validate
+# finding on the built-in image says so (control T6).
+BUILTIN_XGBOOST_LAYOUT: Final = (
+    "the built-in image only trains: Evaluate, Register and CreateModel (serving, batch transform) run "
+    f"the project image, which expects the project's model layout ({', '.join(contract.MODEL_LAYOUT)}) "
+    "in model.tar.gz, and the built-in algorithm writes its own (xgboost-model), so an execution "
+    'stops at Evaluate; set ml.training.image = "project" for a model the pipeline evaluates and serves'
+)
 # An account id for placeholders when the stage does not pin one (environment-agnostic stages).
 PLACEHOLDER_ACCOUNT: Final = "000000000000"
 

@@ -46,11 +46,27 @@ def tune_definition(tune_settings: PipelineSettings) -> dict[str, Any]:
     return render(tune_settings)
 
 
-@pytest.fixture(scope="session")
-def builtin_definition() -> dict[str, Any]:
-    """Training on SageMaker's built-in XGBoost image, acknowledged with a written reason (T6)."""
+def _render_builtin(*, tune: bool) -> dict[str, Any]:
     stage = stage_with(image="builtin-xgboost", image_exception_reason=BUILTIN_REASON)
-    return render(PipelineSettings.from_stage(stage, PipelineResources.placeholders(stage), tune=False))
+    return render(PipelineSettings.from_stage(stage, PipelineResources.placeholders(stage), tune=tune))
+
+
+@pytest.fixture(scope="session")
+def builtin_train_definition() -> dict[str, Any]:
+    """Training on SageMaker's built-in XGBoost image, acknowledged with a written reason (T6)."""
+    return _render_builtin(tune=False)
+
+
+@pytest.fixture(scope="session")
+def builtin_tune_definition() -> dict[str, Any]:
+    """Tuning on SageMaker's built-in XGBoost image, acknowledged with a written reason (T6)."""
+    return _render_builtin(tune=True)
+
+
+@pytest.fixture(scope="session", params=["train", "tune"])
+def builtin_definition(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Both variants on the built-in image."""
+    return request.getfixturevalue(f"builtin_{request.param}_definition")
 
 
 @pytest.fixture(scope="session", params=["train", "tune"])

@@ -20,6 +20,7 @@ from moto.server import ThreadedMotoServer
 from pipeline_testing import RENDER_GROUP
 from typer.testing import CliRunner
 
+from pipelines.settings import BUILTIN_XGBOOST_LAYOUT
 from rookery.cli import pipeline as cli
 
 pytestmark = pytest.mark.xdist_group(RENDER_GROUP)
@@ -115,6 +116,24 @@ def test_validate_reports_findings_and_exits_1(
     assert finding["step"] == "Tune" and finding["control"] == "T2"
     assert finding["field"] == "TrainingJobDefinition.EnableNetworkIsolation"
     assert finding["fix"].startswith("set TrainingJobDefinition.EnableNetworkIsolation to true")
+
+
+def test_validate_shows_the_builtin_image_exception_and_what_it_leaves_to_the_project_image(
+    runner: CliRunner, tmp_path: Path, builtin_tune_definition: dict[str, Any]
+) -> None:
+    path = tmp_path / "builtin.json"
+    path.write_text(json.dumps(builtin_tune_definition), encoding="utf-8")
+    shown = _run(runner, "validate", str(path))
+    assert shown.exit_code == 0, shown.output  # acknowledged: reported, not blocking
+    assert "acknowledged exceptions" in shown.stdout and "OK" in shown.stdout
+    # The table folds long cells over lines: join the problem column's (the fourth) pieces.
+    rows = [line.split("│") for line in shown.stdout.splitlines() if line.count("│") == 6]
+    problem = " ".join(row[4].strip() for row in rows)
+    assert "the built-in image only trains: Evaluate, Register and CreateModel" in problem
+    as_json = _run(runner, "validate", str(path), "--json")
+    (finding,) = json.loads(as_json.stdout)
+    assert finding["step"] == "Tune" and finding["control"] == "T6" and finding["acknowledged"]
+    assert finding["message"].endswith(BUILTIN_XGBOOST_LAYOUT)
 
 
 def test_offline_errors_are_one_line(runner: CliRunner, tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from pipelines.parameters import (
 from pipelines.perimeter import MAX_WAIT_SECONDS
 from rookery.config import Stage
 from rookery_image import contract as image_contract
+from rookery_image import model as image_model
 
 pytestmark = pytest.mark.xdist_group(RENDER_GROUP)
 
@@ -240,6 +241,14 @@ def test_training_channels_hyperparameters_and_metrics(
 
 def test_metric_definitions_match_the_image() -> None:
     assert list(contract.METRIC_DEFINITIONS) == list(image_contract.METRIC_DEFINITIONS)
+
+
+def test_model_layout_matches_the_image() -> None:
+    assert contract.MODEL_LAYOUT == (
+        image_model.MODEL_FILE,
+        image_model.PREPROCESSOR_FILE,
+        image_model.METADATA_FILE,
+    )
 
 
 def test_tuning_job_configuration(tune_definition: dict[str, Any], dev_stage: Stage) -> None:

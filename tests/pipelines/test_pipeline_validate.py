@@ -10,10 +10,11 @@ from typing import Any, NamedTuple
 import pytest
 from pipeline_testing import BUILTIN_REASON, RENDER_GROUP, raw_sdk_definition
 
-from pipelines import PipelineResources, PipelineSettings, fixes, validate_definition
+from pipelines import PipelineResources, PipelineSettings, contract, fixes, validate_definition
 from pipelines.definition import steps_by_name
 from pipelines.findings import Finding, acknowledgements
 from pipelines.perimeter import MAX_WAIT_SECONDS, Expected
+from pipelines.settings import BUILTIN_XGBOOST_LAYOUT, BUILTIN_XGBOOST_REPOSITORY, BUILTIN_XGBOOST_VERSION
 from pipelines.validate import DefinitionError, expected_for, load_definition
 
 pytestmark = pytest.mark.xdist_group(RENDER_GROUP)
@@ -263,22 +264,60 @@ def test_expected_resources_are_compared(
     assert {("Preprocess", "T1"), ("Train", "T1"), ("Train", "T4"), ("BatchTransform", "T4")} <= controls
 
 
-def test_builtin_image_is_reported_unless_acknowledged(builtin_definition: dict[str, Any]) -> None:
-    train = _step(builtin_definition, "Train")
-    assert acknowledgements(train) == {"T6": BUILTIN_REASON}
-    image = train["Arguments"]["AlgorithmSpecification"]["TrainingImage"]
-    assert image.endswith("/sagemaker-xgboost:1.7-1"), image
-    assert "checkpoint_frequency" not in train["Arguments"]["HyperParameters"], (
-        "the built-in image rejects it"
-    )
-    assert "MetricDefinitions" not in train["Arguments"]["AlgorithmSpecification"]
+def _training(definition: dict[str, Any]) -> tuple[Any, Any]:
+    """The training step (Train or Tune) and its training job's arguments."""
+    by_name = steps_by_name(definition)
+    if "Train" in by_name:
+        return by_name["Train"], by_name["Train"]["Arguments"]
+    return by_name["Tune"], by_name["Tune"]["Arguments"]["TrainingJobDefinition"]
+
+
+def test_builtin_image_is_reported_unless_acknowledged(
+    builtin_definition: dict[str, Any], dev_resources: PipelineResources
+) -> None:
+    step, job = _training(builtin_definition)
+    assert acknowledgements(step) == {"T6": BUILTIN_REASON}
+    image = job["AlgorithmSpecification"]["TrainingImage"]
+    assert image.endswith(f"/{BUILTIN_XGBOOST_REPOSITORY}:{BUILTIN_XGBOOST_VERSION}"), image
+    hyperparameters = job.get("HyperParameters") or job["StaticHyperParameters"]
+    assert "checkpoint_frequency" not in hyperparameters, "the built-in image rejects it"
+    assert "MetricDefinitions" not in job["AlgorithmSpecification"], "the built-in algorithm defines its own"
+    assert [c["ChannelName"] for c in job["InputDataConfig"]] == ["train", "validation"]
+    # Only training changes: evaluation and serving stay on the project image.
+    by_name = steps_by_name(builtin_definition)
+    assert {
+        by_name["Evaluate"]["Arguments"]["AppSpecification"]["ImageUri"],
+        by_name["Register"]["Arguments"]["InferenceSpecification"]["Containers"][0]["Image"],
+        by_name["CreateModel"]["Arguments"]["PrimaryContainer"]["Image"],
+    } == {dev_resources.image_uri}
+
     findings = validate_definition(builtin_definition)
-    assert [(f.step, f.control, f.acknowledged) for f in findings] == [("Train", "T6", BUILTIN_REASON)]
+    assert [(f.step, f.control, f.acknowledged) for f in findings] == [(step["Name"], "T6", BUILTIN_REASON)]
     assert not any(f.blocking for f in findings)
+    # The finding says what the option leaves to the project image.
+    assert findings[0].message == (
+        f"image {image} is not the project image {dev_resources.image_uri}; {BUILTIN_XGBOOST_LAYOUT}"
+    )
 
     silent = copy.deepcopy(builtin_definition)
-    _step(silent, "Train").pop("Description")
-    assert [(f.step, f.control) for f in _blocking(silent)] == [("Train", "T6")]
+    _training(silent)[0].pop("Description")
+    assert [(f.step, f.control) for f in _blocking(silent)] == [(step["Name"], "T6")]
+    assert BUILTIN_XGBOOST_LAYOUT in _blocking(silent)[0].message
+
+
+def test_the_layout_message_names_the_steps_and_the_model_files() -> None:
+    for part in ("Evaluate", "Register", "CreateModel", "project's model layout", *contract.MODEL_LAYOUT):
+        assert part in BUILTIN_XGBOOST_LAYOUT
+    assert 'ml.training.image = "project"' in BUILTIN_XGBOOST_LAYOUT
+
+
+def test_another_images_message_does_not_mention_the_layout(
+    train_definition: dict[str, Any], dev_resources: PipelineResources
+) -> None:
+    broken = copy.deepcopy(train_definition)
+    _set(OTHER_IMAGE, "Train", "AlgorithmSpecification", "TrainingImage")(broken)
+    (finding,) = _blocking(broken)
+    assert finding.message == f"image {OTHER_IMAGE} is not the project image {dev_resources.image_uri}"
 
 
 def test_a_short_reason_does_not_acknowledge() -> None:
