@@ -135,6 +135,8 @@ def _detail(step: Any) -> str:
     """One line on what a finished step produced (for the summary table)."""
     if step.failure_reason and step.status in ("Failed", "Stopped"):
         return str(step.failure_reason)
+    if step.status != "Succeeded":
+        return ""
     props, metrics = step.properties, step.metrics
     if step.type == "Training" and metrics.get("final_metrics"):
         shown = {k: v for k, v in metrics["final_metrics"].items() if k.startswith("validation:")}
@@ -250,7 +252,9 @@ def run(
         parameters = _parameters(param or [])
         if data is not None and INPUT_DATA_URI in parameters:
             raise ParameterError(f"--data and --param {INPUT_DATA_URI} both name the input; pass one of them")
-        engine.check(definition, parameters)  # refuse before any data lands or any step runs
+        # Refuse before any data lands or any step runs; what runs differently from SageMaker is said.
+        for note in engine.check(definition, parameters):
+            err.print(f"note: {note.step}: {note}", soft_wrap=True)
         if data is not None:
             landed = land(
                 local, data, schema=config.dataset, layout=config.data.layout, raw_bucket=resources.raw_bucket

@@ -112,4 +112,6 @@ def test_local_run_of_the_bundled_penguins_fails_an_auc_bar_above_the_dev_splits
     assert f"execution {execution.id} failed" in shown
     assert "step: Fail (Fail)" in shown and f"reason: {message}" in shown
     assert execution.step("Register").status == "Skipped" and "registered rookery-" not in result.stdout
+    # The summary describes only what succeeded: a skipped Register has nothing to show.
+    assert "None/None" not in shown and "(None)" not in shown
     assert LocalRegistry(home).packages() == [] and not home.models_dir.exists()
