@@ -12,18 +12,19 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from infra.audit.rules import (
+    EXCEPTION_REASONS,
     Template,
     as_list,
     condition_keys,
     flatten,
     props,
     resources,
+    service_exception_reasons,
     statements,
     target,
 )
 
 POLICY_REASONS = "rookery:policy-reasons"
-EXCEPTION_REASONS = "rookery:vpc-endpoint-exceptions"
 
 
 def _statement(statement: Mapping[str, Any]) -> dict[str, Any]:
@@ -315,14 +316,26 @@ def iam_facts(template: Template) -> list[dict[str, Any]]:
 
 
 def bucket_exceptions(template: Template) -> list[dict[str, Any]]:
-    """D1b's exception register: who may reach each data bucket without the VPC endpoint, and why."""
+    """D1b's exception register: who may reach each data bucket without the VPC endpoint, and why.
+
+    ``exceptions`` are principals (``aws:PrincipalArn``); ``via_services`` are services whose requests
+    on a caller's behalf (``aws:CalledVia``) skip the endpoint. Each carries the reason written where
+    the policy was built, or ``""`` when none was (the ``Rookery-D1b2`` rule fails the gate then).
+    """
     out = []
     for lid, r in resources(template, "AWS::S3::BucketPolicy"):
-        reasons = (r.get("Metadata") or {}).get(EXCEPTION_REASONS, [])
+        metadata = r.get("Metadata") or {}
+        reasons = as_list(metadata.get(EXCEPTION_REASONS))
+        service_reasons = service_exception_reasons(metadata)
         for statement in statements(props(r).get("PolicyDocument")):
-            principals = (statement.get("Condition") or {}).get("ArnNotLike", {}).get("aws:PrincipalArn")
+            condition = statement.get("Condition") or {}
+            principals = condition.get("ArnNotLike", {}).get("aws:PrincipalArn")
             if statement.get("Effect") == "Deny" and principals is not None:
                 arns = [flatten(a) for a in as_list(principals)]
+                services = [
+                    flatten(s)
+                    for s in as_list(condition.get("ForAllValues:StringNotEquals", {}).get("aws:CalledVia"))
+                ]
                 out.append(
                     {
                         "bucket": target(props(r).get("Bucket")),
@@ -331,11 +344,10 @@ def bucket_exceptions(template: Template) -> list[dict[str, Any]]:
                             {"principal": arn, "reason": reasons[i] if i < len(reasons) else ""}
                             for i, arn in enumerate(arns)
                         ],
-                        "via_services": as_list(
-                            (statement.get("Condition") or {})
-                            .get("ForAllValues:StringNotEquals", {})
-                            .get("aws:CalledVia")
-                        ),
+                        "via_services": [
+                            {"service": service, "reason": service_reasons.get(service, "")}
+                            for service in services
+                        ],
                     }
                 )
     return out

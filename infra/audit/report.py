@@ -153,7 +153,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             out += _table(
                 ["principal", "reason"], [[e["principal"], e["reason"]] for e in exceptions["exceptions"]]
             )
-            out += [f"Also requests made through: {', '.join(exceptions['via_services'])}.", ""]
+            if exceptions["via_services"]:
+                out += ["Also requests a service makes with the caller's credentials (`aws:CalledVia`):", ""]
+                out += _table(
+                    ["service", "reason"], [[v["service"], v["reason"]] for v in exceptions["via_services"]]
+                )
         if arch["roles"]:
             out += ["### IAM: actions and resources per role", ""]
             rows = [

@@ -24,6 +24,11 @@ Check = Callable[[Template], Iterable[tuple[str, str]]]
 
 PACK_NAME: Final = "Rookery"
 
+# Template metadata of a data bucket's policy: the written reason behind each exception to D1b's deny,
+# one per excepted principal (in order) and one per service whose requests skip the endpoint.
+EXCEPTION_REASONS: Final = "rookery:vpc-endpoint-exceptions"
+SERVICE_EXCEPTION_REASONS: Final = "rookery:vpc-endpoint-service-exceptions"  # [{"service", "reason"}]
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -272,6 +277,35 @@ def _vpc_only_buckets(template: Template) -> Iterator[tuple[str, str]]:
     for logical_id, _ in resources(template, "AWS::S3::Bucket"):
         if logical_id not in log_targets and logical_id not in denied:
             yield logical_id, "the data bucket does not deny access from outside the project's VPC endpoint"
+
+
+def service_exception_reasons(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """``{service: reason}`` from a bucket policy's metadata (an entry without a reason maps to "")."""
+    return {
+        str(e.get("service")): str(e.get("reason") or "")
+        for e in as_list(metadata.get(SERVICE_EXCEPTION_REASONS))
+        if isinstance(e, Mapping)
+    }
+
+
+def _vpc_exception_reasons(template: Template) -> Iterator[tuple[str, str]]:
+    for logical_id, resource in resources(template, "AWS::S3::BucketPolicy"):
+        metadata = resource.get("Metadata") or {}
+        reasons = as_list(metadata.get(EXCEPTION_REASONS))
+        service_reasons = service_exception_reasons(metadata)
+        for statement in statements(props(resource).get("PolicyDocument")):
+            endpoint_keys = condition_keys(statement) & {"aws:sourcevpce", "aws:sourcevpc"}
+            if statement.get("Effect") != "Deny" or not endpoint_keys:
+                continue
+            condition = statement.get("Condition") or {}
+            principals = as_list(condition.get("ArnNotLike", {}).get("aws:PrincipalArn"))
+            for i, principal in enumerate(principals):
+                if i >= len(reasons) or not str(reasons[i]).strip():
+                    yield logical_id, f"{flatten(principal)} may skip the VPC endpoint without a reason"
+            services = as_list(condition.get("ForAllValues:StringNotEquals", {}).get("aws:CalledVia"))
+            for service in map(flatten, services):
+                if not service_reasons.get(service, "").strip():
+                    yield logical_id, f"calls via {service} may skip the VPC endpoint without a reason"
 
 
 def _key_policies(template: Template) -> Iterator[tuple[str, str]]:
@@ -657,6 +691,9 @@ ROOKERY_RULES: Final = RulePack(
              _s3_gateway_buckets),
         Rule("Rookery-D1b", "D1b", "Data buckets deny access from outside the VPC endpoint",
              "add a Deny statement conditioned on aws:SourceVpce", _vpc_only_buckets),
+        Rule("Rookery-D1b2", "D1b", "Every exception to the data buckets' VPC-endpoint deny has a reason",
+             "give the TrustedPrincipal or TrustedService its reason (infra/constructs/data_lake.py)",
+             _vpc_exception_reasons),
         Rule("Rookery-D3", "D3", "Keys rotate; key policies name their principals",
              "enable rotation; condition or narrow '*' principals", _key_policies),
         Rule("Rookery-D4", "D4", "Glue catalog encryption and crawler security configuration",

@@ -8,7 +8,7 @@
 - D1b: ``restrict_to_vpc_endpoint()`` denies every S3 call on the data buckets that does not
   come through the project's gateway endpoint, except the trusted principals it is given
   (services that work outside the VPC on the project's behalf, and the deployment role) and
-  Athena, which reads and writes S3 with the caller's credentials from its own network.
+  the requests ``VIA_SERVICES`` names (Athena), each with its written reason in the template.
 """
 
 from __future__ import annotations
@@ -25,12 +25,15 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.audit.acknowledge import acknowledge
+from infra.audit.rules import EXCEPTION_REASONS, SERVICE_EXCEPTION_REASONS
 from infra.constructs.keys import PurposeKey
 from infra.constructs.removal import stateful_removal_policy
 from infra.naming import ACCESS_LOG_BUCKET, DATA_BUCKETS, bucket_name
 from rookery.config import Stage
 
-TRUSTED_PRINCIPALS_METADATA: Final = "rookery:vpc-endpoint-exceptions"
+# Where the register of D1b's exceptions travels with the template (the audit report reads both).
+TRUSTED_PRINCIPALS_METADATA: Final = EXCEPTION_REASONS
+VIA_SERVICES_METADATA: Final = SERVICE_EXCEPTION_REASONS
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,33 @@ class TrustedPrincipal:
     arn: str  # an ARN or ARN pattern (tokens allowed)
     reason: str
     buckets: tuple[str, ...] = DATA_BUCKETS  # which data buckets (by purpose) it may reach that way
+
+
+@dataclass(frozen=True)
+class TrustedService:
+    """A service whose requests made with the caller's credentials (``aws:CalledVia``) skip the endpoint."""
+
+    service: str  # the service principal, as aws:CalledVia lists it
+    reason: str
+    buckets: tuple[str, ...] = DATA_BUCKETS
+
+
+# D1b names principals; this is the one exception by path instead. It is needed, not a convenience:
+# Athena's own S3 requests never pass the project's gateway endpoint, so without it no query runs.
+VIA_SERVICES: Final = (
+    TrustedService(
+        service="athena.amazonaws.com",
+        reason=(
+            "Athena reads the raw and curated tables and writes query results into the artifacts bucket "
+            "with the caller's own credentials but from Athena's network, so those requests never carry "
+            "the project's aws:SourceVpce (the Athena user guide, 'Control access to Amazon S3 from "
+            "Athena': S3 access cannot be restricted by aws:SourceVpc or aws:SourceVpce). Only the deny "
+            "is lifted and nothing is granted: the caller still needs an IAM allow in this account on the "
+            "bucket and its KMS key (no other account is granted any), and the stacks grant those only to "
+            "the project's roles"
+        ),
+    ),
+)
 
 
 class DataKeys(Construct):
@@ -142,20 +172,37 @@ class DataLake(Construct):
                 "and versioning plus retention protect against deletion",
             )
 
-    def restrict_to_vpc_endpoint(self, *, endpoint_id: str, trusted: Sequence[TrustedPrincipal]) -> None:
-        """D1b: deny every data-bucket call that does not come through ``endpoint_id``, except ``trusted``."""
+    def restrict_to_vpc_endpoint(
+        self,
+        *,
+        endpoint_id: str,
+        trusted: Sequence[TrustedPrincipal],
+        via_services: Sequence[TrustedService] = VIA_SERVICES,
+    ) -> None:
+        """D1b: deny data-bucket calls not via ``endpoint_id``, except ``trusted`` and ``via_services``."""
         if not trusted:
             raise ValueError(
                 "restrict_to_vpc_endpoint needs the deployment role among the trusted principals"
             )
-        unknown = sorted({b for t in trusted for b in t.buckets} - set(self.buckets))
+        named = {b for t in trusted for b in t.buckets} | {b for s in via_services for b in s.buckets}
+        unknown = sorted(named - set(self.buckets))
         if unknown:
             raise ValueError(
-                f"trusted principals name unknown buckets {unknown}; choose from {list(self.buckets)}"
+                f"trusted principals or services name unknown buckets {unknown}; "
+                f"choose from {list(self.buckets)}"
             )
         trusted = [*trusted, *_auto_delete_principal(Stack.of(self))]
         for purpose, bucket in self.buckets.items():
             exceptions = [t for t in trusted if purpose in t.buckets]
+            services = [s for s in via_services if purpose in s.buckets]
+            conditions: dict[str, object] = {
+                "StringNotEquals": {"aws:SourceVpce": endpoint_id},
+                "ArnNotLike": {"aws:PrincipalArn": [t.arn for t in exceptions]},
+            }
+            if services:
+                # Deny unless a listed service made the request on the caller's behalf. A request with
+                # no aws:CalledVia at all is still denied (ForAllValues over an absent key is true).
+                conditions["ForAllValues:StringNotEquals"] = {"aws:CalledVia": [s.service for s in services]}
             bucket.add_to_resource_policy(
                 iam.PolicyStatement(
                     sid="DenyOutsideProjectVpcEndpoint",
@@ -163,20 +210,19 @@ class DataLake(Construct):
                     principals=[iam.AnyPrincipal()],
                     actions=["s3:*"],
                     resources=[bucket.bucket_arn, bucket.arn_for_objects("*")],
-                    conditions={
-                        "StringNotEquals": {"aws:SourceVpce": endpoint_id},
-                        "ArnNotLike": {"aws:PrincipalArn": [t.arn for t in exceptions]},
-                        # Athena reads data and writes results with the caller's credentials from its
-                        # own network; the caller still needs IAM permission and the key.
-                        "ForAllValues:StringNotEquals": {"aws:CalledVia": ["athena.amazonaws.com"]},
-                    },
+                    conditions=conditions,
                 )
             )
             policy = bucket.policy.node.default_child if bucket.policy else None
             assert isinstance(policy, s3.CfnBucketPolicy)
             # The register of exceptions travels with the template (the audit report reads it).
             policy.add_metadata(TRUSTED_PRINCIPALS_METADATA, [t.reason for t in exceptions])
+            if services:
+                policy.add_metadata(
+                    VIA_SERVICES_METADATA, [{"service": s.service, "reason": s.reason} for s in services]
+                )
         self.trusted_principals = tuple(trusted)
+        self.via_services = tuple(via_services)
 
 
 def deployment_role(scope: Construct) -> TrustedPrincipal:

@@ -10,9 +10,19 @@ from infra_testing import Synth, arn_of, ref, resources
 
 from infra.audit.rules import flatten
 from infra.constructs.catalog import INGEST_METADATA_COLUMNS, QUERY_SCAN_LIMIT_BYTES, dataset_columns
+from infra.constructs.data_lake import VIA_SERVICES, DataKeys, DataLake, TrustedPrincipal, TrustedService
 from infra.constructs.function import RUNTIME
 from infra.naming import DATA_BUCKETS
 from infra.stateful import STATEFUL_RESOURCE_TYPES
+from rookery.config import load_stage
+from rookery.toolchain import use_venv_node
+
+use_venv_node()  # before aws_cdk is imported: jsii must start the venv's Node
+
+import aws_cdk as cdk  # noqa: E402
+from aws_cdk.assertions import Template  # noqa: E402
+
+from infra.app import repo_context  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("infra-synth")
 
@@ -185,6 +195,18 @@ def test_data_buckets_deny_everything_not_through_the_project_endpoint(synth: Sy
         }
 
 
+def test_the_athena_exception_carries_its_written_reason_into_the_template(synth: Synth) -> None:
+    [athena] = VIA_SERVICES
+    assert athena.service == "athena.amazonaws.com"
+    # The reason a reviewer reads says why the exception is needed and what still protects the data.
+    assert "aws:SourceVpce" in athena.reason and "KMS key" in athena.reason
+    for bucket in synth.stacks.data.lake.buckets.values():
+        metadata = synth.resource(bucket.policy)["Metadata"]
+        assert metadata["rookery:vpc-endpoint-service-exceptions"] == [
+            {"service": "athena.amazonaws.com", "reason": athena.reason}
+        ]
+
+
 def test_vpc_endpoint_exceptions_are_the_deployment_role_and_the_services_that_need_each_bucket(
     synth: Synth,
 ) -> None:
@@ -212,6 +234,41 @@ def test_vpc_endpoint_exceptions_are_the_deployment_role_and_the_services_that_n
         assert principals == expected, purpose
         reasons = synth.resource(bucket.policy)["Metadata"]["rookery:vpc-endpoint-exceptions"]
         assert len(reasons) == len(expected) and all(len(r) > 20 for r in reasons)
+
+
+def _probe_lake() -> tuple[cdk.Stack, DataLake]:
+    stack = cdk.Stack(cdk.App(context=repo_context()), "Probe")  # the repo's feature flags, as in synth
+    stage = load_stage("dev")
+    return stack, DataLake(stack, "Lake", stage=stage, keys=DataKeys(stack, "Keys", stage=stage))
+
+
+def test_an_exception_for_an_unknown_bucket_or_without_the_deployment_role_is_refused() -> None:
+    _, lake = _probe_lake()
+    deployer = TrustedPrincipal(arn="arn:aws:iam::1:role/deployer", reason="deploys the buckets")
+    logs_only = TrustedService(service="athena.amazonaws.com", reason="queries", buckets=("logs",))
+    with pytest.raises(
+        ValueError, match=r"unknown buckets \['logs'\]; choose from \['raw', 'curated', 'artifacts'\]"
+    ):
+        lake.restrict_to_vpc_endpoint(endpoint_id="vpce-1", trusted=[deployer], via_services=[logs_only])
+    with pytest.raises(ValueError, match="needs the deployment role among the trusted principals"):
+        lake.restrict_to_vpc_endpoint(endpoint_id="vpce-1", trusted=[])
+
+
+def test_without_service_exceptions_the_deny_has_no_called_via_escape() -> None:
+    stack, lake = _probe_lake()
+    deployer = TrustedPrincipal(arn="arn:aws:iam::1:role/deployer", reason="deploys the buckets")
+    lake.restrict_to_vpc_endpoint(endpoint_id="vpce-1", trusted=[deployer], via_services=())
+    policies = Template.from_stack(stack).find_resources("AWS::S3::BucketPolicy")
+    denies = {
+        logical_id: statement
+        for logical_id, policy in policies.items()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Sid") == "DenyOutsideProjectVpcEndpoint"
+    }
+    assert len(denies) == len(DATA_BUCKETS)
+    for logical_id, deny in denies.items():
+        assert set(deny["Condition"]) == {"StringNotEquals", "ArnNotLike"}
+        assert "rookery:vpc-endpoint-service-exceptions" not in policies[logical_id]["Metadata"]
 
 
 def test_the_access_log_bucket_keeps_accepting_s3_log_delivery(synth: Synth) -> None:

@@ -16,6 +16,8 @@ from infra.audit import facts
 from infra.audit.cfnlint import LintResult
 from infra.audit.gate import evaluate
 from infra.audit.report import build_report, render_markdown, render_sarif
+from infra.constructs.data_lake import VIA_SERVICES
+from infra.naming import DATA_BUCKETS
 from rookery.cli.main import app as cli
 from rookery.config import REPO_ROOT
 
@@ -126,6 +128,25 @@ def test_report_renders_every_section_and_sarif_carries_reasons(dev: Synth) -> N
     assert all(r["suppressions"][0]["justification"] for r in suppressed)
 
 
+@pytest.mark.xdist_group("infra-synth")
+def test_report_prints_the_written_reason_of_every_bucket_exception_including_athena(dev: Synth) -> None:
+    report = build_report(
+        stage="dev",
+        assembly=dev.assembly,
+        gate=evaluate(dev.assembly),
+        lint=LintResult(findings=(), version="test"),
+        versions=VERSIONS,
+    )
+    [athena] = VIA_SERVICES
+    registers = report["architecture"][dev.stage.stack_name("Data")]["bucket_exceptions"]
+    assert len(registers) == len(DATA_BUCKETS)
+    for register in registers:
+        assert register["via_services"] == [{"service": "athena.amazonaws.com", "reason": athena.reason}]
+        assert register["exceptions"] and all(e["reason"] for e in register["exceptions"])
+    markdown = render_markdown(report)
+    assert markdown.count(f"| athena.amazonaws.com | {athena.reason} |") == len(DATA_BUCKETS)
+
+
 def test_audit_refuses_an_unknown_stage_before_synthesizing(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["audit", "--stage", "nope", "-o", str(tmp_path)])
     assert result.exit_code == 2
@@ -162,4 +183,13 @@ def test_rookery_audit_writes_the_report_for_a_stage(tmp_path: Path) -> None:
         "NIST.800.53.R5",
         "cfn-lint",
     }
-    assert (tmp_path / "report.md").read_text().startswith("# rookery security audit: stage `dev` (PASSED)")
+    markdown = (tmp_path / "report.md").read_text()
+    assert markdown.startswith("# rookery security audit: stage `dev` (PASSED)")
+    # The Node that ran jsii and the CLI is the venv's (>= 22), not the system's Node 20.
+    venv_node = subprocess.run(
+        [str(Path(sys.executable).with_name("node")), "--version"], capture_output=True, text=True, check=True
+    )
+    assert report["versions"]["node"] == venv_node.stdout.strip()
+    # D1b's Athena exception is printed with its reason for each data bucket.
+    [athena] = VIA_SERVICES
+    assert markdown.count(f"| athena.amazonaws.com | {athena.reason} |") == len(DATA_BUCKETS)

@@ -186,6 +186,33 @@ def test_d1b_data_buckets_deny_access_outside_the_endpoint_but_log_buckets_are_e
     assert [f[0] for f in _findings(_bucket_with_policy(allow), "Rookery-D1b")] == ["Data"]
 
 
+def test_d1b2_every_exception_to_the_endpoint_deny_needs_its_written_reason() -> None:
+    deny = {
+        "Effect": "Deny",
+        "Principal": ANY,
+        "Action": "s3:*",
+        "Condition": {
+            "StringNotEquals": {"aws:SourceVpce": "vpce-1"},
+            "ArnNotLike": {"aws:PrincipalArn": ["arn:aws:iam::1:role/deploy", "arn:aws:iam::1:role/load"]},
+            "ForAllValues:StringNotEquals": {"aws:CalledVia": ["athena.amazonaws.com"]},
+        },
+    }
+    template = _bucket_with_policy(deny)
+    policy = template["Resources"]["Policy"]
+    policy["Metadata"] = {
+        "rookery:vpc-endpoint-exceptions": ["deploys the bucket", "loads the data from its service"],
+        "rookery:vpc-endpoint-service-exceptions": [
+            {"service": "athena.amazonaws.com", "reason": "queries run from Athena's network"}
+        ],
+    }
+    assert _findings(template, "Rookery-D1b2") == []
+    policy["Metadata"] = {"rookery:vpc-endpoint-exceptions": ["deploys the bucket", " "]}
+    assert _findings(template, "Rookery-D1b2") == [
+        ("Policy", "arn:aws:iam::1:role/load may skip the VPC endpoint without a reason"),
+        ("Policy", "calls via athena.amazonaws.com may skip the VPC endpoint without a reason"),
+    ]
+
+
 def test_d3_keys_rotate_and_never_trust_any_principal_unconditionally() -> None:
     root = {"AWS": "arn:aws:iam::123456789012:root"}
     key: dict[str, Any] = {"Type": "AWS::KMS::Key", "Properties": {"EnableKeyRotation": True, "KeyPolicy": {
