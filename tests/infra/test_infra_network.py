@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Final
 
 import pytest
 from infra_testing import Synth, resources
@@ -11,6 +12,7 @@ from infra.audit.rules import flatten
 from infra.constructs.network import WORKLOADS
 from infra.endpoint_policies import AWS_OWNED_BUCKETS, INTERFACE_ENDPOINT_ACCESS, PROJECT_BUCKET_ACTIONS
 from infra.naming import ALL_BUCKETS
+from rookery.config import DEFAULT_ENDPOINTS, available_stages, load_stage
 
 pytestmark = pytest.mark.xdist_group("infra-synth")
 
@@ -99,6 +101,47 @@ def test_interface_endpoints_are_exactly_the_configured_ones(synth: Synth) -> No
             _group_id(synth, synth.stacks.network.network.endpoint_security_group)
         ]
         assert len(props["SubnetIds"]) == synth.stage.max_azs
+
+
+# The minimum interface-endpoint set issue 2 names, by AWS service name, written out here on purpose
+# (not read from rookery.config): dropping one from the defaults or a stage file must fail a test.
+ISSUE_ENDPOINTS: Final[Mapping[str, str]] = {
+    "sagemaker.api": "com.amazonaws.{region}.sagemaker.api",
+    "sagemaker.runtime": "com.amazonaws.{region}.sagemaker.runtime",
+    "notebook": "aws.sagemaker.{region}.notebook",
+    "sts": "com.amazonaws.{region}.sts",
+    "logs": "com.amazonaws.{region}.logs",
+    "monitoring": "com.amazonaws.{region}.monitoring",
+    "kms": "com.amazonaws.{region}.kms",
+    "ecr.api": "com.amazonaws.{region}.ecr.api",
+    "ecr.dkr": "com.amazonaws.{region}.ecr.dkr",
+    "glue": "com.amazonaws.{region}.glue",
+    "kinesis-firehose": "com.amazonaws.{region}.kinesis-firehose",
+}
+
+
+def test_the_defaults_hold_the_issues_minimum_endpoint_set() -> None:
+    missing = sorted(set(ISSUE_ENDPOINTS) - set(DEFAULT_ENDPOINTS))
+    assert not missing, f"rookery.config.DEFAULT_ENDPOINTS lacks {missing}"
+
+
+@pytest.mark.parametrize("name", ["dev", "prod"])
+def test_each_shipped_stage_configures_the_issues_minimum_endpoint_set(name: str) -> None:
+    assert name in available_stages()
+    missing = sorted(set(ISSUE_ENDPOINTS) - set(load_stage(name).interface_endpoints))
+    assert not missing, f"stage {name!r}: interface_endpoints lacks {missing}"
+
+
+def test_each_network_template_has_the_issues_endpoints_by_service_name(synth: Synth) -> None:
+    # Read from the template itself, not the construct objects: this is what CloudFormation creates.
+    region = synth.stage.region if synth.stage.account else "<AWS::Region>"
+    created = {
+        flatten(r["Properties"]["ServiceName"])
+        for r in resources(synth.network, "AWS::EC2::VPCEndpoint").values()
+        if r["Properties"]["VpcEndpointType"] == "Interface"
+    }
+    missing = sorted({service.format(region=region) for service in ISSUE_ENDPOINTS.values()} - created)
+    assert not missing, f"{synth.stage.stack_name('Network')} lacks interface endpoints {missing}"
 
 
 def test_endpoints_accept_https_only_from_the_workload_security_groups(synth: Synth) -> None:
