@@ -62,14 +62,13 @@ def test_every_rookery_rule_passes_on_the_shipped_templates(any_synth: Synth) ->
 
 
 # Plain dev is linted by `rookery audit` in test_infra_report.py (its exit code includes cfn-lint).
-@pytest.mark.xdist_group("infra-cfn-lint")
-@pytest.mark.parametrize(("stage", "destroy"), [("dev", True), ("prod", False)])
+# The session's synth fixtures, so each variant is synthesized once per worker.
+@pytest.mark.xdist_group("infra-synth")
+@pytest.mark.parametrize("variant", ["dev_destroy", "prod"])
 def test_cfn_lint_reports_no_error_and_only_explained_warnings(
-    tmp_path_factory: pytest.TempPathFactory, stage: str, destroy: bool
+    request: pytest.FixtureRequest, variant: str
 ) -> None:
-    from infra_testing import synth_stage  # noqa: PLC0415
-
-    synth = synth_stage(tmp_path_factory, stage, destroy)
+    synth: Synth = request.getfixturevalue(variant)
     result = lint_templates([s.template_path for s in synth.assembly.stacks], regions=[synth.stage.region])
     assert result.errors == ()
     assert result.unexplained_warnings == ()
