@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Aspects, Environment, Stack
+from aws_cdk import Environment
 from constructs import Construct
 
 from infra.constructs.catalog import DataCatalog, QueryWorkgroup
 from infra.constructs.data_lake import DataKeys, DataLake, TrustedPrincipal, deployment_role
 from infra.constructs.ingestion import IngestionStream
 from infra.constructs.network import PrivateNetwork
-from infra.constructs.removal import StatefulRemovalPolicy, stateful_removal_policy
+from infra.stacks.base import StageStack
 from rookery.config import Stage
 
 
-class DataStack(Stack):
+class DataStack(StageStack):
     """Stateful: retained in prod, termination-protected where the stage says so.
 
     ``trusted_principals`` extends D1b's exception list (e.g. the SageMaker execution role of a
@@ -34,12 +34,11 @@ class DataStack(Stack):
     ) -> None:
         super().__init__(
             scope,
-            stage.stack_name("Data"),
+            stage=stage,
+            component="Data",
             env=env,
-            termination_protection=stage.termination_protection,
-            description=f"rookery {stage.name}: encrypted data lake, catalog, Athena and Firehose ingestion",
+            description="encrypted data lake, catalog, Athena and Firehose ingestion",
         )
-        Aspects.of(self).add(StatefulRemovalPolicy(stateful_removal_policy(stage)))
         self.keys = DataKeys(self, "Keys", stage=stage)
         self.lake = DataLake(self, "Lake", stage=stage, keys=self.keys)
         self.catalog = DataCatalog(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Aspects, Environment, Stack
+from aws_cdk import Environment
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -16,15 +16,15 @@ from infra.constructs.network import PrivateNetwork
 from infra.constructs.notebook import ProjectNotebook
 from infra.constructs.pipeline import TrainingPipeline, render_for_stage
 from infra.constructs.registry import ModelRegistry
-from infra.constructs.removal import StatefulRemovalPolicy, stateful_removal_policy
 from infra.constructs.sagemaker_role import ExecutionScope, SageMakerExecutionRole
 from infra.constructs.trigger import PipelineTrigger
 from infra.naming import DATA_BUCKETS, bucket_name
+from infra.stacks.base import StageStack
 from infra.stacks.data import DataStack
 from rookery.config import ConfigError, Stage
 
 
-class MlStack(Stack):
+class MlStack(StageStack):
     """Depends on the Network and Data stacks; nothing depends on it (the Data stack trusts the
     execution role by its IAM path, not by reference)."""
 
@@ -40,12 +40,11 @@ class MlStack(Stack):
     ) -> None:
         super().__init__(
             scope,
-            stage.stack_name("ML"),
+            stage=stage,
+            component="ML",
             env=env,
-            termination_protection=stage.termination_protection,
-            description=f"rookery {stage.name}: SageMaker pipeline, role, notebook, model registry, trigger",
+            description="SageMaker pipeline, role, notebook, model registry, trigger",
         )
-        Aspects.of(self).add(StatefulRemovalPolicy(stateful_removal_policy(stage)))
         keys = data.keys
         # By their config-derived names (as the Network stack's S3 endpoint policy names them), so
         # policies here read as ARNs and the stack needs no cross-stack reference for them.
