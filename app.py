@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """CDK entry point (``cdk.json``): ``cdk synth -c stage=NAME [-c destroy_data=true]``."""
 
-from rookery.toolchain import use_venv_node
+from stage.toolchain import use_venv_node
 
 use_venv_node()  # before aws_cdk is imported: jsii must start the venv's Node
 

@@ -1,6 +1,6 @@
 """How the local pipeline scales: wall time and rows per second per step at 10k, 100k and 1M rows.
 
-The bench generates the synthetic dataset (``pipelines.local.synthetic``: 6 numeric and 2
+The bench generates the synthetic dataset (``rookery.demo.synthetic``: 6 numeric and 2
 categorical features, missing values, numbers sent as text) and a stage for its schema, renders the
 train variant of the real definition and runs it with the local engine, one size after another in
 one process. Generating the data is not timed. Printed: wall seconds, CPU seconds (of the job
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from emulators.sagemaker import Execution, ImageMap, LocalEngine, LocalHome, StepEvent
 from pipelines import PipelineResources, PipelineSettings, render_definition_cached
-from pipelines.local import Execution, ImageMap, LocalEngine, LocalHome, StepEvent
-from pipelines.local.synthetic import SYNTHETIC_SCHEMA, write_jsonl
-from rookery.config import STAGES_DIR, Stage, parse_stage
+from rookery.demo.synthetic import SYNTHETIC_SCHEMA, write_jsonl
+from stage import STAGES_DIR, Stage, parse_stage
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 SIZES: Final = (10_000, 100_000, 1_000_000)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pipelines
 from pipelines import PipelineResources, PipelineSettings, validate_definition
-from rookery.config import load_stage
+from stage import load_stage
 
 ROOT = Path(__file__).resolve().parent.parent
 REPEATS = 3
@@ -31,7 +31,7 @@ _SETTINGS = """
 import sys, time
 t0 = time.perf_counter()
 from pathlib import Path
-from rookery.config import load_stage
+from stage import load_stage
 import pipelines
 stage = load_stage("dev")
 resources = pipelines.PipelineResources.placeholders(stage)

@@ -25,12 +25,11 @@ from infra.constructs.sagemaker_role import execution_role_exception
 from infra.stacks.data import DataStack
 from infra.stacks.ml import MlStack
 from infra.stacks.network import NetworkStack
-from rookery.config import REPO_ROOT, ConfigError, Stage, load_stage
+from stage import ConfigError, Stage, load_stage
+from stage.paths import CDK_CONTEXT_JSON, CDK_JSON, LOCAL_HOME
 
-CDK_JSON: Final = REPO_ROOT / "cdk.json"
-CDK_CONTEXT_JSON: Final = REPO_ROOT / "cdk.context.json"
 # Rendered pipeline definitions by input hash: a synth imports the SageMaker SDK only on a miss.
-RENDER_CACHE: Final = REPO_ROOT / ".rookery" / "cache"
+RENDER_CACHE: Final = LOCAL_HOME / "cache"
 STAGE_CONTEXT: Final = "stage"
 DESTROY_CONTEXT: Final = "destroy_data"
 

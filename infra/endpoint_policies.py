@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from rookery.config import INTERFACE_ENDPOINTS
+from stage import INTERFACE_ENDPOINTS
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ _ANY_REGISTRY = (
 )
 _NO_RESOURCE_LEVEL = "the action supports no resource-level permissions, so the resource must be '*'"
 
-# Interface endpoints by config name (rookery.config.INTERFACE_ENDPOINTS).
+# Interface endpoints by config name (stage.INTERFACE_ENDPOINTS).
 INTERFACE_ENDPOINT_ACCESS: Final[Mapping[str, tuple[EndpointAccess, ...]]] = {
     "sagemaker.api": (
         EndpointAccess(("sagemaker:*",), (_own("sagemaker"),), "the project's own SageMaker resources"),
@@ -180,9 +180,7 @@ def check_known(names: tuple[str, ...]) -> None:
     missing = sorted(set(INTERFACE_ENDPOINTS) - set(INTERFACE_ENDPOINT_ACCESS))
     extra = sorted(set(INTERFACE_ENDPOINT_ACCESS) - set(INTERFACE_ENDPOINTS))
     if missing or extra:
-        raise RuntimeError(
-            f"endpoint policies out of sync with rookery.config: missing {missing}, extra {extra}"
-        )
+        raise RuntimeError(f"endpoint policies out of sync with stage: missing {missing}, extra {extra}")
     unknown = [n for n in names if n not in INTERFACE_ENDPOINT_ACCESS]
     if unknown:
         raise ValueError(f"no endpoint policy for {unknown}")

@@ -20,10 +20,7 @@ from typing import Final
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from rookery.config import REPO_ROOT
-
-LAMBDAS_DIR: Final = REPO_ROOT / "lambdas"
-PYPROJECT: Final = REPO_ROOT / "pyproject.toml"
+from stage.paths import LAMBDAS_DIR, PYPROJECT
 
 # Distributions the Lambda Python runtime already ships (the AWS SDK); bundling them would
 # only pin a second, older or newer copy. Everything else a function needs is bundled.

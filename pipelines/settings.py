@@ -15,7 +15,7 @@ from typing import Final, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipelines import contract
-from rookery.config import DatasetSchema, MlSettings, OperatingPoint, Stage
+from stage import DatasetSchema, MlSettings, OperatingPoint, Stage
 
 # SageMaker's built-in XGBoost algorithm image, selectable with ml.training.image = "builtin-xgboost".
 BUILTIN_XGBOOST_VERSION: Final = "1.7-1"

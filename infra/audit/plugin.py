@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from importlib.metadata import version
 from pathlib import Path
 
 import jsii
@@ -20,7 +21,6 @@ from aws_cdk import (
 )
 
 from infra.audit.rules import ROOKERY_RULES, RulePack
-from rookery import __version__
 
 
 @jsii.implements(IPolicyValidationPlugin)
@@ -36,7 +36,7 @@ class RookeryChecks:
 
     @property
     def version(self) -> str:
-        return __version__
+        return version("rookery")
 
     @property
     def rule_ids(self) -> list[str]:
@@ -65,5 +65,5 @@ class RookeryChecks:
             for (rule_id, message), resources in sorted(grouped.items(), key=lambda kv: kv[0])
         ]
         return PolicyValidationPluginReport(
-            success=not violations, violations=violations, plugin_version=__version__
+            success=not violations, violations=violations, plugin_version=version("rookery")
         )

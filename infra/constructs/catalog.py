@@ -29,7 +29,8 @@ from constructs import Construct, IConstruct
 from infra.audit.acknowledge import acknowledge
 from infra.constructs.data_lake import DataKeys
 from infra.constructs.log_groups import encrypted_log_group
-from infra.naming import (
+from stage import DatasetSchema, Stage
+from stage.names import (
     ATHENA_RESULTS_PREFIX,
     athena_workgroup_name,
     crawler_name,
@@ -37,7 +38,6 @@ from infra.naming import (
     glue_database_name,
     raw_table_name,
 )
-from rookery.config import DatasetSchema, Stage
 
 # Ingest metadata the Firehose transform stamps on every valid record (interface shared with
 # lambdas/firehose_transform; a test keeps the two in agreement).

@@ -28,8 +28,8 @@ from infra.audit.acknowledge import acknowledge
 from infra.audit.rules import EXCEPTION_REASONS, SERVICE_EXCEPTION_REASONS
 from infra.constructs.keys import PurposeKey
 from infra.constructs.removal import stateful_removal_policy
-from infra.naming import ACCESS_LOG_BUCKET, DATA_BUCKETS, bucket_name
-from rookery.config import Stage
+from stage import Stage
+from stage.names import ACCESS_LOG_BUCKET, DATA_BUCKETS, bucket_name
 
 # Where the register of D1b's exceptions travels with the template (the audit report reads both).
 TRUSTED_PRINCIPALS_METADATA: Final = EXCEPTION_REASONS

@@ -30,7 +30,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.audit.acknowledge import acknowledge
-from rookery.config import Stage
+from stage import Stage
 
 _JOBS: Final = (
     "sagemaker:CreateProcessingJob",

@@ -14,9 +14,9 @@ from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecr_assets as ecr_assets
 from constructs import Construct
 
-from rookery.config import REPO_ROOT
+from stage.paths import CONTAINERS_DIR
 
-BUILD_CONTEXT: Final = REPO_ROOT / "containers"
+BUILD_CONTEXT: Final = CONTAINERS_DIR
 
 
 class ProjectImage(Construct):

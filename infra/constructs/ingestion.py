@@ -23,8 +23,8 @@ from infra.audit.acknowledge import acknowledge
 from infra.constructs.data_lake import DataKeys
 from infra.constructs.function import FunctionSettings, ProjectFunction
 from infra.constructs.log_groups import encrypted_log_group
-from infra.naming import delivery_stream_name
-from rookery.config import Stage
+from stage import Stage
+from stage.names import delivery_stream_name
 
 TRANSFORM: Final = "firehose_transform"
 # Firehose invokes the transform synchronously, a few batches at a time; a small reservation

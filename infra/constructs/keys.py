@@ -12,7 +12,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from rookery.config import Stage
+from stage import Stage
 
 
 class PurposeKey(Construct):

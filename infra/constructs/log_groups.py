@@ -10,7 +10,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from rookery.config import LOG_RETENTION_DAYS
+from stage import LOG_RETENTION_DAYS
 
 _R = logs.RetentionDays
 RETENTION: Final[Mapping[int, logs.RetentionDays]] = MappingProxyType(
@@ -23,9 +23,7 @@ RETENTION: Final[Mapping[int, logs.RetentionDays]] = MappingProxyType(
         3653: _R.TEN_YEARS,
     }
 )  # fmt: skip
-assert set(RETENTION) == set(LOG_RETENTION_DAYS), (
-    "rookery.config.LOG_RETENTION_DAYS changed; update RETENTION"
-)
+assert set(RETENTION) == set(LOG_RETENTION_DAYS), "stage.LOG_RETENTION_DAYS changed; update RETENTION"
 
 
 def encrypted_log_group(

@@ -31,8 +31,8 @@ from infra.endpoint_policies import (
     EndpointAccess,
     check_known,
 )
-from infra.naming import ALL_BUCKETS, bucket_name
-from rookery.config import ConfigError, Stage
+from stage import ConfigError, Stage
+from stage.names import ALL_BUCKETS, bucket_name
 
 # Subnets are /24: room for SageMaker job, endpoint and Lambda ENIs plus one ENI per interface endpoint.
 SUBNET_MASK: Final = 24

@@ -30,8 +30,8 @@ from constructs import Construct
 
 from infra.audit.acknowledge import acknowledge
 from infra.constructs.policies import Grant, attach
-from infra.naming import notebook_instance_name, notebook_role_path
-from rookery.config import Stage
+from stage import Stage
+from stage.names import notebook_instance_name, notebook_role_path
 
 AUTOSTOP_SCRIPT: Final = Path(__file__).with_name("notebook_autostop.py")
 NOTEBOOK_PREFIX: Final = "notebooks/"

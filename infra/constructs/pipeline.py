@@ -32,7 +32,7 @@ from pipelines import (
     split_on_placeholders,
 )
 from pipelines.definition import iter_steps, walk
-from rookery.config import ConfigError, Stage
+from stage import ConfigError, Stage
 
 _ECR_IMAGE: Final = re.compile(
     r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$"

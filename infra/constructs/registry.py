@@ -11,7 +11,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from pipelines.settings import model_package_group_name
-from rookery.config import Stage
+from stage import Stage
 
 
 class ModelRegistry(Construct):

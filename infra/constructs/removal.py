@@ -10,7 +10,7 @@ from aws_cdk import CfnResource, IAspect, RemovalPolicy
 from constructs import IConstruct
 
 from infra.stateful import STATEFUL_RESOURCE_TYPES
-from rookery.config import Stage
+from stage import Stage
 
 
 def stateful_removal_policy(stage: Stage) -> RemovalPolicy:

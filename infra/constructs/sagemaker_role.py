@@ -38,8 +38,8 @@ from constructs import Construct
 from infra.audit.acknowledge import acknowledge
 from infra.constructs.data_lake import TrustedPrincipal
 from infra.constructs.policies import Grant, attach
-from infra.naming import sagemaker_role_path
-from rookery.config import Stage
+from stage import Stage
+from stage.names import sagemaker_role_path
 
 # Pipelines names every processing, training and transform job it launches
 # ``pipelines-<execution-id>-<step>-<suffix>`` (the SDK's base job names are dropped).

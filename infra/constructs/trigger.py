@@ -27,9 +27,9 @@ from constructs import Construct
 
 from infra.audit.acknowledge import acknowledge
 from infra.constructs.function import FunctionSettings, ProjectFunction
-from infra.naming import trigger_rule_name
 from pipelines.parameters import INPUT_DATA_URI
-from rookery.config import Stage
+from stage import Stage
+from stage.names import trigger_rule_name
 
 TRIGGER: Final = "pipeline_trigger"
 # One execution per new object; a burst of uploads needs no more than a few concurrent starts.

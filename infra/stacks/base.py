@@ -6,7 +6,7 @@ from aws_cdk import Aspects, Environment, Stack
 from constructs import Construct
 
 from infra.constructs.removal import StatefulRemovalPolicy, stateful_removal_policy
-from rookery.config import Stage
+from stage import Stage
 
 
 class StageStack(Stack):

@@ -12,7 +12,7 @@ from infra.constructs.data_lake import DataKeys, DataLake, TrustedPrincipal, dep
 from infra.constructs.ingestion import IngestionStream
 from infra.constructs.network import PrivateNetwork
 from infra.stacks.base import StageStack
-from rookery.config import Stage
+from stage import Stage
 
 
 class DataStack(StageStack):

@@ -18,10 +18,10 @@ from infra.constructs.pipeline import TrainingPipeline, render_for_stage
 from infra.constructs.registry import ModelRegistry
 from infra.constructs.sagemaker_role import ExecutionScope, SageMakerExecutionRole
 from infra.constructs.trigger import PipelineTrigger
-from infra.naming import DATA_BUCKETS, bucket_name
 from infra.stacks.base import StageStack
 from infra.stacks.data import DataStack
-from rookery.config import ConfigError, Stage
+from stage import ConfigError, Stage
+from stage.names import DATA_BUCKETS, bucket_name
 
 
 class MlStack(StageStack):

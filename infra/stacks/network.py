@@ -7,7 +7,7 @@ from constructs import Construct
 
 from infra.constructs.network import PrivateNetwork
 from infra.stacks.base import StageStack
-from rookery.config import Stage
+from stage import Stage
 
 
 class NetworkStack(StageStack):

@@ -1,4 +1,4 @@
-"""The dataset schema as this function sees it, parsed from the JSON of ``rookery.config.DatasetSchema``.
+"""The dataset schema as this function sees it, parsed from the JSON of ``stage.DatasetSchema``.
 
 The Lambda ships alone and cannot import ``rookery``, so it re-validates the same rules here
 (a test keeps both in agreement) and adds one of its own: no dataset column may be named like
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# The same column rule as rookery.config (Glue and Athena fold case, so lower case only).
+# The same column rule as stage (Glue and Athena fold case, so lower case only).
 _COLUMN = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 
 # Ingest metadata stamped on every valid record (interface: the Glue raw table may declare them).
@@ -31,7 +31,7 @@ class SchemaError(ValueError):
 
 @dataclass(frozen=True)
 class DatasetSchema:
-    """Columns of one tabular binary-classification dataset (mirror of ``rookery.config.DatasetSchema``)."""
+    """Columns of one tabular binary-classification dataset (mirror of ``stage.DatasetSchema``)."""
 
     name: str
     target: str

@@ -3,7 +3,7 @@
 Environment (set by the Lambda construct):
 
 ``ROOKERY_DATASET_SCHEMA`` (required)
-    JSON of ``rookery.config.DatasetSchema`` (``stage.dataset.model_dump_json()``).
+    JSON of ``stage.DatasetSchema`` (``stage.dataset.model_dump_json()``).
 ``POWERTOOLS_SERVICE_NAME`` (optional, default ``firehose_transform``)
     service name on log lines, traces and metrics.
 ``POWERTOOLS_METRICS_NAMESPACE`` (optional, default ``Rookery``)

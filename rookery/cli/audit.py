@@ -25,7 +25,7 @@ from infra.audit.assembly import AssemblyError, read_assembly
 from infra.audit.cfnlint import lint_templates
 from infra.audit.gate import evaluate
 from infra.audit.report import build_report, render_markdown, render_sarif
-from rookery.config import REPO_ROOT, ConfigError, load_stage
+from stage import REPO_ROOT, ConfigError, load_stage
 
 CDK_CLI = REPO_ROOT / "node_modules" / ".bin" / "cdk"
 

@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from pipelines.local import StepEvent
+    from emulators.sagemaker import StepEvent
     from rookery.demo.audit import StageAudit
     from rookery.demo.report import Phase
     from rookery.demo.run import DemoResult
@@ -156,12 +156,12 @@ def demo(
     ] = None,
 ) -> None:
     # Imported here: every `rookery` command loads this module, and the demo's imports are heavy.
-    from pipelines.local import LocalHome  # noqa: PLC0415
-    from pipelines.local.errors import UnsupportedDefinition  # noqa: PLC0415
+    from emulators.core.errors import UnsupportedDefinition  # noqa: PLC0415
+    from emulators.sagemaker import LocalHome  # noqa: PLC0415
     from pipelines.parameters import ParameterError  # noqa: PLC0415
     from pipelines.settings import SettingsError  # noqa: PLC0415
-    from rookery.config import ConfigError  # noqa: PLC0415
     from rookery.demo.run import DemoOptions, prepare, run_demo  # noqa: PLC0415
+    from stage import ConfigError  # noqa: PLC0415
 
     options = DemoOptions(
         stage=stage,

@@ -27,9 +27,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from pipelines.cache import render_definition_cached
-from pipelines.definition import iter_steps
-from pipelines.local import (
+from emulators.core.home import default_home_root
+from emulators.firehose.landing import land
+from emulators.sagemaker import (
     Execution,
     ImageMap,
     LocalEndpoint,
@@ -40,9 +40,9 @@ from pipelines.local import (
     ParameterError,
     StepEvent,
 )
-from pipelines.local.data import land
-from pipelines.local.endpoint import endpoint_record, running_endpoints
-from pipelines.local.home import default_home_root
+from emulators.sagemaker_runtime.endpoint import endpoint_record, running_endpoints
+from pipelines.cache import render_definition_cached
+from pipelines.definition import iter_steps
 from pipelines.parameters import INPUT_DATA_URI
 from pipelines.settings import (
     PipelineResources,
@@ -52,7 +52,7 @@ from pipelines.settings import (
     pipeline_name,
 )
 from rookery.cli.errors import err, fail, one_line_errors
-from rookery.config import ConfigError, load_stage
+from stage import ConfigError, load_stage
 
 app = typer.Typer(no_args_is_help=True)
 out = Console(highlight=False)

@@ -39,7 +39,7 @@ from pipelines.parameters import ParameterError, parse_overrides
 from pipelines.settings import PipelineResources, PipelineSettings, SettingsError, describe, pipeline_name
 from pipelines.validate import DefinitionError, expected_for, load_definition, validate_definition
 from rookery.cli.errors import err, fail, one_line_errors
-from rookery.config import ConfigError, Stage, load_stage
+from stage import ConfigError, Stage, load_stage
 
 app = typer.Typer(no_args_is_help=True)
 out = Console(highlight=False)

@@ -22,7 +22,7 @@ from infra.audit.cfnlint import lint_templates
 from infra.audit.gate import evaluate
 from infra.audit.report import build_report, render_markdown, render_sarif
 from rookery.cli.audit import synthesize, tool_versions
-from rookery.config import load_stage
+from stage import load_stage
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from rookery.config import DatasetSchema
+from stage import DatasetSchema
 
 PACKAGE: Final = "palmerpenguins"
 CSV_NAME: Final = "penguins.csv"

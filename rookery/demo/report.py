@@ -17,8 +17,8 @@ from typing import Any, Final
 
 import jinja2
 
+from emulators.firehose.delivery import Delivery
 from rookery.demo.audit import StageAudit
-from rookery.demo.firehose import Delivery
 from rookery.demo.scoring import Scoring
 
 PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"

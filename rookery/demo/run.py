@@ -20,9 +20,10 @@ from typing import Any, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipelines import contract, steps
-from pipelines.cache import render_definition_cached
-from pipelines.local import (
+import stage as config
+from emulators.core.errors import LocalEngineError
+from emulators.firehose.delivery import Delivery, DeliveryStream, IngestionError, deliver
+from emulators.sagemaker import (
     Execution,
     ImageMap,
     LocalEndpoint,
@@ -33,14 +34,12 @@ from pipelines.local import (
     StepEvent,
     StepRecord,
 )
-from pipelines.local.errors import LocalEngineError
+from pipelines import contract, steps
+from pipelines.cache import render_definition_cached
 from pipelines.parameters import AUC_THRESHOLD, parse_overrides
 from pipelines.settings import PipelineResources, PipelineSettings
-from rookery import config
-from rookery.config import Stage, available_stages, load_stage
 from rookery.demo.audit import StageAudit, audit_stages
 from rookery.demo.dataset import DemoDataError, demo_records
-from rookery.demo.firehose import Delivery, DeliveryStream, IngestionError, deliver
 from rookery.demo.report import (
     Artifact,
     ExecutionView,
@@ -59,6 +58,7 @@ from rookery.demo.report import (
     write_report,
 )
 from rookery.demo.scoring import Scoring, ScoringError, parse_predictions, read_labels, score_test_split
+from stage import Stage, available_stages, load_stage
 
 DEMO_DIR: Final = "demo"
 REPORT_FILE: Final = "report.html"
@@ -117,7 +117,7 @@ class DemoOptions:
     home: LocalHome = field(default_factory=LocalHome.default)
     params: tuple[str, ...] = ()  # NAME=VALUE pipeline parameter overrides
     audit: tuple[str, ...] | None = None  # the stages to audit; None: every stage in infra/stages
-    # Where --stage is looked up (None: rookery.config.STAGES_DIR). The audit always synthesizes
+    # Where --stage is looked up (None: stage.STAGES_DIR). The audit always synthesizes
     # infra/stages, which is what `cdk synth` reads.
     stages_dir: Path | None = None
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from rookery.config import (
+from stage import (
     DEFAULT_ENDPOINTS,
     ESSENTIAL_ENDPOINTS,
     STAGES_DIR,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from image_helpers import CONTAINERS, PROGRAM
 
-from rookery.config import TrainingSettings, load_stage
 from rookery_image import contract, hyperparameters, schema, training
 from rookery_image.contract import UserError
+from stage import TrainingSettings, load_stage
 
 
 def test_the_base_folder_is_one_environment_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -14,11 +14,11 @@ import pytest
 from demo_testing import ARRIVAL, CHROMIUM_FLAGS, REPO, JobsRun, chromium, run_jobs
 from playwright.sync_api import Browser, sync_playwright
 
-from pipelines.local.home import LocalHome
-from rookery.config import Stage, load_stage
+from emulators.core.home import LocalHome
+from emulators.firehose.delivery import Delivery, DeliveryStream, deliver
 from rookery.demo.dataset import demo_records
-from rookery.demo.firehose import Delivery, DeliveryStream, deliver
 from rookery.demo.run import DemoOptions, DemoResult, prepare, run_demo
+from stage import Stage, load_stage
 
 
 @pytest.fixture(scope="session")

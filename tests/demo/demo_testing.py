@@ -17,8 +17,8 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page, Request
 
-from pipelines.local.home import LocalHome
-from rookery.demo.firehose import Delivery
+from emulators.core.home import LocalHome
+from emulators.firehose.delivery import Delivery
 from rookery.demo.report import (
     Artifact,
     ExecutionView,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rookery.config import ConfigError
 from rookery.demo.audit import StageAudit, _audit_one, audit_stages
+from stage import ConfigError
 
 
 @pytest.fixture(scope="module")

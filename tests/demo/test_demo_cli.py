@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.local import ImageMap, LocalEngine, LocalHome, LocalRegistry
-from pipelines.local.expressions import to_text
+from emulators.sagemaker import ImageMap, LocalEngine, LocalHome, LocalRegistry
+from emulators.sagemaker.expressions import to_text
 from rookery.cli.main import app
 from rookery.demo.dataset import bundled_csv
 
@@ -73,7 +73,7 @@ def test_a_failing_job_exits_1_with_its_own_reason_and_a_report(tmp_path: Path) 
 def test_a_failing_gate_exits_1_with_the_fail_steps_message(
     tmp_path: Path, weak_stages: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("rookery.config.STAGES_DIR", weak_stages)  # where --stage names are looked up
+    monkeypatch.setattr("stage.STAGES_DIR", weak_stages)  # where --stage names are looked up
 
     code, out, err = demo("--no-audit", "--stage", "weak", "--home", str(tmp_path))
 

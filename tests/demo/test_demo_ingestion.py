@@ -16,10 +16,8 @@ from pathlib import Path
 import pytest
 from demo_testing import ARRIVAL, REPO, JobsRun, files_under
 
-from pipelines.local.home import LocalHome
-from rookery.config import DatasetSchema, Stage
-from rookery.demo.dataset import DemoDataError, bundled_rows, demo_records, invalid_records
-from rookery.demo.firehose import (
+from emulators.core.home import LocalHome
+from emulators.firehose.delivery import (
     PROCESSING_FAILED_CODE,
     Delivery,
     DeliveryStream,
@@ -28,6 +26,8 @@ from rookery.demo.firehose import (
     evaluate_prefix,
     object_name,
 )
+from rookery.demo.dataset import DemoDataError, bundled_rows, demo_records, invalid_records
+from stage import DatasetSchema, Stage
 
 pytestmark = pytest.mark.xdist_group("demo-ingest")
 
@@ -305,7 +305,7 @@ def test_a_function_that_cannot_start_fails_ingestion_with_its_own_message(
 def test_without_the_functions_code_ingestion_says_where_it_looked(
     tmp_path: Path, dev: Stage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("rookery.demo.firehose.LAMBDAS_DIR", tmp_path / "lambdas")
+    monkeypatch.setattr("emulators.firehose.delivery.LAMBDAS_DIR", tmp_path / "lambdas")
 
     with pytest.raises(
         IngestionError, match=r"lambdas/firehose_transform; run the demo from a rookery checkout"

@@ -12,8 +12,8 @@ import pytest
 from demo_testing import JobsRun, report_from
 from markupsafe import escape
 
-from pipelines.local.home import LocalHome
-from rookery.demo.firehose import Delivery
+from emulators.core.home import LocalHome
+from emulators.firehose.delivery import Delivery
 from rookery.demo.report import (
     Phase,
     ReportData,

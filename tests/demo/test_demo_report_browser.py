@@ -11,8 +11,8 @@ import pytest
 from demo_testing import JobsRun, assert_report_renders, report_from
 from playwright.sync_api import Browser
 
-from pipelines.local.home import LocalHome
-from rookery.demo.firehose import Delivery
+from emulators.core.home import LocalHome
+from emulators.firehose.delivery import Delivery
 from rookery.demo.report import write_report
 
 pytestmark = pytest.mark.xdist_group("demo-ingest")

@@ -11,8 +11,8 @@ import pytest
 from demo_testing import assert_report_renders
 from playwright.sync_api import Browser
 
-from pipelines.local import LocalEngine, LocalHome, LocalRegistry
-from pipelines.local.images import ImageMap
+from emulators.core.images import ImageMap
+from emulators.sagemaker import LocalEngine, LocalHome, LocalRegistry
 from rookery.demo.run import DELIVERY_FILE, DemoResult
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo-run")]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rookery.toolchain import use_venv_node
+from stage.toolchain import use_venv_node
 
 use_venv_node()
 
@@ -18,7 +18,7 @@ from constructs import IConstruct  # noqa: E402
 
 from infra.app import StageStacks, build_app, synthesize  # noqa: E402
 from infra.audit.assembly import Assembly, read_assembly  # noqa: E402
-from rookery.config import Stage  # noqa: E402
+from stage import Stage  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from rookery.cli.audit import CDK_CLI, synth_environment
-from rookery.config import REPO_ROOT, ConfigError
-from rookery.toolchain import use_venv_node
+from stage import REPO_ROOT, ConfigError
+from stage.toolchain import use_venv_node
 
 use_venv_node()
 
 from infra.app import destroy_flag, main, stage_environment  # noqa: E402
-from rookery.config import load_stage  # noqa: E402
+from stage import load_stage  # noqa: E402
 
 
 @pytest.mark.parametrize(

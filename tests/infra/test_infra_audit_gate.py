@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from infra_testing import Synth
 
-from rookery.toolchain import use_venv_node
+from stage.toolchain import use_venv_node
 
 use_venv_node()
 

@@ -12,10 +12,10 @@ from infra.audit.rules import flatten
 from infra.constructs.catalog import INGEST_METADATA_COLUMNS, QUERY_SCAN_LIMIT_BYTES, dataset_columns
 from infra.constructs.data_lake import VIA_SERVICES, DataKeys, DataLake, TrustedPrincipal, TrustedService
 from infra.constructs.function import RUNTIME
-from infra.naming import DATA_BUCKETS
 from infra.stateful import STATEFUL_RESOURCE_TYPES
-from rookery.config import load_stage
-from rookery.toolchain import use_venv_node
+from stage import load_stage
+from stage.names import DATA_BUCKETS
+from stage.toolchain import use_venv_node
 
 use_venv_node()  # before aws_cdk is imported: jsii must start the venv's Node
 

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from rookery.cli import audit as audit_cli
 from rookery.cli.main import app as cli
-from rookery.toolchain import use_venv_node
+from stage.toolchain import use_venv_node
 
 use_venv_node()
 

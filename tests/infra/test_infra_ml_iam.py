@@ -16,7 +16,7 @@ from infra_testing import Synth, arn_of, ref, resources
 from infra.audit.rules import GUARDRAIL_KEYS, flatten
 from infra.constructs.guardrails import CEILING_ACTIONS, guardrails
 from infra.constructs.sagemaker_role import PIPELINE_JOB_PREFIX, ExecutionScope, execution_role_exception
-from infra.naming import bucket_name, sagemaker_role_path
+from stage.names import bucket_name, sagemaker_role_path
 
 pytestmark = pytest.mark.xdist_group("infra-synth")
 

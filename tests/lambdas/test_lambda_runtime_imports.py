@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from rookery.config import REPO_ROOT
+from stage import REPO_ROOT
 
 # Both tests read one probe run: keep them on one xdist worker so it runs once.
 pytestmark = pytest.mark.xdist_group("lambda_runtime_imports")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from local_testing import SMALL_TRAINING, render, stage, synthetic_stage
 
-from rookery.config import Stage
+from stage import Stage
 
 
 @pytest.fixture(scope="session")

@@ -17,11 +17,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from emulators.sagemaker import Execution, ImageMap, LocalEngine, LocalHome
 from pipelines import PipelineResources, PipelineSettings, render_definition_cached
-from pipelines.local import Execution, ImageMap, LocalEngine, LocalHome
-from pipelines.local.home import REPO_ROOT
-from pipelines.local.synthetic import SYNTHETIC_SCHEMA
-from rookery.config import STAGES_DIR, Stage, parse_stage
+from rookery.demo.synthetic import SYNTHETIC_SCHEMA
+from stage import STAGES_DIR, Stage, parse_stage
+from stage.paths import REPO_ROOT
 
 RENDER_CACHE: Final = REPO_ROOT / ".rookery" / "cache"
 PENGUINS_CSV: Final = Path(str(importlib.resources.files("palmerpenguins") / "data" / "penguins.csv"))

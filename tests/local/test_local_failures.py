@@ -25,11 +25,11 @@ from local_testing import (
 )
 from typer.testing import CliRunner
 
-from pipelines.local import Execution, ImageMap, InterruptPlan, LocalEngine, LocalHome, LocalRegistry
-from pipelines.local.expressions import to_text
-from pipelines.local.synthetic import write_jsonl
+from emulators.sagemaker import Execution, ImageMap, InterruptPlan, LocalEngine, LocalHome, LocalRegistry
+from emulators.sagemaker.expressions import to_text
 from rookery.cli.main import app
-from rookery.config import Stage
+from rookery.demo.synthetic import write_jsonl
+from stage import Stage
 
 SYNTH_RAW = "s3://rookery-synth-raw/synthetic/ingest_date=2024-05-01/synthetic-1"
 PENGUINS_RAW = "s3://rookery-dev-raw/penguins/ingest_date=2024-05-01"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from local_testing import engine_for, step_named
 
-from pipelines.local import (
+from emulators.sagemaker import (
     Execution,
     ImageMap,
     InterruptPlan,
@@ -22,8 +22,8 @@ from pipelines.local import (
     StepEvent,
     UnsupportedDefinition,
 )
-from pipelines.local.records import Note
-from rookery.config import Stage
+from emulators.sagemaker.records import Note
+from stage import Stage
 
 Definition = dict[str, Any]
 

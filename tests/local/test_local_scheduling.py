@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from local_testing import engine_for, penguin_records, put_jsonl, step_named
 
-from pipelines.local import Execution, LocalHome
-from rookery.config import Stage
+from emulators.sagemaker import Execution, LocalHome
+from stage import Stage
 
 pytestmark = pytest.mark.slow
 

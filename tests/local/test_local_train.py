@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 from local_testing import auc_in_order, lines, new_home, penguin_records, read_json, rows_and_answers
 from typer.testing import CliRunner
 
-from pipelines.local import (
+from emulators.sagemaker import (
     Execution,
     ImageMap,
     LocalEndpoint,
@@ -36,7 +36,7 @@ from pipelines.local import (
     LocalRegistry,
     ModelPackage,
 )
-from pipelines.local.expressions import to_text
+from emulators.sagemaker.expressions import to_text
 from rookery.cli.main import app
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local-train")]
@@ -353,7 +353,7 @@ def test_the_cli_invokes_a_running_endpoint_through_boto3(endpoint: LocalEndpoin
 def test_a_second_endpoint_with_the_same_name_is_refused(
     cli_run: CliRun, approved: ModelPackage, endpoint: LocalEndpoint
 ) -> None:
-    from pipelines.local import EndpointError  # noqa: PLC0415
+    from emulators.sagemaker import EndpointError  # noqa: PLC0415
 
     with pytest.raises(EndpointError, match="already served"):
         LocalEndpoint.start(

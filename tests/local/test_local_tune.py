@@ -25,8 +25,8 @@ from local_testing import (
     step_named,
 )
 
-from pipelines.local import Execution, LocalHome, LocalRegistry, StepEvent
-from rookery.config import Stage
+from emulators.sagemaker import Execution, LocalHome, LocalRegistry, StepEvent
+from stage import Stage
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local-tune")]
 

@@ -13,17 +13,18 @@ from typing import Any
 
 import pytest
 
-from pipelines.local import InterruptPlan, LocalHome, LocalRegistry, RegistryError, procs
-from pipelines.local.context import Trigger
-from pipelines.local.data import DataFileError, land, read_records
-from pipelines.local.errors import LocalEngineError
-from pipelines.local.expressions import ExpressionError, Scope, lookup, to_text, tokens
-from pipelines.local.parameters import resolve_parameters
-from pipelines.local.storage import list_prefix, stage
-from pipelines.local.transform import batches
-from pipelines.local.tuning import sample
+from emulators.core import procs
+from emulators.core.errors import LocalEngineError
+from emulators.firehose.landing import DataFileError, land, read_records
+from emulators.s3.storage import list_prefix, stage
+from emulators.sagemaker import InterruptPlan, LocalHome, LocalRegistry, RegistryError
+from emulators.sagemaker.context import Trigger
+from emulators.sagemaker.expressions import ExpressionError, Scope, lookup, to_text, tokens
+from emulators.sagemaker.parameters import resolve_parameters
+from emulators.sagemaker.transform import batches
+from emulators.sagemaker.tuning import sample
 from pipelines.parameters import ParameterError
-from rookery.config import DataLayout, DatasetSchema
+from stage import DataLayout, DatasetSchema
 
 SCHEMA = DatasetSchema(
     name="penguins",

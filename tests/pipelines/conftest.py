@@ -13,7 +13,7 @@ import pytest
 from pipeline_testing import BUILTIN_REASON, render, stage_with
 
 from pipelines import PipelineResources, PipelineSettings
-from rookery.config import Stage, load_stage
+from stage import Stage, load_stage
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import tomllib
 from typing import Any, Final
 
 from pipelines import PipelineSettings
-from rookery.config import STAGES_DIR, Stage, parse_stage
+from stage import STAGES_DIR, Stage, parse_stage
 
 # Modules that use a rendered definition share one xdist worker, so each variant renders once.
 RENDER_GROUP: Final = "pipelines-render"

@@ -25,9 +25,9 @@ from pipelines.parameters import (
     TRANSFORM_INSTANCE_TYPE,
 )
 from pipelines.perimeter import MAX_WAIT_SECONDS
-from rookery.config import Stage
 from rookery_image import contract as image_contract
 from rookery_image import model as image_model
+from stage import Stage
 
 pytestmark = pytest.mark.xdist_group(RENDER_GROUP)
 

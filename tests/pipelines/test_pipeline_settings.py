@@ -12,7 +12,7 @@ from pipelines import PipelineResources, PipelineSettings, SettingsError, placeh
 from pipelines.parameters import ParameterError, operating_point_problem, parse_overrides
 from pipelines.placeholders import PlaceholderError, split_on_placeholders
 from pipelines.settings import model_package_group_name, operating_point_arg, pipeline_name
-from rookery.config import ConfigError, OperatingPoint, Stage, load_stage
+from stage import ConfigError, OperatingPoint, Stage, load_stage
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ import orjson
 from rookery_image.contract import UserError
 
 GZIP_MAGIC = b"\x1f\x8b"
-ERRORS_FOLDER = "errors"  # Firehose's error output prefix (rookery.config.DataLayout.error_prefix)
+ERRORS_FOLDER = "errors"  # Firehose's error output prefix (stage.DataLayout.error_prefix)
 
 
 def number(value: Any) -> float:

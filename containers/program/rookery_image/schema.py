@@ -1,6 +1,6 @@
 """The dataset schema the preprocess job receives as JSON (``ROOKERY_DATASET_SCHEMA``).
 
-The same fields and rules as ``rookery.config.DatasetSchema``; the image is shipped alone, so it
+The same fields and rules as ``stage.DatasetSchema``; the image is shipped alone, so it
 parses and checks the JSON itself and names the field and the fix on every error.
 """
 

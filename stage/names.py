@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from rookery.config import ConfigError, Stage
+from stage.model import ConfigError, Stage
 
 # Buckets of the data lake, by purpose. Interface: the Data stack creates exactly these.
 DATA_BUCKETS: Final = ("raw", "curated", "artifacts")

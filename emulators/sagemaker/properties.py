@@ -13,7 +13,7 @@ from typing import Final
 import botocore.session
 from botocore.model import ListShape, MapShape, ServiceModel, Shape, StructureShape
 
-from pipelines.local.expressions import Token, show
+from emulators.sagemaker.expressions import Token, show
 
 # Step type -> the response shapes its properties follow (the SDK's shape names).
 PROPERTY_SHAPES: Final[dict[str, tuple[str, ...]]] = {

@@ -19,9 +19,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from pipelines.definition import dependencies, iter_steps, own_arguments
-from pipelines.local.errors import LocalEngineError, UnsupportedDefinition
-from pipelines.local.expressions import (
+from emulators.core.errors import LocalEngineError, UnsupportedDefinition
+from emulators.core.home import split_s3_uri
+from emulators.core.images import ImageError, ImageMap
+from emulators.sagemaker.expressions import (
     CONDITION_TYPES,
     FUNCTIONS,
     ExpressionError,
@@ -30,10 +31,9 @@ from pipelines.local.expressions import (
     tokens,
     walk_expressions,
 )
-from pipelines.local.home import split_s3_uri
-from pipelines.local.images import ImageError, ImageMap
-from pipelines.local.properties import property_problem
-from pipelines.local.records import Note
+from emulators.sagemaker.properties import property_problem
+from emulators.sagemaker.records import Note
+from pipelines.definition import dependencies, iter_steps, own_arguments
 
 SUPPORTED_STEPS: Final = (
     "Processing",

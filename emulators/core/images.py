@@ -16,7 +16,8 @@ from pathlib import Path, PurePosixPath
 from typing import Final
 
 from pipelines.contract import PROGRAM_DIR
-from pipelines.local.home import REPO_ROOT
+from stage.paths import IMAGE_PYTHON
+from stage.paths import PROGRAM_DIR as REPO_PROGRAM_DIR
 
 IMAGE_PYTHON_ENV: Final = "ROOKERY_IMAGE_PYTHON"
 _PYTHONS: Final = ("python3", "python", "/usr/local/bin/python3", "/usr/local/bin/python", "/usr/bin/python3")
@@ -27,7 +28,7 @@ class ImageError(ValueError):
 
 
 def default_image_python() -> Path:
-    return Path(os.environ.get(IMAGE_PYTHON_ENV) or REPO_ROOT / ".venv-image" / "bin" / "python")
+    return Path(os.environ.get(IMAGE_PYTHON_ENV) or IMAGE_PYTHON)
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class ImageMap:
         return cls(
             {
                 image_uri: Program(
-                    program_dir=(program_dir or REPO_ROOT / "containers" / "program").resolve(),
+                    program_dir=(program_dir or REPO_PROGRAM_DIR).resolve(),
                     python=python or default_image_python(),
                 )
             }

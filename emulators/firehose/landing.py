@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from pipelines.local import storage
-from pipelines.local.errors import LocalEngineError
-from pipelines.local.home import LocalHome
-from rookery.config import DataLayout, DatasetSchema
+from emulators.core.errors import LocalEngineError
+from emulators.core.home import LocalHome
+from emulators.s3 import storage
+from stage import DataLayout, DatasetSchema
 
 # CSV spellings of a missing value (R's NA as in the penguins CSV, pandas' NaN, empty).
 MISSING: Final = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"})

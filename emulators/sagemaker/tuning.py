@@ -20,10 +20,10 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
-from pipelines.local.context import StepContext, StepResult, random_id
-from pipelines.local.errors import StepFailedError
-from pipelines.local.records import now
-from pipelines.local.training import run_training_job
+from emulators.core.errors import StepFailedError
+from emulators.sagemaker.context import StepContext, StepResult, random_id
+from emulators.sagemaker.records import now
+from emulators.sagemaker.training import run_training_job
 
 DEFAULT_SEED: Final = 0
 

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Final
 
-from pipelines.local.errors import LocalEngineError
+from emulators.core.errors import LocalEngineError
+from stage.paths import LOCAL_HOME
 
-REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 HOME_ENV: Final = "ROOKERY_HOME"
 
 
 def default_home_root() -> Path:
     """``$ROOKERY_HOME`` when set, else ``<repo>/.rookery``."""
-    return Path(os.environ.get(HOME_ENV) or REPO_ROOT / ".rookery")
+    return Path(os.environ.get(HOME_ENV) or LOCAL_HOME)
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:

@@ -21,25 +21,25 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Final
 
-from pipelines.definition import dependencies, own_arguments, steps_by_name
-from pipelines.local.checks import check_definition, check_resolved
-from pipelines.local.context import InterruptPlan, StepContext, StepResult, random_id
-from pipelines.local.errors import (
+from emulators.core.errors import (
     ExecutionNotFoundError,
     LocalEngineError,
     StepFailedError,
     UnsupportedDefinition,
 )
-from pipelines.local.expressions import ExpressionError, Scope, lookup
-from pipelines.local.home import LocalHome
-from pipelines.local.images import ImageMap
-from pipelines.local.models import run_model, run_register
-from pipelines.local.parameters import resolve_parameters
-from pipelines.local.processing import run_processing
-from pipelines.local.records import EXECUTION_FILE, Execution, Note, StepEvent, StepRecord, now
-from pipelines.local.training import run_training
-from pipelines.local.transform import run_transform
-from pipelines.local.tuning import run_tuning
+from emulators.core.home import LocalHome
+from emulators.core.images import ImageMap
+from emulators.sagemaker.checks import check_definition, check_resolved
+from emulators.sagemaker.context import InterruptPlan, StepContext, StepResult, random_id
+from emulators.sagemaker.expressions import ExpressionError, Scope, lookup
+from emulators.sagemaker.models import run_model, run_register
+from emulators.sagemaker.parameters import resolve_parameters
+from emulators.sagemaker.processing import run_processing
+from emulators.sagemaker.records import EXECUTION_FILE, Execution, Note, StepEvent, StepRecord, now
+from emulators.sagemaker.training import run_training
+from emulators.sagemaker.transform import run_transform
+from emulators.sagemaker.tuning import run_tuning
+from pipelines.definition import dependencies, own_arguments, steps_by_name
 
 DEFAULT_PIPELINE_NAME: Final = "rookery-local-pipeline"
 _JOB_STEPS: Final = ("Processing", "Training", "Tuning", "Transform")

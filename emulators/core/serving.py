@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Self
 
-from pipelines.local.context import fresh_dir
-from pipelines.local.images import ImageMap
+from emulators.core.images import ImageMap
+from emulators.sagemaker.context import fresh_dir
 
 START_TIMEOUT_SECONDS: Final = 60.0
 

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any, Final, Self
 from urllib.parse import unquote, urlsplit
 
-from pipelines.local.errors import EndpointError, LocalEngineError
-from pipelines.local.home import LocalHome
-from pipelines.local.images import ImageMap
-from pipelines.local.records import now
-from pipelines.local.registry import ModelPackage
-from pipelines.local.serving import ServeError, ServeProcess
+from emulators.core.errors import EndpointError, LocalEngineError
+from emulators.core.home import LocalHome
+from emulators.core.images import ImageMap
+from emulators.core.serving import ServeError, ServeProcess
+from emulators.sagemaker.records import now
+from emulators.sagemaker.registry import ModelPackage
 
 ENDPOINT_FILE: Final = "endpoint.json"
 VARIANT: Final = "AllTraffic"

@@ -20,9 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from pipelines.contract import CHECKPOINT_LOCAL_PATH
-from pipelines.local import procs, storage
-from pipelines.local.context import (
+from emulators.core import procs
+from emulators.core.errors import StepFailedError
+from emulators.s3 import storage
+from emulators.sagemaker.context import (
     InterruptPlan,
     StepContext,
     StepResult,
@@ -31,9 +32,9 @@ from pipelines.local.context import (
     in_sandbox,
     job_name,
 )
-from pipelines.local.errors import StepFailedError
-from pipelines.local.expressions import to_text
-from pipelines.local.records import now
+from emulators.sagemaker.expressions import to_text
+from emulators.sagemaker.records import now
+from pipelines.contract import CHECKPOINT_LOCAL_PATH
 
 MODEL_ARCHIVE: Final = "model.tar.gz"
 

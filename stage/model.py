@@ -1,4 +1,4 @@
-"""Stage configuration: one validated, typed model per deployment stage.
+"""The stage model: one validated, typed description of a deployment stage.
 
 Pure pydantic (no CDK, no AWS). ``app.py`` loads a stage once and passes it down; the CLI
 and the pipeline builder read the same model. Every invalid value fails with the field,
@@ -9,22 +9,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import tomllib
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-STAGES_DIR = REPO_ROOT / "infra" / "stages"
 
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (
@@ -453,79 +447,3 @@ class Stage(_Model):
     @property
     def removal_destroys_data(self) -> bool:
         return self.data.removal_policy == "destroy" and self.destroy_data_on_delete
-
-
-def available_stages(stages_dir: Path = STAGES_DIR) -> list[str]:
-    return sorted(p.stem for p in stages_dir.glob("*.toml"))
-
-
-# Why a bound exists, for the built-in constraint errors that carry no fix of their own.
-_FIELD_HINTS: Mapping[str, str] = {
-    "max_azs": "subnets, endpoints and jobs need at least two Availability Zones to survive one AZ failing",
-    "ml.training.hyperparameters": "hyperparameters are strings, numbers or booleans",
-    "ml.training.image_exception_reason": "write a reason a reviewer can accept (at least 20 characters)",
-}
-
-
-def _describe(error: Mapping[str, Any]) -> str:
-    loc = ".".join(str(p) for p in error["loc"]) or "(stage)"
-    msg = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        msg = "unknown field; remove it or check its spelling"
-    elif error["type"] == "missing":
-        msg = "required field is missing; add it"
-    elif not error["type"].startswith("value_error"):
-        hint = _FIELD_HINTS.get(loc)
-        msg = f"{msg}; {hint}" if hint else f"{msg}; change it in the stage file"
-    value = error.get("input")
-    shown = "" if isinstance(value, dict) or value is None else f" = {value!r}"
-    return f"  - {loc}{shown}: {msg}"
-
-
-def parse_stage(name: str, raw: Mapping[str, Any], *, source: str, destroy_data: bool = False) -> Stage:
-    """Validate a stage mapping; raise ``ConfigError`` naming every bad field, its value and the fix."""
-    if "destroy_data_on_delete" in raw:
-        raise ConfigError(
-            f"stage {name!r} ({source}): 'destroy_data_on_delete' cannot be set in a stage file; "
-            'remove it and pass -c destroy_data=true at synth time (with data.removal_policy = "destroy")'
-        )
-    try:
-        stage = Stage.model_validate({"name": name, **raw})
-    except ValidationError as exc:
-        lines = "\n".join(_describe(e) for e in exc.errors(include_url=False))
-        raise ConfigError(f"stage {name!r} ({source}) is invalid:\n{lines}") from None
-    if destroy_data:
-        if stage.data.removal_policy != "destroy":
-            raise ConfigError(
-                f"stage {name!r} ({source}): the destroy-data flag was given but data.removal_policy is "
-                f'{stage.data.removal_policy!r}; set data.removal_policy = "destroy" in the stage file '
-                "or drop the flag"
-            )
-        stage = stage.model_copy(update={"destroy_data_on_delete": True})
-    return stage
-
-
-def _display(path: Path) -> str:
-    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
-
-
-def load_stage(name: str, *, stages_dir: Path = STAGES_DIR, destroy_data: bool = False) -> Stage:
-    """Load ``<stages_dir>/<name>.toml``. Unknown stages and unreadable files raise ``ConfigError``."""
-    path = stages_dir / f"{name}.toml"
-    if not path.is_file():
-        known = ", ".join(available_stages(stages_dir)) or "none"
-        raise ConfigError(
-            f"unknown stage {name!r}: there is no {_display(path)}. Known stages: {known}. "
-            f"Pick one with -c stage=NAME (or --stage NAME), or add {name}.toml"
-        )
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(
-            f"stage {name!r}: {_display(path)} is not valid TOML ({exc}); fix the syntax"
-        ) from None
-    if "name" in raw:
-        raise ConfigError(
-            f"stage {name!r}: {_display(path)} sets 'name'; the file name is the stage name, remove it"
-        )
-    return parse_stage(name, raw, source=_display(path), destroy_data=destroy_data)

@@ -11,8 +11,8 @@ import os
 import shutil
 from pathlib import Path
 
-from pipelines.local.errors import StepFailedError
-from pipelines.local.home import LocalHome, split_s3_uri
+from emulators.core.errors import StepFailedError
+from emulators.core.home import LocalHome, split_s3_uri
 
 
 def list_prefix(home: LocalHome, uri: str) -> list[tuple[str, Path]]:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from pipelines.local.errors import RegistryError
-from pipelines.local.home import LocalHome
-from pipelines.local.records import now
+from emulators.core.errors import RegistryError
+from emulators.core.home import LocalHome
+from emulators.sagemaker.records import now
 
 APPROVAL_STATUSES: Final = ("PendingManualApproval", "Approved", "Rejected")
 _ARN: Final = re.compile(r"^arn:aws[a-z\-]*:sagemaker:([a-z0-9\-]+):(\d{12}):model-package/([^/]+)/(\d+)$")

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pipelines.local import procs, storage
-from pipelines.local.context import StepContext, StepResult, fresh_dir, in_sandbox, job_name
-from pipelines.local.errors import StepFailedError
-from pipelines.local.expressions import to_text
-from pipelines.local.records import now
+from emulators.core import procs
+from emulators.core.errors import StepFailedError
+from emulators.s3 import storage
+from emulators.sagemaker.context import StepContext, StepResult, fresh_dir, in_sandbox, job_name
+from emulators.sagemaker.expressions import to_text
+from emulators.sagemaker.records import now
 
 
 def run_processing(ctx: StepContext) -> StepResult:

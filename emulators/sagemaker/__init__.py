@@ -8,20 +8,20 @@ the model registry, executions and endpoints live under the same home (``.rooker
 
 from __future__ import annotations
 
-from pipelines.local.context import InterruptPlan
-from pipelines.local.endpoint import LocalEndpoint
-from pipelines.local.engine import LocalEngine
-from pipelines.local.errors import (
+from emulators.core.errors import (
     EndpointError,
     ExecutionNotFoundError,
     LocalEngineError,
     RegistryError,
     UnsupportedDefinition,
 )
-from pipelines.local.home import LocalHome
-from pipelines.local.images import ImageMap
-from pipelines.local.records import Execution, StepEvent, StepRecord
-from pipelines.local.registry import LocalRegistry, ModelPackage
+from emulators.core.home import LocalHome
+from emulators.core.images import ImageMap
+from emulators.sagemaker.context import InterruptPlan
+from emulators.sagemaker.engine import LocalEngine
+from emulators.sagemaker.records import Execution, StepEvent, StepRecord
+from emulators.sagemaker.registry import LocalRegistry, ModelPackage
+from emulators.sagemaker_runtime.endpoint import LocalEndpoint
 from pipelines.parameters import ParameterError
 
 __all__ = [

@@ -11,12 +11,12 @@ import json
 import os
 from typing import Any
 
-from pipelines.local.context import StepContext, StepResult, job_name
-from pipelines.local.errors import LocalEngineError, RegistryError, StepFailedError
-from pipelines.local.expressions import to_text
-from pipelines.local.home import LocalHome
-from pipelines.local.records import now
-from pipelines.local.registry import LocalRegistry
+from emulators.core.errors import LocalEngineError, RegistryError, StepFailedError
+from emulators.core.home import LocalHome
+from emulators.sagemaker.context import StepContext, StepResult, job_name
+from emulators.sagemaker.expressions import to_text
+from emulators.sagemaker.records import now
+from emulators.sagemaker.registry import LocalRegistry
 
 
 def _require_object(ctx: StepContext, uri: str, field: str) -> None:

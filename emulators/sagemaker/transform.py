@@ -16,12 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from pipelines.local import storage
-from pipelines.local.context import StepContext, StepResult, fresh_dir, job_name
-from pipelines.local.errors import StepFailedError
-from pipelines.local.models import load_model
-from pipelines.local.records import now
-from pipelines.local.serving import ServeError, ServeProcess
+from emulators.core.errors import StepFailedError
+from emulators.core.serving import ServeError, ServeProcess
+from emulators.s3 import storage
+from emulators.sagemaker.context import StepContext, StepResult, fresh_dir, job_name
+from emulators.sagemaker.models import load_model
+from emulators.sagemaker.records import now
 
 MB: Final = 1024 * 1024
 DEFAULT_MAX_PAYLOAD_MB: Final = 6

@@ -29,16 +29,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
-from infra.naming import delivery_stream_name
 from pipelines.settings import PLACEHOLDER_ACCOUNT, PipelineResources
-from rookery.config import REPO_ROOT, Stage
 from rookery.demo.dataset import ProducerRecord
+from stage import Stage
+from stage.names import delivery_stream_name
+from stage.paths import LAMBDAS_DIR
 
 Compression = Literal["UNCOMPRESSED", "GZIP"]
 
-LAMBDAS_DIR: Final = REPO_ROOT / "lambdas"
 TRANSFORM_PACKAGE: Final = "firehose_transform"
-WORKER: Final = Path(__file__).with_name("firehose_worker.py")
+WORKER: Final = Path(__file__).with_name("worker.py")
 MIB: Final = 1024 * 1024
 # The construct's processor buffer (IngestionStream TRANSFORM_BUFFER_MIB) and S3 compression
 # (CompressionFormat); tests/demo keeps these equal to the construct's values.
@@ -60,7 +60,7 @@ class IngestionError(RuntimeError):
 
 
 class S3Home(Protocol):
-    """Where ``s3://bucket/key`` lives on this machine (``pipelines.local.LocalHome``)."""
+    """Where ``s3://bucket/key`` lives on this machine (``emulators.sagemaker.LocalHome``)."""
 
     def s3_path(self, uri: str) -> Path: ...
 

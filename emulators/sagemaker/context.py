@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
-from pipelines.local.home import LocalHome
-from pipelines.local.images import ImageMap
-from pipelines.local.procs import Watch
+from emulators.core.home import LocalHome
+from emulators.core.images import ImageMap
+from emulators.core.procs import Watch
 
 _ALPHABET: Final = string.ascii_lowercase + string.digits
 OPT_ML: Final = PurePosixPath("/opt/ml")

@@ -1,0 +1,52 @@
+"""The bottom floor: the stage model and loader, every name derived from a stage, repository paths.
+
+No CDK, no boto3, no CLI: ``infra/``, ``pipelines/``, the emulators and the CLI all import this
+package, and it imports none of them (the import contract in ``make lint`` holds it so).
+"""
+
+from __future__ import annotations
+
+from stage.loader import available_stages, load_stage, parse_stage
+from stage.model import (
+    DEFAULT_ENDPOINTS,
+    DEFAULT_HYPERPARAMETERS,
+    ESSENTIAL_ENDPOINTS,
+    INTERFACE_ENDPOINTS,
+    LOG_RETENTION_DAYS,
+    ConfigError,
+    DataLayout,
+    DatasetSchema,
+    DataSettings,
+    MlSettings,
+    NotebookSettings,
+    OperatingPoint,
+    SplitSettings,
+    Stage,
+    TrainingSettings,
+    TuningSettings,
+)
+from stage.paths import REPO_ROOT, STAGES_DIR
+
+__all__ = [
+    "DEFAULT_ENDPOINTS",
+    "DEFAULT_HYPERPARAMETERS",
+    "ESSENTIAL_ENDPOINTS",
+    "INTERFACE_ENDPOINTS",
+    "LOG_RETENTION_DAYS",
+    "REPO_ROOT",
+    "STAGES_DIR",
+    "ConfigError",
+    "DataLayout",
+    "DataSettings",
+    "DatasetSchema",
+    "MlSettings",
+    "NotebookSettings",
+    "OperatingPoint",
+    "SplitSettings",
+    "Stage",
+    "TrainingSettings",
+    "TuningSettings",
+    "available_stages",
+    "load_stage",
+    "parse_stage",
+]
