@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from stage.serving import ServingSettings
+
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
@@ -342,6 +344,7 @@ class Stage(_Model):
     dataset: DatasetSchema
     ml: MlSettings = MlSettings()
     notebook: NotebookSettings = NotebookSettings()
+    serving: ServingSettings = ServingSettings()
     # Set by the loader from an explicit synth-time flag, never from the stage file:
     # data is destroyed on teardown only when the stage allows it AND the flag is given.
     destroy_data_on_delete: bool = Field(default=False, exclude=True)
@@ -429,11 +432,35 @@ class Stage(_Model):
                 "the notebook is enabled but interface_endpoints lacks 'notebook': Jupyter would be "
                 "unreachable in a VPC without internet; add 'notebook' or set notebook.enabled = false"
             )
+        self._serving_rules()
         if self.ml.training.image == "builtin-xgboost" and self.ml.standardize:
             raise ValueError(
                 "ml.standardize needs the project image; the built-in XGBoost image has no preprocessor"
             )
         return self
+
+    def _serving_rules(self) -> None:
+        serving = self.serving
+        if not serving.enabled:
+            return
+        if serving.instance_type not in self.ml.inference_instance_types:
+            raise ValueError(
+                f"serving.instance_type {serving.instance_type!r} is not among the instance types the "
+                f"registered model supports (ml.inference_instance_types = "
+                f"{list(self.ml.inference_instance_types)}); SageMaker refuses to host it there: add it "
+                "to ml.inference_instance_types or pick one of them"
+            )
+        if self.production:
+            if serving.min_instances < 2:
+                raise ValueError(
+                    f"a production stage needs serving.min_instances >= 2 (it is {serving.min_instances}): "
+                    "one instance is one Availability Zone and no room for a canary in whole instances"
+                )
+            if serving.deployment.traffic == "all_at_once":
+                raise ValueError(
+                    'a production stage must deploy with serving.deployment.traffic = "canary" or '
+                    '"linear", so a bad model meets only part of the traffic before the alarms stop it'
+                )
 
     @property
     def qualifier(self) -> str:

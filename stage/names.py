@@ -94,3 +94,58 @@ def notebook_instance_name(stage: Stage) -> str:
 def trigger_rule_name(stage: Stage) -> str:
     """Named, so the queue key's policy can name the one rule that may use it (no reference cycle)."""
     return f"{stage.qualifier}-raw-object-created"
+
+
+# --- serving -------------------------------------------------------------------------------------
+
+# The one production variant of the stage's endpoint. Stable: alarms, autoscaling and the capture
+# prefix name it, and a blue/green deployment keeps it.
+VARIANT_NAME: Final = "primary"
+# Where SageMaker writes data capture in the raw bucket (it appends
+# ``<endpoint>/<variant>/yyyy/mm/dd/hh/``) and where ground truth lands: top-level prefixes beside
+# the dataset's, never below it, so the pipeline trigger ignores them.
+CAPTURE_PREFIX: Final = "capture/"
+GROUND_TRUTH_PREFIX: Final = "ground-truth/"
+
+
+def endpoint_name(stage: Stage) -> str:
+    """``<prefix>-<stage>-endpoint``: stable across model versions (clients and the API name it)."""
+    return f"{stage.qualifier}-endpoint"
+
+
+def alarm_names(stage: Stage) -> dict[str, str]:
+    """The endpoint's rollback alarms by purpose; fixed names, because the deployment config lists them."""
+    base = endpoint_name(stage)
+    return {
+        "errors": f"{base}-5xx-rate",
+        "model_latency": f"{base}-model-latency-p99",
+        "overhead_latency": f"{base}-overhead-latency-p99",
+    }
+
+
+def deployer_name(stage: Stage) -> str:
+    """The deploy-on-approval state machine (and the prefix of its functions' names)."""
+    return f"{stage.qualifier}-deployer"
+
+
+def approval_rule_name(stage: Stage) -> str:
+    return f"{stage.qualifier}-model-approval"
+
+
+def deployment_role_path(stage: Stage) -> str:
+    """IAM path of the CloudFormation service role the deployer passes when it updates the Serving stack."""
+    return f"/{stage.qualifier}/serving-deployment/"
+
+
+def serving_role_path(stage: Stage) -> str:
+    """IAM path of the endpoint's model execution role (the Data stack trusts it for data capture)."""
+    return f"/{stage.qualifier}/serving-model/"
+
+
+def api_name(stage: Stage) -> str:
+    return f"{stage.qualifier}-inference"
+
+
+DEPLOYMENT_EVENT_SOURCE: Final = "rookery.deployer"
+DEPLOYMENT_EVENT_TYPE: Final = "Rookery Model Deployment"
+DEPLOYMENT_METRIC_NAMESPACE: Final = "Rookery/Deployments"
