@@ -16,12 +16,12 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-import botocore.session
-from botocore.model import ListShape, MapShape, ServiceModel, Shape, StructureShape
+from botocore.model import ListShape, MapShape, Shape, StructureShape
 from botocore.validate import ParamValidator
 
 from pipelines.definition import is_expression, iter_steps, parameter_defaults
 from pipelines.findings import Finding
+from pipelines.reading.properties import service_model
 
 # Step type -> (API operation, the name member the service fills in at run time).
 OPERATIONS: Final = {
@@ -37,11 +37,6 @@ NO_REQUEST: Final = ("Condition", "Fail")
 
 _PARAMETER_TYPES: Final = {"String": "string", "Integer": "integer", "Float": "float", "Boolean": "boolean"}
 _REPORT_FIELD = re.compile(r"(?:parameter|in) ([A-Za-z0-9_.\[\]]+)")
-
-
-@functools.cache
-def service_model() -> ServiceModel:
-    return botocore.session.get_session().get_service_model("sagemaker")
 
 
 def _placeholder(type_name: str, shape: Shape | None) -> Any:

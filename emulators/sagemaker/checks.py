@@ -27,13 +27,12 @@ from emulators.sagemaker.expressions import (
     FUNCTIONS,
     ExpressionError,
     Scope,
-    split_step_reference,
-    tokens,
     walk_expressions,
 )
-from emulators.sagemaker.properties import property_problem
 from emulators.sagemaker.records import Note
 from pipelines.definition import dependencies, iter_steps, own_arguments
+from pipelines.reading.paths import split_step_reference, tokens
+from pipelines.reading.properties import property_problem
 
 SUPPORTED_STEPS: Final = (
     "Processing",

@@ -1,0 +1,2 @@
+"""Reading a pipeline definition the way SageMaker does: property paths and the Describe* shapes
+behind ``Get Steps.<name>.<property>``."""
