@@ -22,17 +22,14 @@ from typing import Any, Final
 from emulators.core.errors import LocalEngineError, UnsupportedDefinition
 from emulators.core.home import split_s3_uri
 from emulators.core.images import ImageError, ImageMap
-from emulators.sagemaker.expressions import (
-    CONDITION_TYPES,
-    FUNCTIONS,
-    ExpressionError,
-    Scope,
-    walk_expressions,
-)
+from emulators.sagemaker.expressions import CONDITION_TYPES, ExpressionError, Scope
 from emulators.sagemaker.records import Note
-from pipelines.definition import dependencies, iter_steps, own_arguments
-from pipelines.reading.paths import split_step_reference, tokens
-from pipelines.reading.properties import property_problem
+from pipelines.definition import iter_steps, own_arguments
+from pipelines.reading import PIPELINE, Problem
+from pipelines.reading.graph import dependency_problems, step_name_problems
+from pipelines.reading.paths import tokens
+from pipelines.reading.references import reference_problems, walk_expressions
+from pipelines.reading.variables import EXECUTION_VARIABLES, parameter_problems
 
 SUPPORTED_STEPS: Final = (
     "Processing",
@@ -44,18 +41,10 @@ SUPPORTED_STEPS: Final = (
     "Model",
     "Transform",
 )
-EXECUTION_VARIABLES: Final = (
-    "PipelineExecutionId",
-    "PipelineExecutionArn",
-    "PipelineName",
-    "PipelineArn",
-    "StartDateTime",
-    "CurrentDateTime",
-)
 OPT_ML: Final = "/opt/ml"
-PIPELINE: Final = "(pipeline)"  # the "step" of a refusal or note about the definition's top level
 DEFINITION_VERSION: Final = "2020-12-01"  # the definition format the SageMaker SDK writes
-_STEP_NAME: Final = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
+# A value of each pipeline parameter type, for resolving expressions before anything runs.
+_PLACEHOLDERS: Final = {"String": "x", "Integer": 1, "Float": 1.0, "Boolean": True}
 _SCALINGS: Final = ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")
 
 
@@ -67,7 +56,7 @@ def _static_scope(parameters: Mapping[str, Any]) -> Scope:
     def deferred(*_: Any) -> Any:
         raise _Deferred
 
-    execution = dict.fromkeys(EXECUTION_VARIABLES, "x")
+    execution = {name: _PLACEHOLDERS[v.value_type] for name, v in EXECUTION_VARIABLES.items()}
     return Scope(parameters, execution, deferred, deferred)
 
 
@@ -586,120 +575,48 @@ def check_keys(definition: Mapping[str, Any]) -> list[Note]:
     return notes
 
 
+def refuse_first(problems: list[Problem]) -> None:
+    """Raise the first of the definition reader's problems as a refusal."""
+    if problems:
+        problem = problems[0]
+        raise UnsupportedDefinition(problem.step, problem.field, problem.text)
+
+
 def check_references(definition: Mapping[str, Any]) -> None:
-    """Every ``Get`` and function names something this definition declares, in the right shape."""
-    parameters = {str(p.get("Name")) for p in definition.get("Parameters", []) or []}
-    steps = {str(s.get("Name")): s for s in iter_steps(definition.get("Steps", []))}
+    """The reader's problems with expressions, then the references SageMaker resolves and the
+    engine cannot: ``Std:JsonGet`` of an S3 object, and job names outside the job's own step."""
+    refuse_first(reference_problems(definition))
     for step in iter_steps(definition.get("Steps", [])):
-        name = str(step.get("Name"))
+        name, kind = str(step.get("Name")), str(step.get("Type"))
         for path, expr in walk_expressions(own_arguments(step), "Arguments"):
-            (key,) = expr
-            if key not in FUNCTIONS:
+            body = expr.get("Std:JsonGet")
+            if isinstance(body, Mapping) and "S3Uri" in body:
+                raise UnsupportedDefinition(
+                    name,
+                    f"{path}.S3Uri",
+                    "Std:JsonGet over an S3Uri is not supported locally; use a PropertyFile",
+                )
+            reference = expr.get("Get")
+            variable = (
+                EXECUTION_VARIABLES.get(reference.removeprefix("Execution."))
+                if isinstance(reference, str) and reference.startswith("Execution.")
+                else None
+            )
+            if variable is not None and variable.job_of not in (None, kind):
                 raise UnsupportedDefinition(
                     name,
                     path,
-                    f"function {key!r} is not supported locally (supported: {', '.join(FUNCTIONS)})",
+                    f"Get {reference}: the local engine gives it a value only in a {variable.job_of} step "
+                    f"({variable.meaning}), not in a {kind} step; read the job's name from that step "
+                    f"instead (Steps.<step>.{variable.name})",
                 )
-            body = expr[key]
-            if key == "Std:Join" and not (isinstance(body, Mapping) and isinstance(body.get("Values"), list)):
-                raise UnsupportedDefinition(name, path, "Std:Join needs {'On': str, 'Values': [...]}")
-            if key == "Std:JsonGet":
-                _check_json_get(name, path, body, steps)
-                continue
-            if key != "Get":
-                continue
-            if not isinstance(body, str):
-                raise UnsupportedDefinition(name, path, f"Get needs a string reference, not {body!r}")
-            if _inside_json_get_property_file(path):
-                continue
-            kind, _, rest = body.partition(".")
-            if kind == "Parameters":
-                if rest not in parameters:
-                    raise UnsupportedDefinition(
-                        name,
-                        path,
-                        f"Get {body}: the definition declares no parameter {rest!r} "
-                        f"(declared: {', '.join(sorted(parameters))})",
-                    )
-            elif kind == "Execution":
-                if rest not in EXECUTION_VARIABLES:
-                    raise UnsupportedDefinition(
-                        name,
-                        path,
-                        f"Get {body}: unknown execution variable; use one of {list(EXECUTION_VARIABLES)}",
-                    )
-            elif kind == "Steps":
-                _check_step_reference(name, path, body, steps)
-            else:
-                raise UnsupportedDefinition(name, path, f"Get {body}: unknown kind of reference {kind!r}")
-
-
-def _inside_json_get_property_file(path: str) -> bool:
-    return path.endswith(".PropertyFile")
-
-
-def _check_step_reference(name: str, path: str, reference: str, steps: Mapping[str, Any]) -> None:
-    try:
-        target, parts = split_step_reference(reference)
-    except ValueError as exc:
-        raise UnsupportedDefinition(name, path, str(exc)) from None
-    if target not in steps:
-        raise UnsupportedDefinition(name, path, f"Get {reference}: there is no step {target!r}")
-    if target == name:
-        raise UnsupportedDefinition(name, path, f"Get {reference}: a step cannot read its own properties")
-    if parts[:1] == ["PropertyFiles"]:
-        raise UnsupportedDefinition(name, path, f"Get {reference}: read a property file with Std:JsonGet")
-    step_type = str(steps[target].get("Type"))
-    problem = property_problem(step_type, parts)
-    if problem:
-        raise UnsupportedDefinition(
-            name, path, f"Get {reference}: unknown property of {step_type} step {target!r} ({problem})"
-        )
-
-
-def _check_json_get(name: str, path: str, body: Any, steps: Mapping[str, Any]) -> None:
-    if not isinstance(body, Mapping) or not isinstance(body.get("Path"), str):
-        raise UnsupportedDefinition(name, path, "Std:JsonGet needs a Path string")
-    if "S3Uri" in body:
-        raise UnsupportedDefinition(
-            name, f"{path}.S3Uri", "Std:JsonGet over an S3Uri is not supported locally; use a PropertyFile"
-        )
-    source = body.get("PropertyFile")
-    reference = source.get("Get") if isinstance(source, Mapping) else None
-    if not isinstance(reference, str):
-        raise UnsupportedDefinition(
-            name, f"{path}.PropertyFile", "must be {'Get': 'Steps.<step>.PropertyFiles.<name>'}"
-        )
-    try:
-        target, parts = split_step_reference(reference)
-    except ValueError as exc:
-        raise UnsupportedDefinition(name, f"{path}.PropertyFile", str(exc)) from None
-    if target not in steps or len(parts) != 2 or parts[0] != "PropertyFiles":
-        raise UnsupportedDefinition(
-            name, f"{path}.PropertyFile", f"{reference!r} is not Steps.<existing step>.PropertyFiles.<name>"
-        )
-    declared = {f.get("PropertyFileName") for f in steps[target].get("PropertyFiles", []) or []}
-    if parts[1] not in declared:
-        raise UnsupportedDefinition(
-            name,
-            f"{path}.PropertyFile",
-            f"step {target!r} declares no property file {parts[1]!r} "
-            f"(declared: {sorted(map(str, declared))})",
-        )
 
 
 def check_graph(definition: Mapping[str, Any]) -> None:
-    steps = list(iter_steps(definition.get("Steps", [])))
-    seen: set[str] = set()
-    for i, step in enumerate(steps):
-        name = step.get("Name")
-        if not isinstance(name, str) or not _STEP_NAME.match(name):
-            raise UnsupportedDefinition(
-                str(name), f"Steps[{i}].Name", "step names are 1-64 letters, digits, '-', '_'"
-            )
-        if name in seen:
-            raise UnsupportedDefinition(name, "Name", "two steps have this name; step names must be unique")
-        seen.add(name)
+    """Valid unique step names (the reader), step types and dependencies the engine runs, no cycle."""
+    refuse_first(step_name_problems(definition))
+    for step in iter_steps(definition.get("Steps", [])):
+        name = str(step.get("Name"))
         kind = step.get("Type")
         if kind not in SUPPORTED_STEPS:
             raise UnsupportedDefinition(
@@ -715,33 +632,7 @@ def check_graph(definition: Mapping[str, Any]) -> None:
                     f"{dep!r}: a dependency with a trigger (run on the other step's failure, ...) "
                     "is not supported locally; depend on the step's success by naming it",
                 )
-            if dep not in {s.get("Name") for s in steps}:
-                raise UnsupportedDefinition(name, "DependsOn", f"depends on unknown step {dep!r}")
-    graph = dependencies(definition)
-    state: dict[str, int] = {}
-
-    def visit(node: str, trail: list[str]) -> None:
-        if state.get(node) == 2:
-            return
-        if state.get(node) == 1:
-            cycle = " -> ".join([*trail[trail.index(node) :], node])
-            raise UnsupportedDefinition(node, "DependsOn", f"steps depend on each other in a cycle: {cycle}")
-        state[node] = 1
-        for dep in sorted(graph.get(node, ())):
-            visit(dep, [*trail, node])
-        state[node] = 2
-
-    for node in graph:
-        visit(node, [])
-
-
-def check_parameters_declared(definition: Mapping[str, Any]) -> None:
-    for i, parameter in enumerate(definition.get("Parameters", []) or []):
-        kind = parameter.get("Type", "String")
-        if kind not in ("String", "Integer", "Float", "Boolean"):
-            raise UnsupportedDefinition(
-                PIPELINE, f"Parameters[{i}].Type", f"{kind!r} is not a pipeline parameter type"
-            )
+    refuse_first(dependency_problems(definition))
 
 
 def check_resolved(step: Mapping[str, Any], arguments: Mapping[str, Any], images: ImageMap) -> None:
@@ -757,7 +648,7 @@ def check_definition(
     return the notes a run of it records (what it does differently from SageMaker)."""
     if not isinstance(definition.get("Steps"), list) or not definition["Steps"]:
         raise UnsupportedDefinition(PIPELINE, "Steps", "the definition has no steps")
-    check_parameters_declared(definition)
+    refuse_first(parameter_problems(definition))
     check_graph(definition)
     notes = check_keys(definition)
     check_references(definition)

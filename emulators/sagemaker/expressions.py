@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from pipelines.reading.paths import Token, show, split_step_reference, tokens
+from pipelines.reading.references import FUNCTIONS
 
-FUNCTIONS: Final = ("Get", "Std:Join", "Std:JsonGet")
 CONDITION_TYPES: Final = (
     "Equals",
     "GreaterThan",
@@ -71,20 +71,6 @@ def _named(item: Any, key: str) -> bool:
 
 def is_expression(value: object) -> bool:
     return isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in FUNCTIONS
-
-
-def walk_expressions(value: Any, path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """Every expression (outermost first) and every unknown ``Std:*`` function, with its JSON path."""
-    if isinstance(value, Mapping):
-        if len(value) == 1:
-            (key,) = value
-            if key in FUNCTIONS or str(key).startswith("Std:"):
-                yield path, value
-        for key, item in value.items():
-            yield from walk_expressions(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from walk_expressions(item, f"{path}[{i}]")
 
 
 def to_text(value: Any) -> str:
