@@ -247,6 +247,13 @@ REFUSALS = [
         "cannot run locally",
     ),
     (
+        "a processing job without an entrypoint",
+        _edit("Evaluate", lambda s: s["Arguments"]["AppSpecification"].pop("ContainerEntrypoint")),
+        "Evaluate",
+        "Arguments.AppSpecification.ContainerEntrypoint",
+        "is required locally (['python3', '/opt/program/<script>.py'])",
+    ),
+    (
         "a script that is not in the image",
         _edit(
             "Evaluate",
