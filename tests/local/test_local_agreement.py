@@ -128,6 +128,6 @@ def test_the_generated_references_are_both_sound_and_broken(
     found = find(
         _expressions(),
         lambda e: bool(read_definition(_probe(dev_train_definition, e))) is broken,
-        settings=settings(database=None),
+        settings=settings(database=None, deadline=None),
     )
     assert bool(read_definition(_probe(dev_train_definition, found))) is broken
