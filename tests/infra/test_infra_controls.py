@@ -19,7 +19,8 @@ from infra.audit.controls import (
     resolve,
 )
 from infra.audit.exceptions import PACKS
-from infra.audit.rules import ROOKERY_RULES
+from infra.audit.rules import ROOKERY_RULES, rule
+from infra.audit.rules.pack import declared
 from stage import REPO_ROOT
 
 # Where code, comments and documents cite control ids. containers/ is left out: the image's
@@ -42,7 +43,18 @@ def _citing_files() -> list[Path]:
 
 def test_every_rule_checks_controls_of_the_catalogue() -> None:
     for checked in ROOKERY_RULES.rules:
-        assert resolve(checked.control), checked.id
+        assert checked.controls, checked.id
+        assert all(c.id in CATALOGUE for c in checked.controls), checked.id
+
+
+def test_a_rule_citing_an_unknown_control_fails_when_it_is_declared() -> None:
+    count = len(declared())
+    declare = rule(id="Rookery-X9", control="X9", title="nothing", fix="nothing")
+    with pytest.raises(
+        UnknownControlError, match=r"rule Rookery-X9: 'X9' names no control \['X9'\] of docs/"
+    ):
+        declare(lambda template: [])
+    assert len(declared()) == count
 
 
 def test_references_are_one_id_or_an_ascending_range_of_known_ids() -> None:
@@ -57,7 +69,7 @@ def test_references_are_one_id_or_an_ascending_range_of_known_ids() -> None:
 
 def test_the_catalogue_is_complete_for_each_control() -> None:
     assert len(CATALOGUE) == len(CONTROLS)  # ids are unique
-    rookery_checked = {c.id for r in ROOKERY_RULES.rules for c in resolve(r.control)}
+    rookery_checked = {c.id for r in ROOKERY_RULES.rules for c in r.controls}
     for control in CONTROLS:
         assert control.area in controls.AREAS, control.id
         assert control.title and control.where, control.id
@@ -111,7 +123,7 @@ def test_the_document_shows_each_controls_status_and_its_rookery_rules() -> None
     assert "rookery: Rookery-D1b, Rookery-D1b2" in d1b and d1b.endswith("| **implemented** |")
     [n7] = [line for line in document.splitlines() if line.startswith("| N7 |")]
     assert "**planned**: the notebook shares" in n7
-    assert "| Rookery-T6 | T6 |" in document
+    assert "| Rookery-T6 | T6 |" in document and "`infra/audit/rules/pipeline.py`" in document
 
 
 def test_every_control_id_cited_in_code_comments_and_documents_is_in_the_catalogue() -> None:
