@@ -489,6 +489,12 @@ def resolve(reference: str) -> tuple[Control, ...]:
     return tuple(CATALOGUE[i] for i in ids)
 
 
+def controls_of_pack_rule(rule_id: str) -> tuple[Control, ...]:
+    """The controls a cdk-nag finding belongs to (``AwsSolutions-IAM5[Resource::*]`` -> I1)."""
+    rule = rule_id.split("[", 1)[0]
+    return tuple(c for c in CONTROLS if rule in c.pack_rules)
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
