@@ -124,6 +124,10 @@ def test_the_document_shows_each_controls_status_and_its_rookery_rules() -> None
     [n7] = [line for line in document.splitlines() if line.startswith("| N7 |")]
     assert "**planned**: the notebook shares" in n7
     assert "| Rookery-T6 | T6 |" in document and "`infra/audit/rules/pipeline.py`" in document
+    # Each rule claims the controls its check covers: the boundary rule proves I2, not I1.
+    rows = {line.split(" | ")[0][2:]: line for line in document.splitlines() if line.startswith("| ")}
+    assert "rookery: Rookery-I2<br>" in rows["I2"] and "Rookery-I2" not in rows["I1"]
+    assert "rookery: Rookery-N5<br>" in rows["N5"] and "Rookery-N5" not in rows["N4"]
 
 
 def test_every_control_id_cited_in_code_comments_and_documents_is_in_the_catalogue() -> None:

@@ -65,7 +65,7 @@ def _trusts(role: Mapping[str, Any], service: str) -> bool:
 
 @rule(
     id="Rookery-I2",
-    control="I1",
+    control="I2",
     title="SageMaker roles' boundary denies jobs without VPC, KMS, isolation, traffic encryption",
     fix="apply the guardrails permissions boundary",
 )

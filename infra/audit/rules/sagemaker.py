@@ -16,7 +16,7 @@ SUPPORTED_NOTEBOOK_PLATFORM_PREFIX: Final = "notebook-al2023-"
 
 @rule(
     id="Rookery-N1",
-    control="N1-N5",
+    control="N1-N4",
     title="Notebook: VPC, no internet, no root, KMS, IMDSv2",
     fix="set RootAccess/DirectInternetAccess Disabled, SubnetId, KmsKeyId, IMDSv2",
 )
@@ -38,7 +38,7 @@ def _notebook(template: Template) -> Iterator[tuple[str, str]]:
 
 @rule(
     id="Rookery-N5",
-    control="N1-N5",
+    control="N5",
     title="Notebook: supported platform and an idle auto-stop lifecycle config",
     fix="use an Amazon Linux 2023 platform and a lifecycle configuration with an OnStart script",
 )
