@@ -43,7 +43,7 @@ from emulators.sagemaker import (
 from emulators.sagemaker_runtime.endpoint import endpoint_record, running_endpoints
 from pipelines.cache import render_definition_cached
 from pipelines.definition import iter_steps
-from pipelines.parameters import INPUT_DATA_URI
+from pipelines.parameters import INPUT_DATA_URI, parse_overrides
 from pipelines.settings import (
     PipelineResources,
     PipelineSettings,
@@ -215,16 +215,6 @@ def _progress_display(progress: _Progress) -> Iterator[Callable[[StepEvent], Non
     yield line
 
 
-def _parameters(pairs: list[str]) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise ParameterError(f"--param {pair!r}: write NAME=VALUE, e.g. --param AucThreshold=0.9")
-        values[name.strip()] = value.strip()
-    return values
-
-
 @app.command()
 def run(
     *,
@@ -249,7 +239,7 @@ def run(
         settings = PipelineSettings.from_stage(config, resources, tune=tune)
         definition = render_definition_cached(settings, local.cache_dir)
         engine = LocalEngine(local, ImageMap.project(resources.image_uri))
-        parameters = _parameters(param or [])
+        parameters = parse_overrides(definition, param or ())
         if data is not None and INPUT_DATA_URI in parameters:
             raise ParameterError(f"--data and --param {INPUT_DATA_URI} both name the input; pass one of them")
         # Refuse before any data lands or any step runs; what runs differently from SageMaker is said.

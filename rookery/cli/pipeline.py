@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.findings import CONTROLS, Finding
-from pipelines.parameters import ParameterError, parse_overrides
+from pipelines.parameters import ParameterError, parse_overrides, pipeline_parameters
 from pipelines.settings import PipelineResources, PipelineSettings, SettingsError, describe, pipeline_name
 from pipelines.validate import DefinitionError, expected_for, load_definition, validate_definition
 from rookery.cli.errors import err, fail, one_line_errors
@@ -296,7 +296,7 @@ def start(
         config, client = _connect(stage, profile, region, endpoint_url)
         pipeline = _pipeline(name, config)
         deployed = json.loads(client.describe_pipeline(PipelineName=pipeline)["PipelineDefinition"])
-        parameters = parse_overrides(deployed, param or [])
+        parameters = pipeline_parameters(parse_overrides(deployed, param or []))
         arn = client.start_pipeline_execution(
             PipelineName=pipeline, PipelineParameters=parameters, ClientRequestToken=uuid.uuid4().hex
         )["PipelineExecutionArn"]

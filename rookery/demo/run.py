@@ -156,7 +156,7 @@ def prepare(options: DemoOptions) -> Prepared:
     resources = PipelineResources.placeholders(stage)
     settings = PipelineSettings.from_stage(stage, resources, tune=options.tune)
     definition = render_definition_cached(settings, options.home.cache_dir)
-    overrides = parse_overrides(definition, options.params)
+    parameters = parse_overrides(definition, options.params)
     engine = LocalEngine(options.home, ImageMap.project(resources.image_uri))
     engine.check(definition)
     audit = tuple(available_stages() if options.audit is None else options.audit)
@@ -167,7 +167,7 @@ def prepare(options: DemoOptions) -> Prepared:
         stage=stage,
         resources=resources,
         definition=definition,
-        parameters={p["Name"]: p["Value"] for p in overrides},
+        parameters=parameters,
         audit_stages=audit,
     )
 
