@@ -20,7 +20,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from emulators.sagemaker import StepEvent
-    from rookery.demo.audit import StageAudit
+    from infra.audit.run import AuditResult
     from rookery.demo.report import Phase
     from rookery.demo.run import DemoResult
 
@@ -44,7 +44,7 @@ class ConsoleUI:
     def note(self, text: str) -> None:
         out.print(f"    {escape(text)}")
 
-    def audited(self, audit: StageAudit) -> None:
+    def audited(self, audit: AuditResult) -> None:
         from rookery.demo.report import shown_path  # noqa: PLC0415 - loaded by the demo already
 
         verdict = "[green]passed[/green]" if audit.passed else "[bold red]FAILED[/bold red]"
