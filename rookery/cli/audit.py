@@ -14,23 +14,19 @@ from typing import Annotated
 
 import typer
 
-from infra.audit.run import AuditError, run_audit
-from stage import ConfigError
+from infra.audit.run import run_audit
+from rookery.cli.errors import fail, reported
+from rookery.cli.options import StageOption
 
 
 def audit(
-    stage: Annotated[str, typer.Option("--stage", help="stage to audit (a file under infra/stages/)")],
+    stage: StageOption,
     output: Annotated[Path, typer.Option("-o", "--output", help="directory for the report")],
 ) -> None:
-    try:
+    with reported():
         result = run_audit(stage, output)
-    except (ConfigError, AuditError) as error:
-        typer.echo(f"rookery audit: {error}", err=True)
-        raise typer.Exit(2) from None
     if not result.synthesized:
-        failed = f"cdk synth failed for stage {stage!r}:\n{result.synth_log.strip()}"
-        typer.echo(f"rookery audit: {failed}", err=True)
-        raise typer.Exit(2)
+        fail(f"cdk synth failed for stage {stage!r}:\n{result.synth_log.strip()}")
     verdict = "passed" if result.passed else "FAILED"
     typer.echo(
         f"rookery audit {stage}: {verdict} ({result.unacknowledged} unacknowledged, "

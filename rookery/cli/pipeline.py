@@ -8,7 +8,6 @@ Exit codes: 0 success, 1 findings or a failed execution, 2 a usage, config or AW
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -25,7 +24,6 @@ from pipelines.aws import (
     Connection,
     DefinitionRefusedError,
     ExecutionState,
-    OperationError,
     StepState,
     changes,
     execution_state,
@@ -36,11 +34,19 @@ from pipelines.aws import (
 )
 from pipelines.definition import iter_steps
 from pipelines.findings import CONTROLS, Finding
-from pipelines.parameters import ParameterError
 from pipelines.settings import PipelineResources, PipelineSettings, SettingsError, describe, pipeline_name
-from pipelines.validate import DefinitionError, expected_for, load_definition, validate_definition
-from rookery.cli.errors import err, fail, one_line_errors
-from stage import ConfigError, Stage, load_stage
+from pipelines.validate import expected_for, load_definition, validate_definition
+from rookery.cli.errors import err, fail, reported
+from rookery.cli.options import (
+    EndpointUrlOption,
+    OptionalStageOption,
+    ParamOption,
+    ProfileOption,
+    RegionOption,
+    StageOption,
+    TuneOption,
+)
+from stage import Stage, load_stage
 
 app = typer.Typer(no_args_is_help=True)
 out = Console(highlight=False)
@@ -48,14 +54,6 @@ out = Console(highlight=False)
 NameOption = Annotated[
     str | None, typer.Option("--name", help="pipeline name (default: <prefix>-<stage>-pipeline)")
 ]
-StageOption = Annotated[
-    str | None, typer.Option("--stage", "-s", help="stage name (infra/stages/<stage>.toml)")
-]
-ProfileOption = Annotated[str | None, typer.Option("--profile", help="AWS profile", envvar="AWS_PROFILE")]
-RegionOption = Annotated[
-    str | None, typer.Option("--region", help="AWS region (default: the stage's region)")
-]
-EndpointOption = Annotated[str | None, typer.Option("--endpoint-url", help="SageMaker endpoint URL override")]
 ExecutionArgument = Annotated[str | None, typer.Argument(help="execution ARN (default: the latest)")]
 ResourcesOption = Annotated[
     Path | None,
@@ -77,11 +75,6 @@ def _read_resources(path: Path) -> PipelineResources:
         raise SettingsError(f"cannot read --resources {path}: {exc.strerror}") from None
     except ValidationError as exc:
         raise SettingsError(f"--resources {path}: {describe(exc)}") from None
-
-
-def _one_line_errors() -> contextlib.AbstractContextManager[None]:
-    """Every expected failure (config, input, AWS, credentials) becomes one line and exit code 2."""
-    return one_line_errors(ConfigError, SettingsError, DefinitionError, ParameterError, OperationError)
 
 
 def _stage(name: str | None) -> Stage | None:
@@ -107,16 +100,16 @@ def _pipeline(name: str | None, stage: Stage | None) -> str:
 @app.command()
 def render(
     *,
-    stage: Annotated[str, typer.Option("--stage", "-s", help="stage name (infra/stages/<stage>.toml)")],
+    stage: StageOption,
     output: Annotated[Path, typer.Option("--output", "-o", help="file to write ('-' for stdout)")],
-    tune: Annotated[bool | None, typer.Option("--tune/--no-tune", help="default: ml.tuning.enabled")] = None,
+    tune: TuneOption = None,
     spot: Annotated[
         bool | None, typer.Option("--spot/--no-spot", help="default: ml.training.use_spot")
     ] = None,
     resources: ResourcesOption = None,
 ) -> None:
     """Write the stage's pipeline definition (JSON) without AWS."""
-    with _one_line_errors():
+    with reported():
         config = load_stage(stage)
         settings = PipelineSettings.from_stage(config, _resources(resources, config), tune=tune, spot=spot)
         from pipelines.builder import render_json  # noqa: PLC0415 - the SDK import, only for render
@@ -157,7 +150,7 @@ def validate(
     as_json: Annotated[bool, typer.Option("--json", help="print findings as JSON")] = False,
 ) -> None:
     """Check a definition: perimeter controls T1-T6, API request shapes, references. Exit 1 on any finding."""
-    with _one_line_errors():
+    with reported():
         definition = load_definition(file)
         expected = None if resources is None else expected_for(_read_resources(resources))
         findings = validate_definition(definition, expected)
@@ -183,17 +176,17 @@ def validate(
 def upsert(
     file: Annotated[Path, typer.Argument(help="pipeline definition JSON")],
     *,
-    stage: StageOption = None,
+    stage: OptionalStageOption = None,
     name: NameOption = None,
     role_arn: Annotated[
         str | None, typer.Option("--role-arn", help="pipeline role (default: the jobs' role)")
     ] = None,
     profile: ProfileOption = None,
     region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
+    endpoint_url: EndpointUrlOption = None,
 ) -> None:
     """Create the pipeline, or update it to this definition. Refuses a definition with findings."""
-    with _one_line_errors():
+    with reported():
         definition = load_definition(file)
         config = _stage(stage)
         connection, pipeline = _connection(config, profile, region, endpoint_url), _pipeline(name, config)
@@ -207,17 +200,15 @@ def upsert(
 @app.command()
 def start(
     *,
-    stage: StageOption = None,
+    stage: OptionalStageOption = None,
     name: NameOption = None,
-    param: Annotated[
-        list[str] | None, typer.Option("--param", help="NAME=VALUE pipeline parameter (repeat)")
-    ] = None,
+    param: ParamOption = None,
     profile: ProfileOption = None,
     region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
+    endpoint_url: EndpointUrlOption = None,
 ) -> None:
     """Start an execution; --param values are checked against the deployed definition first."""
-    with _one_line_errors():
+    with reported():
         config = _stage(stage)
         connection = _connection(config, profile, region, endpoint_url)
         arn = start_execution(connection, _pipeline(name, config), param or ())
@@ -243,14 +234,14 @@ def _status_table(steps: Sequence[StepState]) -> Table:
 def status(
     execution: ExecutionArgument = None,
     *,
-    stage: StageOption = None,
+    stage: OptionalStageOption = None,
     name: NameOption = None,
     profile: ProfileOption = None,
     region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
+    endpoint_url: EndpointUrlOption = None,
 ) -> None:
     """Show an execution's status and each step's status."""
-    with _one_line_errors():
+    with reported():
         config = _stage(stage)
         connection = _connection(config, profile, region, endpoint_url)
         arn = execution or latest_execution(connection, _pipeline(name, config))
@@ -275,7 +266,7 @@ def _change_line(change: Change) -> str:
 def wait(
     execution: ExecutionArgument = None,
     *,
-    stage: StageOption = None,
+    stage: OptionalStageOption = None,
     name: NameOption = None,
     poll: Annotated[float, typer.Option("--poll", min=0, help="seconds between checks")] = 30.0,
     timeout: Annotated[
@@ -283,7 +274,7 @@ def wait(
     ] = None,
     profile: ProfileOption = None,
     region: RegionOption = None,
-    endpoint_url: EndpointOption = None,
+    endpoint_url: EndpointUrlOption = None,
 ) -> None:
     """Follow an execution, printing each step's status as it changes; exit 1 unless it succeeds."""
 
@@ -296,7 +287,7 @@ def wait(
         for change in changes(before, after):
             emit(_change_line(change))
 
-    with _one_line_errors():
+    with reported():
         config = _stage(stage)
         connection = _connection(config, profile, region, endpoint_url)
         arn = execution or latest_execution(connection, _pipeline(name, config))

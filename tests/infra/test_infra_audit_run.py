@@ -90,7 +90,5 @@ def test_rookery_audit_exits_2_with_cdks_words_when_synth_leaves_no_assembly(
     result = CliRunner().invoke(cli, ["audit", "--stage", "dev", "-o", str(tmp_path)])
 
     assert result.exit_code == 2, result.output
-    assert result.stderr == (
-        "rookery audit: cdk synth failed for stage 'dev':\nError: something in app.py broke\n"
-    )
+    assert result.stderr == "error: cdk synth failed for stage 'dev':\nError: something in app.py broke\n"
     assert result.stdout == "" and not (tmp_path / "report.md").exists()
