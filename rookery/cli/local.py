@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,7 +36,8 @@ from emulators.sagemaker import (
     LocalRegistry,
     StepEvent,
 )
-from emulators.sagemaker_runtime.endpoint import endpoint_record, running_endpoints
+from emulators.sagemaker_runtime.client import InvocationError, invoke_endpoint
+from emulators.sagemaker_runtime.endpoint import find_endpoint
 from pipelines.cache import render_definition_cached
 from pipelines.definition import iter_steps
 from pipelines.parameters import INPUT_DATA_URI, ParameterError, parse_overrides
@@ -420,47 +421,15 @@ def invoke(
     home: HomeOption = None,
 ) -> None:
     """Call a running local endpoint through boto3's sagemaker-runtime client, as an application would."""
-    import boto3  # noqa: PLC0415 - only this command needs it
-    from botocore.exceptions import ClientError  # noqa: PLC0415
-
-    local = local_home(home)
-    record: Mapping[str, Any] | None
-    if endpoint:
-        record = endpoint_record(local, endpoint)
-        if record is None:
-            fail(
-                f"endpoint {endpoint!r} is not running; start it with `rookery local serve --name {endpoint}`"
-            )
-    else:
-        running = running_endpoints(local)
-        if not running:
-            fail("no local endpoint is running; start one with `rookery local serve`")
-        record = running[0]
-    try:
-        body = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}")
-    arn = str(record.get("EndpointArn", ""))
-    region = arn.split(":")[3] if arn.count(":") >= 4 else "us-east-1"
-    client = boto3.client(
-        "sagemaker-runtime",
-        endpoint_url=str(record["Url"]),
-        region_name=region,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-    request: dict[str, Any] = {
-        "EndpointName": str(record["EndpointName"]),
-        "ContentType": content_type or _content_type(file),
-        "Body": body,
-    }
-    if accept:
-        request["Accept"] = accept
-    try:
-        answer = client.invoke_endpoint(**request)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        fail(f"{error.get('Code', 'Error')}: {error.get('Message', exc)}", code=1)
-    text = answer["Body"].read().decode("utf-8", errors="replace")
+    with reported(codes={InvocationError: 1}):
+        record = find_endpoint(local_home(home), endpoint)
+        try:
+            body = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+        except OSError as exc:
+            fail(f"cannot read {file}: {exc.strerror}")
+        answer = invoke_endpoint(
+            record, body, content_type=content_type or _content_type(file), accept=accept
+        )
+    text = answer.decode("utf-8", errors="replace")
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()
