@@ -33,7 +33,7 @@ from pipelines.settings import PLACEHOLDER_ACCOUNT, PipelineResources
 from rookery.demo.dataset import ProducerRecord
 from stage import Stage
 from stage.names import delivery_stream_name
-from stage.paths import LAMBDAS_DIR
+from stage.paths import CONTRACTS_DIR, LAMBDAS_DIR
 
 Compression = Literal["UNCOMPRESSED", "GZIP"]
 
@@ -272,7 +272,8 @@ def invoke_transform(
         if not k.startswith(("ROOKERY_", "POWERTOOLS_", "AWS_", "PYTHON", "_X_AMZN", "LAMBDA_"))
     }
     env.update(stream.function_environment())
-    env["PYTHONPATH"] = str(LAMBDAS_DIR)
+    # The bundle's root holds the function's package and rookery_contracts.
+    env["PYTHONPATH"] = os.pathsep.join([str(LAMBDAS_DIR), str(CONTRACTS_DIR)])
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rookery-firehose-") as tmp:
         job = Path(tmp) / "job.json"

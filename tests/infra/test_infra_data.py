@@ -494,6 +494,7 @@ def test_transform_code_is_bundled_without_docker_into_the_assembly(synth: Synth
     fn = synth.props(synth.stacks.data.ingestion.transform.function)
     asset = synth.directory / f"asset.{fn['Code']['S3Key'].removesuffix('.zip')}"
     assert (asset / "firehose_transform" / "handler.py").is_file()
+    assert (asset / "rookery_contracts" / "schema.py").is_file()
     assert (asset / "aws_lambda_powertools" / "__init__.py").is_file()
     assert not list(asset.rglob("*.pyc")) and not list(asset.rglob("*.so"))
 

@@ -15,6 +15,7 @@ from infra.constructs.catalog import INGEST_METADATA_COLUMNS
 from infra.endpoint_policies import INTERFACE_ENDPOINT_ACCESS, check_known
 from infra.lambda_package import PackagingError, lambda_requirements, package_function, resolve_distributions
 from stage import INTERFACE_ENDPOINTS, ConfigError, load_stage, parse_stage
+from stage.paths import CONTRACTS_DIR
 from stage.names import bucket_name, check_bucket_name_length, delivery_stream_name, glue_database_name
 
 BUNDLED = {
@@ -42,10 +43,15 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_bundle_holds_the_function_package_and_powertools_with_its_tracer(bundle: Path) -> None:
+def test_bundle_holds_the_function_package_the_contracts_and_powertools_with_its_tracer(bundle: Path) -> None:
     tops = {p.name for p in bundle.iterdir()}
-    assert tops == {"firehose_transform"} | BUNDLED
+    assert tops == {"firehose_transform", "rookery_contracts"} | BUNDLED
     assert (bundle / "firehose_transform" / "handler.py").is_file()
+    contracts = sorted(p.relative_to(bundle).as_posix() for p in (bundle / "rookery_contracts").rglob("*"))
+    assert contracts == sorted(
+        f"rookery_contracts/{p.relative_to(CONTRACTS_DIR / 'rookery_contracts').as_posix()}"
+        for p in (CONTRACTS_DIR / "rookery_contracts").glob("*.py")
+    ), "the package's modules, nothing else"
 
 
 def test_bundle_leaves_out_bytecode_native_code_metadata_tests_and_the_runtime_sdk(bundle: Path) -> None:
