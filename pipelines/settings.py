@@ -14,8 +14,8 @@ from typing import Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipelines import contract
-from stage import DatasetSchema, MlSettings, OperatingPoint, Stage
+from rookery_contracts.model_layout import MODEL_LAYOUT
+from stage import DatasetField, MlSettings, OperatingPoint, Stage
 
 # SageMaker's built-in XGBoost algorithm image, selectable with ml.training.image = "builtin-xgboost".
 BUILTIN_XGBOOST_VERSION: Final = "1.7-1"
@@ -25,7 +25,7 @@ BUILTIN_XGBOOST_REPOSITORY: Final = "sagemaker-xgboost"
 # finding on the built-in image says so (control T6).
 BUILTIN_XGBOOST_LAYOUT: Final = (
     "the built-in image only trains: Evaluate, Register and CreateModel (serving, batch transform) run "
-    f"the project image, which expects the project's model layout ({', '.join(contract.MODEL_LAYOUT)}) "
+    f"the project image, which expects the project's model layout ({', '.join(MODEL_LAYOUT)}) "
     "in model.tar.gz, and the built-in algorithm writes its own (xgboost-model), so an execution "
     'stops at Evaluate; set ml.training.image = "project" for a model the pipeline evaluates and serves'
 )
@@ -191,7 +191,7 @@ class PipelineSettings(_Frozen):
 
     stage_name: str
     region: str
-    dataset: DatasetSchema
+    dataset: DatasetField
     data_prefix: str = Field(description="raw-bucket prefix of the dataset, e.g. 'penguins/'")
     ml: MlSettings
     resources: PipelineResources

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Final
 
 from pipelines.contract import PROGRAM_DIR
+from rookery_contracts.env import BASE_DIR_ENV
 from stage.paths import CONTRACTS_DIR, IMAGE_PYTHON
 from stage.paths import PROGRAM_DIR as REPO_PROGRAM_DIR
 
@@ -120,7 +121,7 @@ class ImageMap:
                 "PYTHONUNBUFFERED": "1",
                 "MPLBACKEND": "Agg",
                 "MPLCONFIGDIR": str(sandbox / "tmp" / "matplotlib"),
-                "SAGEMAKER_BASE_DIR": str(sandbox),
+                BASE_DIR_ENV: str(sandbox),
             }
         )
         env.update(extra)

@@ -15,8 +15,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Final
 
 from aws_cdk import Aws, CfnResource, Stack
@@ -29,6 +27,7 @@ from constructs import Construct, IConstruct
 from infra.audit.acknowledge import acknowledge
 from infra.constructs.data_lake import DataKeys
 from infra.constructs.log_groups import encrypted_log_group
+from rookery_contracts.ingest import METADATA_COLUMNS
 from stage import DatasetSchema, Stage
 from stage.names import (
     ATHENA_RESULTS_PREFIX,
@@ -39,11 +38,6 @@ from stage.names import (
     raw_table_name,
 )
 
-# Ingest metadata the Firehose transform stamps on every valid record (interface shared with
-# lambdas/firehose_transform; a test keeps the two in agreement).
-INGEST_METADATA_COLUMNS: Final[Mapping[str, str]] = MappingProxyType(
-    {"_ingest_ts": "string", "_firehose_record_id": "string"}
-)
 CRAWLER_SCHEDULE: Final = "cron(30 0 * * ? *)"  # daily, after the day's partition is complete
 QUERY_SCAN_LIMIT_BYTES: Final = 10 * 1024**3  # a runaway query stops at 10 GiB
 
@@ -76,7 +70,8 @@ class DataCatalog(Construct):
         self.curated_table_name = curated_table_name(stage)
         partition = [glue.CfnTable.ColumnProperty(name=layout.partition_key, type="string")]
         columns = [glue.CfnTable.ColumnProperty(name=n, type=t) for n, t in dataset_columns(dataset)]
-        metadata = [glue.CfnTable.ColumnProperty(name=n, type=t) for n, t in INGEST_METADATA_COLUMNS.items()]
+        # The ingest metadata the transform stamps on every record: JSON strings, after the dataset's columns.
+        metadata = [glue.CfnTable.ColumnProperty(name=n, type="string") for n in METADATA_COLUMNS]
         raw_location = raw_bucket.s3_url_for_object(layout.data_prefix(dataset))
         key = layout.partition_key
 

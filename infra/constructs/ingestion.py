@@ -23,6 +23,13 @@ from infra.audit.acknowledge import acknowledge
 from infra.constructs.data_lake import DataKeys
 from infra.constructs.function import FunctionSettings, ProjectFunction
 from infra.constructs.log_groups import encrypted_log_group
+from rookery_contracts.env import DATASET_SCHEMA_ENV
+from rookery_contracts.ingest import (
+    DELIVERY_COMPRESSION,
+    TRANSFORM_BUFFER_MIB,
+    TRANSFORM_INTERVAL_SECONDS,
+    TRANSFORM_RETRIES,
+)
 from stage import Stage
 from stage.names import delivery_stream_name
 
@@ -30,11 +37,6 @@ TRANSFORM: Final = "firehose_transform"
 # Firehose invokes the transform synchronously, a few batches at a time; a small reservation
 # bounds cost and leaves account concurrency to everything else.
 TRANSFORM_CONCURRENCY: Final = 5
-# Firehose hands the transform at most this much per invocation (the Lambda payload ceiling is 6 MB)
-# and retries a failed invocation before writing the batch under the error prefix.
-TRANSFORM_BUFFER_MIB: Final = 1
-TRANSFORM_INTERVAL_SECONDS: Final = 60
-TRANSFORM_RETRIES: Final = 3
 
 
 class IngestionStream(Construct):
@@ -63,7 +65,7 @@ class IngestionStream(Construct):
                 handler=f"{TRANSFORM}.handler.lambda_handler",
                 description=f"{stage.qualifier}: validate and stamp every {stage.dataset.name} record",
                 reserved_concurrency=TRANSFORM_CONCURRENCY,
-                environment={"ROOKERY_DATASET_SCHEMA": stage.dataset.model_dump_json()},
+                environment={DATASET_SCHEMA_ENV: stage.dataset.to_json()},
             ),
             qualifier=stage.qualifier,
             vpc=vpc,
@@ -125,7 +127,7 @@ class IngestionStream(Construct):
                     size_in_m_bs=stage.data.firehose_buffer_mib,
                 ),
                 # Plain JSON lines: Athena, the crawler and the pipeline read them as they are.
-                compression_format="UNCOMPRESSED",
+                compression_format=DELIVERY_COMPRESSION,
                 encryption_configuration=F.EncryptionConfigurationProperty(
                     kms_encryption_config=F.KMSEncryptionConfigProperty(awskms_key_arn=keys.data.key_arn)
                 ),

@@ -52,6 +52,7 @@ from pipelines.settings import (
     pipeline_name,
 )
 from rookery.cli.errors import err, fail, one_line_errors
+from rookery_contracts.evaluation import AUC_PATH, THRESHOLD_PATH, value_at
 from stage import ConfigError, load_stage
 
 app = typer.Typer(no_args_is_help=True)
@@ -361,8 +362,8 @@ def packages(home: HomeOption = None) -> None:
         table.add_column(column, overflow="fold")
     for package in found:
         metrics = package.metrics
-        auc = (metrics.get("binary_classification_metrics", {}).get("auc") or {}).get("value")
-        threshold = (metrics.get("decision_threshold") or {}).get("value")
+        auc = value_at(metrics, AUC_PATH, None)
+        threshold = value_at(metrics, THRESHOLD_PATH, None)
         table.add_row(
             package.ref,
             package.approval_status,

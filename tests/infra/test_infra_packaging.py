@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from infra.constructs.catalog import INGEST_METADATA_COLUMNS
 from infra.endpoint_policies import INTERFACE_ENDPOINT_ACCESS, check_known
 from infra.lambda_package import PackagingError, lambda_requirements, package_function, resolve_distributions
 from stage import INTERFACE_ENDPOINTS, ConfigError, load_stage, parse_stage
-from stage.paths import CONTRACTS_DIR
 from stage.names import bucket_name, check_bucket_name_length, delivery_stream_name, glue_database_name
+from stage.paths import CONTRACTS_DIR
 
 BUNDLED = {
     "aws_lambda_powertools",
@@ -88,7 +87,7 @@ def test_handler_runs_from_the_bundle_plus_what_the_lambda_runtime_ships(
     env = {
         "PATH": "/usr/bin:/bin",
         "AWS_REGION": "eu-west-1",
-        "ROOKERY_DATASET_SCHEMA": load_stage("dev").dataset.model_dump_json(),
+        "ROOKERY_DATASET_SCHEMA": load_stage("dev").dataset.to_json(),
     }
     done = subprocess.run(
         [sys.executable, "-S", "-E", "-c", probe, str(bundle), str(runtime)],
@@ -169,7 +168,7 @@ def test_names_derive_from_the_stage() -> None:
 def test_a_qualifier_too_long_for_bucket_names_fails_with_the_fix() -> None:
     stage = parse_stage(
         "dev",
-        {"prefix": "averyveryverylongpfx", "dataset": load_stage("dev").dataset.model_dump()},
+        {"prefix": "averyveryverylongpfx", "dataset": load_stage("dev").dataset.to_dict()},
         source="test",
     )
     with pytest.raises(
@@ -183,12 +182,6 @@ def test_every_configurable_endpoint_has_a_policy() -> None:
     check_known(tuple(INTERFACE_ENDPOINTS))
     with pytest.raises(ValueError, match="no endpoint policy for"):
         check_known(("nope",))
-
-
-def test_raw_table_metadata_columns_match_what_the_transform_stamps() -> None:
-    from firehose_transform.schema import METADATA_COLUMNS  # noqa: PLC0415
-
-    assert tuple(INGEST_METADATA_COLUMNS) == METADATA_COLUMNS
 
 
 @pytest.mark.parametrize(
@@ -209,6 +202,6 @@ def test_network_settings_cdk_would_reject_later_fail_first_with_the_fix(
     use_venv_node()
     from infra.constructs.network import check_network_settings  # noqa: PLC0415
 
-    stage = parse_stage("qa", {"dataset": load_stage("dev").dataset.model_dump(), **overrides}, source="test")
+    stage = parse_stage("qa", {"dataset": load_stage("dev").dataset.to_dict(), **overrides}, source="test")
     with pytest.raises(ConfigError, match=re.escape(message)):
         check_network_settings(stage)
