@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rookery_contracts.model_layout import MODEL_LAYOUT
 from stage import DatasetField, MlSettings, OperatingPoint, Stage
+from stage.names import PRIVATE_ECR_IMAGE
 
 # SageMaker's built-in XGBoost algorithm image, selectable with ml.training.image = "builtin-xgboost".
 BUILTIN_XGBOOST_VERSION: Final = "1.7-1"
@@ -46,9 +47,6 @@ _KMS_ARN = re.compile(r"^arn:aws[a-z\-]*:kms:[a-z0-9\-]+:\d{12}:key/[a-zA-Z0-9\-
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _SUBNET = re.compile(r"^subnet-[0-9a-z]+$")
 _SECURITY_GROUP = re.compile(r"^sg-[0-9a-z]+$")
-_ECR_IMAGE = re.compile(
-    r"^\d{12}\.dkr\.ecr\.[a-z0-9\-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/\-]+(:[\w.\-]+|@sha256:[0-9a-f]{64})$"
-)
 # CreatePipeline's PipelineName and CreateModelPackageGroup's name patterns (botocore model).
 _PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 _GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -115,7 +113,7 @@ class PipelineResources(_Frozen):
     @field_validator("image_uri")
     @classmethod
     def _image(cls, v: str) -> str:
-        if not _ECR_IMAGE.match(v):
+        if not PRIVATE_ECR_IMAGE.match(v):
             raise ValueError(
                 "must be an image in a private ECR repository with a tag or digest, e.g. "
                 "123456789012.dkr.ecr.eu-west-1.amazonaws.com/rookery-dev-image:latest (control T6)"

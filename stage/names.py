@@ -7,6 +7,7 @@ gateway endpoint policy, and deriving both from config avoids a cross-stack refe
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from stage.model import ConfigError, Stage
@@ -70,6 +71,18 @@ def crawler_name(stage: Stage) -> str:
 
 
 ATHENA_RESULTS_PREFIX: Final = "athena-results/"
+
+# An image in a private ECR repository, as every job, model and package of the pipeline names it
+# (control T6): <account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>, then a tag or a digest.
+# Repository names follow ECR's grammar (lower-case path components joined by '.', '_', '-' within
+# a component and '/' between components), tags the OCI reference grammar. Groups: account, region,
+# repository, and tag or digest. Anchored at both ends (\Z: no trailing newline), so match() is a
+# whole-string match.
+PRIVATE_ECR_IMAGE: Final = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z]+(?:-[a-z]+)+-\d+)\.amazonaws\.com(?:\.cn)?/"
+    r"(?P<repository>(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))\Z"
+)
 
 
 def sagemaker_role_path(stage: Stage) -> str:

@@ -23,7 +23,6 @@ depending on this one. The guardrails boundary caps the role at run time.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -39,15 +38,12 @@ from infra.audit.acknowledge import acknowledge
 from infra.constructs.data_lake import TrustedPrincipal
 from infra.constructs.policies import Grant, attach
 from stage import Stage
-from stage.names import sagemaker_role_path
+from stage.names import PRIVATE_ECR_IMAGE, sagemaker_role_path
 
 # Pipelines names every processing, training and transform job it launches
 # ``pipelines-<execution-id>-<step>-<suffix>`` (the SDK's base job names are dropped).
 PIPELINE_JOB_PREFIX: Final = "pipelines-"
 JOB_KINDS: Final = {"processing-job": "Processing", "training-job": "Training", "transform-job": "Transform"}
-_ECR_IMAGE: Final = re.compile(
-    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)"
-)
 _KEY_WILDCARDS: Final = ("kms:GenerateDataKey*", "kms:ReEncrypt*")
 
 
@@ -63,7 +59,7 @@ class ExecutionScope:
 
     def __post_init__(self) -> None:
         for image in self.external_images:
-            if _ECR_IMAGE.match(image) is None:
+            if PRIVATE_ECR_IMAGE.match(image) is None:
                 raise ValueError(
                     f"image {image!r} is not in an ECR repository; the execution role can pull only "
                     "from ECR (control T6)"
@@ -253,9 +249,9 @@ def execution_grants(
 
 
 def _repository_arn(stack: Stack, image: str) -> str:
-    match = _ECR_IMAGE.match(image)
+    match = PRIVATE_ECR_IMAGE.match(image)
     assert match is not None  # checked by ExecutionScope
-    return f"arn:{stack.partition}:ecr:{match['region']}:{match['account']}:repository/{match['repo']}"
+    return f"arn:{stack.partition}:ecr:{match['region']}:{match['account']}:repository/{match['repository']}"
 
 
 class SageMakerExecutionRole(Construct):
