@@ -16,7 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rookery_contracts.model_layout import MODEL_LAYOUT
 from stage import DatasetField, MlSettings, OperatingPoint, Stage
-from stage.names import PRIVATE_ECR_IMAGE
+from stage.names import (
+    PRIVATE_ECR_IMAGE,
+    model_package_group_name,
+    pipeline_name,
+    placeholder_bucket_name,
+    placeholder_image_repository,
+    placeholder_role_name,
+)
 
 # SageMaker's built-in XGBoost algorithm image, selectable with ml.training.image = "builtin-xgboost".
 BUILTIN_XGBOOST_VERSION: Final = "1.7-1"
@@ -50,16 +57,6 @@ _SECURITY_GROUP = re.compile(r"^sg-[0-9a-z]+$")
 # CreatePipeline's PipelineName and CreateModelPackageGroup's name patterns (botocore model).
 _PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 _GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-
-
-def pipeline_name(stage: Stage) -> str:
-    """``<prefix>-<stage>-pipeline``: the stage's SageMaker pipeline (ML stack, trigger and CLI agree)."""
-    return f"{stage.qualifier}-pipeline"
-
-
-def model_package_group_name(stage: Stage) -> str:
-    """``<prefix>-<stage>-models``: the stage's model registry group."""
-    return f"{stage.qualifier}-models"
 
 
 class SettingsError(ValueError):
@@ -159,12 +156,11 @@ class PipelineResources(_Frozen):
         """Deterministic offline values for ``stage`` (no AWS): ``<qualifier>-artifacts`` and so on."""
         account = stage.account or PLACEHOLDER_ACCOUNT
         region = stage.region
-        q = stage.qualifier
         return cls(
-            role_arn=f"arn:aws:iam::{account}:role/{q}-sagemaker-execution",
-            artifacts_bucket=f"{q}-artifacts",
-            raw_bucket=f"{q}-raw",
-            image_uri=f"{account}.dkr.ecr.{region}.amazonaws.com/{q}-image:latest",
+            role_arn=f"arn:aws:iam::{account}:role/{placeholder_role_name(stage)}",
+            artifacts_bucket=placeholder_bucket_name(stage, "artifacts"),
+            raw_bucket=placeholder_bucket_name(stage, "raw"),
+            image_uri=f"{account}.dkr.ecr.{region}.amazonaws.com/{placeholder_image_repository(stage)}:latest",
             subnet_ids=tuple(f"subnet-{i:017d}" for i in range(1, stage.max_azs + 1)),
             security_group_ids=("sg-00000000000000001",),
             volume_kms_key_arn=f"arn:aws:kms:{region}:{account}:key/00000000-0000-0000-0000-000000000001",

@@ -107,3 +107,50 @@ def notebook_instance_name(stage: Stage) -> str:
 def trigger_rule_name(stage: Stage) -> str:
     """Named, so the queue key's policy can name the one rule that may use it (no reference cycle)."""
     return f"{stage.qualifier}-raw-object-created"
+
+
+def pipeline_name(stage: Stage) -> str:
+    """``<prefix>-<stage>-pipeline``: the stage's SageMaker pipeline (ML stack, trigger and CLI agree)."""
+    return f"{stage.qualifier}-pipeline"
+
+
+def model_package_group_name(stage: Stage) -> str:
+    """``<prefix>-<stage>-models``: the stage's model registry group."""
+    return f"{stage.qualifier}-models"
+
+
+def glue_security_configuration_name(stage: Stage) -> str:
+    """The crawler's Glue security configuration; its log group is named after it."""
+    return f"{stage.qualifier}-catalog"
+
+
+def key_alias(stage: Stage, purpose: str) -> str:
+    """``alias/<prefix>-<stage>/<purpose>``: the stage's customer-managed key for one purpose (e.g. data)."""
+    return f"alias/{stage.qualifier}/{purpose}"
+
+
+# Stand-ins where no account is known: ``rookery pipeline render`` without AWS, the tests and the
+# local engine render the definition with these, and the local S3 holds the buckets under them.
+
+
+def placeholder_bucket_name(stage: Stage, purpose: str) -> str:
+    """``<prefix>-<stage>-<purpose>``: a data bucket's offline stand-in (deployed: :func:`bucket_name`)."""
+    if purpose not in DATA_BUCKETS:
+        raise ValueError(f"unknown bucket purpose {purpose!r}; choose from {DATA_BUCKETS}")
+    return f"{stage.qualifier}-{purpose}"
+
+
+def placeholder_role_name(stage: Stage) -> str:
+    """The SageMaker execution role's offline stand-in (deployed, the role has a generated name)."""
+    return f"{stage.qualifier}-sagemaker-execution"
+
+
+def placeholder_image_repository(stage: Stage) -> str:
+    """The project image's offline ECR repository (deployed, the CDK bootstrap's asset repository)."""
+    return f"{stage.qualifier}-image"
+
+
+def local_endpoint_name(stage: Stage, purpose: str) -> str:
+    """``<prefix>-<stage>-<purpose>``: a local endpoint's default name (``local`` for ``rookery local
+    serve``, ``demo`` for the demo's scoring)."""
+    return f"{stage.qualifier}-{purpose}"

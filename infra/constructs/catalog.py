@@ -35,6 +35,7 @@ from stage.names import (
     crawler_name,
     curated_table_name,
     glue_database_name,
+    glue_security_configuration_name,
     raw_table_name,
 )
 
@@ -152,7 +153,7 @@ class DataCatalog(Construct):
         )
         self.curated_table.node.add_dependency(self.database)
 
-        self.security_configuration_name = f"{stage.qualifier}-catalog"
+        self.security_configuration_name = glue_security_configuration_name(stage)
         security = glue.CfnSecurityConfiguration(
             self,
             "SecurityConfiguration",

@@ -13,6 +13,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from stage import Stage
+from stage.names import key_alias
 
 
 class PurposeKey(Construct):
@@ -34,7 +35,7 @@ class PurposeKey(Construct):
             self,
             "Key",
             description=f"{stage.qualifier} {purpose}: {description}",
-            alias=f"alias/{stage.qualifier}/{purpose}",
+            alias=key_alias(stage, purpose),
             enable_key_rotation=True,
             # Deletion (only when the stage allows it) waits the shortest window in dev.
             pending_window=Duration.days(30 if stage.production else 7),

@@ -1,6 +1,6 @@
 """Control D7: the stage's model registry, a model package group that survives ``cdk destroy``.
 
-Its name comes from ``pipelines.settings.model_package_group_name`` (the pipeline registers into it,
+Its name comes from ``stage.names.model_package_group_name`` (the pipeline registers into it,
 the CLI and the serving stack read from it); the ML stack's removal-policy aspect retains it unless
 the stage allows deletion and synth is given ``-c destroy_data=true``.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from pipelines.settings import model_package_group_name
 from stage import Stage
+from stage.names import model_package_group_name
 
 
 class ModelRegistry(Construct):

@@ -44,16 +44,11 @@ from emulators.sagemaker_runtime.endpoint import endpoint_record, running_endpoi
 from pipelines.cache import render_definition_cached
 from pipelines.definition import iter_steps
 from pipelines.parameters import INPUT_DATA_URI
-from pipelines.settings import (
-    PipelineResources,
-    PipelineSettings,
-    SettingsError,
-    model_package_group_name,
-    pipeline_name,
-)
+from pipelines.settings import PipelineResources, PipelineSettings, SettingsError
 from rookery.cli.errors import err, fail, one_line_errors
 from rookery_contracts.evaluation import AUC_PATH, THRESHOLD_PATH, value_at
 from stage import ConfigError, load_stage
+from stage.names import local_endpoint_name, model_package_group_name, pipeline_name
 
 app = typer.Typer(no_args_is_help=True)
 out = Console(highlight=False)
@@ -410,7 +405,7 @@ def serve(
         chosen = (
             registry.get(package) if package else registry.latest_approved(model_package_group_name(config))
         )
-        endpoint_name = name or f"{config.qualifier}-local"
+        endpoint_name = name or local_endpoint_name(config, "local")
         image = str(chosen.inference_spec.get("image"))
         endpoint = LocalEndpoint.start(local, ImageMap.project(image), chosen, name=endpoint_name, port=port)
     # SIGTERM (kill, a supervisor) must stop the model server too, as Ctrl-C does.

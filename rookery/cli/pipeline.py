@@ -36,10 +36,11 @@ from rich.table import Table
 
 from pipelines.findings import CONTROLS, Finding
 from pipelines.parameters import ParameterError, parse_overrides
-from pipelines.settings import PipelineResources, PipelineSettings, SettingsError, describe, pipeline_name
+from pipelines.settings import PipelineResources, PipelineSettings, SettingsError, describe
 from pipelines.validate import DefinitionError, expected_for, load_definition, validate_definition
 from rookery.cli.errors import err, fail, one_line_errors
 from stage import ConfigError, Stage, load_stage
+from stage.names import pipeline_name
 
 app = typer.Typer(no_args_is_help=True)
 out = Console(highlight=False)

@@ -60,6 +60,7 @@ from rookery.demo.report import (
 from rookery.demo.scoring import Scoring, ScoringError, parse_predictions, read_labels, score_test_split
 from rookery_contracts.evaluation import CONFUSION_PLOT_FILE, EVALUATION_FILE, ROC_PLOT_FILE
 from stage import Stage, available_stages, load_stage
+from stage.names import local_endpoint_name
 
 DEMO_DIR: Final = "demo"
 REPORT_FILE: Final = "report.html"
@@ -444,7 +445,7 @@ class _Demo:
         transform_out = _single(
             self.home.s3_path(str(transform.properties["TransformOutput"]["S3OutputPath"])), "*.out", "output"
         )
-        name = f"{self.p.stage.qualifier}-demo"
+        name = local_endpoint_name(self.p.stage, "demo")
         with LocalEndpoint.start(self.home, self.images, self.package, name=name) as endpoint:
             self.ui.note(
                 f"serving {self.package.ref} at {endpoint.url}/endpoints/{endpoint.name}/invocations"

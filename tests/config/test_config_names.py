@@ -1,4 +1,5 @@
-"""Names derived in stage.names: the private-ECR image pattern every layer checks images with."""
+"""Names derived in stage.names: each resource name from the stage, and the private-ECR image pattern
+every layer checks images with."""
 
 from __future__ import annotations
 
@@ -6,7 +7,35 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stage.names import PRIVATE_ECR_IMAGE
+from stage import load_stage
+from stage.names import (
+    PRIVATE_ECR_IMAGE,
+    glue_security_configuration_name,
+    key_alias,
+    local_endpoint_name,
+    model_package_group_name,
+    pipeline_name,
+    placeholder_bucket_name,
+    placeholder_image_repository,
+    placeholder_role_name,
+)
+
+
+def test_every_name_derives_from_prefix_and_stage() -> None:
+    prod = load_stage("prod")
+    assert (pipeline_name(prod), model_package_group_name(prod)) == (
+        "rookery-prod-pipeline",
+        "rookery-prod-models",
+    )
+    assert glue_security_configuration_name(prod) == "rookery-prod-catalog"
+    assert key_alias(prod, "data") == "alias/rookery-prod/data"
+    assert placeholder_bucket_name(prod, "raw") == "rookery-prod-raw"
+    assert placeholder_role_name(prod) == "rookery-prod-sagemaker-execution"
+    assert placeholder_image_repository(prod) == "rookery-prod-image"
+    assert local_endpoint_name(prod, "demo") == "rookery-prod-demo"
+    with pytest.raises(ValueError, match="unknown bucket purpose 'access-logs'"):
+        placeholder_bucket_name(prod, "access-logs")
+
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 

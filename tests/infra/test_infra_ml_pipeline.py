@@ -18,8 +18,9 @@ from infra_testing import Synth, arn_of, resources
 
 from infra.audit.rules import ROOKERY_RULES
 from pipelines import validate_definition
-from pipelines.settings import PipelineResources, PipelineSettings, model_package_group_name, pipeline_name
+from pipelines.settings import PipelineResources, PipelineSettings
 from pipelines.validate import expected_for
+from stage.names import model_package_group_name, pipeline_name
 
 pytestmark = pytest.mark.xdist_group("infra-synth")
 

@@ -11,8 +11,9 @@ from pipeline_testing import stage_with
 from pipelines import PipelineResources, PipelineSettings, SettingsError, placeholder_locations
 from pipelines.parameters import ParameterError, operating_point_problem, parse_overrides
 from pipelines.placeholders import PlaceholderError, split_on_placeholders
-from pipelines.settings import model_package_group_name, operating_point_arg, pipeline_name
+from pipelines.settings import operating_point_arg
 from stage import ConfigError, OperatingPoint, Stage, load_stage
+from stage.names import model_package_group_name, pipeline_name
 
 
 @pytest.fixture(scope="module")
