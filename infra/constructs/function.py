@@ -26,6 +26,7 @@ from constructs import Construct
 from infra.audit.acknowledge import acknowledge
 from infra.constructs.log_groups import encrypted_log_group
 from infra.lambda_package import LAMBDAS_DIR, package_function
+from rookery_contracts.env import POWERTOOLS_LOG_LEVEL_ENV, POWERTOOLS_NAMESPACE_ENV, POWERTOOLS_SERVICE_ENV
 
 # The newest Python runtime CDK knows; cdk-nag's L1 (LambdaLatestVersion) holds us to it.
 RUNTIME: Final = lambda_.Runtime.PYTHON_3_14
@@ -166,9 +167,9 @@ class ProjectFunction(Construct):
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
             environment={
-                "POWERTOOLS_SERVICE_NAME": settings.name,
-                "POWERTOOLS_METRICS_NAMESPACE": qualifier,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
+                POWERTOOLS_SERVICE_ENV: settings.name,
+                POWERTOOLS_NAMESPACE_ENV: qualifier,
+                POWERTOOLS_LOG_LEVEL_ENV: "INFO",
                 **settings.environment,
             },
         )

@@ -28,6 +28,7 @@ from constructs import Construct
 from infra.audit.acknowledge import acknowledge
 from infra.constructs.function import FunctionSettings, ProjectFunction
 from pipelines.parameters import INPUT_DATA_URI
+from rookery_contracts.env import DATA_PREFIX_ENV, ERROR_PREFIX_ENV, INPUT_PARAMETER_ENV, PIPELINE_NAME_ENV
 from stage import Stage
 from stage.names import trigger_rule_name
 
@@ -73,12 +74,11 @@ class PipelineTrigger(Construct):
                 handler=f"{TRIGGER}.handler.lambda_handler",
                 description=f"{stage.qualifier}: start {pipeline_name} once per new object in {data_prefix}",
                 reserved_concurrency=TRIGGER_CONCURRENCY,
-                # The names pipeline_trigger.settings reads (a test keeps them equal).
                 environment={
-                    "PIPELINE_NAME": pipeline_name,
-                    "DATA_PREFIX": data_prefix,
-                    "ERROR_PREFIX": layout.error_prefix,
-                    "INPUT_PARAMETER_NAME": INPUT_DATA_URI,
+                    PIPELINE_NAME_ENV: pipeline_name,
+                    DATA_PREFIX_ENV: data_prefix,
+                    ERROR_PREFIX_ENV: layout.error_prefix,
+                    INPUT_PARAMETER_ENV: INPUT_DATA_URI,
                 },
             ),
             qualifier=stage.qualifier,
