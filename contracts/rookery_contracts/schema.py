@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 # Glue and Athena fold names to lower case, and a column name is also a JSON field of every record.
-COLUMN_NAME: Final = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+# \Z, not $: a trailing newline is no part of a name.
+COLUMN_NAME: Final = re.compile(r"^[a-z_][a-z0-9_]{0,63}\Z")
 FIELDS: Final = ("name", "target", "positive_class", "numeric", "categorical", "id_column")
 REQUIRED: Final = ("name", "target", "positive_class")
 

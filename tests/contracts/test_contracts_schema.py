@@ -72,6 +72,7 @@ def test_lists_become_tuples_so_schemas_compare_and_hash() -> None:
 
 INVALID = {
     "bad name": ({"name": "Pen guins"}, "name", "(a Glue table and S3 prefix); e.g. 'penguins'"),
+    "a name with a trailing newline": ({"name": "penguins\n"}, "name", "lower-case letters, digits and '_'"),
     "upper-case target": ({"target": "Sex"}, "target", "lower-case letters, digits and '_'"),
     "bad id column": ({"id_column": "Id"}, "id_column", "lower-case letters, digits and '_'"),
     "upper-case feature": (
