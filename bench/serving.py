@@ -34,6 +34,8 @@ from typing import Any
 
 import uvloop
 
+from stage.paths import CONTRACTS_DIR
+
 REPO = Path(__file__).resolve().parents[1]
 PROGRAM = REPO / "containers" / "program"
 IMAGE_PYTHON = REPO / ".venv-image" / "bin" / "python"
@@ -60,9 +62,11 @@ GOALS = {
 
 
 def image_env(**extra: str) -> dict[str, str]:
+    """The image interpreter's environment: rookery_contracts on its path, as in /opt/program."""
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_", "ROOKERY_", "PYTHON"))
     }
+    env["PYTHONPATH"] = str(CONTRACTS_DIR)
     env.update(extra)
     return env
 

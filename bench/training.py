@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stage.paths import CONTRACTS_DIR
+
 REPO = Path(__file__).resolve().parents[1]
 PROGRAM = REPO / "containers" / "program"
 IMAGE_PYTHON = REPO / ".venv-image" / "bin" / "python"
@@ -73,7 +75,7 @@ def env(base: Path) -> dict[str, str]:
     clean = {
         k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_", "ROOKERY_", "PYTHON"))
     }
-    return {**clean, "SAGEMAKER_BASE_DIR": str(base)}
+    return {**clean, "PYTHONPATH": str(CONTRACTS_DIR), "SAGEMAKER_BASE_DIR": str(base)}
 
 
 def run(base: Path) -> tuple[float, str]:

@@ -22,6 +22,7 @@ from typing import Any, Final, Self
 
 from emulators.core.images import ImageMap
 from emulators.sagemaker.context import fresh_dir
+from rookery_contracts.env import BIND_HOST_ENV, BIND_PORT_ENV, SERVER_WORKERS_ENV
 
 START_TIMEOUT_SECONDS: Final = 60.0
 
@@ -72,9 +73,9 @@ class ServeProcess:
         argv = images.command(image_uri, None, default="serve")
         chosen = port or free_port()
         extra = {str(k): str(v) for k, v in environment.items()}
-        extra.update({"SAGEMAKER_BIND_TO_PORT": str(chosen), "ROOKERY_BIND_HOST": "127.0.0.1"})
+        extra.update({BIND_PORT_ENV: str(chosen), BIND_HOST_ENV: "127.0.0.1"})
         if workers is not None:
-            extra["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(workers)
+            extra[SERVER_WORKERS_ENV] = str(workers)
         env = images.environment(image_uri, sandbox, extra)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:

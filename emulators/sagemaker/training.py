@@ -18,7 +18,7 @@ import tarfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from emulators.core import procs
 from emulators.core.errors import StepFailedError
@@ -34,8 +34,7 @@ from emulators.sagemaker.context import (
 from emulators.sagemaker.expressions import to_text
 from emulators.sagemaker.records import now
 from pipelines.contract import CHECKPOINT_LOCAL_PATH
-
-MODEL_ARCHIVE: Final = "model.tar.gz"
+from rookery_contracts.model_layout import MODEL_ARCHIVE
 
 
 class MetricParser:

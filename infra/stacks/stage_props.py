@@ -25,7 +25,6 @@ from infra.constructs.registry import RegistryProps
 from infra.constructs.sagemaker_role import ExecutionRoleProps, ExecutionScope
 from infra.constructs.trigger import TriggerProps
 from pipelines import PipelineResources, PipelineSettings, SettingsError, render_definition_cached
-from pipelines.settings import model_package_group_name
 from stage import ConfigError, Stage
 from stage.names import (
     ALL_BUCKETS,
@@ -35,6 +34,8 @@ from stage.names import (
     curated_table_name,
     delivery_stream_name,
     glue_database_name,
+    glue_security_configuration_name,
+    model_package_group_name,
     notebook_instance_name,
     notebook_role_path,
     raw_table_name,
@@ -106,6 +107,7 @@ def catalog_props(stage: Stage) -> CatalogProps:
         raw_table_name=raw_table_name(stage),
         curated_table_name=curated_table_name(stage),
         crawler_name=crawler_name(stage),
+        security_configuration_name=glue_security_configuration_name(stage),
         log_retention_days=stage.log_retention_days,
     )
 

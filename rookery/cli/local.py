@@ -41,10 +41,12 @@ from emulators.sagemaker_runtime.endpoint import find_endpoint
 from pipelines.cache import render_definition_cached
 from pipelines.definition import iter_steps
 from pipelines.parameters import INPUT_DATA_URI, ParameterError, parse_overrides
-from pipelines.settings import PipelineResources, PipelineSettings, model_package_group_name, pipeline_name
+from pipelines.settings import PipelineResources, PipelineSettings
 from rookery.cli.errors import err, fail, reported
 from rookery.cli.options import HomeOption, ParamOption, StageOption, TuneOption, local_home
+from rookery_contracts.evaluation import AUC_PATH, THRESHOLD_PATH, value_at
 from stage import load_stage
+from stage.names import local_endpoint_name, model_package_group_name, pipeline_name
 
 app = typer.Typer(no_args_is_help=True)
 out = Console(highlight=False)
@@ -328,8 +330,8 @@ def packages(home: HomeOption = None) -> None:
         table.add_column(column, overflow="fold")
     for package in found:
         metrics = package.metrics
-        auc = (metrics.get("binary_classification_metrics", {}).get("auc") or {}).get("value")
-        threshold = (metrics.get("decision_threshold") or {}).get("value")
+        auc = value_at(metrics, AUC_PATH, None)
+        threshold = value_at(metrics, THRESHOLD_PATH, None)
         table.add_row(
             package.ref,
             package.approval_status,
@@ -374,7 +376,7 @@ def serve(
         chosen = (
             registry.get(package) if package else registry.latest_approved(model_package_group_name(config))
         )
-        endpoint_name = name or f"{config.qualifier}-local"
+        endpoint_name = name or local_endpoint_name(config, "local")
         image = str(chosen.inference_spec.get("image"))
         endpoint = LocalEndpoint.start(local, ImageMap.project(image), chosen, name=endpoint_name, port=port)
     # SIGTERM (kill, a supervisor) must stop the model server too, as Ctrl-C does.

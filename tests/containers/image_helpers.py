@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 CONTAINERS = REPO / "containers"
 PROGRAM = CONTAINERS / "program"
 IMAGE_PYTHON = REPO / ".venv-image" / "bin" / "python"
+CONTRACTS = REPO / "contracts"
 
 PENGUINS_SCHEMA: dict[str, Any] = {
     "name": "penguins",
@@ -144,10 +145,15 @@ def free_port() -> int:
 
 
 def hermetic_env(**extra: str) -> dict[str, str]:
-    """The caller's environment without SageMaker or rookery variables, plus ``extra``."""
+    """The caller's environment without SageMaker or rookery variables, plus ``extra``.
+
+    ``PYTHONPATH`` is ``contracts/`` alone: the image finds ``rookery_contracts`` in ``/opt/program``,
+    next to the entrypoints whose folder Python puts on the path itself.
+    """
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_", "ROOKERY_", "PYTHON"))
     }
+    env["PYTHONPATH"] = str(CONTRACTS)
     env.update(extra)
     return env
 

@@ -30,6 +30,7 @@ from rookery.demo.report import (
     embed_png,
     gate_checks,
 )
+from stage.paths import CONTRACTS_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 PROGRAM = REPO / "containers" / "program"
@@ -46,7 +47,8 @@ def files_under(home: LocalHome, uri: str) -> list[Path]:
 
 def _run(script: str, base: Path, *args: str, env: Mapping[str, str] | None = None) -> None:
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_", "ROOKERY_"))}
-    environment.update({"SAGEMAKER_BASE_DIR": str(base), **(env or {})})
+    # The image's /opt/program holds rookery_contracts; here it comes from contracts/.
+    environment.update({"SAGEMAKER_BASE_DIR": str(base), "PYTHONPATH": str(CONTRACTS_DIR), **(env or {})})
     done = subprocess.run(
         [str(IMAGE_PYTHON), str(PROGRAM / script), *args],
         env=environment,

@@ -159,6 +159,7 @@ def _catalog(**overrides: Any) -> CatalogProps:
         "raw_table_name": "penguins_raw",
         "curated_table_name": "penguins_curated",
         "crawler_name": "probe-dev-penguins-raw",
+        "security_configuration_name": "probe-dev-catalog",
     }
     return CatalogProps(**{**fields, **overrides})
 

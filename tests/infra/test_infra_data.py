@@ -9,10 +9,17 @@ import pytest
 from infra_testing import Synth, arn_of, ref, resources
 
 from infra.audit.template import flatten
-from infra.constructs.catalog import INGEST_METADATA_COLUMNS, QUERY_SCAN_LIMIT_BYTES, dataset_columns
+from infra.constructs.catalog import QUERY_SCAN_LIMIT_BYTES, dataset_columns
 from infra.constructs.data_lake import VIA_SERVICES, DataKeys, DataLake, TrustedPrincipal, TrustedService
 from infra.constructs.function import RUNTIME
 from infra.stateful import STATEFUL_RESOURCE_TYPES
+from rookery_contracts.ingest import (
+    DELIVERY_COMPRESSION,
+    METADATA_COLUMNS,
+    TRANSFORM_BUFFER_MIB,
+    TRANSFORM_INTERVAL_SECONDS,
+    TRANSFORM_RETRIES,
+)
 from stage import load_stage
 from stage.names import DATA_BUCKETS
 from stage.toolchain import use_venv_node
@@ -286,7 +293,13 @@ def test_raw_table_has_the_dataset_columns_metadata_and_ingest_date_partition(sy
     catalog = synth.stacks.data.catalog
     table = synth.props(catalog.raw_table)["TableInput"]
     storage = table["StorageDescriptor"]
-    expected = [*dataset_columns(synth.stage.dataset), *INGEST_METADATA_COLUMNS.items()]
+    # The transform stamps the ingest metadata after the dataset's columns, both as JSON strings.
+    expected = [
+        *dataset_columns(synth.stage.dataset),
+        ("_ingest_ts", "string"),
+        ("_firehose_record_id", "string"),
+    ]
+    assert [name for name, _ in expected[-2:]] == list(METADATA_COLUMNS)
     assert [(c["Name"], c["Type"]) for c in storage["Columns"]] == expected
     assert [c["Name"] for c in storage["Columns"]][: len(synth.stage.dataset.columns)] == list(
         synth.stage.dataset.columns
@@ -417,7 +430,13 @@ def test_firehose_direct_put_with_customer_key_into_the_date_partitioned_raw_pre
     parameters = {p["ParameterName"]: p["ParameterValue"] for p in processor["Parameters"]}
     assert processor["Type"] == "Lambda"
     assert parameters["LambdaArn"] == arn_of(synth.logical_id(data.ingestion.transform.function))
-    assert {"NumberOfRetries", "BufferSizeInMBs", "BufferIntervalInSeconds"} <= set(parameters)
+    # What the local Firehose emulator batches by, too (emulators.firehose.delivery).
+    assert (parameters["BufferSizeInMBs"], parameters["NumberOfRetries"]) == (
+        str(TRANSFORM_BUFFER_MIB),
+        str(TRANSFORM_RETRIES),
+    )
+    assert parameters["BufferIntervalInSeconds"] == str(TRANSFORM_INTERVAL_SECONDS)
+    assert s3["CompressionFormat"] == DELIVERY_COMPRESSION == "UNCOMPRESSED"
 
 
 def test_firehose_role_writes_two_prefixes_uses_the_key_via_s3_and_invokes_only_the_transform(
@@ -469,7 +488,7 @@ def test_transform_lambda_meets_l1(synth: Synth) -> None:
 
 def test_transform_environment_carries_the_stage_schema_and_powertools_settings(synth: Synth) -> None:
     env = synth.props(synth.stacks.data.ingestion.transform.function)["Environment"]["Variables"]
-    assert env["ROOKERY_DATASET_SCHEMA"] == synth.stage.dataset.model_dump_json()
+    assert env["ROOKERY_DATASET_SCHEMA"] == synth.stage.dataset.to_json()
     assert json.loads(env["ROOKERY_DATASET_SCHEMA"])["target"] == synth.stage.dataset.target
     assert env["POWERTOOLS_SERVICE_NAME"] == "firehose_transform"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == synth.stage.qualifier
@@ -497,6 +516,7 @@ def test_transform_code_is_bundled_without_docker_into_the_assembly(synth: Synth
     fn = synth.props(synth.stacks.data.ingestion.transform.function)
     asset = synth.directory / f"asset.{fn['Code']['S3Key'].removesuffix('.zip')}"
     assert (asset / "firehose_transform" / "handler.py").is_file()
+    assert (asset / "rookery_contracts" / "schema.py").is_file()
     assert (asset / "aws_lambda_powertools" / "__init__.py").is_file()
     assert not list(asset.rglob("*.pyc")) and not list(asset.rglob("*.so"))
 

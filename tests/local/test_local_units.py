@@ -19,6 +19,7 @@ from emulators.firehose.landing import DataFileError, land, read_records
 from emulators.s3.storage import list_prefix, stage
 from emulators.sagemaker import InterruptPlan, LocalHome, LocalRegistry, RegistryError
 from emulators.sagemaker.context import Trigger
+from emulators.sagemaker.engine import account_and_region
 from emulators.sagemaker.expressions import ExpressionError, Scope, lookup, to_text
 from emulators.sagemaker.parameters import resolve_parameters
 from emulators.sagemaker.transform import batches
@@ -48,6 +49,27 @@ def _scope(properties: dict[str, Any] | None = None, files: dict[str, Any] | Non
         step,
         lambda step_name, file_name: (files or {})[f"{step_name}.{file_name}"],
     )
+
+
+# -- account and region ------------------------------------------------------------------------
+def test_the_engine_takes_account_and_region_from_the_private_image_then_an_arn() -> None:
+    image = {
+        "Steps": [
+            {
+                "Arguments": {
+                    "AppSpecification": {"ImageUri": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/p:1"}
+                }
+            }
+        ]
+    }
+    role = {
+        "RoleArn": "arn:aws:iam::444455556666:role/r",
+        "Steps": [{"Arguments": {"KmsKeyId": "arn:aws:kms:us-east-2:444455556666:key/k"}}],
+    }
+    assert account_and_region({**role, **image}) == ("111122223333", "eu-west-1")
+    assert account_and_region(role) == ("444455556666", "us-east-2")
+    untagged = {"Steps": [{"Arguments": {"ImageUri": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/p"}}]}
+    assert account_and_region(untagged) == ("000000000000", "us-east-1")
 
 
 # -- expressions ---------------------------------------------------------------------------------
