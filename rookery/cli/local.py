@@ -40,7 +40,7 @@ from emulators.sagemaker import (
     ParameterError,
     StepEvent,
 )
-from emulators.sagemaker_runtime.endpoint import endpoint_record, running_endpoints
+from emulators.sagemaker_runtime.models import endpoint_record, running_endpoints
 from pipelines.cache import render_definition_cached
 from pipelines.definition import iter_steps
 from pipelines.parameters import INPUT_DATA_URI
