@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from emulators.core.errors import EndpointError, RegistryError
+from emulators.core.errors import EndpointError, LocalEngineError, RegistryError
 from emulators.core.home import LocalHome
 from emulators.sagemaker.events import Event, RegistryWatcher, modified_ns
 from emulators.sagemaker.records import now
@@ -66,9 +66,11 @@ class LocalDeployer:
         self._thread.start()
         if watch:
             self.watcher.start()
+        self.endpoint.note_deployer(True)
 
     def stop(self) -> None:
-        """Stop watching; a deployment in progress is left to the endpoint's own stop."""
+        """Stop watching and deciding (stop the endpoint first to abandon a deployment in progress)."""
+        self.endpoint.note_deployer(False)
         self.watcher.stop()
         self._events.put(None)
         if self._thread is not None:
@@ -101,6 +103,10 @@ class LocalDeployer:
                     batch.append(more)
             try:
                 self.decide_and_deploy(batch)
+            except Exception as exc:  # a deployer that dies would leave every later approval undecided
+                self.endpoint.note_decision(
+                    {"Time": now().isoformat(), "Action": "error", "Reason": f"{type(exc).__name__}: {exc}"}
+                )
             finally:
                 with self._settled:
                     self._pending -= len(batch)
@@ -111,31 +117,51 @@ class LocalDeployer:
         endpoint = self.endpoint
         if endpoint.stopping.is_set():
             return None
-        packages = self.registry.packages(self.group)
-        versions = [PackageVersion(p.arn, p.version, p.approval_status) for p in packages]
-        decision = decide(versions, endpoint.package.arn)
         note: dict[str, Any] = {
             "Time": now().isoformat(),
             "Events": [_event_summary(e) for e in events],
-            "Registry": {str(p.version): _state(p) for p in packages},
-            "Action": str(decision.action),
-            "Reason": decision.reason,
-            "Target": decision.target.arn if decision.target else None,
-            "Live": decision.live.arn if decision.live else None,
+            "Registry": self._observed(),
             "DeploymentId": None,
         }
+        try:
+            packages = self.registry.packages(self.group)
+        except (LocalEngineError, OSError, ValueError, KeyError) as exc:
+            endpoint.note_decision({**note, "Action": "error", "Reason": f"cannot read the registry: {exc}"})
+            return None
+        for package in packages:
+            note["Registry"].setdefault(str(package.version), {})["Status"] = package.approval_status
+        versions = [PackageVersion(p.arn, p.version, p.approval_status) for p in packages]
+        decision = decide(versions, endpoint.package.arn)
+        note.update(
+            {
+                "Action": str(decision.action),
+                "Reason": decision.reason,
+                "Target": decision.target.arn if decision.target else None,
+                "Live": decision.live.arn if decision.live else None,
+            }
+        )
         if not decision.changes_endpoint:
             endpoint.note_decision(note)
             return decision
         assert decision.target is not None
         target = next(p for p in packages if p.arn == decision.target.arn)
-        deployment_id = endpoint.new_deployment_id(target)
-        endpoint.note_decision({**note, "DeploymentId": deployment_id})
+        note["DeploymentId"] = endpoint.new_deployment_id(target)
+        endpoint.note_decision(note)
         try:
-            endpoint.deploy(target, decision=decision, deployment_id=deployment_id)
+            endpoint.deploy(target, decision=decision, deployment_id=note["DeploymentId"])
         except EndpointError as exc:
-            endpoint.note_decision({**note, "DeploymentId": deployment_id, "Error": str(exc)})
+            endpoint.note_decision({**note, "Error": str(exc)})
         return decision
+
+    def _observed(self) -> dict[str, dict[str, Any]]:
+        """When each version's file was last written, as the decision sees the registry."""
+        folder = self.registry.root / self.group
+        observed: dict[str, dict[str, Any]] = {}
+        for path in folder.glob("*.json") if folder.is_dir() else []:
+            if path.stem.isdigit():
+                with contextlib.suppress(OSError):
+                    observed[path.stem] = {"Modified": modified_ns(path)}
+        return observed
 
 
 def _event_summary(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -145,14 +171,6 @@ def _event_summary(event: Mapping[str, Any]) -> dict[str, Any]:
         "ModelPackageVersion": detail.get("ModelPackageVersion"),
         "ModelApprovalStatus": detail.get("ModelApprovalStatus"),
     }
-
-
-def _state(package: ModelPackage) -> dict[str, Any]:
-    modified = None
-    if package.path is not None:
-        with contextlib.suppress(OSError):
-            modified = modified_ns(package.path)
-    return {"Status": package.approval_status, "Modified": modified}
 
 
 # -- following from another process ----------------------------------------------------------------

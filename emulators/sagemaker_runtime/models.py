@@ -353,6 +353,8 @@ class LocalEndpoint:
         self._state = threading.RLock()
         self._deploying = threading.Lock()
         self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self.deploys_on_approval = False
         self._front: Any = None  # responses.FrontEnd
         self._on_change: list[Callable[[LocalEndpoint], None]] = []
 
@@ -410,6 +412,8 @@ class LocalEndpoint:
     def stop(self) -> None:
         """Stop serving: a running deployment is abandoned (traffic stays on the old fleet), then
         the front end, every model server and the capture writer stop; endpoint.json is removed."""
+        if self._stopped.is_set():
+            return
         self._stopping.set()
         with self._deploying:  # wait for a running deployment to give up
             pass
@@ -423,8 +427,10 @@ class LocalEndpoint:
             fleet.stop()
         if self.capture is not None:
             self.capture.stop()
-        with contextlib.suppress(FileNotFoundError):
-            (self.folder / ENDPOINT_FILE).unlink()
+        with self._state:
+            self._stopped.set()
+            with contextlib.suppress(FileNotFoundError):
+                (self.folder / ENDPOINT_FILE).unlink()
 
     def __enter__(self) -> Self:
         return self
@@ -566,6 +572,12 @@ class LocalEndpoint:
     def deploying(self) -> bool:
         return self._deploying.locked()
 
+    def note_deployer(self, active: bool) -> None:
+        """Whether a deployer keeps this endpoint on the group's highest approved version."""
+        with self._state:
+            self.deploys_on_approval = active
+        self._changed()
+
     def note_decision(self, decision: dict[str, Any]) -> None:
         """Keep one decision of the deployer (the last MAX_DECISIONS are in endpoint.json)."""
         with self._state:
@@ -641,7 +653,7 @@ class LocalEndpoint:
     def _changed(self) -> None:
         with self._state:
             self.modified = now()
-            if self.url:
+            if self.url and not self._stopped.is_set():
                 _write_json(self.folder / ENDPOINT_FILE, self.describe())
         for listener in self._on_change:
             listener(self)
@@ -687,6 +699,7 @@ class LocalEndpoint:
                     "ModelPackage": live.package.ref if live else None,
                     "ModelPackageGroupName": live.package.group if live else None,
                     "TimeScale": self.settings.time_scale,
+                    "DeployOnApproval": self.deploys_on_approval,
                     "Fleets": [
                         {
                             "Fleet": fleet.id,

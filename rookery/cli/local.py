@@ -402,16 +402,19 @@ def _change_status(ref: str, status: str, description: str | None, follow_it: bo
         changed = registry.set_status(ref, status, description=description)
         changed, written = package_written(registry, changed.ref)
     out.print(f"{changed.ref} is {changed.approval_status} ({changed.arn})", soft_wrap=True)
-    served = served_endpoints(local, changed.group)
     if not follow_it:
         return
-    if not served:
+    served = served_endpoints(local, changed.group)
+    deploying = [r for r in served if r.get("DeployOnApproval")]
+    if not deploying:
+        without = f" ({', '.join(str(r['EndpointName']) for r in served)} runs without deploy on approval)"
         out.print(
-            f"no endpoint of {changed.group} is served here; `rookery local serve` serves the highest "
-            "approved version and deploys the next approvals",
+            f"no endpoint of {changed.group} deploys on approval here{without if served else ''}; "
+            "`rookery local serve` serves the highest approved version and deploys the next approvals",
             soft_wrap=True,
         )
         return
+    served = deploying
     name = str(served[0]["EndpointName"])
     out.print(
         f"endpoint {name} serves {served[0].get('ModelPackage')}; following its deployer", soft_wrap=True
@@ -435,7 +438,8 @@ def _follow(local: LocalHome, name: str, version: int, written: int) -> int:
                 decision = item.decision
                 out.print(f"decision: {decision.get('Action')}: {decision.get('Reason')}", soft_wrap=True)
                 if not decision.get("DeploymentId"):
-                    return 1 if decision.get("Action") == "hold" else 0
+                    # "hold": the endpoint keeps a version that is no longer approved; "error": undecided.
+                    return 1 if decision.get("Action") in ("hold", "error") else 0
             elif isinstance(item, Step):
                 if item.entry.get("Event") == "DeploymentStarted":
                     note = endpoint_view.time_scale_note(float(item.deployment.get("TimeScale") or 1))
@@ -582,6 +586,7 @@ def serve(
         out.print("Ctrl-C stops the endpoint.")
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
+        endpoint.stop()  # first: a deployment in progress is abandoned, traffic stays on the old fleet
         if deployer is not None:
             deployer.stop()
     out.print(f"endpoint {endpoint.name} stopped")

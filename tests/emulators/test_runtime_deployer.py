@@ -191,6 +191,18 @@ def test_rejecting_the_live_version_rolls_back_and_with_nothing_approved_holds(
         settle(deployer)
         assert endpoint.decisions[-1]["Action"] == "hold" and endpoint.package.arn == v1.arn
         assert len(endpoint.deployments) == 2
+        # A registry the deployer cannot read is said in its decision; the deployer keeps going.
+        corrupt = registry.root / GROUP / "3.json"
+        corrupt.write_text("{not json", encoding="utf-8")
+        deployer.deliver(event(registry, v1.ref))
+        settle(deployer)
+        assert endpoint.decisions[-1]["Action"] == "error"
+        assert endpoint.decisions[-1]["Reason"].startswith("cannot read the registry")
+        corrupt.unlink()
+        registry.approve(v1.ref)
+        deployer.deliver(event(registry, v1.ref))
+        settle(deployer)
+        assert endpoint.decisions[-1]["Action"] == "none"
 
 
 # -- the CLI, end to end ------------------------------------------------------------------------------
@@ -294,6 +306,12 @@ def test_a_json_client_and_the_variant_header(home: LocalHome, model: TrainedMod
             )
         assert caught.value.response["Error"]["Code"] == "ValidationError"
         assert "The variant blue of endpoint rookery-dev-local is not valid" in str(caught.value)
+        # Served without a deployer: an approval is recorded and said to deploy nowhere.
+        v2 = retrained_candidate(home, v1)
+        code, out, _ = cli(home, "approve", v2.ref)
+        assert code == 0 and f"{v2.ref} is Approved" in out
+        assert "rookery-dev-local runs without deploy on approval" in out
+        assert endpoint.package.arn == v1.arn
 
 
 def test_bad_input_gets_a_clear_error(home: LocalHome, model: TrainedModel) -> None:
