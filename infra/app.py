@@ -25,7 +25,9 @@ from infra.constructs.sagemaker_role import execution_role_exception
 from infra.stacks.data import DataStack
 from infra.stacks.ml import MlStack
 from infra.stacks.network import NetworkStack
+from infra.stacks.stage_props import stage_errors
 from stage import ConfigError, Stage, load_stage
+from stage.names import sagemaker_role_path
 from stage.paths import CDK_CONTEXT_JSON, CDK_JSON, LOCAL_HOME
 
 # Rendered pipeline definitions by input hash: a synth imports the SageMaker SDK only on a miss.
@@ -62,16 +64,17 @@ def build_stacks(
     render_cache: Path = RENDER_CACHE,
 ) -> StageStacks:
     env = stage_environment(stage)
-    network = NetworkStack(app, stage=stage, env=env)
-    data = DataStack(
-        app,
-        stage=stage,
-        env=env,
-        network=network.network,
-        # The ML stack's execution role, by IAM path: the Data stack never references the ML stack.
-        trusted_principals=[execution_role_exception(stage), *trusted_principals],
-    )
-    ml = MlStack(app, stage=stage, env=env, network=network.network, data=data, render_cache=render_cache)
+    with stage_errors(stage):
+        network = NetworkStack(app, stage=stage, env=env)
+        data = DataStack(
+            app,
+            stage=stage,
+            env=env,
+            network=network.network,
+            # The ML stack's execution role, by IAM path: the Data stack never references the ML stack.
+            trusted_principals=[execution_role_exception(sagemaker_role_path(stage)), *trusted_principals],
+        )
+        ml = MlStack(app, stage=stage, env=env, network=network.network, data=data, render_cache=render_cache)
     for stack in (network, data, ml):
         cdk.Tags.of(stack).add("project", stage.prefix)
         cdk.Tags.of(stack).add("stage", stage.name)
