@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from emulators.core.errors import EndpointError
 from emulators.core.home import LocalHome
@@ -49,6 +49,10 @@ from stage.alarms import RollbackAlarm, rollback_alarms
 from stage.model import Stage
 from stage.names import CAPTURE_PREFIX, VARIANT_NAME
 from stage.serving import DeploymentPolicy
+
+if TYPE_CHECKING:
+    from emulators.core.serving import ServeProcess
+    from emulators.sagemaker_runtime.responses import FrontEnd
 
 ENDPOINT_FILE: Final = "endpoint.json"
 DEPLOYMENTS_DIR: Final = "deployments"
@@ -346,6 +350,7 @@ class LocalEndpoint:
         self.current: DeploymentRecord | None = None
         self.deployments: list[DeploymentRecord] = []
         self.decisions: list[dict[str, Any]] = []
+        self.deploys_on_approval = False
         self._live: Fleet | None = None
         self._green: Fleet | None = None
         self._fleet_numbers = itertools.count(1)
@@ -354,8 +359,7 @@ class LocalEndpoint:
         self._deploying = threading.Lock()
         self._stopping = threading.Event()
         self._stopped = threading.Event()
-        self.deploys_on_approval = False
-        self._front: Any = None  # responses.FrontEnd
+        self._front: FrontEnd | None = None
         self._on_change: list[Callable[[LocalEndpoint], None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -460,8 +464,8 @@ class LocalEndpoint:
         return self.live.package
 
     @property
-    def model(self) -> Any:
-        """The live fleet's model server (``ServeProcess``)."""
+    def model(self) -> ServeProcess:
+        """The live fleet's model server."""
         return self.live.server
 
     def on_change(self, listener: Callable[[LocalEndpoint], None]) -> None:
