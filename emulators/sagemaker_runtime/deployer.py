@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from emulators.core.errors import EndpointError, LocalEngineError, RegistryError
 from emulators.core.home import LocalHome
-from emulators.sagemaker.events import Event, RegistryWatcher, modified_ns
+from emulators.sagemaker.events import POLL_SECONDS, Event, RegistryWatcher, modified_ns
 from emulators.sagemaker.records import now
 from emulators.sagemaker.registry import LocalRegistry, ModelPackage
 from emulators.sagemaker_runtime.exceptions import EndpointNotFoundError
@@ -47,14 +47,13 @@ class LocalDeployer:
         registry: LocalRegistry,
         group: str,
         *,
-        poll_seconds: float | None = None,
+        poll_seconds: float = POLL_SECONDS,
     ) -> None:
         self.endpoint = endpoint
         self.registry = registry
         self.group = group
         self._events: queue.Queue[Event | None] = queue.Queue()
-        watch_args = {} if poll_seconds is None else {"poll_seconds": poll_seconds}
-        self.watcher = RegistryWatcher(registry, group, self.deliver, **watch_args)
+        self.watcher = RegistryWatcher(registry, group, self.deliver, poll_seconds=poll_seconds)
         self._thread: threading.Thread | None = None
         self._pending = 0  # events delivered and not decided yet
         self._settled = threading.Condition()
