@@ -1,6 +1,7 @@
 """Local SageMaker Runtime: a served endpoint, its blue/green deployments, data capture, deploy on approval.
 
 ``models`` (the endpoint's state), ``responses`` (InvokeEndpoint on the wire), ``exceptions``,
+``client`` (calling an endpoint as an application does, through boto3),
 ``fleets`` (model servers and traffic), ``metrics`` (measurements and rollback alarms),
 ``deployment`` (blue/green with auto-rollback), ``capture`` (data capture), ``deployer`` (deploy on
 approval). See README.md for what runs as on SageMaker and what differs.
@@ -16,8 +17,8 @@ from emulators.sagemaker_runtime.models import (
     EndpointSettings,
     EndpointStatus,
     LocalEndpoint,
-    describe_endpoint,
     endpoint_record,
+    find_endpoint,
     running_endpoints,
 )
 
@@ -30,7 +31,7 @@ __all__ = [
     "EndpointStatus",
     "LocalDeployer",
     "LocalEndpoint",
-    "describe_endpoint",
     "endpoint_record",
+    "find_endpoint",
     "running_endpoints",
 ]

@@ -38,7 +38,7 @@ from emulators.sagemaker_runtime.capture import Captured, CaptureSettings, Captu
 from emulators.sagemaker_runtime.exceptions import (
     DeploymentInProgressError,
     EndpointNotFoundError,
-    InvocationError,
+    ServiceError,
     internal_failure,
     service_unavailable,
 )
@@ -253,23 +253,21 @@ def running_endpoints(home: LocalHome) -> list[dict[str, Any]]:
     return sorted((r for r in found if r), key=lambda r: str(r.get("CreationTime")), reverse=True)
 
 
-def describe_endpoint(home: LocalHome, name: str | None = None) -> dict[str, Any]:
-    """``DescribeEndpoint`` of a served endpoint (the newest one when ``name`` is None)."""
-    if name is None:
-        running = running_endpoints(home)
-        if not running:
+def find_endpoint(home: LocalHome, name: str | None = None) -> dict[str, Any]:
+    """The record of running endpoint ``name`` (as DescribeEndpoint), or of the newest running one."""
+    if name:
+        record = endpoint_record(home, name)
+        if record is None:
+            running = ", ".join(str(r.get("EndpointName")) for r in running_endpoints(home)) or "none"
             raise EndpointNotFoundError(
-                f"no local endpoint is being served under {home.root}; start one with `rookery local serve`"
+                f"endpoint {name!r} is not running; start it with `rookery local serve --name {name}` "
+                f"(running here: {running})"
             )
-        return running[0]
-    record = endpoint_record(home, name)
-    if record is None:
-        served = ", ".join(str(r.get("EndpointName")) for r in running_endpoints(home)) or "none"
-        raise EndpointNotFoundError(
-            f"Could not find endpoint {name!r}: no local endpoint of that name is being served "
-            f"(served: {served}); start it with `rookery local serve --name {name}`"
-        )
-    return record
+        return record
+    running_now = running_endpoints(home)
+    if not running_now:
+        raise EndpointNotFoundError("no local endpoint is running; start one with `rookery local serve`")
+    return running_now[0]
 
 
 def deployment_records(home: LocalHome, name: str) -> list[dict[str, Any]]:
@@ -312,7 +310,7 @@ class Handled:
 
     fleet: Fleet | None
     answer: ModelAnswer | None
-    error: InvocationError | None
+    error: ServiceError | None
     received: dt.datetime
 
     @property

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, Self
 from urllib.parse import unquote, urlsplit
 
-from emulators.sagemaker_runtime.exceptions import InvocationError, validation_error
+from emulators.sagemaker_runtime.exceptions import ServiceError, validation_error
 from emulators.sagemaker_runtime.models import Handled, LocalEndpoint
 from stage.names import VARIANT_NAME
 
@@ -75,7 +75,7 @@ class InvokeEndpointHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _error(self, error: InvocationError) -> None:
+    def _error(self, error: ServiceError) -> None:
         body = json.dumps(
             {"__type": error.code, "message": error.message, "Message": error.message, **error.extra}
         ).encode()
@@ -96,7 +96,7 @@ class InvokeEndpointHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self._read_body() is not None:
             self._error(
-                InvocationError(
+                ServiceError(
                     404, "UnknownOperationException", "only POST /endpoints/<name>/invocations is served here"
                 )
             )
@@ -122,12 +122,12 @@ class InvokeEndpointHandler(BaseHTTPRequestHandler):
             inference_id=self.headers.get(INFERENCE_ID_HEADER),
         )
 
-    def _refusal(self) -> InvocationError | None:
+    def _refusal(self) -> ServiceError | None:
         endpoint = self.endpoint
         path = urlsplit(self.path).path
         prefix, suffix = "/endpoints/", "/invocations"
         if not (path.startswith(prefix) and path.endswith(suffix)) or "/" in path[len(prefix) : -len(suffix)]:
-            return InvocationError(404, "UnknownOperationException", f"no operation at {self.path}")
+            return ServiceError(404, "UnknownOperationException", f"no operation at {self.path}")
         name = unquote(path[len(prefix) : -len(suffix)])
         if name != endpoint.name:
             return validation_error(f"Endpoint {name} of account {endpoint.account} not found.")
@@ -160,7 +160,7 @@ class InvokeEndpointHandler(BaseHTTPRequestHandler):
         kind = "client" if answer.status < 500 else "server"
         log_group = f"/aws/sagemaker/Endpoints/{endpoint.name}"
         self._error(
-            InvocationError(
+            ServiceError(
                 424,
                 "ModelError",
                 f'Received {kind} error ({answer.status}) from {CONTAINER} with message "{original}". '

@@ -15,7 +15,7 @@ from typing import Any, Self
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rookery.demo.scoring import runtime_client
+from emulators.sagemaker_runtime.client import runtime_client
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from typer.testing import CliRunner
 from emulators.core.home import LocalHome
 from emulators.sagemaker.events import DETAIL_TYPE, RegistryWatcher, package_state_change
 from emulators.sagemaker.registry import LocalRegistry, ModelPackage
-from emulators.sagemaker_runtime import LocalDeployer, LocalEndpoint, describe_endpoint
+from emulators.sagemaker_runtime import LocalDeployer, LocalEndpoint, find_endpoint
 from rookery.cli.main import app
 from rookery.demo.candidates import feature_mismatch_candidate, retrained_candidate
 from rookery.demo.traffic import SteadyTraffic
@@ -256,7 +256,7 @@ def test_approve_and_reject_follow_the_deployments_of_a_served_endpoint(
             assert re.search(r"TrafficShifted\s+Updating\s+blue 50% green 50%", out), out
             assert "AlarmsEvaluated" in out and "rookery-dev-endpoint-5xx-rate OK" in out
             assert "outcome: Succeeded: the endpoint serves version 2, InService" in out
-            assert describe_endpoint(home, NAME)["ModelPackageArn"] == v2.arn
+            assert find_endpoint(home, NAME)["ModelPackageArn"] == v2.arn
             # Approving a version again changes nothing: the deployer says so.
             code, out, _ = cli(home, "approve", v2.ref)
             assert code == 0 and "decision: none: the endpoint already serves version 2" in out
@@ -317,9 +317,9 @@ def test_a_json_client_and_the_variant_header(home: LocalHome, model: TrainedMod
 def test_bad_input_gets_a_clear_error(home: LocalHome, model: TrainedModel) -> None:
     registered(home, model)
     code, _, err = cli(home, "endpoint", "describe", "nope")
-    assert code == 2 and "Could not find endpoint 'nope'" in err and "rookery local serve --name nope" in err
+    assert code == 2 and "endpoint 'nope' is not running" in err and "rookery local serve --name nope" in err
     code, _, err = cli(home, "endpoint", "describe")
-    assert code == 2 and "no local endpoint is being served" in err
+    assert code == 2 and "no local endpoint is running" in err
     code, _, err = cli(home, "approve", f"{GROUP}/9")
     assert code == 2 and f"no model package '{GROUP}/9'" in err and f"{GROUP}/1" in err
     code, _, err = cli(home, "reject", "not-a-reference")

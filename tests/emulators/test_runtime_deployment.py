@@ -28,7 +28,7 @@ from emulators.sagemaker_runtime import (
     DeploymentRecord,
     EndpointNotFoundError,
     LocalEndpoint,
-    describe_endpoint,
+    find_endpoint,
 )
 from emulators.sagemaker_runtime.models import deployment_records
 from rookery.cli.main import app
@@ -107,7 +107,7 @@ def test_a_good_candidate_swaps_under_steady_boto3_traffic_without_a_failed_requ
                 endpoint.deploy(retrained_candidate(home, v1))
             thread.join()
             traffic.wait_for(len(traffic.calls) + 20)
-        after = describe_endpoint(home, NAME)
+        after = find_endpoint(home, NAME)
     record = result[0]
     calls = traffic.calls
     assert record.status == "Succeeded", record.reason
@@ -153,9 +153,9 @@ def test_a_good_candidate_swaps_under_steady_boto3_traffic_without_a_failed_requ
         str(c.inference_id) for c in calls
     )
     assert not list((endpoint.folder / "capture-staging").iterdir())
-    # The endpoint is gone (not found, as a deleted one), its deployment records stay.
-    with pytest.raises(EndpointNotFoundError, match="Could not find endpoint"):
-        describe_endpoint(home, NAME)
+    # The endpoint is gone (not found, as a deleted one); its deployment records stay.
+    with pytest.raises(EndpointNotFoundError, match=f"endpoint '{NAME}' is not running"):
+        find_endpoint(home, NAME)
     assert [(r["DeploymentId"], r["Status"]) for r in deployment_records(home, NAME)] == [
         (record.id, "Succeeded")
     ]
@@ -165,7 +165,7 @@ def _describe_while_updating(home: LocalHome) -> dict[str, Any]:
     """``rookery local endpoint describe --json`` as soon as the endpoint is Updating with two fleets."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        record = describe_endpoint(home, NAME)
+        record = find_endpoint(home, NAME)
         if record["EndpointStatus"] == "Updating" and len(record["Fleets"]) == 2:
             runner = CliRunner()
             as_json = runner.invoke(
@@ -195,7 +195,7 @@ def test_a_candidate_answering_5xx_is_rolled_back_by_the_error_rate_alarm(
             record = endpoint.deploy(broken, images=images)
             restored = at(record, "TrafficRestored")
             traffic.wait_for(len(traffic.calls) + 40)
-        after = describe_endpoint(home, NAME)
+        after = find_endpoint(home, NAME)
     assert record.status == "Failed"
     assert record.reason.startswith(f"the update to version 2 was rolled back ({ALARMS['errors']} ALARM")
     assert record.reason.endswith("; the endpoint serves version 1")
@@ -252,7 +252,7 @@ def test_a_candidate_that_never_becomes_healthy_fails_before_any_traffic_moves(
             traffic.wait_for(10)
             record = endpoint.deploy(mismatched)
             traffic.wait_for(len(traffic.calls) + 10)
-        after = describe_endpoint(home, NAME)
+        after = find_endpoint(home, NAME)
     assert record.status == "Failed"
     assert record.reason.startswith("the update to version 2 failed: the new fleet never became healthy")
     assert "booster expects" in record.reason  # the image's own reason, from its failure file or log
