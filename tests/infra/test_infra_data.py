@@ -231,11 +231,14 @@ def test_vpc_endpoint_exceptions_are_the_deployment_role_and_the_services_that_n
     # The ML stack's execution role, by its IAM path (the pipeline service reads evaluation.json).
     path = f"/{synth.stage.qualifier}/sagemaker-execution/"
     execution = {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role{path}*"}
+    # The Serving stack's model role, by its IAM path (data capture; limited to capture/).
+    model_path = f"/{synth.stage.qualifier}/serving-model/"
+    serving = {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role{model_path}*"}
     for purpose, bucket in data.lake.buckets.items():
         principals = _vpc_deny(synth, bucket)["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
         expected = (
             [{"Fn::Sub": deployment}]
-            + ([firehose, crawler] if purpose == "raw" else [])
+            + ([firehose, crawler, serving] if purpose == "raw" else [])
             + ([execution] if purpose == "artifacts" else [])
         )
         assert principals == expected, purpose
