@@ -10,6 +10,7 @@ the JSON string, which is why every resource value must reach the definition ver
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -51,7 +52,7 @@ _ECR_IMAGE = re.compile(
 )
 # CreatePipeline's PipelineName and CreateModelPackageGroup's name patterns (botocore model).
 _PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
-_GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+MODEL_PACKAGE_GROUP_NAME: Final = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
 def pipeline_name(stage: Stage) -> str:
@@ -150,7 +151,7 @@ class PipelineResources(_Frozen):
     @field_validator("model_package_group_name")
     @classmethod
     def _group(cls, v: str) -> str:
-        if not _GROUP_NAME.match(v):
+        if not MODEL_PACKAGE_GROUP_NAME.match(v):
             raise ValueError(
                 "must be letters, digits and single hyphens (at most 63), e.g. rookery-dev-models"
             )
@@ -177,13 +178,22 @@ class PipelineResources(_Frozen):
 
     def values(self) -> dict[str, str]:
         """Every resource value by field name (list fields as ``subnet_ids[0]`` ...)."""
-        out: dict[str, str] = {}
-        for name, value in self.model_dump().items():
-            if isinstance(value, tuple | list):
-                out.update({f"{name}[{i}]": item for i, item in enumerate(value)})
-            else:
-                out[name] = value
-        return out
+        return resource_values(self.model_dump())
+
+
+def resource_values(fields: Mapping[str, str | Sequence[str]]) -> dict[str, str]:
+    """Resource values by field name, a list field as one entry per item (``subnet_ids[0]`` ...).
+
+    The keys ``split_on_placeholders`` marks, for ``PipelineResources`` and for any object of the same
+    fields (the stack's tokens).
+    """
+    out: dict[str, str] = {}
+    for name, value in fields.items():
+        if isinstance(value, str):
+            out[name] = value
+        else:
+            out.update({f"{name}[{i}]": item for i, item in enumerate(value)})
+    return out
 
 
 class PipelineSettings(_Frozen):

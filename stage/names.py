@@ -115,11 +115,6 @@ APPROVED_MODEL_PARAMETER: Final = "ApprovedModelPackageArn"
 API_STAGE_NAME: Final = "v1"
 
 
-def capture_destination(raw_bucket: str) -> str:
-    """``s3://<raw bucket>/capture``; SageMaker writes ``<endpoint>/<variant>/yyyy/mm/dd/hh/`` below it."""
-    return f"s3://{raw_bucket}/{CAPTURE_PREFIX.rstrip('/')}"
-
-
 def endpoint_name(stage: Stage) -> str:
     """``<prefix>-<stage>-endpoint``: stable across model versions (clients and the API name it)."""
     return f"{stage.qualifier}-endpoint"

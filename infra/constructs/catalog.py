@@ -10,12 +10,17 @@
   These settings are per account and region; two stages in one account and region share them.
 - The Athena workgroup enforces its configuration: results go KMS-encrypted into the
   artifacts bucket under ``athena-results/``, with a per-query scan limit.
+
+None of the encryption is optional; ``CatalogProps`` and ``WorkgroupProps`` carry names, the dataset
+and its layout, retention, the scan limit and whether the workgroup may be deleted with its queries.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
@@ -28,16 +33,10 @@ from constructs import Construct, IConstruct
 
 from infra.audit.acknowledge import acknowledge
 from infra.constructs.data_lake import DataKeys
-from infra.constructs.log_groups import encrypted_log_group
-from stage import DatasetSchema, Stage
-from stage.names import (
-    ATHENA_RESULTS_PREFIX,
-    athena_workgroup_name,
-    crawler_name,
-    curated_table_name,
-    glue_database_name,
-    raw_table_name,
-)
+from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS, encrypted_log_group
+from infra.constructs.props import PropsError, check_qualifier, check_retention
+from stage.model import DataLayout, DatasetSchema
+from stage.names import ATHENA_RESULTS_PREFIX
 
 # Ingest metadata the Firehose transform stamps on every valid record (interface shared with
 # lambdas/firehose_transform; a test keeps the two in agreement).
@@ -46,12 +45,69 @@ INGEST_METADATA_COLUMNS: Final[Mapping[str, str]] = MappingProxyType(
 )
 CRAWLER_SCHEDULE: Final = "cron(30 0 * * ? *)"  # daily, after the day's partition is complete
 QUERY_SCAN_LIMIT_BYTES: Final = 10 * 1024**3  # a runaway query stops at 10 GiB
+# Athena's smallest per-query cutoff (BytesScannedCutoffPerQuery).
+MIN_QUERY_SCAN_LIMIT_BYTES: Final = 10_000_000
+# Database, table and column names Athena can query: lower case, digits and '_'.
+_GLUE_NAME: Final = re.compile(r"^[a-z0-9_]{1,255}$")
+_ATHENA_WORKGROUP: Final = re.compile(r"^[a-zA-Z0-9._-]{1,128}$")
 
 
 def dataset_columns(dataset: DatasetSchema) -> list[tuple[str, str]]:
     """(name, Glue type) of every dataset column, in the order records carry them."""
     types = {c: "double" for c in dataset.numeric}
     return [(c, types.get(c, "string")) for c in dataset.columns]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CatalogProps:
+    """The catalog's names and the dataset it describes."""
+
+    qualifier: str
+    stage_label: str  # how descriptions name the stage, e.g. "rookery dev"
+    dataset: DatasetSchema
+    layout: DataLayout = field(default_factory=DataLayout)
+    database_name: str
+    raw_table_name: str
+    curated_table_name: str
+    crawler_name: str
+    log_retention_days: int = DEFAULT_RETENTION_DAYS
+    """Secure default: a year of the crawler's (KMS-encrypted) logs."""
+
+    def __post_init__(self) -> None:
+        check_qualifier(self)
+        for name in ("database_name", "raw_table_name", "curated_table_name"):
+            if not _GLUE_NAME.match(getattr(self, name)):
+                raise PropsError(
+                    self, name, "Athena reads only lower-case letters, digits and '_'; e.g. 'penguins_raw'"
+                )
+        if self.raw_table_name == self.curated_table_name:
+            raise PropsError(
+                self, "curated_table_name", "equals raw_table_name; give the two tables distinct names"
+            )
+        if not self.crawler_name:
+            raise PropsError(self, "crawler_name", "name the crawler, e.g. 'rookery-dev-penguins-raw'")
+        check_retention(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkgroupProps:
+    name: str
+    stage_label: str  # how descriptions name the stage, e.g. "rookery dev"
+    scan_limit_bytes: int = QUERY_SCAN_LIMIT_BYTES
+    """Secure default: a query that would scan more than 10 GiB is cancelled (cost guardrail)."""
+    destroy_on_delete: bool = False
+    """Secure default: CloudFormation does not delete a workgroup that holds named queries. True
+    deletes them with it; only a stage that allows deletion, with ``-c destroy_data=true``."""
+
+    def __post_init__(self) -> None:
+        if not _ATHENA_WORKGROUP.match(self.name):
+            raise PropsError(self, "name", "1-128 letters, digits, '.', '_' or '-'; e.g. 'rookery-dev'")
+        if self.scan_limit_bytes < MIN_QUERY_SCAN_LIMIT_BYTES:
+            raise PropsError(
+                self,
+                "scan_limit_bytes",
+                f"Athena's smallest per-query cutoff is {MIN_QUERY_SCAN_LIMIT_BYTES} bytes; raise it",
+            )
 
 
 class DataCatalog(Construct):
@@ -62,18 +118,18 @@ class DataCatalog(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        stage: Stage,
+        props: CatalogProps,
         keys: DataKeys,
         raw_bucket: s3.IBucket,
         curated_bucket: s3.IBucket,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        dataset = stage.dataset
-        layout = stage.data.layout
-        self.database_name = glue_database_name(stage)
-        self.raw_table_name = raw_table_name(stage)
-        self.curated_table_name = curated_table_name(stage)
+        dataset = props.dataset
+        layout = props.layout
+        self.database_name = props.database_name
+        self.raw_table_name = props.raw_table_name
+        self.curated_table_name = props.curated_table_name
         partition = [glue.CfnTable.ColumnProperty(name=layout.partition_key, type="string")]
         columns = [glue.CfnTable.ColumnProperty(name=n, type=t) for n, t in dataset_columns(dataset)]
         metadata = [glue.CfnTable.ColumnProperty(name=n, type=t) for n, t in INGEST_METADATA_COLUMNS.items()]
@@ -98,7 +154,7 @@ class DataCatalog(Construct):
             "Database",
             catalog_id=stack.account,
             database_input=glue.CfnDatabase.DatabaseInputProperty(
-                name=self.database_name, description=f"rookery {stage.name}: the {dataset.name} data lake"
+                name=self.database_name, description=f"{props.stage_label}: the {dataset.name} data lake"
             ),
         )
         self.raw_table = glue.CfnTable(
@@ -157,7 +213,7 @@ class DataCatalog(Construct):
         )
         self.curated_table.node.add_dependency(self.database)
 
-        self.security_configuration_name = f"{stage.qualifier}-catalog"
+        self.security_configuration_name = f"{props.qualifier}-catalog"
         security = glue.CfnSecurityConfiguration(
             self,
             "SecurityConfiguration",
@@ -182,7 +238,7 @@ class DataCatalog(Construct):
             assumed_by=iam.ServicePrincipal(
                 "glue.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}
             ),
-            description=f"{stage.qualifier}: Glue crawler keeping the raw table's partitions current",
+            description=f"{props.qualifier}: Glue crawler keeping the raw table's partitions current",
         )
         data_prefix = layout.data_prefix(dataset)
         self.crawler_role.add_to_policy(
@@ -245,7 +301,7 @@ class DataCatalog(Construct):
             f"/aws-glue/crawlers-role/{self.crawler_role.role_name}-{self.security_configuration_name}"
         )
         self.crawler_log_group = encrypted_log_group(
-            self, "CrawlerLogGroup", key=keys.logs, days=stage.log_retention_days, name=log_group_name
+            self, "CrawlerLogGroup", key=keys.logs, days=props.log_retention_days, name=log_group_name
         )
         self.crawler_role.add_to_policy(
             iam.PolicyStatement(
@@ -266,7 +322,7 @@ class DataCatalog(Construct):
         self.crawler = glue.CfnCrawler(
             self,
             "Crawler",
-            name=crawler_name(stage),
+            name=props.crawler_name,
             role=self.crawler_role.role_arn,
             description=f"adds new {layout.partition_key} partitions of {self.raw_table_name}",
             targets=glue.CfnCrawler.TargetsProperty(
@@ -319,26 +375,32 @@ def _cfn(construct: IConstruct) -> CfnResource:
 
 
 class QueryWorkgroup(Construct):
-    """D5: the stage's Athena workgroup. Exposes ``workgroup`` and ``name``."""
+    """D5: the stage's Athena workgroup. Exposes ``workgroup``, ``name`` and ``results_location``."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, stage: Stage, keys: DataKeys, results_bucket: s3.IBucket
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        props: WorkgroupProps,
+        keys: DataKeys,
+        results_bucket: s3.IBucket,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        self.name = athena_workgroup_name(stage)
+        self.name = props.name
         self.results_location = results_bucket.s3_url_for_object(ATHENA_RESULTS_PREFIX)
         self.workgroup = athena.CfnWorkGroup(
             self,
             "WorkGroup",
             name=self.name,
-            description=f"rookery {stage.name}: queries over the data lake (results KMS-encrypted)",
+            description=f"{props.stage_label}: queries over the data lake (results KMS-encrypted)",
             state="ENABLED",
-            recursive_delete_option=stage.removal_destroys_data,
+            recursive_delete_option=props.destroy_on_delete,
             work_group_configuration=athena.CfnWorkGroup.WorkGroupConfigurationProperty(
                 enforce_work_group_configuration=True,
                 publish_cloud_watch_metrics_enabled=True,
-                bytes_scanned_cutoff_per_query=QUERY_SCAN_LIMIT_BYTES,
+                bytes_scanned_cutoff_per_query=props.scan_limit_bytes,
                 engine_version=athena.CfnWorkGroup.EngineVersionProperty(selected_engine_version="AUTO"),
                 result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
                     output_location=self.results_location,

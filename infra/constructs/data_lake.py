@@ -10,6 +10,7 @@
   (services that work outside the VPC on the project's behalf, and the deployment role) and
   the requests ``VIA_SERVICES`` names (Athena), each with its written reason in the template. An
   exception may be limited to one key prefix (SageMaker's data capture writes only ``capture/``).
+- D7: buckets and their objects survive ``cdk destroy`` unless ``DataLakeProps.destroy_on_delete``.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from constructs import Construct
 
 from infra.audit.acknowledge import acknowledge
 from infra.audit.rules import EXCEPTION_REASONS, SERVICE_EXCEPTION_REASONS
-from infra.constructs.keys import PurposeKey
+from infra.constructs.keys import MAX_PENDING_WINDOW_DAYS, KeyProps, PurposeKey, check_pending_window
+from infra.constructs.props import PropsError, check_qualifier
 from infra.constructs.removal import stateful_removal_policy
-from stage import Stage
-from stage.names import ACCESS_LOG_BUCKET, DATA_BUCKETS, bucket_name
+from stage.names import ACCESS_LOG_BUCKET, ALL_BUCKETS, DATA_BUCKETS
 
 # Where the register of D1b's exceptions travels with the template (the audit report reads both).
 TRUSTED_PRINCIPALS_METADATA: Final = EXCEPTION_REASONS
@@ -91,39 +92,84 @@ VIA_SERVICES: Final = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class DataKeysProps:
+    qualifier: str
+    pending_window_days: int = MAX_PENDING_WINDOW_DAYS
+    """Deletion window of the three keys; see ``KeyProps.pending_window_days``."""
+
+    def __post_init__(self) -> None:
+        check_qualifier(self)
+        check_pending_window(self, "pending_window_days")
+
+
 class DataKeys(Construct):
     """Customer-managed keys per purpose; exposes ``data``, ``artifacts``, ``logs``."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, stage: Stage) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, props: DataKeysProps) -> None:
         super().__init__(scope, construct_id)
-        self.data = PurposeKey(
-            self, "Data", stage=stage, purpose="data", description="raw and curated records, query results"
-        ).key
-        self.artifacts = PurposeKey(
-            self, "Artifacts", stage=stage, purpose="artifacts", description="models and pipeline outputs"
-        ).key
-        self.logs = PurposeKey(
-            self, "Logs", stage=stage, purpose="logs", description="CloudWatch Logs", for_cloudwatch_logs=True
-        ).key
+
+        def key(construct_id: str, purpose: str, description: str, *, logs: bool = False) -> kms.Key:
+            return PurposeKey(
+                self,
+                construct_id,
+                props=KeyProps(
+                    qualifier=props.qualifier,
+                    purpose=purpose,
+                    description=description,
+                    for_cloudwatch_logs=logs,
+                    pending_window_days=props.pending_window_days,
+                ),
+            ).key
+
+        self.data = key("Data", "data", "raw and curated records, query results")
+        self.artifacts = key("Artifacts", "artifacts", "models and pipeline outputs")
+        self.logs = key("Logs", "logs", "CloudWatch Logs", logs=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataLakeProps:
+    """Names and lifecycle of the lake's buckets (the stage's ``[data]`` settings). Encryption, TLS,
+    public access, versioning and access logging are not options."""
+
+    bucket_names: Mapping[str, str]
+    """Every bucket by purpose (exactly ``stage.names.ALL_BUCKETS``); may hold account/region tokens."""
+    raw_expiration_days: int
+    noncurrent_version_expiration_days: int
+    infrequent_access_after_days: int
+    access_log_expiration_days: int
+    destroy_on_delete: bool = False
+    """Secure default: buckets and their objects survive ``cdk destroy`` (RETAIN). True sets DESTROY and
+    empties the buckets on delete; only a stage that allows deletion, with ``-c destroy_data=true``."""
+
+    def __post_init__(self) -> None:
+        if set(self.bucket_names) != set(ALL_BUCKETS):
+            raise PropsError(
+                self, "bucket_names", f"name exactly the buckets {list(ALL_BUCKETS)}, by purpose"
+            )
+        object.__setattr__(self, "bucket_names", MappingProxyType(dict(self.bucket_names)))
+        for days in (
+            "raw_expiration_days",
+            "noncurrent_version_expiration_days",
+            "infrequent_access_after_days",
+            "access_log_expiration_days",
+        ):
+            if getattr(self, days) < 1:
+                raise PropsError(self, days, "lifecycle rules count whole days; use 1 or more")
 
 
 class DataLake(Construct):
     """The lake's buckets. Exposes ``buckets`` (by purpose: raw, curated, artifacts) and ``access_logs``."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, stage: Stage, keys: DataKeys) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, props: DataLakeProps, keys: DataKeys) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
-        data = stage.data
-        removal = stateful_removal_policy(stage)
-        destroy = stage.removal_destroys_data
-
-        def name(purpose: str) -> str:
-            return bucket_name(stage, purpose, account=stack.account, region=stack.region)
+        removal = stateful_removal_policy(destroy=props.destroy_on_delete)
+        destroy = props.destroy_on_delete
 
         self.access_logs = s3.Bucket(
             self,
             "AccessLogBucket",
-            bucket_name=name(ACCESS_LOG_BUCKET),
+            bucket_name=props.bucket_names[ACCESS_LOG_BUCKET],
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
             minimum_tls_version=1.2,
@@ -133,8 +179,8 @@ class DataLake(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-access-logs",
-                    expiration=Duration.days(data.access_log_expiration_days),
-                    noncurrent_version_expiration=Duration.days(data.noncurrent_version_expiration_days),
+                    expiration=Duration.days(props.access_log_expiration_days),
+                    noncurrent_version_expiration=Duration.days(props.noncurrent_version_expiration_days),
                     abort_incomplete_multipart_upload_after=Duration.days(7),
                 )
             ],
@@ -157,7 +203,7 @@ class DataLake(Construct):
                 purpose: s3.Bucket(
                     self,
                     f"{purpose.capitalize()}Bucket",
-                    bucket_name=name(purpose),
+                    bucket_name=props.bucket_names[purpose],
                     encryption=s3.BucketEncryption.KMS,
                     encryption_key=keys_by_purpose[purpose],
                     bucket_key_enabled=True,
@@ -168,7 +214,7 @@ class DataLake(Construct):
                     versioned=True,
                     server_access_logs_bucket=self.access_logs,
                     server_access_logs_prefix=f"{purpose}/",
-                    lifecycle_rules=_lifecycle(stage, purpose),
+                    lifecycle_rules=_lifecycle(props, purpose),
                     removal_policy=removal,
                     auto_delete_objects=destroy,
                 )
@@ -290,8 +336,7 @@ def deployment_role(scope: Construct) -> TrustedPrincipal:
     )
 
 
-def _lifecycle(stage: Stage, purpose: str) -> list[s3.LifecycleRule]:
-    data = stage.data
+def _lifecycle(data: DataLakeProps, purpose: str) -> list[s3.LifecycleRule]:
     rules = [
         s3.LifecycleRule(
             id="tidy-versions-and-uploads",

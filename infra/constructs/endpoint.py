@@ -9,7 +9,7 @@ replaces the live one.
   the artifacts key (left out, with the reason in the template, only for instance types whose local
   NVMe storage SageMaker encrypts itself and where it rejects a key), and data capture of requests
   and responses, encrypted with the data key. SageMaker writes capture files to
-  ``<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl``.
+  ``s3://<capture bucket>/<capture prefix><endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl``.
 - ``AWS::SageMaker::Endpoint`` with a stable name and a blue/green deployment config: canary,
   linear or all-at-once traffic shifting with a bake after each step, a termination wait, a maximum
   execution time, and auto-rollback on the rollback alarms. ``RetainAllVariantProperties`` keeps
@@ -31,11 +31,14 @@ from typing import Any, Final
 from aws_cdk import CfnCondition, CfnResource
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from infra.audit.acknowledge import acknowledge
-from stage.serving import DeploymentPolicy
+from infra.constructs.props import PropsError, check_prefix
+from stage.serving import DeploymentPolicy, has_instance_storage
 
 HTTPS: Final = 443
 # Template metadata: why the endpoint config names no volume KMS key (read by reviewers and the audit).
@@ -45,53 +48,64 @@ _TRAFFIC: Final = {"canary": "CANARY", "linear": "LINEAR", "all_at_once": "ALL_A
 
 @dataclass(frozen=True, kw_only=True)
 class EndpointProps:
-    """The endpoint's settings. Secure defaults: a volume KMS key is required (``None`` only together
-    with ``instance_storage_reason``), capture encrypts with a key, auto-rollback needs alarms."""
+    """The endpoint's settings (the stage's ``[serving]``); isolation, the VPC, capture of input and
+    output, its encryption and auto-rollback are not options."""
 
     endpoint_name: str
     variant_name: str
+    model_package: str  # the approved version's ARN (the Serving stack's parameter)
     instance_type: str
     initial_instance_count: int
-    volume_kms_key_arn: str | None
-    instance_storage_reason: str | None = None
-    capture_destination: str  # s3://<bucket>/<prefix> (no trailing '/')
-    capture_kms_key_arn: str
+    capture_prefix: str  # raw-bucket prefix; SageMaker appends <endpoint>/<variant>/yyyy/mm/dd/hh/
     capture_sampling_percent: int
-    capture_csv_content_types: tuple[str, ...]
+    capture_csv_content_types: tuple[str, ...]  # what the image serves, recorded as text
     capture_json_content_types: tuple[str, ...]
     deployment: DeploymentPolicy
     rollback_alarm_names: tuple[str, ...]
+    instance_storage_reason: str | None = None
+    """Secure default: None, the storage volume is encrypted with the volume key the construct is given.
+    Only an instance type with local NVMe storage (``stage.serving.INSTANCE_STORAGE_FAMILIES``), where
+    SageMaker rejects a key, takes a reason instead; the template records it."""
 
     def __post_init__(self) -> None:
-        if (self.volume_kms_key_arn is None) == (self.instance_storage_reason is None):
-            raise ValueError(
-                f"EndpointProps.volume_kms_key_arn = {self.volume_kms_key_arn!r}: give a KMS key for the "
-                "storage volume, or (only for instance types with NVMe instance storage) leave it out "
-                "and give instance_storage_reason instead; never both, never neither"
+        storage = has_instance_storage(self.instance_type)
+        if storage and not self.instance_storage_reason:
+            raise PropsError(
+                self,
+                "instance_storage_reason",
+                f"{self.instance_type} has NVMe instance storage, where SageMaker rejects a volume KMS key; "
+                "say why the instance's own encryption is accepted, or choose a type without it",
+            )
+        if not storage and self.instance_storage_reason is not None:
+            raise PropsError(
+                self,
+                "instance_storage_reason",
+                f"{self.instance_type} has an EBS volume, which must be encrypted with the volume key; "
+                "leave the reason out",
             )
         if self.initial_instance_count < 1:
-            raise ValueError(
-                f"EndpointProps.initial_instance_count = {self.initial_instance_count}: at least 1"
-            )
+            raise PropsError(self, "initial_instance_count", "an endpoint needs at least 1 instance")
+        check_prefix(self, "capture_prefix")
         if not 0 <= self.capture_sampling_percent <= 100:
-            raise ValueError(
-                f"EndpointProps.capture_sampling_percent = {self.capture_sampling_percent}: 0 to 100"
-            )
-        if not self.capture_destination.startswith("s3://") or self.capture_destination.endswith("/"):
-            raise ValueError(
-                f"EndpointProps.capture_destination = {self.capture_destination!r}: an S3 URI without a "
-                "trailing '/', e.g. 's3://bucket/capture' (SageMaker appends /<endpoint>/<variant>/...)"
-            )
+            raise PropsError(self, "capture_sampling_percent", "a percentage: 0 to 100")
         if not self.capture_csv_content_types and not self.capture_json_content_types:
-            raise ValueError(
-                "EndpointProps.capture_csv_content_types and capture_json_content_types are both empty: "
-                "list the content types the image serves, so capture records them as text"
+            raise PropsError(
+                self,
+                "capture_json_content_types",
+                "with no CSV types either, capture would record every payload as base64; list the "
+                "content types the image serves",
             )
         if not self.rollback_alarm_names:
-            raise ValueError(
-                "EndpointProps.rollback_alarm_names = (): a blue/green deployment without alarms cannot "
-                "roll back automatically; pass the rollback alarms' names"
+            raise PropsError(
+                self,
+                "rollback_alarm_names",
+                "a blue/green deployment without alarms cannot roll back automatically; pass the "
+                "rollback alarms' names",
             )
+
+    @property
+    def volume_key_required(self) -> bool:
+        return self.instance_storage_reason is None
 
 
 def traffic_routing(policy: DeploymentPolicy) -> dict[str, Any]:
@@ -116,6 +130,15 @@ def deployment_config(policy: DeploymentPolicy, alarm_names: Sequence[str]) -> d
     }
 
 
+@dataclass(frozen=True, kw_only=True)
+class ModelSecurityGroupProps:
+    endpoint_name: str  # names the group and its rules
+
+    def __post_init__(self) -> None:
+        if not self.endpoint_name:
+            raise PropsError(self, "endpoint_name", "name the endpoint whose model the group holds")
+
+
 class ModelSecurityGroup(Construct):
     """The model's own security group. Exposes ``security_group``.
 
@@ -129,11 +152,12 @@ class ModelSecurityGroup(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        endpoint_name: str,
+        props: ModelSecurityGroupProps,
         vpc: ec2.IVpc,
         endpoint_security_group: ec2.ISecurityGroup,
     ) -> None:
         super().__init__(scope, construct_id)
+        endpoint_name = props.endpoint_name
         self.security_group = ec2.SecurityGroup(
             self,
             "SecurityGroup",
@@ -175,22 +199,31 @@ class ServingEndpoint(Construct):
         *,
         props: EndpointProps,
         condition: CfnCondition,
-        model_package: str,
         role: iam.IRole,
-        subnet_ids: Sequence[str],
+        subnets: Sequence[ec2.ISubnet],
         security_group: ec2.ISecurityGroup,
+        volume_key: kms.IKey | None,
+        capture_bucket: s3.IBucket,
+        capture_key: kms.IKey,
     ) -> None:
+        if (volume_key is not None) != props.volume_key_required:
+            raise ValueError(
+                f"ServingEndpoint {construct_id!r}: pass the volume key (the artifacts key) unless "
+                "EndpointProps.instance_storage_reason says why the instance type takes none; never both"
+            )
+        if not subnets:
+            raise ValueError(f"ServingEndpoint {construct_id!r}: the model needs the VPC's private subnets")
         super().__init__(scope, construct_id)
         self.model = sagemaker.CfnModel(
             self,
             "Model",
             execution_role_arn=role.role_arn,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                model_package_name=model_package
+                model_package_name=props.model_package
             ),
             enable_network_isolation=True,
             vpc_config=sagemaker.CfnModel.VpcConfigProperty(
-                subnets=list(subnet_ids), security_group_ids=[security_group.security_group_id]
+                subnets=[s.subnet_id for s in subnets], security_group_ids=[security_group.security_group_id]
             ),
         )
         self.endpoint_config = sagemaker.CfnEndpointConfig(
@@ -205,12 +238,13 @@ class ServingEndpoint(Construct):
                     initial_variant_weight=1,
                 )
             ],
-            kms_key_id=props.volume_kms_key_arn,
+            kms_key_id=volume_key.key_arn if volume_key is not None else None,
             data_capture_config=sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
                 enable_capture=True,
                 initial_sampling_percentage=props.capture_sampling_percent,
-                destination_s3_uri=props.capture_destination,
-                kms_key_id=props.capture_kms_key_arn,
+                # SageMaker appends /<endpoint>/<variant>/...: the prefix without its trailing '/'.
+                destination_s3_uri=f"s3://{capture_bucket.bucket_name}/{props.capture_prefix.rstrip('/')}",
+                kms_key_id=capture_key.key_arn,
                 capture_options=[
                     sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode=mode)
                     for mode in ("Input", "Output")

@@ -16,6 +16,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
 from infra.audit.acknowledge import acknowledge
+from infra.constructs.props import PropsError
 from stage.alarms import RollbackAlarm
 
 
@@ -25,12 +26,10 @@ class RollbackAlarmsProps:
 
     def __post_init__(self) -> None:
         if not self.alarms:
-            raise ValueError(
-                "RollbackAlarmsProps.alarms = (): a deployment needs at least one rollback alarm"
-            )
+            raise PropsError(self, "alarms", "a deployment needs at least one rollback alarm")
         names = [a.name for a in self.alarms]
         if len(set(names)) != len(names):
-            raise ValueError(f"RollbackAlarmsProps.alarms: names {names} repeat; each alarm needs its own")
+            raise PropsError(self, "alarms", f"names {names} repeat; each alarm needs its own name")
 
 
 class EndpointRollbackAlarms(Construct):

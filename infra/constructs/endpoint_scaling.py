@@ -14,6 +14,8 @@ from aws_cdk import CfnCondition, CfnResource
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from constructs import Construct
 
+from infra.constructs.props import PropsError
+
 SCALABLE_DIMENSION: Final = "sagemaker:variant:DesiredInstanceCount"
 METRIC: Final = "SageMakerVariantInvocationsPerInstance"
 
@@ -35,14 +37,14 @@ class AutoscalingProps:
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_instances <= self.max_instances:
-            raise ValueError(
-                f"AutoscalingProps.min_instances = {self.min_instances}: must be at least 1 and at most "
-                f"max_instances ({self.max_instances})"
+            raise PropsError(
+                self, "min_instances", f"must be at least 1 and at most max_instances ({self.max_instances})"
             )
         if self.invocations_per_instance < 1:
-            raise ValueError(
-                f"AutoscalingProps.invocations_per_instance = {self.invocations_per_instance}: at least 1"
-            )
+            raise PropsError(self, "invocations_per_instance", "the target must be at least 1 per minute")
+        for cooldown in ("scale_in_cooldown_seconds", "scale_out_cooldown_seconds"):
+            if getattr(self, cooldown) < 0:
+                raise PropsError(self, cooldown, "a cooldown is 0 seconds or more")
 
 
 class EndpointAutoscaling(Construct):

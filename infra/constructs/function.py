@@ -24,7 +24,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.audit.acknowledge import acknowledge
-from infra.constructs.log_groups import encrypted_log_group
+from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS, encrypted_log_group
+from infra.constructs.props import PropsError, check_qualifier, check_retention
 from infra.lambda_package import LAMBDAS_DIR, package_function
 
 # The newest Python runtime CDK knows; cdk-nag's L1 (LambdaLatestVersion) holds us to it.
@@ -45,35 +46,44 @@ class _LocalPackager:
         return True
 
 
-@dataclass(frozen=True)
-class FunctionSettings:
+@dataclass(frozen=True, kw_only=True)
+class FunctionProps:
     """What differs between rookery's functions; everything else is a fixed secure default."""
 
+    qualifier: str  # names the role's description and the Powertools metrics namespace
     name: str  # folder under lambdas/ and the Python package name
     handler: str  # e.g. "firehose_transform.handler.lambda_handler"
     description: str
     reserved_concurrency: int
+    """Required, at least 1: a function never draws on the account's unreserved concurrency."""
     timeout: Duration = field(default_factory=lambda: Duration.seconds(60))
     memory_mib: int = 256
     environment: Mapping[str, str] = field(default_factory=dict)
+    log_retention_days: int = DEFAULT_RETENTION_DAYS
+    """Secure default: a year of the function's (KMS-encrypted) logs."""
     lambdas_dir: Path = LAMBDAS_DIR
 
     def __post_init__(self) -> None:
+        check_qualifier(self)
         if not (self.lambdas_dir / self.name / "__init__.py").is_file():
-            raise ValueError(
-                f"function {self.name!r}: {self.lambdas_dir / self.name} is not a Python package; "
-                f"create lambdas/{self.name}/__init__.py or fix the name"
+            raise PropsError(
+                self,
+                "name",
+                f"{self.lambdas_dir / self.name} is not a Python package; "
+                f"create lambdas/{self.name}/__init__.py or fix the name",
             )
         if not self.handler.startswith(f"{self.name}."):
-            raise ValueError(
-                f"function {self.name!r}: handler {self.handler!r} must live in package {self.name!r}, "
-                f"e.g. '{self.name}.handler.lambda_handler'"
+            raise PropsError(
+                self,
+                "handler",
+                f"must live in package {self.name!r}, e.g. '{self.name}.handler.lambda_handler'",
             )
         if self.reserved_concurrency < 1:
-            raise ValueError(f"function {self.name!r}: reserved_concurrency must be at least 1")
+            raise PropsError(self, "reserved_concurrency", "reserved_concurrency must be at least 1")
         clash = sorted(k for k in self.environment if k.startswith("POWERTOOLS_"))
         if clash:
-            raise ValueError(f"function {self.name!r}: {clash} are set by the construct; remove them")
+            raise PropsError(self, "environment", f"{clash} are set by the construct; remove them")
+        check_retention(self)
 
 
 class ProjectFunction(Construct):
@@ -87,17 +97,15 @@ class ProjectFunction(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        settings: FunctionSettings,
-        qualifier: str,
+        props: FunctionProps,
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
         security_group: ec2.ISecurityGroup,
         logs_key: kms.IKey,
         queue_key: kms.IKey,
-        log_retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = encrypted_log_group(self, "LogGroup", key=logs_key, days=log_retention_days)
+        self.log_group = encrypted_log_group(self, "LogGroup", key=logs_key, days=props.log_retention_days)
         self.dead_letter_queue = sqs.Queue(
             self,
             "DeadLetterQueue",
@@ -110,7 +118,7 @@ class ProjectFunction(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{qualifier} {settings.name}: execution role",
+            description=f"{props.qualifier} {props.name}: execution role",
         )
         self.log_group.grant_write(self.role)
         # Lambda creates and deletes the function's network interfaces with this role; EC2's
@@ -143,44 +151,44 @@ class ProjectFunction(Construct):
             "Function",
             runtime=RUNTIME,
             architecture=lambda_.Architecture.ARM_64,
-            handler=settings.handler,
+            handler=props.handler,
             code=lambda_.Code.from_asset(
-                str(settings.lambdas_dir / settings.name),
+                str(props.lambdas_dir / props.name),
                 asset_hash_type=AssetHashType.OUTPUT,
                 bundling=BundlingOptions(
                     # Required by the API but never pulled: local bundling always succeeds.
                     image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.14"),
-                    local=_LocalPackager(settings.name, settings.lambdas_dir),
+                    local=_LocalPackager(props.name, props.lambdas_dir),
                 ),
             ),
-            description=settings.description,
-            timeout=settings.timeout,
-            memory_size=settings.memory_mib,
+            description=props.description,
+            timeout=props.timeout,
+            memory_size=props.memory_mib,
             role=self.role,
             vpc=vpc,
             vpc_subnets=subnets,
             security_groups=[security_group],
-            reserved_concurrent_executions=settings.reserved_concurrency,
+            reserved_concurrent_executions=props.reserved_concurrency,
             dead_letter_queue=self.dead_letter_queue,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
             environment={
-                "POWERTOOLS_SERVICE_NAME": settings.name,
-                "POWERTOOLS_METRICS_NAMESPACE": qualifier,
+                "POWERTOOLS_SERVICE_NAME": props.name,
+                "POWERTOOLS_METRICS_NAMESPACE": props.qualifier,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
-                **settings.environment,
+                **props.environment,
             },
         )
         acknowledge(
             self.role.node.find_child("DefaultPolicy"),
             "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
-            f"the {settings.name} execution role's policy is generated by grant*() for this role alone and "
+            f"the {props.name} execution role's policy is generated by grant*() for this role alone and "
             "names its own log group and queue; a managed policy would add an attachable copy, no narrowing",
         )
         acknowledge(
             self.role.node.find_child("DefaultPolicy"),
             "AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-            f"the {settings.name} function's ENI management (ec2:Create/Describe/DeleteNetworkInterface) and "
+            f"the {props.name} function's ENI management (ec2:Create/Describe/DeleteNetworkInterface) and "
             "X-Ray segment upload (xray:PutTraceSegments) support no resource-level permissions",
         )

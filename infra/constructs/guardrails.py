@@ -17,7 +17,9 @@ from the Service Authorization Reference for SageMaker):
   ``iam:PassedToService`` = SageMaker).
 
 A missing key is denied as well as a wrong value (``Null``), because an absent setting means the
-unsafe default. The allow statement is only a ceiling: a boundary grants nothing by itself.
+unsafe default. The allow statement is only a ceiling: a boundary grants nothing by itself. None of
+the rules is optional; ``GuardrailsProps`` names the stage, the construct takes the subnets,
+security groups and keys that are the only ones allowed.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra.audit.acknowledge import acknowledge
-from stage import Stage
+from infra.constructs.props import check_qualifier
 
 _JOBS: Final = (
     "sagemaker:CreateProcessingJob",
@@ -178,6 +182,14 @@ def boundary_statements(rules: Sequence[Guardrail]) -> list[iam.PolicyStatement]
     return statements
 
 
+@dataclass(frozen=True, kw_only=True)
+class GuardrailsProps:
+    qualifier: str
+
+    def __post_init__(self) -> None:
+        check_qualifier(self)
+
+
 class SageMakerGuardrails(Construct):
     """The permissions boundary (a managed policy) for the stage's SageMaker roles. Exposes ``policy``
     and ``rules``; ``apply(role)`` sets it on a role."""
@@ -187,20 +199,22 @@ class SageMakerGuardrails(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        stage: Stage,
-        subnet_ids: Sequence[str],
-        security_group_ids: Sequence[str],
-        kms_key_arns: Sequence[str],
+        props: GuardrailsProps,
+        subnets: Sequence[ec2.ISubnet],
+        security_groups: Sequence[ec2.ISecurityGroup],
+        keys: Sequence[kms.IKey],
     ) -> None:
         super().__init__(scope, construct_id)
         self.rules = guardrails(
-            subnet_ids=subnet_ids, security_group_ids=security_group_ids, kms_key_arns=kms_key_arns
+            subnet_ids=[s.subnet_id for s in subnets],
+            security_group_ids=[g.security_group_id for g in security_groups],
+            kms_key_arns=[k.key_arn for k in keys],
         )
         self.policy = iam.ManagedPolicy(
             self,
             "Boundary",
             description=(
-                f"{stage.qualifier}: permissions boundary of SageMaker roles; denies jobs, models and "
+                f"{props.qualifier}: permissions boundary of SageMaker roles; denies jobs, models and "
                 "notebooks outside the VPC, without KMS, isolation or traffic encryption"
             ),
             statements=boundary_statements(self.rules),

@@ -31,13 +31,15 @@ that the endpoint was not found.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
+import botocore.session
 from aws_cdk import ArnFormat, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_ec2 as ec2
@@ -47,8 +49,9 @@ from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from infra.audit.acknowledge import acknowledge
-from infra.constructs.log_groups import encrypted_log_group
+from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS, encrypted_log_group
 from infra.constructs.policies import Grant, attach
+from infra.constructs.props import PropsError, check_retention
 
 INVOCATIONS_PATH: Final = "invocations"
 # Request headers passed to InvokeEndpoint (True: the method requires it).
@@ -58,6 +61,7 @@ FORWARDED_HEADERS: Final[Mapping[str, bool]] = MappingProxyType(
 # Response headers of a prediction passed back to the client.
 RETURNED_HEADERS: Final = ("Content-Type", "X-Amzn-Invoked-Production-Variant")
 _STAGE_NAME: Final = re.compile(r"^[A-Za-z0-9_]{1,128}$")
+_WEB_ACL_NAME: Final = re.compile(r"^[\w-]{1,128}$")
 _ESCAPED = '$util.escapeJavaScript("$!message").replaceAll("\\\\\'", "\'")'
 
 
@@ -165,9 +169,21 @@ def greater_than_pattern(limit: int) -> str:
     return "^0*(" + "|".join(alternatives) + ")$"
 
 
+@functools.cache
+def invoke_endpoint_payload_limit() -> int:
+    """SageMaker's InvokeEndpoint body limit in bytes, as the service model botocore ships states it."""
+    model = botocore.session.get_session().get_service_model("sagemaker-runtime")
+    return int(model.shape_for("BodyBlob").metadata["max"])
+
+
+def _check_positive(props: object, field: str) -> None:
+    if getattr(props, field) <= 0:
+        raise PropsError(props, field, "must be positive; an API without this limit is not an option")
+
+
 @dataclass(frozen=True, kw_only=True)
 class InferenceApiProps:
-    """The API's settings; the secure defaults above are not optional."""
+    """The API's settings; private, IAM, the integration's scope and logging are not options."""
 
     api_name: str
     stage_name: str
@@ -175,25 +191,48 @@ class InferenceApiProps:
     throttle_rate_per_second: float
     throttle_burst: int
     quota_per_day: int
-    max_payload_bytes: int  # the endpoint's request body limit, enforced in front of it
-    log_retention_days: int
+    max_payload_bytes: int = field(default_factory=invoke_endpoint_payload_limit)
+    """Secure default: the endpoint's own limit, SageMaker's InvokeEndpoint body limit (6 MB); larger
+    requests get 413 from the firewall before they cost anything. Lower it to protect a slow model."""
+    log_retention_days: int = DEFAULT_RETENTION_DAYS
+    """Secure default: a year of access, execution and WAF logs."""
 
     def __post_init__(self) -> None:
         if not _STAGE_NAME.match(self.stage_name):
-            raise ValueError(
-                f"InferenceApiProps.stage_name = {self.stage_name!r}: letters, digits and '_' only, e.g. 'v1'"
-            )
-        for field in ("throttle_rate_per_second", "throttle_burst", "quota_per_day", "max_payload_bytes"):
-            if getattr(self, field) <= 0:
-                raise ValueError(
-                    f"InferenceApiProps.{field} = {getattr(self, field)!r}: must be positive; an API "
-                    "without limits is not an option"
-                )
+            raise PropsError(self, "stage_name", "letters, digits and '_' only, e.g. 'v1'")
+        if not self.endpoint_name:
+            raise PropsError(self, "endpoint_name", "name the endpoint the API invokes")
+        for limit in ("throttle_rate_per_second", "throttle_burst", "quota_per_day", "max_payload_bytes"):
+            _check_positive(self, limit)
         if self.throttle_burst < self.throttle_rate_per_second:
-            raise ValueError(
-                f"InferenceApiProps.throttle_burst = {self.throttle_burst}: below the rate "
-                f"({self.throttle_rate_per_second}/s), every second would be throttled; raise it"
+            raise PropsError(
+                self,
+                "throttle_burst",
+                f"below the rate ({self.throttle_rate_per_second}/s), every second would be throttled; "
+                "raise it",
             )
+        if self.max_payload_bytes > invoke_endpoint_payload_limit():
+            raise PropsError(
+                self,
+                "max_payload_bytes",
+                f"above SageMaker's limit ({invoke_endpoint_payload_limit()} bytes), which refuses such "
+                "requests anyway; use that limit or less",
+            )
+        check_retention(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PayloadLimitProps:
+    name: str  # the web ACL's name (and of its log group, after aws-waf-logs-)
+    max_payload_bytes: int
+    log_retention_days: int = DEFAULT_RETENTION_DAYS
+    """Secure default: a year of WAF logs."""
+
+    def __post_init__(self) -> None:
+        if not _WEB_ACL_NAME.match(self.name):
+            raise PropsError(self, "name", "1-128 letters, digits, '_' or '-' (a WAF web ACL name)")
+        _check_positive(self, "max_payload_bytes")
+        check_retention(self)
 
 
 class ApiGatewayLogging(Construct):
@@ -256,12 +295,11 @@ class PayloadLimitFirewall(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        name: str,
-        limit: int,
+        props: PayloadLimitProps,
         logs_key: kms.IKey,
-        log_retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
+        name, limit, log_retention_days = props.name, props.max_payload_bytes, props.log_retention_days
         metric = re.sub(r"[^A-Za-z0-9]", "", name)
         self.web_acl = wafv2.CfnWebACL(
             self,
@@ -454,10 +492,12 @@ class InferenceApi(Construct):
         self.firewall = PayloadLimitFirewall(
             self,
             "Firewall",
-            name=props.api_name,
-            limit=props.max_payload_bytes,
+            props=PayloadLimitProps(
+                name=props.api_name,
+                max_payload_bytes=props.max_payload_bytes,
+                log_retention_days=props.log_retention_days,
+            ),
             logs_key=logs_key,
-            log_retention_days=props.log_retention_days,
         )
         self.firewall.protect(self.stage)
         self.invoke_policy = iam.ManagedPolicy(

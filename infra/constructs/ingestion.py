@@ -4,11 +4,14 @@ Direct PUT (producers call PutRecord, from the VPC through the ``kinesis-firehos
 server-side encryption with the data key, the transform Lambda validating every record, and
 delivery into ``<dataset>/ingest_date=YYYY-MM-DD/`` of the raw bucket, SSE-KMS, with failed
 records under the error prefix (nothing is dropped silently), CloudWatch error logging and
-explicit buffering.
+explicit buffering. None of these is optional; ``IngestionProps`` carries the dataset, its layout,
+the stream's name, buffering and log retention.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from typing import Final
 
 from aws_cdk import ArnFormat, Stack
@@ -21,10 +24,10 @@ from constructs import Construct
 
 from infra.audit.acknowledge import acknowledge
 from infra.constructs.data_lake import DataKeys
-from infra.constructs.function import FunctionSettings, ProjectFunction
-from infra.constructs.log_groups import encrypted_log_group
-from stage import Stage
-from stage.names import delivery_stream_name
+from infra.constructs.function import FunctionProps, ProjectFunction
+from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS, encrypted_log_group
+from infra.constructs.props import PropsError, check_qualifier, check_retention
+from stage.model import DataLayout, DatasetSchema
 
 TRANSFORM: Final = "firehose_transform"
 # Firehose invokes the transform synchronously, a few batches at a time; a small reservation
@@ -35,6 +38,37 @@ TRANSFORM_CONCURRENCY: Final = 5
 TRANSFORM_BUFFER_MIB: Final = 1
 TRANSFORM_INTERVAL_SECONDS: Final = 60
 TRANSFORM_RETRIES: Final = 3
+_STREAM_NAME: Final = re.compile(r"^[a-zA-Z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestionProps:
+    qualifier: str
+    dataset: DatasetSchema  # the transform validates every record against it
+    layout: DataLayout = field(default_factory=DataLayout)
+    delivery_stream_name: str
+    buffer_seconds: int  # Firehose's buffering hints (the stage's data.firehose_buffer_*)
+    buffer_mib: int
+    log_retention_days: int = DEFAULT_RETENTION_DAYS
+    """Secure default: a year of delivery errors and transform logs (KMS-encrypted)."""
+
+    def __post_init__(self) -> None:
+        check_qualifier(self)
+        if not _STREAM_NAME.match(self.delivery_stream_name):
+            raise PropsError(
+                self,
+                "delivery_stream_name",
+                "1-64 letters, digits, '_', '.' or '-' (Firehose); e.g. 'rookery-dev-penguins-ingest'",
+            )
+        data_prefix, error_prefix = self.layout.data_prefix(self.dataset), self.layout.error_prefix
+        if data_prefix.startswith(error_prefix) or error_prefix.startswith(data_prefix):
+            raise PropsError(
+                self,
+                "layout",
+                f"failed records under {error_prefix!r} would land among the data under {data_prefix!r} "
+                "(and be read as data); give layout.error_prefix a prefix of its own, e.g. 'errors/'",
+            )
+        check_retention(self)
 
 
 class IngestionStream(Construct):
@@ -45,7 +79,7 @@ class IngestionStream(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        stage: Stage,
+        props: IngestionProps,
         keys: DataKeys,
         raw_bucket: s3.IBucket,
         vpc: ec2.IVpc,
@@ -54,26 +88,26 @@ class IngestionStream(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        layout = stage.data.layout
+        layout, dataset = props.layout, props.dataset
         self.transform = ProjectFunction(
             self,
             "Transform",
-            settings=FunctionSettings(
+            props=FunctionProps(
+                qualifier=props.qualifier,
                 name=TRANSFORM,
                 handler=f"{TRANSFORM}.handler.lambda_handler",
-                description=f"{stage.qualifier}: validate and stamp every {stage.dataset.name} record",
+                description=f"{props.qualifier}: validate and stamp every {dataset.name} record",
                 reserved_concurrency=TRANSFORM_CONCURRENCY,
-                environment={"ROOKERY_DATASET_SCHEMA": stage.dataset.model_dump_json()},
+                environment={"ROOKERY_DATASET_SCHEMA": dataset.model_dump_json()},
+                log_retention_days=props.log_retention_days,
             ),
-            qualifier=stage.qualifier,
             vpc=vpc,
             subnets=subnets,
             security_group=function_security_group,
             logs_key=keys.logs,
             queue_key=keys.data,
-            log_retention_days=stage.log_retention_days,
         )
-        self.log_group = encrypted_log_group(self, "LogGroup", key=keys.logs, days=stage.log_retention_days)
+        self.log_group = encrypted_log_group(self, "LogGroup", key=keys.logs, days=props.log_retention_days)
         self.log_stream = logs.LogStream(self, "DeliveryLogStream", log_group=self.log_group)
         self.role = iam.Role(
             self,
@@ -81,9 +115,9 @@ class IngestionStream(Construct):
             assumed_by=iam.ServicePrincipal(
                 "firehose.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": stack.account}}
             ),
-            description=f"{stage.qualifier}: Firehose delivery into the raw bucket",
+            description=f"{props.qualifier}: Firehose delivery into the raw bucket",
         )
-        data_objects = raw_bucket.arn_for_objects(f"{layout.data_prefix(stage.dataset)}*")
+        data_objects = raw_bucket.arn_for_objects(f"{layout.data_prefix(dataset)}*")
         error_objects = raw_bucket.arn_for_objects(f"{layout.error_prefix}*")
         for statement in _delivery_statements(
             stack,
@@ -110,7 +144,7 @@ class IngestionStream(Construct):
         self.delivery_stream = F(
             self,
             "DeliveryStream",
-            delivery_stream_name=delivery_stream_name(stage),
+            delivery_stream_name=props.delivery_stream_name,
             delivery_stream_type="DirectPut",
             delivery_stream_encryption_configuration_input=F.DeliveryStreamEncryptionConfigurationInputProperty(
                 key_type="CUSTOMER_MANAGED_CMK", key_arn=keys.data.key_arn
@@ -118,11 +152,11 @@ class IngestionStream(Construct):
             extended_s3_destination_configuration=F.ExtendedS3DestinationConfigurationProperty(
                 bucket_arn=raw_bucket.bucket_arn,
                 role_arn=self.role.role_arn,
-                prefix=layout.firehose_prefix(stage.dataset),
+                prefix=layout.firehose_prefix(dataset),
                 error_output_prefix=layout.firehose_error_prefix(),
                 buffering_hints=F.BufferingHintsProperty(
-                    interval_in_seconds=stage.data.firehose_buffer_seconds,
-                    size_in_m_bs=stage.data.firehose_buffer_mib,
+                    interval_in_seconds=props.buffer_seconds,
+                    size_in_m_bs=props.buffer_mib,
                 ),
                 # Plain JSON lines: Athena, the crawler and the pipeline read them as they are.
                 compression_format="UNCOMPRESSED",
@@ -160,7 +194,7 @@ class IngestionStream(Construct):
         acknowledge(
             self.role.node.find_child("DefaultPolicy"),
             f"AwsSolutions::AwsSolutions-IAM5[Resource::<{_logical(raw_bucket)}.Arn>/"
-            f"{layout.data_prefix(stage.dataset)}*]",
+            f"{layout.data_prefix(dataset)}*]",
             "Firehose names each object it delivers under the dataset prefix (date partition, random suffix)",
         )
         acknowledge(

@@ -24,6 +24,8 @@ RETENTION: Final[Mapping[int, logs.RetentionDays]] = MappingProxyType(
     }
 )  # fmt: skip
 assert set(RETENTION) == set(LOG_RETENTION_DAYS), "stage.LOG_RETENTION_DAYS changed; update RETENTION"
+# Secure default of every construct's ``log_retention_days``: a year of logs to investigate an incident.
+DEFAULT_RETENTION_DAYS: Final = 365
 
 
 def encrypted_log_group(

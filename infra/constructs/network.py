@@ -5,7 +5,10 @@
 - One security group per kind of workload; interface endpoints accept 443 only from them.
 - Every endpoint carries a policy: interface endpoints admit only principals of the project
   account on the resources ``infra.endpoint_policies`` lists; the S3 gateway admits the project
-  buckets (by their config-derived names) and the AWS-owned buckets listed there, with reasons.
+  buckets (``NetworkProps.project_bucket_names``) and the AWS-owned buckets listed there, with reasons.
+
+None of these is optional. ``NetworkProps`` decides only the address block, the number of AZs, which
+interface endpoints exist (by default only the essential ones), log retention and the key's deletion window.
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from aws_cdk import Aws, Stack
+from aws_cdk import Aws, Stack, Token
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.audit.acknowledge import acknowledge
-from infra.constructs.keys import PurposeKey
-from infra.constructs.log_groups import encrypted_log_group
+from infra.constructs.keys import MAX_PENDING_WINDOW_DAYS, KeyProps, PurposeKey, check_pending_window
+from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS, encrypted_log_group
+from infra.constructs.props import PropsError, check_qualifier, check_retention
 from infra.endpoint_policies import (
     AWS_OWNED_BUCKETS,
     INTERFACE_ENDPOINT_ACCESS,
@@ -31,12 +35,13 @@ from infra.endpoint_policies import (
     EndpointAccess,
     check_known,
 )
-from stage import ConfigError, Stage
-from stage.names import ALL_BUCKETS, bucket_name
+from stage.model import ESSENTIAL_ENDPOINTS
 
 # Subnets are /24: room for SageMaker job, endpoint and Lambda ENIs plus one ENI per interface endpoint.
 SUBNET_MASK: Final = 24
 HTTPS: Final = 443
+# An environment-agnostic stack sees this many Availability Zones (CDK cannot look them up offline).
+AGNOSTIC_AZS: Final = 2
 
 # Kinds of workload in the VPC, each with its own security group (an interface: the ML and
 # Serving stacks attach their jobs, notebook, endpoints and Lambdas to these).
@@ -69,21 +74,62 @@ _SERVICES: Final[Mapping[str, ec2.InterfaceVpcEndpointAwsService]] = MappingProx
 )
 
 
-def check_network_settings(stage: Stage) -> None:
-    """Fail at synth with the field and the fix, before CDK fails with something less helpful."""
-    prefix = ipaddress.IPv4Network(stage.vpc_cidr).prefixlen
-    room = 2 ** (SUBNET_MASK - prefix)
-    if stage.max_azs > room:
-        raise ConfigError(
-            f"stage {stage.name!r}: vpc_cidr = {stage.vpc_cidr!r} holds {room} /{SUBNET_MASK} subnets but "
-            f"max_azs = {stage.max_azs}; use a larger block (e.g. a /16) or fewer AZs"
-        )
-    if stage.account is None and stage.max_azs > 2:
-        raise ConfigError(
-            f"stage {stage.name!r}: max_azs = {stage.max_azs} needs a known environment (an environment-"
-            "agnostic stack sees only 2 AZs); set 'account' in the stage file or use max_azs = 2"
-        )
-    check_known(stage.interface_endpoints)
+@dataclass(frozen=True, kw_only=True)
+class NetworkProps:
+    """The stage's network; validated before CDK would fail with something less helpful."""
+
+    qualifier: str
+    vpc_cidr: str  # a private IPv4 block, e.g. "10.20.0.0/16"; one /24 workload subnet per AZ
+    project_bucket_names: tuple[str, ...]
+    """The only project buckets the S3 gateway endpoint admits (names may hold the stack's account and
+    region tokens). There is no allow-all default: a bucket not named here is unreachable from the VPC."""
+    max_azs: int = AGNOSTIC_AZS
+    interface_endpoints: tuple[str, ...] = ESSENTIAL_ENDPOINTS
+    """Secure default: only the endpoints without which jobs in a VPC without NAT cannot start (image
+    pull, credentials, logs, keys, SageMaker). Each one added is another service reachable from the VPC."""
+    log_retention_days: int = DEFAULT_RETENTION_DAYS
+    """Secure default: a year of flow logs."""
+    key_pending_window_days: int = MAX_PENDING_WINDOW_DAYS
+    """Deletion window of the flow-logs key; see ``KeyProps.pending_window_days``."""
+
+    def __post_init__(self) -> None:
+        check_qualifier(self)
+        try:
+            prefix = ipaddress.IPv4Network(self.vpc_cidr, strict=True).prefixlen
+        except ValueError as error:
+            raise PropsError(self, "vpc_cidr", f"{error}; use a block like '10.20.0.0/16'") from None
+        if self.max_azs < 1:
+            raise PropsError(self, "max_azs", "needs at least 1 Availability Zone (rookery uses 2 or more)")
+        room = 2 ** (SUBNET_MASK - prefix) if prefix <= SUBNET_MASK else 0
+        if self.max_azs > room:
+            raise PropsError(
+                self,
+                "max_azs",
+                f"vpc_cidr = {self.vpc_cidr!r} holds {room} /{SUBNET_MASK} subnets but max_azs = "
+                f"{self.max_azs}; use a larger block (e.g. a /16) or fewer AZs",
+            )
+        if not self.project_bucket_names:
+            raise PropsError(
+                self, "project_bucket_names", "name the project's buckets the VPC's workloads may reach"
+            )
+        missing = [e for e in ESSENTIAL_ENDPOINTS if e not in self.interface_endpoints]
+        if missing:
+            raise PropsError(
+                self,
+                "interface_endpoints",
+                f"lacks {missing}: jobs in a VPC without NAT cannot pull images, get credentials, log or use "
+                "keys without them; add them back",
+            )
+        if len(set(self.interface_endpoints)) != len(self.interface_endpoints):
+            raise PropsError(self, "interface_endpoints", "an endpoint is listed twice; list each once")
+        try:
+            check_known(self.interface_endpoints)
+        except ValueError as error:
+            raise PropsError(
+                self, "interface_endpoints", f"{error}; choose from {sorted(INTERFACE_ENDPOINT_ACCESS)}"
+            ) from None
+        check_retention(self)
+        check_pending_window(self, "key_pending_window_days")
 
 
 @dataclass(frozen=True)
@@ -106,17 +152,25 @@ class PrivateNetwork(Construct):
     name), ``s3_endpoint`` and ``flow_log_group``.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, stage: Stage) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, props: NetworkProps) -> None:
         super().__init__(scope, construct_id)
-        check_network_settings(stage)
         stack = Stack.of(self)
+        agnostic = Token.is_unresolved(stack.account) or Token.is_unresolved(stack.region)
+        if agnostic and props.max_azs > AGNOSTIC_AZS:
+            raise PropsError(
+                props,
+                "max_azs",
+                f"max_azs = {props.max_azs} needs a known environment (an environment-agnostic stack sees "
+                f"only {AGNOSTIC_AZS} AZs); give the stack an account and region (the stage's 'account') "
+                f"or use max_azs = {AGNOSTIC_AZS}",
+            )
         arn = _Arn(partition=Aws.PARTITION, region=stack.region, account=stack.account)
 
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
-            ip_addresses=ec2.IpAddresses.cidr(stage.vpc_cidr),
-            max_azs=stage.max_azs,
+            ip_addresses=ec2.IpAddresses.cidr(props.vpc_cidr),
+            max_azs=props.max_azs,
             nat_gateways=0,
             subnet_configuration=[
                 ec2.SubnetConfiguration(
@@ -134,13 +188,16 @@ class PrivateNetwork(Construct):
         self.flow_logs_key = PurposeKey(
             self,
             "FlowLogsKey",
-            stage=stage,
-            purpose="flow-logs",
-            description="VPC flow logs",
-            for_cloudwatch_logs=True,
+            props=KeyProps(
+                qualifier=props.qualifier,
+                purpose="flow-logs",
+                description="VPC flow logs",
+                for_cloudwatch_logs=True,
+                pending_window_days=props.key_pending_window_days,
+            ),
         ).key
         self.flow_log_group = encrypted_log_group(
-            self, "FlowLogGroup", key=self.flow_logs_key, days=stage.log_retention_days
+            self, "FlowLogGroup", key=self.flow_logs_key, days=props.log_retention_days
         )
         flow_log = self.vpc.add_flow_log(
             "FlowLog",
@@ -160,7 +217,7 @@ class PrivateNetwork(Construct):
                     self,
                     f"{name.capitalize()}SecurityGroup",
                     vpc=self.vpc,
-                    description=f"{stage.qualifier} {purpose}",
+                    description=f"{props.qualifier} {purpose}",
                     allow_all_outbound=False,
                 )
                 for name, purpose in WORKLOADS.items()
@@ -170,14 +227,14 @@ class PrivateNetwork(Construct):
             self,
             "EndpointSecurityGroup",
             vpc=self.vpc,
-            description=f"{stage.qualifier} interface endpoints: HTTPS from workload security groups only",
+            description=f"{props.qualifier} interface endpoints: HTTPS from workload security groups only",
             allow_all_outbound=False,
         )
 
         self.s3_endpoint = self.vpc.add_gateway_endpoint(
             "S3Endpoint", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.subnets]
         )
-        for statement in _s3_gateway_statements(stage, arn):
+        for statement in _s3_gateway_statements(props.project_bucket_names, arn):
             self.s3_endpoint.add_to_policy(statement)
         _record_reasons(
             self.s3_endpoint,
@@ -213,7 +270,7 @@ class PrivateNetwork(Construct):
         )
 
         self.interface_endpoints: Mapping[str, ec2.InterfaceVpcEndpoint] = MappingProxyType(
-            {name: self._interface_endpoint(name, arn) for name in stage.interface_endpoints}
+            {name: self._interface_endpoint(name, arn) for name in props.interface_endpoints}
         )
 
     def _interface_endpoint(self, name: str, arn: _Arn) -> ec2.InterfaceVpcEndpoint:
@@ -257,8 +314,7 @@ def _statement(access: EndpointAccess, arn: _Arn) -> iam.PolicyStatement:
     )
 
 
-def _s3_gateway_statements(stage: Stage, arn: _Arn) -> list[iam.PolicyStatement]:
-    buckets = [bucket_name(stage, purpose, account=arn.account, region=arn.region) for purpose in ALL_BUCKETS]
+def _s3_gateway_statements(buckets: tuple[str, ...], arn: _Arn) -> list[iam.PolicyStatement]:
     project = iam.PolicyStatement(
         sid="ProjectBuckets",
         principals=[iam.AnyPrincipal()],

@@ -2,21 +2,26 @@
 
 - N1-N5: in a private subnet behind the SageMaker security group, no direct internet access,
   no root access, its volume encrypted with the data key, IMDSv2 only, a supported Amazon Linux
-  2023 platform, and a lifecycle configuration that stops it after ``notebook.idle_minutes``
+  2023 platform, and a lifecycle configuration that stops it after ``NotebookProps.idle_minutes``
   without activity (``notebook_autostop.py``: standard library only, Jupyter on localhost, the
   AWS CLI through the ``sagemaker.api`` endpoint; nothing is installed or downloaded).
 - Its own role (under the stage's guardrails boundary): read the dataset prefix of the raw
   bucket, the curated bucket and the pipeline's artifacts, write under ``notebooks/`` of the
   artifacts bucket, decrypt with the data and artifacts keys, write its own logs, stop itself.
 - N6: ``open_policy`` allows ``CreatePresignedNotebookInstanceUrl`` (and describe/start/stop)
-  on this notebook's ARN only; it is attached to the roles named in ``notebook.access_role_names``.
+  on this notebook's ARN only; it is attached to the roles named in ``NotebookProps.access_role_names``.
   The URL it returns opens Jupyter only through the VPC's ``notebook`` endpoint (the instance has no
   internet access), whose policy admits principals of this account only.
+
+Subnet, security group, keys, buckets and the boundary are required arguments; internet access,
+root access and the IMDS version are not options.
 """
 
 from __future__ import annotations
 
 import base64
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -30,8 +35,7 @@ from constructs import Construct
 
 from infra.audit.acknowledge import acknowledge
 from infra.constructs.policies import Grant, attach
-from stage import Stage
-from stage.names import notebook_instance_name, notebook_role_path
+from infra.constructs.props import PropsError, check_prefix, check_qualifier, check_role_path
 
 AUTOSTOP_SCRIPT: Final = Path(__file__).with_name("notebook_autostop.py")
 NOTEBOOK_PREFIX: Final = "notebooks/"
@@ -44,6 +48,9 @@ OPEN_ACTIONS: Final = (
     "sagemaker:StartNotebookInstance",
     "sagemaker:StopNotebookInstance",
 )
+# CreateNotebookInstance's NotebookInstanceName; the pattern of IAM role names (RoleName).
+_NOTEBOOK_NAME: Final = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_ROLE_NAME: Final = re.compile(r"^[\w+=,.@-]{1,64}$")
 
 
 def on_start_script(idle_minutes: int, script: str | None = None) -> str:
@@ -68,6 +75,52 @@ nohup "$python" "$home/autostop.py" --idle-minutes {idle_minutes} --aws-cli "$aw
 """
 
 
+@dataclass(frozen=True, kw_only=True)
+class NotebookProps:
+    qualifier: str
+    name: str  # the instance name: people open it by name (CreatePresignedNotebookInstanceUrl)
+    role_path: str  # the notebook role's own IAM path
+    data_prefix: str  # the dataset's prefix of the raw bucket, readable from the notebook
+    pipeline_name: str  # the pipeline's prefix of the artifacts bucket is readable
+    instance_type: str
+    volume_size_gb: int
+    platform_identifier: str = "notebook-al2023-v1"
+    """Secure default: Amazon Linux 2023 (SageMaker deprecated the Amazon Linux 1 and 2 platforms)."""
+    idle_minutes: int = 60
+    """Secure default: the instance stops itself after an hour without a busy kernel or activity."""
+    access_role_names: tuple[str, ...] = ()
+    """Secure default: no role may open Jupyter; the open policy (N6) is created attached to nothing.
+    Names (not ARNs) of this account's roles that receive it."""
+
+    def __post_init__(self) -> None:
+        check_qualifier(self)
+        if not _NOTEBOOK_NAME.match(self.name):
+            raise PropsError(
+                self, "name", "letters, digits and single hyphens (at most 63), e.g. 'rookery-dev-notebook'"
+            )
+        check_role_path(self)
+        check_prefix(self, "data_prefix")
+        if not self.pipeline_name:
+            raise PropsError(self, "pipeline_name", "name the pipeline whose artifacts the notebook reads")
+        if self.idle_minutes < 1:
+            raise PropsError(self, "idle_minutes", "the auto-stop needs at least 1 idle minute; e.g. 60")
+        content = base64.b64encode(on_start_script(self.idle_minutes).encode("utf-8"))
+        if len(content) > MAX_LIFECYCLE_SCRIPT:
+            raise PropsError(
+                self,
+                "idle_minutes",
+                f"the OnStart script is {len(content)} base64 characters; SageMaker allows "
+                f"{MAX_LIFECYCLE_SCRIPT}: shorten {AUTOSTOP_SCRIPT.name}",
+            )
+        bad = [r for r in self.access_role_names if not _ROLE_NAME.match(r)]
+        if bad:
+            raise PropsError(
+                self,
+                "access_role_names",
+                f"{bad} are not IAM role names; give names, not ARNs, e.g. ('DataScientist',)",
+            )
+
+
 class ProjectNotebook(Construct):
     """Exposes ``instance``, ``lifecycle``, ``role``, ``grants``, ``open_policy``, ``name`` and ``arn``."""
 
@@ -76,7 +129,7 @@ class ProjectNotebook(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        stage: Stage,
+        props: NotebookProps,
         subnet: ec2.ISubnet,
         security_group: ec2.ISecurityGroup,
         raw_bucket: s3.IBucket,
@@ -84,13 +137,11 @@ class ProjectNotebook(Construct):
         artifacts_bucket: s3.IBucket,
         data_key: kms.IKey,
         artifacts_key: kms.IKey,
-        pipeline_name: str,
         boundary: iam.IManagedPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        settings = stage.notebook
-        self.name = notebook_instance_name(stage)
+        self.name = props.name
         self.arn = stack.format_arn(
             service="sagemaker", resource="notebook-instance", resource_name=self.name
         )
@@ -99,12 +150,12 @@ class ProjectNotebook(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            path=notebook_role_path(stage),
-            description=f"{stage.qualifier}: notebook instance {self.name}",
+            path=props.role_path,
+            description=f"{props.qualifier}: notebook instance {self.name}",
             permissions_boundary=boundary,
         )
-        data_prefix = stage.data.layout.data_prefix(stage.dataset)
-        pipeline_prefix = f"{pipeline_name}/"
+        data_prefix = props.data_prefix
+        pipeline_prefix = f"{props.pipeline_name}/"
         log_group = stack.format_arn(
             service="logs",
             resource="log-group",
@@ -183,13 +234,8 @@ class ProjectNotebook(Construct):
             },
         )
 
-        script = on_start_script(settings.idle_minutes)
+        script = on_start_script(props.idle_minutes)
         content = base64.b64encode(script.encode("utf-8")).decode("ascii")
-        if len(content) > MAX_LIFECYCLE_SCRIPT:
-            raise ValueError(
-                f"the notebook's OnStart script is {len(content)} base64 characters; SageMaker allows "
-                f"{MAX_LIFECYCLE_SCRIPT}: shorten {AUTOSTOP_SCRIPT.name}"
-            )
         self.lifecycle = sagemaker.CfnNotebookInstanceLifecycleConfig(
             self,
             "AutoStop",
@@ -203,15 +249,15 @@ class ProjectNotebook(Construct):
             self,
             "Instance",
             notebook_instance_name=self.name,
-            instance_type=settings.instance_type,
-            platform_identifier=settings.platform_identifier,
+            instance_type=props.instance_type,
+            platform_identifier=props.platform_identifier,
             role_arn=self.role.role_arn,
             subnet_id=subnet.subnet_id,
             security_group_ids=[security_group.security_group_id],
             direct_internet_access="Disabled",
             root_access="Disabled",
             kms_key_id=data_key.key_arn,
-            volume_size_in_gb=settings.volume_size_gb,
+            volume_size_in_gb=props.volume_size_gb,
             lifecycle_config_name=self.lifecycle.attr_notebook_instance_lifecycle_config_name,
             instance_metadata_service_configuration=sagemaker.CfnNotebookInstance.InstanceMetadataServiceConfigurationProperty(
                 minimum_instance_metadata_service_version="2"
@@ -223,7 +269,7 @@ class ProjectNotebook(Construct):
         self.open_policy = iam.ManagedPolicy(
             self,
             "OpenPolicy",
-            description=f"{stage.qualifier}: open Jupyter on {self.name} (start or stop it), nothing else",
+            description=f"{props.qualifier}: open Jupyter on {self.name} (start or stop it), nothing else",
             statements=[
                 iam.PolicyStatement(
                     sid="OpenThisNotebookOnly", actions=list(OPEN_ACTIONS), resources=[self.arn]
@@ -231,7 +277,7 @@ class ProjectNotebook(Construct):
             ],
             roles=[
                 iam.Role.from_role_name(self, f"Opener{i}", name)
-                for i, name in enumerate(settings.access_role_names)
+                for i, name in enumerate(props.access_role_names)
             ],
         )
         acknowledge(

@@ -1,6 +1,7 @@
-"""Control D7: stateful resources survive ``cdk destroy`` unless the stage explicitly allows deletion.
+"""Control D7: stateful resources survive ``cdk destroy`` unless deletion is explicitly allowed.
 
-One aspect applies the policy to every stateful resource type, so no construct can forget it.
+One aspect applies the policy to every stateful resource type, so no construct can forget it. A
+stack decides ``destroy`` from its stage (``removal_policy = "destroy"`` and ``-c destroy_data=true``).
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from aws_cdk import CfnResource, IAspect, RemovalPolicy
 from constructs import IConstruct
 
 from infra.stateful import STATEFUL_RESOURCE_TYPES
-from stage import Stage
 
 
-def stateful_removal_policy(stage: Stage) -> RemovalPolicy:
-    """DESTROY only if the stage says ``removal_policy = "destroy"`` and ``-c destroy_data=true`` is given."""
-    return RemovalPolicy.DESTROY if stage.removal_destroys_data else RemovalPolicy.RETAIN
+def stateful_removal_policy(*, destroy: bool) -> RemovalPolicy:
+    """DESTROY only when deletion is explicitly allowed; RETAIN otherwise."""
+    return RemovalPolicy.DESTROY if destroy else RemovalPolicy.RETAIN
 
 
 @jsii.implements(IAspect)

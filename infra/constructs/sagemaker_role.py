@@ -15,10 +15,11 @@ carries its reason (``execution_grants``):
 - ``iam:PassRole`` on itself, to SageMaker only (``iam:PassedToService``).
 - EC2: the network interfaces of VPC jobs, in the stage's VPC only.
 
-The role lives under ``naming.sagemaker_role_path(stage)``: the Data stack's D1b exception for
-the artifacts bucket names that path (``execution_role_exception``), so the pipeline service
-can read property files and model artifacts from outside the VPC without the Data stack
-depending on this one. The guardrails boundary caps the role at run time.
+The role lives under ``ExecutionRoleProps.role_path`` (``stage.names.sagemaker_role_path``): the
+Data stack's D1b exception for the artifacts bucket names that path (``execution_role_exception``),
+so the pipeline service can read property files and model artifacts from outside the VPC without
+the Data stack depending on this one. The guardrails boundary caps the role at run time; it is a
+required argument, not an option.
 """
 
 from __future__ import annotations
@@ -38,8 +39,7 @@ from constructs import Construct
 from infra.audit.acknowledge import acknowledge
 from infra.constructs.data_lake import TrustedPrincipal
 from infra.constructs.policies import Grant, attach
-from stage import Stage
-from stage.names import sagemaker_role_path
+from infra.constructs.props import check_qualifier, check_role_path, role_path_problem
 
 # Pipelines names every processing, training and transform job it launches
 # ``pipelines-<execution-id>-<step>-<suffix>`` (the SDK's base job names are dropped).
@@ -70,10 +70,25 @@ class ExecutionScope:
                 )
 
 
-def execution_role_exception(stage: Stage) -> TrustedPrincipal:
+@dataclass(frozen=True, kw_only=True)
+class ExecutionRoleProps:
+    qualifier: str
+    role_path: str
+    """No default: the Data stack trusts every role under this path (D1b), so it must hold this role alone."""
+    execution: ExecutionScope
+
+    def __post_init__(self) -> None:
+        check_qualifier(self)
+        check_role_path(self)
+
+
+def execution_role_exception(role_path: str) -> TrustedPrincipal:
     """D1b: the pipeline service reads property files and model artifacts from outside the VPC."""
+    problem = role_path_problem(role_path)
+    if problem:
+        raise ValueError(f"role_path = {role_path!r}: {problem}")
     return TrustedPrincipal(
-        arn=Fn.sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role{sagemaker_role_path(stage)}*"),
+        arn=Fn.sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role{role_path}*"),
         reason=(
             "the SageMaker execution role (matched by its IAM path): SageMaker Pipelines reads "
             "evaluation.json (JsonGet) and registers model artifacts from the SageMaker service network"
@@ -266,8 +281,7 @@ class SageMakerExecutionRole(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        stage: Stage,
-        execution: ExecutionScope,
+        props: ExecutionRoleProps,
         raw_bucket: s3.IBucket,
         artifacts_bucket: s3.IBucket,
         data_key: kms.IKey,
@@ -278,12 +292,13 @@ class SageMakerExecutionRole(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
+        execution = props.execution
         self.role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            path=sagemaker_role_path(stage),
-            description=f"{stage.qualifier}: SageMaker pipeline {execution.pipeline_name} and its jobs",
+            path=props.role_path,
+            description=f"{props.qualifier}: SageMaker pipeline {execution.pipeline_name} and its jobs",
             permissions_boundary=boundary,
         )
         self.grants = execution_grants(

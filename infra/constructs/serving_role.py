@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from aws_cdk import ArnFormat, Stack
+from aws_cdk import ArnFormat, Fn, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
@@ -30,43 +30,56 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.audit.acknowledge import acknowledge
+from infra.constructs.data_lake import TrustedPrincipal
 from infra.constructs.policies import Grant, attach
+from infra.constructs.props import (
+    PropsError,
+    check_prefix,
+    check_qualifier,
+    check_role_path,
+    role_path_problem,
+)
 
 # SageMaker hosting writes each endpoint's container logs to this group (one stream per instance).
 ENDPOINT_LOG_GROUP_PREFIX: Final = "/aws/sagemaker/Endpoints/"
-
-
-def _check_prefix(props: object, field: str) -> None:
-    value = getattr(props, field)
-    if not value or value.startswith("/") or not value.endswith("/"):
-        raise ValueError(
-            f"{type(props).__name__}.{field} = {value!r}: must be an S3 key prefix like 'capture/' "
-            "(no leading '/', ends with '/')"
-        )
 
 
 @dataclass(frozen=True, kw_only=True)
 class ServingRoleProps:
     """What the endpoint's model touches; everything else is a fixed secure default."""
 
-    qualifier: str  # ``<prefix>-<stage>``, for the description
-    path: str  # IAM path, e.g. ``/rookery-dev/serving-model/``
+    qualifier: str
+    role_path: str
+    """No default: the Data stack trusts every role under this path for data capture (D1b), so it must
+    hold this role alone (``stage.names.serving_role_path``)."""
     endpoint_name: str
-    model_artifacts_prefix: str  # artifacts-bucket prefix registered models live under
+    model_artifacts_prefix: str  # artifacts-bucket prefix the registered models live under
     capture_prefix: str  # raw-bucket prefix data capture writes under
 
     def __post_init__(self) -> None:
-        if not (self.path.startswith("/") and self.path.endswith("/") and len(self.path) > 1):
-            raise ValueError(
-                f"ServingRoleProps.path = {self.path!r}: an IAM path starts and ends with '/', e.g. "
-                "'/rookery-dev/serving-model/' (the Data stack trusts the role by it)"
-            )
+        check_qualifier(self)
+        check_role_path(self)
         if not self.endpoint_name:
-            raise ValueError(
-                "ServingRoleProps.endpoint_name = '': name the endpoint whose logs the role writes"
-            )
-        _check_prefix(self, "model_artifacts_prefix")
-        _check_prefix(self, "capture_prefix")
+            raise PropsError(self, "endpoint_name", "name the endpoint whose log group the role writes")
+        check_prefix(self, "model_artifacts_prefix")
+        check_prefix(self, "capture_prefix")
+
+
+def capture_exception(role_path: str, capture_prefix: str) -> TrustedPrincipal:
+    """D1b: SageMaker writes data capture from its own network on behalf of the model's role."""
+    problem = role_path_problem(role_path)
+    if problem:
+        raise ValueError(f"role_path = {role_path!r}: {problem}")
+    return TrustedPrincipal(
+        arn=Fn.sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role{role_path}*"),
+        reason=(
+            "the endpoint's model role (matched by its IAM path): SageMaker writes data-capture files "
+            "from the SageMaker service network, on behalf of that role, so the requests never carry "
+            "the project's aws:SourceVpce"
+        ),
+        buckets=("raw",),
+        prefix=capture_prefix,
+    )
 
 
 def serving_grants(
@@ -199,7 +212,7 @@ class ServingModelRole(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            path=props.path,
+            path=props.role_path,
             description=f"{props.qualifier}: execution role of the {props.endpoint_name} model",
             permissions_boundary=boundary,
         )

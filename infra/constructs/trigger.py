@@ -9,10 +9,13 @@ the ``pipeline_trigger`` Lambda (L1).
   retries start nothing twice, and a malformed event fails fast into the queue (no retry storm).
 - The function may call ``StartPipelineExecution`` and ``ListPipelineExecutions`` on the stage's
   pipeline only, with a small reserved concurrency.
+
+None of this is optional; ``TriggerProps`` carries the names, the prefixes and log retention.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 from aws_cdk import Duration, Stack
@@ -26,10 +29,10 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.audit.acknowledge import acknowledge
-from infra.constructs.function import FunctionSettings, ProjectFunction
+from infra.constructs.function import FunctionProps, ProjectFunction
+from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS
+from infra.constructs.props import PropsError, check_prefix, check_qualifier, check_retention
 from pipelines.parameters import INPUT_DATA_URI
-from stage import Stage
-from stage.names import trigger_rule_name
 
 TRIGGER: Final = "pipeline_trigger"
 # One execution per new object; a burst of uploads needs no more than a few concurrent starts.
@@ -43,6 +46,36 @@ RULE_MAX_AGE: Final = Duration.hours(2)
 QUEUE_RETENTION: Final = Duration.days(14)
 
 
+@dataclass(frozen=True, kw_only=True)
+class TriggerProps:
+    qualifier: str
+    rule_name: str  # named, so the queue key's policy can name the one rule that may use it
+    pipeline_name: str
+    pipeline_arn: str  # the function may start this pipeline and nothing else
+    data_prefix: str  # new objects under this prefix of the raw bucket start the pipeline
+    error_prefix: str  # Firehose's failed records, never a reason to start it
+    log_retention_days: int = DEFAULT_RETENTION_DAYS
+    """Secure default: a year of the function's (KMS-encrypted) logs."""
+
+    def __post_init__(self) -> None:
+        check_qualifier(self)
+        if not self.rule_name:
+            raise PropsError(self, "rule_name", "name the rule, e.g. 'rookery-dev-raw-object-created'")
+        if not self.pipeline_name or not self.pipeline_arn:
+            field = "pipeline_name" if not self.pipeline_name else "pipeline_arn"
+            raise PropsError(self, field, "pass the TrainingPipeline's pipeline_name and pipeline_arn")
+        check_prefix(self, "data_prefix")
+        check_prefix(self, "error_prefix")
+        if self.error_prefix.startswith(self.data_prefix) or self.data_prefix.startswith(self.error_prefix):
+            raise PropsError(
+                self,
+                "error_prefix",
+                f"overlaps data_prefix = {self.data_prefix!r}: failed records would start the pipeline; "
+                "give failed records a prefix of their own, e.g. 'errors/'",
+            )
+        check_retention(self)
+
+
 class PipelineTrigger(Construct):
     """Exposes ``function`` (a ``ProjectFunction``), ``rule`` and ``rule_dead_letter_queue``."""
 
@@ -51,9 +84,7 @@ class PipelineTrigger(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        stage: Stage,
-        pipeline_name: str,
-        pipeline_arn: str,
+        props: TriggerProps,
         raw_bucket: s3.IBucket,
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
@@ -63,31 +94,32 @@ class PipelineTrigger(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        layout = stage.data.layout
-        data_prefix = layout.data_prefix(stage.dataset)
+        data_prefix = props.data_prefix
         self.function = ProjectFunction(
             self,
             "Function",
-            settings=FunctionSettings(
+            props=FunctionProps(
+                qualifier=props.qualifier,
                 name=TRIGGER,
                 handler=f"{TRIGGER}.handler.lambda_handler",
-                description=f"{stage.qualifier}: start {pipeline_name} once per new object in {data_prefix}",
+                description=(
+                    f"{props.qualifier}: start {props.pipeline_name} once per new object in {data_prefix}"
+                ),
                 reserved_concurrency=TRIGGER_CONCURRENCY,
                 # The names pipeline_trigger.settings reads (a test keeps them equal).
                 environment={
-                    "PIPELINE_NAME": pipeline_name,
+                    "PIPELINE_NAME": props.pipeline_name,
                     "DATA_PREFIX": data_prefix,
-                    "ERROR_PREFIX": layout.error_prefix,
+                    "ERROR_PREFIX": props.error_prefix,
                     "INPUT_PARAMETER_NAME": INPUT_DATA_URI,
                 },
+                log_retention_days=props.log_retention_days,
             ),
-            qualifier=stage.qualifier,
             vpc=vpc,
             subnets=subnets,
             security_group=security_group,
             logs_key=logs_key,
             queue_key=queue_key,
-            log_retention_days=stage.log_retention_days,
         )
         function = self.function.function
         function.configure_async_invoke(retry_attempts=ASYNC_RETRIES, max_event_age=ASYNC_MAX_AGE)
@@ -95,11 +127,11 @@ class PipelineTrigger(Construct):
             iam.PolicyStatement(
                 sid="StartStagePipelineOnce",
                 actions=["sagemaker:StartPipelineExecution", "sagemaker:ListPipelineExecutions"],
-                resources=[pipeline_arn],
+                resources=[props.pipeline_arn],
             )
         )
 
-        rule_name = trigger_rule_name(stage)
+        rule_name = props.rule_name
         rule_arn = stack.format_arn(service="events", resource="rule", resource_name=rule_name)
         # EventBridge encrypts what it dead-letters with the queue's key: only this rule may.
         queue_key.add_to_resource_policy(
@@ -129,7 +161,7 @@ class PipelineTrigger(Construct):
             self,
             "Rule",
             rule_name=rule_name,
-            description=f"{stage.qualifier}: new raw objects under {data_prefix} start the pipeline",
+            description=f"{props.qualifier}: new raw objects under {data_prefix} start the pipeline",
             event_pattern=events.EventPattern(
                 source=["aws.s3"],
                 detail_type=["Object Created"],

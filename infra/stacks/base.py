@@ -6,6 +6,7 @@ from aws_cdk import Aspects, Environment, Stack
 from constructs import Construct
 
 from infra.constructs.removal import StatefulRemovalPolicy, stateful_removal_policy
+from infra.stacks.stage_props import stage_label
 from stage import Stage
 
 
@@ -20,6 +21,8 @@ class StageStack(Stack):
             stage.stack_name(component),
             env=env,
             termination_protection=stage.termination_protection,
-            description=f"rookery {stage.name}: {description}",
+            description=f"{stage_label(stage)}: {description}",
         )
-        Aspects.of(self).add(StatefulRemovalPolicy(stateful_removal_policy(stage)))
+        Aspects.of(self).add(
+            StatefulRemovalPolicy(stateful_removal_policy(destroy=stage.removal_destroys_data))
+        )

@@ -12,6 +12,13 @@ from infra.constructs.data_lake import DataKeys, DataLake, TrustedPrincipal, dep
 from infra.constructs.ingestion import IngestionStream
 from infra.constructs.network import PrivateNetwork
 from infra.stacks.base import StageStack
+from infra.stacks.stage_props import (
+    catalog_props,
+    data_keys_props,
+    data_lake_props,
+    ingestion_props,
+    workgroup_props,
+)
 from stage import Stage
 
 
@@ -39,23 +46,32 @@ class DataStack(StageStack):
             env=env,
             description="encrypted data lake, catalog, Athena and Firehose ingestion",
         )
-        self.keys = DataKeys(self, "Keys", stage=stage)
-        self.lake = DataLake(self, "Lake", stage=stage, keys=self.keys)
+        self.keys = DataKeys(self, "Keys", props=data_keys_props(stage))
+        self.lake = DataLake(
+            self,
+            "Lake",
+            props=data_lake_props(stage, account=self.account, region=self.region),
+            keys=self.keys,
+        )
         self.catalog = DataCatalog(
             self,
             "Catalog",
-            stage=stage,
+            props=catalog_props(stage),
             keys=self.keys,
             raw_bucket=self.lake.buckets["raw"],
             curated_bucket=self.lake.buckets["curated"],
         )
         self.queries = QueryWorkgroup(
-            self, "Queries", stage=stage, keys=self.keys, results_bucket=self.lake.buckets["artifacts"]
+            self,
+            "Queries",
+            props=workgroup_props(stage),
+            keys=self.keys,
+            results_bucket=self.lake.buckets["artifacts"],
         )
         self.ingestion = IngestionStream(
             self,
             "Ingestion",
-            stage=stage,
+            props=ingestion_props(stage),
             keys=self.keys,
             raw_bucket=self.lake.buckets["raw"],
             vpc=network.vpc,

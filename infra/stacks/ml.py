@@ -14,12 +14,22 @@ from infra.constructs.image import ProjectImage
 from infra.constructs.keys import PurposeKey
 from infra.constructs.network import PrivateNetwork
 from infra.constructs.notebook import ProjectNotebook
-from infra.constructs.pipeline import TrainingPipeline, render_for_stage
+from infra.constructs.pipeline import DeployedResources, TrainingPipeline
 from infra.constructs.registry import ModelRegistry
-from infra.constructs.sagemaker_role import ExecutionScope, SageMakerExecutionRole
+from infra.constructs.sagemaker_role import SageMakerExecutionRole
 from infra.constructs.trigger import PipelineTrigger
 from infra.stacks.base import StageStack
 from infra.stacks.data import DataStack
+from infra.stacks.stage_props import (
+    execution_role_props,
+    guardrails_props,
+    notebook_props,
+    pipeline_props,
+    queue_key_props,
+    registry_props,
+    render_for_stage,
+    trigger_props,
+)
 from stage import ConfigError, Stage
 from stage.names import DATA_BUCKETS, bucket_name
 
@@ -70,23 +80,16 @@ class MlStack(StageStack):
         self.guardrails = SageMakerGuardrails(
             self,
             "Guardrails",
-            stage=stage,
-            subnet_ids=[s.subnet_id for s in subnets],
-            security_group_ids=[sagemaker_group.security_group_id],
-            kms_key_arns=[keys.artifacts.key_arn, keys.data.key_arn],
+            props=guardrails_props(stage),
+            subnets=subnets,
+            security_groups=[sagemaker_group],
+            keys=[keys.artifacts, keys.data],
         )
-        self.registry = ModelRegistry(self, "Registry", stage=stage)
+        self.registry = ModelRegistry(self, "Registry", props=registry_props(stage))
         self.execution = SageMakerExecutionRole(
             self,
             "Execution",
-            stage=stage,
-            execution=ExecutionScope(
-                pipeline_name=rendered.placeholders.pipeline_name,
-                data_prefix=rendered.settings.data_prefix,
-                model_package_group=self.registry.group_name,
-                tune=rendered.has_tuning,
-                external_images=rendered.external_images(),
-            ),
+            props=execution_role_props(stage, rendered),
             raw_bucket=buckets["raw"],
             artifacts_bucket=buckets["artifacts"],
             data_key=keys.data,
@@ -98,35 +101,30 @@ class MlStack(StageStack):
         self.pipeline = TrainingPipeline(
             self,
             "Pipeline",
-            stage=stage,
-            rendered=rendered,
-            tokens={
-                "role_arn": self.execution.role.role_arn,
-                "artifacts_bucket": buckets["artifacts"].bucket_name,
-                "raw_bucket": buckets["raw"].bucket_name,
-                "image_uri": self.image.image_uri,
-                **{f"subnet_ids[{i}]": s.subnet_id for i, s in enumerate(subnets)},
-                "security_group_ids[0]": sagemaker_group.security_group_id,
+            props=pipeline_props(stage, rendered),
+            resources=DeployedResources(
+                role_arn=self.execution.role.role_arn,
+                artifacts_bucket=buckets["artifacts"].bucket_name,
+                raw_bucket=buckets["raw"].bucket_name,
+                image_uri=self.image.image_uri,
+                subnet_ids=tuple(s.subnet_id for s in subnets),
+                security_group_ids=(sagemaker_group.security_group_id,),
                 # Job volumes and outputs (models, evaluations) are artifacts: the artifacts key.
-                "volume_kms_key_arn": keys.artifacts.key_arn,
-                "output_kms_key_arn": keys.artifacts.key_arn,
-            },
+                volume_kms_key_arn=keys.artifacts.key_arn,
+                output_kms_key_arn=keys.artifacts.key_arn,
+                model_package_group_name=self.registry.group_name,
+                pipeline_name=rendered.placeholders.pipeline_name,
+            ),
             role=self.execution.role,
             registry=self.registry,
         )
-        self.queue_key = PurposeKey(
-            self,
-            "QueueKey",
-            stage=stage,
-            purpose="pipeline-events",
-            description="dead letters of the pipeline trigger",
-        ).key
+        self.queue_key = PurposeKey(self, "QueueKey", props=queue_key_props(stage)).key
         self.trigger = PipelineTrigger(
             self,
             "Trigger",
-            stage=stage,
-            pipeline_name=self.pipeline.pipeline_name,
-            pipeline_arn=self.pipeline.pipeline_arn,
+            props=trigger_props(
+                stage, pipeline_name=self.pipeline.pipeline_name, pipeline_arn=self.pipeline.pipeline_arn
+            ),
             raw_bucket=buckets["raw"],
             vpc=network.vpc,
             subnets=network.subnets,
@@ -139,7 +137,7 @@ class MlStack(StageStack):
             self.notebook = ProjectNotebook(
                 self,
                 "Notebook",
-                stage=stage,
+                props=notebook_props(stage, pipeline_name=self.pipeline.pipeline_name),
                 subnet=subnets[0],
                 security_group=sagemaker_group,
                 raw_bucket=buckets["raw"],
@@ -147,6 +145,5 @@ class MlStack(StageStack):
                 artifacts_bucket=buckets["artifacts"],
                 data_key=keys.data,
                 artifacts_key=keys.artifacts,
-                pipeline_name=self.pipeline.pipeline_name,
                 boundary=self.guardrails.policy,
             )

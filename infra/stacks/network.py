@@ -7,6 +7,7 @@ from constructs import Construct
 
 from infra.constructs.network import PrivateNetwork
 from infra.stacks.base import StageStack
+from infra.stacks.stage_props import network_props
 from stage import Stage
 
 
@@ -21,4 +22,6 @@ class NetworkStack(StageStack):
             env=env,
             description="private VPC without internet access, endpoints with policies",
         )
-        self.network = PrivateNetwork(self, "Network", stage=stage)
+        self.network = PrivateNetwork(
+            self, "Network", props=network_props(stage, account=self.account, region=self.region)
+        )

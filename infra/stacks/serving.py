@@ -3,56 +3,40 @@ API in front of it (H1-H5, A1).
 
 The deployed model version is the stack's ``ApprovedModelPackageArn`` parameter, never looked up at
 synth. Empty (the default), the stack holds no model, endpoint config, endpoint, alarms or scaling,
-so ``cdk deploy --all`` works before any approval; the API, the model's role and security group
-exist from the start. CloudFormation is the only writer of the endpoint: a new version reaches it by
-a stack update of the parameter, which runs SageMaker's blue/green deployment with auto-rollback.
+so ``cdk deploy --all`` works before any approval; the API, the model's role, boundary and security
+group exist from the start. CloudFormation is the only writer of the endpoint: a new version
+reaches it by a stack update of the parameter, which runs SageMaker's blue/green deployment with
+auto-rollback.
 """
 
 from __future__ import annotations
 
-import functools
-
-import botocore.session
 from aws_cdk import CfnCondition, CfnParameter, Environment, Fn
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.constructs.data_lake import TrustedPrincipal
-from infra.constructs.endpoint import EndpointProps, ModelSecurityGroup, ServingEndpoint
-from infra.constructs.endpoint_alarms import EndpointRollbackAlarms, RollbackAlarmsProps
-from infra.constructs.endpoint_scaling import AutoscalingProps, EndpointAutoscaling
+from infra.constructs.endpoint import ModelSecurityGroup, ServingEndpoint
+from infra.constructs.endpoint_alarms import EndpointRollbackAlarms
+from infra.constructs.endpoint_scaling import EndpointAutoscaling
 from infra.constructs.guardrails import SageMakerGuardrails
-from infra.constructs.inference_api import InferenceApi, InferenceApiProps
+from infra.constructs.inference_api import InferenceApi
 from infra.constructs.network import PrivateNetwork
-from infra.constructs.serving_role import ServingModelRole, ServingRoleProps
+from infra.constructs.serving_role import ServingModelRole
 from infra.stacks.base import StageStack
 from infra.stacks.data import DataStack
 from infra.stacks.ml import MlStack
-from pipelines.contract import INFERENCE_CONTENT_TYPES
+from infra.stacks.stage_props import (
+    autoscaling_props,
+    endpoint_props,
+    guardrails_props,
+    inference_api_props,
+    model_security_group_props,
+    rollback_alarms_props,
+    serving_role_props,
+)
 from pipelines.settings import model_package_group_name
 from stage import Stage
-from stage.alarms import rollback_alarms
-from stage.names import (
-    API_STAGE_NAME,
-    APPROVED_MODEL_PARAMETER,
-    CAPTURE_PREFIX,
-    VARIANT_NAME,
-    api_name,
-    bucket_name,
-    capture_destination,
-    endpoint_name,
-    serving_role_path,
-)
-from stage.serving import has_instance_storage
-
-CSV: str = "text/csv"
-
-
-@functools.cache
-def invoke_endpoint_payload_limit() -> int:
-    """SageMaker's InvokeEndpoint body limit in bytes, as the service model botocore ships states it."""
-    model = botocore.session.get_session().get_service_model("sagemaker-runtime")
-    return int(model.shape_for("BodyBlob").metadata["max"])
+from stage.names import APPROVED_MODEL_PARAMETER, bucket_name
 
 
 def model_package_pattern(stage: Stage) -> str:
@@ -64,20 +48,6 @@ def model_package_pattern(stage: Stage) -> str:
     region, account = (stage.region, stage.account) if stage.account else ("[a-z0-9-]+", "[0-9]{12}")
     group = model_package_group_name(stage)
     return f"^$|^arn:aws[a-z-]*:sagemaker:{region}:{account}:model-package/{group}/[0-9]+$"
-
-
-def capture_exception(stage: Stage) -> TrustedPrincipal:
-    """D1b: SageMaker writes data capture from its own network on behalf of the endpoint's role."""
-    return TrustedPrincipal(
-        arn=Fn.sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role{serving_role_path(stage)}*"),
-        reason=(
-            "the endpoint's model role (matched by its IAM path): SageMaker writes data-capture files "
-            "from the SageMaker service network, on behalf of that role, so the requests never carry "
-            "the project's aws:SourceVpce"
-        ),
-        buckets=("raw",),
-        prefix=CAPTURE_PREFIX,
-    )
 
 
 class ServingStack(StageStack):
@@ -102,10 +72,9 @@ class ServingStack(StageStack):
         )
         # Not a template reference, an order: the endpoint serves versions of the ML stack's model
         # package group, which run the ML stack's project image.
-        self.add_dependency(ml, "the model registry and the project image the endpoint serves")
-        serving = stage.serving
+        self.add_stack_dependency(ml, "the model registry and the project image the endpoint serves")
         keys = data.keys
-        name = endpoint_name(stage)
+        # By their config-derived names, as the ML stack reads them: no reference into the Data stack.
         buckets = {
             purpose: s3.Bucket.from_bucket_name(
                 self,
@@ -114,7 +83,7 @@ class ServingStack(StageStack):
             )
             for purpose in ("raw", "artifacts")
         }
-
+        group = model_package_group_name(stage)
         self.approved_model = CfnParameter(
             self,
             APPROVED_MODEL_PARAMETER,
@@ -122,9 +91,8 @@ class ServingStack(StageStack):
             default="",
             allowed_pattern=model_package_pattern(stage),
             constraint_description=(
-                f"empty (no approved version yet) or a version ARN of the model package group "
-                f"{model_package_group_name(stage)}, e.g. arn:aws:sagemaker:<region>:<account>:model-package/"
-                f"{model_package_group_name(stage)}/3"
+                f"empty (no approved version yet) or a version ARN of the model package group {group}, "
+                f"e.g. arn:aws:sagemaker:<region>:<account>:model-package/{group}/3"
             ),
             description="the approved model package version the endpoint serves; empty: no endpoint",
         )
@@ -134,11 +102,11 @@ class ServingStack(StageStack):
             expression=Fn.condition_not(Fn.condition_equals(self.approved_model.value_as_string, "")),
         )
 
-        subnet_ids = network.vpc.select_subnets(subnet_type=network.subnets.subnet_type).subnet_ids
+        subnets = network.vpc.select_subnets(subnet_type=network.subnets.subnet_type).subnets
         self.model_network = ModelSecurityGroup(
             self,
             "ModelNetwork",
-            endpoint_name=name,
+            props=model_security_group_props(stage),
             vpc=network.vpc,
             endpoint_security_group=network.endpoint_security_group,
         )
@@ -147,21 +115,15 @@ class ServingStack(StageStack):
         self.guardrails = SageMakerGuardrails(
             self,
             "Guardrails",
-            stage=stage,
-            subnet_ids=subnet_ids,
-            security_group_ids=[self.model_network.security_group.security_group_id],
-            kms_key_arns=[keys.artifacts.key_arn, keys.data.key_arn],
+            props=guardrails_props(stage),
+            subnets=subnets,
+            security_groups=[self.model_network.security_group],
+            keys=[keys.artifacts, keys.data],
         )
         self.model_role = ServingModelRole(
             self,
             "ModelRole",
-            props=ServingRoleProps(
-                qualifier=stage.qualifier,
-                path=serving_role_path(stage),
-                endpoint_name=name,
-                model_artifacts_prefix=f"{ml.pipeline.pipeline_name}/",
-                capture_prefix=CAPTURE_PREFIX,
-            ),
+            props=serving_role_props(stage, pipeline_name=ml.pipeline.pipeline_name),
             artifacts_bucket=buckets["artifacts"],
             artifacts_key=keys.artifacts,
             raw_bucket=buckets["raw"],
@@ -170,40 +132,21 @@ class ServingStack(StageStack):
             vpc=network.vpc,
             boundary=self.guardrails.policy,
         )
-        alarms = rollback_alarms(stage)
         self.alarms = EndpointRollbackAlarms(
-            self, "Alarms", props=RollbackAlarmsProps(alarms=alarms), condition=self.has_approved_model
+            self, "Alarms", props=rollback_alarms_props(stage), condition=self.has_approved_model
         )
-        storage = has_instance_storage(serving.instance_type)
+        endpoint = endpoint_props(stage, model_package=self.approved_model.value_as_string)
         self.endpoint = ServingEndpoint(
             self,
             "Endpoint",
-            props=EndpointProps(
-                endpoint_name=name,
-                variant_name=VARIANT_NAME,
-                instance_type=serving.instance_type,
-                initial_instance_count=serving.initial_instance_count,
-                volume_kms_key_arn=None if storage else keys.artifacts.key_arn,
-                instance_storage_reason=(
-                    f"{serving.instance_type} keeps the model on local NVMe instance storage, which the "
-                    "instance encrypts in hardware; SageMaker rejects a volume KMS key for it "
-                    '(stage: serving.volume_encryption = "instance-storage")'
-                    if storage
-                    else None
-                ),
-                capture_destination=capture_destination(buckets["raw"].bucket_name),
-                capture_kms_key_arn=keys.data.key_arn,
-                capture_sampling_percent=serving.capture_sampling_percent,
-                capture_csv_content_types=tuple(t for t in INFERENCE_CONTENT_TYPES if t == CSV),
-                capture_json_content_types=tuple(t for t in INFERENCE_CONTENT_TYPES if t != CSV),
-                deployment=serving.deployment,
-                rollback_alarm_names=tuple(a.name for a in alarms),
-            ),
+            props=endpoint,
             condition=self.has_approved_model,
-            model_package=self.approved_model.value_as_string,
             role=self.model_role.role,
-            subnet_ids=subnet_ids,
+            subnets=subnets,
             security_group=self.model_network.security_group,
+            volume_key=keys.artifacts if endpoint.volume_key_required else None,
+            capture_bucket=buckets["raw"],
+            capture_key=keys.data,
         )
         # SageMaker checks the rollback alarms exist when it creates or updates the endpoint.
         for alarm in self.alarms.alarms.values():
@@ -211,31 +154,14 @@ class ServingStack(StageStack):
         self.autoscaling = EndpointAutoscaling(
             self,
             "Autoscaling",
-            props=AutoscalingProps(
-                endpoint_name=name,
-                variant_name=VARIANT_NAME,
-                min_instances=serving.min_instances,
-                max_instances=serving.max_instances,
-                invocations_per_instance=serving.invocations_per_instance,
-                scale_in_cooldown_seconds=serving.scale_in_cooldown_seconds,
-                scale_out_cooldown_seconds=serving.scale_out_cooldown_seconds,
-            ),
+            props=autoscaling_props(stage),
             condition=self.has_approved_model,
             endpoint=self.endpoint.endpoint,
         )
         self.api = InferenceApi(
             self,
             "Api",
-            props=InferenceApiProps(
-                api_name=api_name(stage),
-                stage_name=API_STAGE_NAME,
-                endpoint_name=name,
-                throttle_rate_per_second=serving.api.throttle_rate_per_second,
-                throttle_burst=serving.api.throttle_burst,
-                quota_per_day=serving.api.quota_per_day,
-                max_payload_bytes=invoke_endpoint_payload_limit(),
-                log_retention_days=stage.log_retention_days,
-            ),
+            props=inference_api_props(stage),
             vpc_endpoint=network.interface_endpoints["execute-api"],
             logs_key=keys.logs,
         )

@@ -15,7 +15,6 @@ from stage.names import (
     CAPTURE_PREFIX,
     alarm_names,
     api_name,
-    capture_destination,
     endpoint_name,
     serving_role_path,
 )
@@ -207,10 +206,12 @@ def test_execute_api_is_a_default_endpoint_with_its_reason() -> None:
         assert "execute-api" in load_stage(name).interface_endpoints
 
 
-def test_capture_lands_under_the_capture_prefix_of_the_raw_bucket() -> None:
+def test_capture_lands_under_a_top_level_prefix_beside_the_datasets() -> None:
     assert CAPTURE_PREFIX == "capture/"
-    # SageMaker appends /<endpoint>/<variant>/yyyy/mm/dd/hh/ itself: no trailing slash here.
-    assert capture_destination("rookery-dev-raw-1-eu-west-1") == "s3://rookery-dev-raw-1-eu-west-1/capture"
+    for name in ("dev", "prod"):
+        stage = load_stage(name)
+        assert not stage.data.layout.data_prefix(stage.dataset).startswith(CAPTURE_PREFIX)
+        assert not CAPTURE_PREFIX.startswith(stage.data.layout.data_prefix(stage.dataset))
 
 
 def test_serving_names_are_stable_and_derived_from_the_stage() -> None:

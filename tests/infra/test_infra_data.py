@@ -30,6 +30,7 @@ import aws_cdk as cdk  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 
 from infra.app import repo_context  # noqa: E402
+from infra.stacks.stage_props import data_keys_props, data_lake_props  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("infra-synth")
 
@@ -249,7 +250,9 @@ def test_vpc_endpoint_exceptions_are_the_deployment_role_and_the_services_that_n
 def _probe_lake() -> tuple[cdk.Stack, DataLake]:
     stack = cdk.Stack(cdk.App(context=repo_context()), "Probe")  # the repo's feature flags, as in synth
     stage = load_stage("dev")
-    return stack, DataLake(stack, "Lake", stage=stage, keys=DataKeys(stack, "Keys", stage=stage))
+    keys = DataKeys(stack, "Keys", props=data_keys_props(stage))
+    lake_props = data_lake_props(stage, account=stack.account, region=stack.region)
+    return stack, DataLake(stack, "Lake", props=lake_props, keys=keys)
 
 
 def test_an_exception_for_an_unknown_bucket_or_without_the_deployment_role_is_refused() -> None:

@@ -136,7 +136,7 @@ def test_the_execution_role_is_sagemakers_under_the_stage_path_with_the_boundary
 
 
 def test_the_data_stack_trusts_exactly_the_execution_roles_path_on_the_artifacts_bucket(synth: Synth) -> None:
-    exception = execution_role_exception(synth.stage)
+    exception = execution_role_exception(sagemaker_role_path(synth.stage))
     assert exception.buckets == ("artifacts",)
     pattern = synth.stacks.data.resolve(exception.arn)["Fn::Sub"]
     role_path = synth.props(synth.stacks.ml.execution.role)["Path"]

@@ -356,6 +356,7 @@ def test_the_open_policy_is_attached_to_the_roles_the_stage_names() -> None:
     from aws_cdk.assertions import Template  # noqa: PLC0415
 
     from infra.constructs.notebook import ProjectNotebook  # noqa: PLC0415
+    from infra.stacks.stage_props import notebook_props  # noqa: PLC0415
     from stage import load_stage  # noqa: PLC0415
 
     stage = load_stage("dev")
@@ -375,7 +376,7 @@ def test_the_open_policy_is_attached_to_the_roles_the_stage_names() -> None:
     notebook = ProjectNotebook(
         stack,
         "Notebook",
-        stage=stage,
+        props=notebook_props(stage, pipeline_name="rookery-dev-pipeline"),
         subnet=vpc.isolated_subnets[0],
         security_group=ec2.SecurityGroup(stack, "Group", vpc=vpc),
         raw_bucket=bucket,
@@ -383,7 +384,6 @@ def test_the_open_policy_is_attached_to_the_roles_the_stage_names() -> None:
         artifacts_bucket=bucket,
         data_key=key,
         artifacts_key=key,
-        pipeline_name="rookery-dev-pipeline",
         boundary=iam.ManagedPolicy(
             stack, "Boundary", statements=[iam.PolicyStatement(actions=["s3:GetObject"], resources=["*"])]
         ),

@@ -120,29 +120,38 @@ def test_a_missing_function_folder_fails_with_the_fix(tmp_path: Path) -> None:
         package_function("nope", tmp_path)
 
 
-def test_function_settings_validate_name_handler_and_concurrency() -> None:
+def test_function_props_validate_name_handler_and_concurrency() -> None:
     from stage.toolchain import use_venv_node  # noqa: PLC0415
 
     use_venv_node()
-    from infra.constructs.function import FunctionSettings  # noqa: PLC0415
+    from infra.constructs.function import FunctionProps  # noqa: PLC0415
 
     with pytest.raises(ValueError, match="is not a Python package"):
-        FunctionSettings(
-            name="nope", handler="nope.handler.lambda_handler", description="d", reserved_concurrency=1
+        FunctionProps(
+            qualifier="rookery-dev",
+            name="nope",
+            handler="nope.handler.lambda_handler",
+            description="d",
+            reserved_concurrency=1,
         )
     with pytest.raises(ValueError, match="must live in package 'firehose_transform'"):
-        FunctionSettings(
-            name="firehose_transform", handler="other.h", description="d", reserved_concurrency=1
+        FunctionProps(
+            qualifier="rookery-dev",
+            name="firehose_transform",
+            handler="other.h",
+            description="d",
+            reserved_concurrency=1,
         )
     with pytest.raises(ValueError, match="reserved_concurrency must be at least 1"):
-        FunctionSettings(
-            name="firehose_transform", handler="firehose_transform.handler.lambda_handler", description="d",
-            reserved_concurrency=0,
+        FunctionProps(
+            qualifier="rookery-dev", name="firehose_transform",
+            handler="firehose_transform.handler.lambda_handler", description="d", reserved_concurrency=0,
         )  # fmt: skip
     with pytest.raises(ValueError, match="set by the construct"):
-        FunctionSettings(
-            name="firehose_transform", handler="firehose_transform.handler.lambda_handler", description="d",
-            reserved_concurrency=1, environment={"POWERTOOLS_SERVICE_NAME": "x"},
+        FunctionProps(
+            qualifier="rookery-dev", name="firehose_transform",
+            handler="firehose_transform.handler.lambda_handler", description="d", reserved_concurrency=1,
+            environment={"POWERTOOLS_SERVICE_NAME": "x"},
         )  # fmt: skip
 
 
@@ -201,8 +210,10 @@ def test_network_settings_cdk_would_reject_later_fail_first_with_the_fix(
     from stage.toolchain import use_venv_node  # noqa: PLC0415
 
     use_venv_node()
-    from infra.constructs.network import check_network_settings  # noqa: PLC0415
+    import aws_cdk as cdk  # noqa: PLC0415
+
+    from infra.app import build_stacks, repo_context  # noqa: PLC0415
 
     stage = parse_stage("qa", {"dataset": load_stage("dev").dataset.model_dump(), **overrides}, source="test")
     with pytest.raises(ConfigError, match=re.escape(message)):
-        check_network_settings(stage)
+        build_stacks(cdk.App(context=repo_context()), stage)

@@ -21,8 +21,8 @@ from infra.constructs.inference_api import (
     WAF_REDACTED_HEADERS,
     InferenceApi,
     greater_than_pattern,
+    invoke_endpoint_payload_limit,
 )
-from infra.stacks.serving import invoke_endpoint_payload_limit
 from rookery_image.contract import MAX_PAYLOAD_BYTES
 from stage.names import API_STAGE_NAME, api_name, endpoint_name
 
