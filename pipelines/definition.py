@@ -1,4 +1,4 @@
-"""Reading a rendered pipeline definition (the JSON dict): steps, expressions, references."""
+"""Walking a rendered pipeline definition (the JSON dict): its steps, its nodes and their paths."""
 
 from __future__ import annotations
 
@@ -52,39 +52,20 @@ def own_arguments(step: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in (step.get("Arguments") or {}).items() if k not in ("IfSteps", "ElseSteps")}
 
 
-def dependencies(definition: Mapping[str, Any]) -> dict[str, frozenset[str]]:
-    """Step name -> the steps it waits for: ``DependsOn``, step properties and property files it
-    reads, and the condition whose branch holds it. The DAG the service (and the local engine) runs."""
-    names = set(steps_by_name(definition))
-    graph: dict[str, frozenset[str]] = {}
-
-    def visit(steps: Iterable[Mapping[str, Any]], parent: str | None) -> None:
-        for step in steps:
-            name = str(step.get("Name"))
-            needs = {str(d) for d in step.get("DependsOn", []) or []}
-            for target in references(own_arguments(step)):
-                head, _, rest = target.partition(".")
-                step_name = rest.split(".", 1)[0].split("[", 1)[0]
-                if head == "Steps" and step_name in names:
-                    needs.add(step_name)
-            if parent is not None:
-                needs.add(parent)
-            graph[name] = frozenset(needs - {name})
-            if step.get("Type") == "Condition":
-                args = step.get("Arguments", {})
-                visit(args.get("IfSteps", []), name)
-                visit(args.get("ElseSteps", []), name)
-
-    visit(definition.get("Steps", []), None)
-    return graph
-
-
 def steps_by_name(definition: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return {str(step.get("Name")): step for step in iter_steps(definition.get("Steps", []))}
 
 
 def parameter_defaults(definition: Mapping[str, Any]) -> dict[str, Any]:
     return {p["Name"]: p.get("DefaultValue") for p in definition.get("Parameters", [])}
+
+
+def field_path(*parts: str | int) -> str:
+    """``("A", "B", 0, "C")`` -> ``A.B[0].C``, the way findings and refusals name a field."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
+    return text
 
 
 def dig(value: Any, *path: str | int) -> Any:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-# Controls (see ../shared/design/security-controls.md, T1-T6) and rookery's structural checks.
+# Controls T1-T6 (docs/controls.md) and rookery's structural checks.
 CONTROLS: Final = {
     "T1": "runs in the project VPC (the stage's subnets and security groups)",
     "T2": "network isolation (the job needs no network)",
@@ -16,7 +16,8 @@ CONTROLS: Final = {
     "T5": "spot training has a checkpoint URI and a bounded wait",
     "T6": "images come from the project's private ECR repository",
     "SHAPE": "arguments match the SageMaker API request shape (botocore)",
-    "REF": "expressions refer to parameters, steps and property files that exist",
+    "REF": "expressions name parameters, execution variables, step properties and property files that "
+    "exist, with SageMaker's functions; the steps form a DAG",
 }
 
 # How a definition acknowledges an exception, in the step's Description (a free-text field the

@@ -18,8 +18,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from pipelines.definition import dig, is_expression, iter_steps, parameter_defaults, steps_by_name
+from pipelines.definition import dig, field_path, is_expression, iter_steps, parameter_defaults, steps_by_name
 from pipelines.findings import Finding, acknowledgements
+from pipelines.reading.containers import image_fields, training_job_definitions
 from pipelines.settings import BUILTIN_XGBOOST_LAYOUT, BUILTIN_XGBOOST_REPOSITORY
 
 # T5: the longest a spot job may wait for capacity plus run (5 days, ml.training.max_wait_seconds' bound).
@@ -54,7 +55,6 @@ class _Job:
     encryption: tuple[str, ...] | None
     volume_key: tuple[str, ...] | None
     output_key: tuple[str, ...] | None
-    image: tuple[str, ...]
     subject: str = "the job"  # who the messages name
 
 
@@ -65,7 +65,6 @@ _PROCESSING = _Job(
     encryption=("NetworkConfig", "EnableInterContainerTrafficEncryption"),
     volume_key=("ProcessingResources", "ClusterConfig", "VolumeKmsKeyId"),
     output_key=("ProcessingOutputConfig", "KmsKeyId"),
-    image=("AppSpecification", "ImageUri"),
 )
 _TRAINING = _Job(
     subnets=("VpcConfig", "Subnets"),
@@ -74,7 +73,6 @@ _TRAINING = _Job(
     encryption=("EnableInterContainerTrafficEncryption",),
     volume_key=("ResourceConfig", "VolumeKmsKeyId"),
     output_key=("OutputDataConfig", "KmsKeyId"),
-    image=("AlgorithmSpecification", "TrainingImage"),
 )
 # Network settings of a transform job live on its model (checked on the Model step).
 _TRANSFORM = _Job(
@@ -84,7 +82,6 @@ _TRANSFORM = _Job(
     encryption=None,
     volume_key=("TransformResources", "VolumeKmsKeyId"),
     output_key=("TransformOutput", "KmsKeyId"),
-    image=(),
 )
 # A model has no storage of its own (CreateModel takes no KMS key); its VPC and isolation are
 # those of every transform job on it, so they are held to the same expectations as a job's.
@@ -95,7 +92,6 @@ _MODEL = _Job(
     encryption=None,
     volume_key=None,
     output_key=None,
-    image=(),
     subject="the model (and every transform job on it)",
 )
 
@@ -250,7 +246,8 @@ def _project_image(definition: Mapping[str, Any], expected: Expected) -> str | N
         return expected.project_image
     for step in iter_steps(definition.get("Steps", [])):
         if step.get("Type") == "Processing":
-            image = dig(step, "Arguments", "AppSpecification", "ImageUri")
+            (field,) = image_fields(step)
+            image = dig(step.get("Arguments") or {}, *field.image)
             return image if isinstance(image, str) else None
     return None
 
@@ -273,24 +270,14 @@ def _step_findings(
     defaults = parameter_defaults(definition)
     if kind == "Processing":
         yield from _job_findings(name, args, _PROCESSING, expected)
-        yield from _image_findings(name, "AppSpecification.ImageUri", dig(args, *_PROCESSING.image), project)
     elif kind == "Training":
         yield from _job_findings(name, args, _TRAINING, expected)
         yield from _spot_findings(name, args, defaults)
-        yield from _image_findings(
-            name, "AlgorithmSpecification.TrainingImage", dig(args, *_TRAINING.image), project
-        )
     elif kind == "Tuning":
-        definitions = args.get("TrainingJobDefinitions") or [args.get("TrainingJobDefinition") or {}]
-        for i, job in enumerate(definitions):
-            at = (
-                "TrainingJobDefinition" if "TrainingJobDefinition" in args else f"TrainingJobDefinitions[{i}]"
-            )
+        for path, job in training_job_definitions(args):
+            at = field_path(*path)
             yield from _job_findings(name, job, _TRAINING, expected, at)
             yield from _spot_findings(name, job, defaults, at)
-            yield from _image_findings(
-                name, f"{at}.AlgorithmSpecification.TrainingImage", dig(job, *_TRAINING.image), project
-            )
     elif kind == "Transform":
         yield from _job_findings(name, args, _TRANSFORM, expected)
         if _model_of(step, steps_by_name(definition)) is None:
@@ -303,14 +290,8 @@ def _step_findings(
             )
     elif kind == "Model":
         yield from _job_findings(name, args, _MODEL, expected)
-        containers = [args["PrimaryContainer"]] if "PrimaryContainer" in args else args.get("Containers", [])
-        for i, container in enumerate(containers):
-            field = "PrimaryContainer.Image" if "PrimaryContainer" in args else f"Containers[{i}].Image"
-            yield from _image_findings(name, field, container.get("Image"), project)
-    elif kind == "RegisterModel":
-        for i, container in enumerate(dig(args, "InferenceSpecification", "Containers") or []):
-            field = f"InferenceSpecification.Containers[{i}].Image"
-            yield from _image_findings(name, field, container.get("Image"), project)
+    for image in image_fields(step):
+        yield from _image_findings(name, field_path(*image.image), dig(args, *image.image), project)
 
 
 def check_perimeter(definition: Mapping[str, Any], expected: Expected | None = None) -> list[Finding]:

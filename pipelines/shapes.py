@@ -2,8 +2,8 @@
 
 A pipeline step's arguments are the Create* request the service sends at run time, minus the
 job name (the service names jobs) and with pipeline expressions in some fields. Each
-expression is replaced by a typed placeholder: a ``Get`` of a parameter by a value of the
-parameter's declared type, anything else by a value of the type the shape expects there, so
+expression is replaced by a typed placeholder: a ``Get`` of a parameter or an execution variable by
+a value of its type, anything else by a value of the type the shape expects there, so
 botocore's ``ParamValidator`` checks required members, unknown members, types and minimums,
 and this module adds the enum and pattern checks botocore leaves to the service.
 """
@@ -16,12 +16,13 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-import botocore.session
-from botocore.model import ListShape, MapShape, ServiceModel, Shape, StructureShape
+from botocore.model import ListShape, MapShape, Shape, StructureShape
 from botocore.validate import ParamValidator
 
 from pipelines.definition import is_expression, iter_steps, parameter_defaults
 from pipelines.findings import Finding
+from pipelines.reading.properties import service_model
+from pipelines.reading.variables import EXECUTION_VARIABLES
 
 # Step type -> (API operation, the name member the service fills in at run time).
 OPERATIONS: Final = {
@@ -35,13 +36,9 @@ OPERATIONS: Final = {
 # Step types with no API request of their own.
 NO_REQUEST: Final = ("Condition", "Fail")
 
-_PARAMETER_TYPES: Final = {"String": "string", "Integer": "integer", "Float": "float", "Boolean": "boolean"}
+# A pipeline parameter type (the reader's PARAMETER_TYPES) -> the botocore type of its values.
+_BOTOCORE_TYPES: Final = {"String": "string", "Integer": "integer", "Float": "float", "Boolean": "boolean"}
 _REPORT_FIELD = re.compile(r"(?:parameter|in) ([A-Za-z0-9_.\[\]]+)")
-
-
-@functools.cache
-def service_model() -> ServiceModel:
-    return botocore.session.get_session().get_service_model("sagemaker")
 
 
 def _placeholder(type_name: str, shape: Shape | None) -> Any:
@@ -67,10 +64,15 @@ def _placeholder(type_name: str, shape: Shape | None) -> Any:
 def _for_expression(expr: Mapping[str, Any], shape: Shape, parameter_types: Mapping[str, str]) -> Any:
     (key,) = expr
     value = expr[key]
-    if key == "Get" and isinstance(value, str) and value.startswith("Parameters."):
-        declared = parameter_types.get(value.removeprefix("Parameters."))
-        if declared in _PARAMETER_TYPES:
-            return _placeholder(_PARAMETER_TYPES[declared], shape)
+    if key == "Get" and isinstance(value, str):
+        kind, _, name = value.partition(".")
+        declared = None
+        if kind == "Parameters":
+            declared = parameter_types.get(name)
+        elif kind == "Execution" and name in EXECUTION_VARIABLES:
+            declared = EXECUTION_VARIABLES[name].value_type
+        if declared in _BOTOCORE_TYPES:
+            return _placeholder(_BOTOCORE_TYPES[declared], shape)
     if key == "Std:Join":
         return _placeholder("string", shape)  # Join always produces a string
     return _placeholder(shape.type_name, shape)

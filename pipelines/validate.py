@@ -1,36 +1,21 @@
 """``rookery pipeline validate``: every check over a definition, as one list of findings.
 
-The perimeter (T1-T6), the API request shapes (SHAPE) and the references between steps,
-parameters and property files (REF). Pure; reads nothing but the definition.
+The perimeter (T1-T6), the API request shapes (SHAPE) and what the definition reader finds in
+the references, functions and step graph (REF). Pure; reads nothing but the definition.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-from pipelines.definition import iter_steps, own_arguments, steps_by_name, walk
 from pipelines.findings import Finding
 from pipelines.perimeter import Expected, check_perimeter
+from pipelines.reading import read_definition
 from pipelines.settings import PipelineResources
 from pipelines.shapes import validate_shapes
-
-EXECUTION_VARIABLES: Final = frozenset(
-    {
-        "StartDateTime",
-        "CurrentDateTime",
-        "PipelineName",
-        "PipelineArn",
-        "PipelineExecutionId",
-        "PipelineExecutionArn",
-        "TrainingJobName",
-        "ProcessingJobName",
-    }
-)
-_STEP_REFERENCE = re.compile(r"^Steps\.([^.\[]+)")
 
 
 class DefinitionError(ValueError):
@@ -57,47 +42,8 @@ def load_definition(path: Path) -> dict[str, Any]:
 
 
 def check_references(definition: Mapping[str, Any]) -> list[Finding]:
-    """Every ``Get`` names a declared parameter, a known execution variable or an existing step."""
-    parameters = {p.get("Name") for p in definition.get("Parameters", [])}
-    steps = steps_by_name(definition)
-    findings = []
-    for step in iter_steps(definition.get("Steps", [])):
-        name = str(step.get("Name"))
-        for dependency in step.get("DependsOn", []) or []:
-            if dependency not in steps:
-                findings.append(
-                    Finding(
-                        name, "DependsOn", "REF", f"depends on unknown step {dependency!r}", "fix the name"
-                    )
-                )
-        for path, value in walk(own_arguments(step), "Arguments"):
-            if not (isinstance(value, Mapping) and isinstance(value.get("Get"), str)):
-                continue
-            reference: str = value["Get"]
-            kind, _, rest = reference.partition(".")
-            problem = None
-            if kind == "Parameters" and rest not in parameters:
-                problem = f"refers to undeclared parameter {rest!r}"
-            elif kind == "Execution" and rest not in EXECUTION_VARIABLES:
-                problem = f"refers to unknown execution variable {rest!r}"
-            elif kind == "Steps":
-                match = _STEP_REFERENCE.match(reference)
-                target = steps.get(match.group(1)) if match else None
-                if target is None:
-                    problem = f"refers to unknown step in {reference!r}"
-                elif ".PropertyFiles." in reference:
-                    wanted = reference.rsplit(".", 1)[-1]
-                    files = {f.get("PropertyFileName") for f in target.get("PropertyFiles", [])}
-                    if wanted not in files:
-                        owner = target.get("Name")
-                        problem = f"refers to property file {wanted!r}, which step {owner!r} does not declare"
-            elif kind not in ("Parameters", "Execution", "Steps"):
-                problem = f"unknown reference {reference!r}"
-            if problem:
-                findings.append(
-                    Finding(name, path, "REF", problem, "refer to something the definition declares")
-                )
-    return findings
+    """The definition reader's problems (references, functions, the step graph) as REF findings."""
+    return [Finding(p.step, p.field, "REF", p.what, p.fix) for p in read_definition(definition)]
 
 
 def expected_for(resources: PipelineResources) -> Expected:

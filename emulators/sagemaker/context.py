@@ -119,6 +119,7 @@ class StepContext:
     execution_id: str
     step_name: str
     step_type: str
+    job_name: str  # the job (or model) the step creates, named the way pipeline steps name them
     args: dict[str, Any]  # the step's Arguments with every expression resolved
     raw_step: Mapping[str, Any]
     job_dir: Path

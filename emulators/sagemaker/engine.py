@@ -30,7 +30,7 @@ from emulators.core.errors import (
 from emulators.core.home import LocalHome
 from emulators.core.images import ImageMap
 from emulators.sagemaker.checks import check_definition, check_resolved
-from emulators.sagemaker.context import InterruptPlan, StepContext, StepResult, random_id
+from emulators.sagemaker.context import InterruptPlan, StepContext, StepResult, job_name, random_id
 from emulators.sagemaker.expressions import ExpressionError, Scope, lookup
 from emulators.sagemaker.models import run_model, run_register
 from emulators.sagemaker.parameters import resolve_parameters
@@ -39,7 +39,9 @@ from emulators.sagemaker.records import EXECUTION_FILE, Execution, Note, StepEve
 from emulators.sagemaker.training import run_training
 from emulators.sagemaker.transform import run_transform
 from emulators.sagemaker.tuning import run_tuning
-from pipelines.definition import dependencies, own_arguments, steps_by_name
+from pipelines.definition import own_arguments, steps_by_name
+from pipelines.reading.graph import dependencies
+from pipelines.reading.variables import EXECUTION_VARIABLES
 
 DEFAULT_PIPELINE_NAME: Final = "rookery-local-pipeline"
 _JOB_STEPS: Final = ("Processing", "Training", "Tuning", "Transform")
@@ -369,10 +371,11 @@ class _Run:
         return True
 
     # -- one step ---------------------------------------------------------------------------------
-    def scope(self) -> Scope:
+    def scope(self, job_variables: Mapping[str, str] | None = None) -> Scope:
+        """What a step's expressions read; ``job_variables`` name the job the step creates."""
         return Scope(
             self.parameters,
-            {**self.variables, "CurrentDateTime": now().isoformat()},
+            {**self.variables, **(job_variables or {}), "CurrentDateTime": now().isoformat()},
             self._properties_of,
             self._property_file,
         )
@@ -422,7 +425,8 @@ class _Run:
         if kind in _JOB_STEPS:
             record.job_dir = self.jobs_dir / name
         self.set_status(name, "Executing")
-        scope = self.scope()
+        job = job_name(self.id, name)
+        scope = self.scope({v.name: job for v in EXECUTION_VARIABLES.values() if v.job_of == kind})
         with record.log_path.open("a", encoding="utf-8") as log:
             log.write(f"[rookery local] {now().isoformat()} step {name} ({kind}) of execution {self.id}\n")
             for note in self.execution.notes:
@@ -449,6 +453,7 @@ class _Run:
             execution_id=self.id,
             step_name=name,
             step_type=kind,
+            job_name=job,
             args=args,
             raw_step=step,
             job_dir=self.jobs_dir / name,

@@ -1,23 +1,23 @@
 """Pipeline expressions as SageMaker evaluates them: ``Get``, ``Std:Join``, ``Std:JsonGet``, conditions.
 
 Pure functions over a :class:`Scope` that answers parameters, execution variables, step
-properties and property files. Property paths look like the SDK writes them:
-``Steps.Preprocess.ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri``,
-``Steps.Train.FinalMetricDataList['validation:auc'].Value``, ``Steps.Tune.TrainingJobSummaries[0]...``.
-A ``['name']`` index on a list picks the item whose ``...Name`` member equals ``name`` (OutputName,
-MetricName, ChannelName), as the service does.
+properties and property files. Property paths are read by ``pipelines.reading.paths``
+(``Steps.Train.FinalMetricDataList['validation:auc'].Value``); a ``['name']`` index on a list
+picks the item whose ``...Name`` member equals ``name`` (OutputName, MetricName, ChannelName), as
+the service does.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-FUNCTIONS: Final = ("Get", "Std:Join", "Std:JsonGet")
+from pipelines.reading.paths import Token, show, split_step_reference, tokens
+from pipelines.reading.references import FUNCTIONS
+
 CONDITION_TYPES: Final = (
     "Equals",
     "GreaterThan",
@@ -28,54 +28,10 @@ CONDITION_TYPES: Final = (
     "Not",
     "Or",
 )
-_TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\['([^']*)'\]|\[\"([^\"]*)\"\]")
-_STEP_NAME = re.compile(r"^Steps\.([A-Za-z0-9_\-]+)(.*)$")
-
-Token = str | int | tuple[str]  # member name, list index, or ('key',) for a keyed lookup
 
 
 class ExpressionError(ValueError):
     """An expression cannot be evaluated (missing value, wrong type); the message says which and why."""
-
-
-def tokens(path: str) -> list[Token]:
-    """``A.B['x'][0].C`` -> ``['A', 'B', ('x',), 0, 'C']``; ValueError when the text is not a path."""
-    found: list[Token] = []
-    pos = 0
-    while pos < len(path):
-        match = _TOKEN.match(path, pos)
-        if match is None or match.end() == pos:
-            raise ValueError(f"cannot read {path!r} at {path[pos:]!r}")
-        name, index, key1, key2 = match.groups()
-        if name is not None:
-            found.append(name)
-        elif index is not None:
-            found.append(int(index))
-        else:
-            found.append((key1 if key1 is not None else key2,))
-        pos = match.end()
-    return found
-
-
-def split_step_reference(reference: str) -> tuple[str, list[Token]]:
-    """``Steps.X.a.b`` -> ``("X", ["a", "b"])``; ValueError for anything else."""
-    match = _STEP_NAME.match(reference)
-    if match is None:
-        raise ValueError(f"{reference!r} is not a step reference (Steps.<name>.<property>)")
-    rest = match.group(2)
-    return match.group(1), tokens(rest) if rest else []
-
-
-def show(path: list[Token]) -> str:
-    out = ""
-    for token in path:
-        if isinstance(token, int):
-            out += f"[{token}]"
-        elif isinstance(token, tuple):
-            out += f"['{token[0]}']"
-        else:
-            out += f".{token}" if out else token
-    return out
 
 
 def lookup(value: Any, path: list[Token], where: str) -> Any:
@@ -115,20 +71,6 @@ def _named(item: Any, key: str) -> bool:
 
 def is_expression(value: object) -> bool:
     return isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in FUNCTIONS
-
-
-def walk_expressions(value: Any, path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """Every expression (outermost first) and every unknown ``Std:*`` function, with its JSON path."""
-    if isinstance(value, Mapping):
-        if len(value) == 1:
-            (key,) = value
-            if key in FUNCTIONS or str(key).startswith("Std:"):
-                yield path, value
-        for key, item in value.items():
-            yield from walk_expressions(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            yield from walk_expressions(item, f"{path}[{i}]")
 
 
 def to_text(value: Any) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from emulators.core.errors import LocalEngineError, RegistryError, StepFailedError
 from emulators.core.home import LocalHome
-from emulators.sagemaker.context import StepContext, StepResult, job_name
+from emulators.sagemaker.context import StepContext, StepResult
 from emulators.sagemaker.expressions import to_text
 from emulators.sagemaker.records import now
 from emulators.sagemaker.registry import LocalRegistry
@@ -32,7 +32,7 @@ def run_model(ctx: StepContext) -> StepResult:
     args = ctx.args
     container = args["PrimaryContainer"]
     _require_object(ctx, container["ModelDataUrl"], "PrimaryContainer.ModelDataUrl")
-    name = job_name(ctx.execution_id, ctx.step_name)
+    name = ctx.job_name
     properties: dict[str, Any] = {
         **args,
         "ModelName": name,

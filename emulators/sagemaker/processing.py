@@ -13,14 +13,14 @@ from typing import Any
 from emulators.core import procs
 from emulators.core.errors import StepFailedError
 from emulators.s3 import storage
-from emulators.sagemaker.context import StepContext, StepResult, fresh_dir, in_sandbox, job_name
+from emulators.sagemaker.context import StepContext, StepResult, fresh_dir, in_sandbox
 from emulators.sagemaker.expressions import to_text
 from emulators.sagemaker.records import now
 
 
 def run_processing(ctx: StepContext) -> StepResult:
     args = ctx.args
-    name = job_name(ctx.execution_id, ctx.step_name)
+    name = ctx.job_name
     sandbox = fresh_dir(ctx.job_dir)
     created = now()
     properties: dict[str, Any] = {

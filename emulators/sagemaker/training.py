@@ -30,7 +30,6 @@ from emulators.sagemaker.context import (
     Trigger,
     fresh_dir,
     in_sandbox,
-    job_name,
 )
 from emulators.sagemaker.expressions import to_text
 from emulators.sagemaker.records import now
@@ -281,7 +280,7 @@ def run_training_job(
 
 def run_training(ctx: StepContext) -> StepResult:
     """The Training step: one job named like a pipeline's, checkpoints at CheckpointConfig.S3Uri."""
-    name = job_name(ctx.execution_id, ctx.step_name)
+    name = ctx.job_name
     plan = ctx.interrupt if ctx.interrupt is not None and ctx.interrupt.applies_to(ctx.step_name) else None
     checkpoint_uri = (ctx.args.get("CheckpointConfig") or {}).get("S3Uri")
     return run_training_job(

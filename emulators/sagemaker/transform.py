@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from emulators.core.errors import StepFailedError
 from emulators.core.serving import ServeError, ServeProcess
 from emulators.s3 import storage
-from emulators.sagemaker.context import StepContext, StepResult, fresh_dir, job_name
+from emulators.sagemaker.context import StepContext, StepResult, fresh_dir
 from emulators.sagemaker.models import load_model
 from emulators.sagemaker.records import now
 
@@ -55,7 +55,7 @@ class _Client(threading.local):
 
 def run_transform(ctx: StepContext) -> StepResult:
     args = ctx.args
-    name = job_name(ctx.execution_id, ctx.step_name)
+    name = ctx.job_name
     model = load_model(ctx.home, str(args["ModelName"]))
     container = model["PrimaryContainer"]
     source = args["TransformInput"]["DataSource"]["S3DataSource"]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from infra_testing import Synth, arn_of, ref, resources
 
-from infra.audit.rules import flatten
+from infra.audit.template import flatten
 from infra.constructs.catalog import INGEST_METADATA_COLUMNS, QUERY_SCAN_LIMIT_BYTES, dataset_columns
 from infra.constructs.data_lake import (
     VIA_SERVICES,

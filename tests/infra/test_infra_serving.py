@@ -19,7 +19,8 @@ from infra_testing import Synth, arn_of, ref, resources
 
 from infra import app as app_module
 from infra.audit import facts
-from infra.audit.rules import GUARDRAIL_KEYS, condition_keys, flatten
+from infra.audit.rules import GUARDRAIL_KEYS
+from infra.audit.template import condition_keys, flatten
 from infra.stacks.serving import ServingStack
 from pipelines.contract import INFERENCE_CONTENT_TYPES
 from pipelines.settings import model_package_group_name, pipeline_name

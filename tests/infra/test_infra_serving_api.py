@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from infra_testing import Synth, arn_of, ref, resources
 
-from infra.audit.rules import flatten
+from infra.audit.template import flatten
 from infra.constructs.inference_api import (
     ACCESS_LOG_FIELDS,
     ERROR_RESPONSES,

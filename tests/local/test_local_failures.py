@@ -152,6 +152,20 @@ def test_empty_input_fails_preprocess_with_the_jobs_own_reason(
     assert "has 1 file(s) but no records; ingest data first" in execution.failure_reason
 
 
+def test_a_processing_step_reads_its_own_job_name_from_the_execution_variable(
+    dev_stage: Stage, definition: dict[str, Any], tmp_home: LocalHome
+) -> None:
+    preprocess = step_named(definition, "Preprocess")
+    preprocess["Arguments"]["Environment"]["JOB"] = {"Get": "Execution.ProcessingJobName"}
+    definition["Steps"] = [preprocess]
+    put_jsonl(tmp_home, f"{PENGUINS_RAW}/penguins-1", [])  # the job runs, then fails at once
+    execution = engine_for(dev_stage, tmp_home).run(definition)
+    properties = execution.step("Preprocess").properties
+    assert properties["ProcessingJobStatus"] == "Failed"
+    assert properties["Environment"]["JOB"] == properties["ProcessingJobName"]
+    assert properties["ProcessingJobName"].startswith(f"pipelines-{execution.id}-Preprocess-")
+
+
 def test_no_input_at_all_fails_preprocess_like_sagemaker(
     dev_stage: Stage, definition: dict[str, Any], tmp_home: LocalHome
 ) -> None:

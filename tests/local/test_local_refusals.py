@@ -182,6 +182,20 @@ REFUSALS = [
         "unknown execution variable",
     ),
     (
+        "a training job's name outside a training step",
+        _edit("Preprocess", _set(["Environment", "X"], {"Get": "Execution.TrainingJobName"})),
+        "Preprocess",
+        "Arguments.Environment.X",
+        "the local engine gives it a value only in a Training step",
+    ),
+    (
+        "a JSON value read from an S3 object",
+        _edit("Fail", _set(["ErrorMessage"], {"Std:JsonGet": {"S3Uri": "s3://b/result.json", "Path": "x"}})),
+        "Fail",
+        "Arguments.ErrorMessage.S3Uri",
+        "Std:JsonGet over an S3Uri is not supported locally",
+    ),
+    (
         "an unknown function",
         _edit("Preprocess", _set(["Environment", "X"], {"Std:Concat": ["a", "b"]})),
         "Preprocess",
@@ -231,6 +245,13 @@ REFUSALS = [
         "Preprocess",
         "Arguments.AppSpecification.ContainerEntrypoint",
         "cannot run locally",
+    ),
+    (
+        "a processing job without an entrypoint",
+        _edit("Evaluate", lambda s: s["Arguments"]["AppSpecification"].pop("ContainerEntrypoint")),
+        "Evaluate",
+        "Arguments.AppSpecification.ContainerEntrypoint",
+        "is required locally (['python3', '/opt/program/<script>.py'])",
     ),
     (
         "a script that is not in the image",
@@ -476,6 +497,25 @@ def test_a_run_records_its_notes_in_the_execution_the_step_log_and_the_first_eve
     first = next(e for e in events if e.step_name == "Preprocess")
     assert first.status == "Starting" and first.message is not None
     assert first.message.startswith(f"note: {cache}")
+
+
+def test_each_job_name_variable_is_accepted_in_the_step_whose_job_it_names(
+    dev_stage: Stage, definition: Definition, tmp_home: LocalHome
+) -> None:
+    _edit("Preprocess", _set(["Environment", "JOB"], {"Get": "Execution.ProcessingJobName"}))(definition)
+    _edit("Train", _set(["Environment"], {"JOB": {"Get": "Execution.TrainingJobName"}}))(definition)
+    assert engine_for(dev_stage, tmp_home).check(definition) == []
+    _nothing_ran(tmp_home)
+
+
+def test_a_parameter_of_an_unknown_type_is_refused(
+    dev_stage: Stage, definition: Definition, tmp_home: LocalHome
+) -> None:
+    definition["Parameters"][1]["Type"] = "Text"
+    with pytest.raises(UnsupportedDefinition) as caught:
+        engine_for(dev_stage, tmp_home).check(definition)
+    assert (caught.value.step, caught.value.field) == ("(pipeline)", "Parameters[1].Type")
+    assert "'Text' is not a pipeline parameter type" in caught.value.problem
 
 
 def test_a_dependency_cycle_is_refused(dev_stage: Stage, definition: Definition, tmp_home: LocalHome) -> None:

@@ -19,11 +19,12 @@ from emulators.firehose.landing import DataFileError, land, read_records
 from emulators.s3.storage import list_prefix, stage
 from emulators.sagemaker import InterruptPlan, LocalHome, LocalRegistry, RegistryError
 from emulators.sagemaker.context import Trigger
-from emulators.sagemaker.expressions import ExpressionError, Scope, lookup, to_text, tokens
+from emulators.sagemaker.expressions import ExpressionError, Scope, lookup, to_text
 from emulators.sagemaker.parameters import resolve_parameters
 from emulators.sagemaker.transform import batches
 from emulators.sagemaker.tuning import sample
 from pipelines.parameters import ParameterError
+from pipelines.reading.paths import tokens
 from stage import DataLayout, DatasetSchema
 
 SCHEMA = DatasetSchema(

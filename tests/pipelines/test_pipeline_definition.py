@@ -10,7 +10,7 @@ import pytest
 from pipeline_testing import RENDER_GROUP, render
 
 from pipelines import PipelineResources, PipelineSettings, contract, steps
-from pipelines.definition import dependencies, dig, iter_steps, steps_by_name
+from pipelines.definition import dig, iter_steps, steps_by_name
 from pipelines.parameters import (
     AUC_THRESHOLD,
     INPUT_DATA_URI,
@@ -25,6 +25,7 @@ from pipelines.parameters import (
     TRANSFORM_INSTANCE_TYPE,
 )
 from pipelines.perimeter import MAX_WAIT_SECONDS
+from pipelines.reading.graph import dependencies
 from rookery_image import contract as image_contract
 from rookery_image import model as image_model
 from stage import Stage

@@ -1,8 +1,8 @@
 """What each step type exposes to ``Get Steps.<name>.<path>``: SageMaker's Describe* response shapes.
 
 The SDK builds step properties from the same botocore shapes (``DescribeProcessingJobResponse``
-for a processing step, ...); a path is valid when it walks those shapes. The engine fills the
-properties of a finished step in exactly these shapes, so a valid path always resolves.
+for a processing step, ...); a path is valid when it walks those shapes. The local engine fills
+the properties of a finished step in exactly these shapes, so a valid path always resolves.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Final
 import botocore.session
 from botocore.model import ListShape, MapShape, ServiceModel, Shape, StructureShape
 
-from emulators.sagemaker.expressions import Token, show
+from pipelines.reading.paths import Token, show
 
 # Step type -> the response shapes its properties follow (the SDK's shape names).
 PROPERTY_SHAPES: Final[dict[str, tuple[str, ...]]] = {
@@ -32,7 +32,8 @@ CONDITION_PROPERTIES: Final = ("Outcome",)
 
 
 @functools.cache
-def _model() -> ServiceModel:
+def service_model() -> ServiceModel:
+    """SageMaker's API model as botocore ships it (request and response shapes)."""
     return botocore.session.get_session().get_service_model("sagemaker")
 
 
@@ -59,13 +60,15 @@ def property_problem(step_type: str, path: list[Token]) -> str | None:
     if not path:
         return "names no property"
     if step_type == "Condition":
-        return None if path == ["Outcome"] else f"{show(path)}: a Condition step exposes only 'Outcome'"
+        if path == list(CONDITION_PROPERTIES):
+            return None
+        return f"{show(path)}: a Condition step exposes only {', '.join(map(repr, CONDITION_PROPERTIES))}"
     shapes = PROPERTY_SHAPES.get(step_type)
     if shapes is None:
         return f"a {step_type} step exposes no properties"
     problems = []
     for name in shapes:
-        problem = _walk(_model().shape_for(name), path)
+        problem = _walk(service_model().shape_for(name), path)
         if problem is None:
             return None
         problems.append(problem)
