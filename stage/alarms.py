@@ -1,8 +1,8 @@
 """The endpoint's rollback alarms as pure descriptions, in CloudWatch's units.
 
 The Serving stack turns each ``RollbackAlarm`` into an ``AWS::CloudWatch::Alarm`` that SageMaker's
-blue/green deployment watches; the local endpoint evaluates the very same descriptions on its own
-measurements (``breaches``, ``in_alarm``). The stage states thresholds in the units people think in
+blue/green deployment watches; ``breaches`` and ``in_alarm`` evaluate the very same descriptions
+on measurements taken elsewhere (a local endpoint's). The stage states thresholds in the units people think in
 (``stage.serving.RollbackAlarms``); ``cloudwatch_threshold`` is the one conversion to CloudWatch's.
 """
 

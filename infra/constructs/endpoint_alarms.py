@@ -1,7 +1,7 @@
 """Control H5: the rollback alarms SageMaker watches during a blue/green deployment.
 
-Each alarm is built from a pure ``stage.alarms.RollbackAlarm`` (the local endpoint evaluates the
-same descriptions), with the fixed name the endpoint's deployment config lists. They exist only
+Each alarm is built from a pure ``stage.alarms.RollbackAlarm`` (which can also be evaluated away from
+CloudWatch), with the fixed name the endpoint's deployment config lists. They exist only
 under ``condition``, like the endpoint whose metrics they read.
 """
 
@@ -70,8 +70,8 @@ class EndpointRollbackAlarms(Construct):
             acknowledge(
                 resource,
                 "NIST.800.53.R5::NIST.800.53.R5-CloudWatchAlarmAction",
-                f"{alarm.name} is read by SageMaker's blue/green deployment, which rolls the endpoint back "
-                "when it fires; the deployer publishes the outcome of every deployment for people to act on",
+                f"{alarm.name} exists to stop a blue/green deployment: SageMaker watches it during every "
+                "update of the endpoint and rolls back when it fires; it notifies nobody by itself",
             )
             alarms[alarm.purpose] = resource
         self.alarms: Mapping[str, cloudwatch.CfnAlarm] = MappingProxyType(alarms)

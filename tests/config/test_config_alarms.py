@@ -1,7 +1,7 @@
 """The rollback alarms as pure descriptions: CloudWatch's units from the stage's, and how they fire.
 
-The Serving stack builds its CloudWatch alarms from these descriptions and the local endpoint
-evaluates the same ones, so these tests pin the meaning both rely on.
+The Serving stack builds its CloudWatch alarms from these descriptions, and anything that evaluates
+them away from CloudWatch reads the same ones, so these tests pin the meaning both rely on.
 """
 
 from __future__ import annotations
