@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rookery.cli.audit import CDK_CLI, synth_environment
+from infra.audit.run import CDK_CLI, synth_environment
 from stage import REPO_ROOT, ConfigError
 from stage.toolchain import use_venv_node
 
