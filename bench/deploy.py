@@ -33,10 +33,10 @@ from emulators.core.images import ImageMap
 from emulators.sagemaker.registry import LocalRegistry, ModelPackage
 from emulators.sagemaker_runtime import DeploymentRecord, EndpointSettings, LocalDeployer, LocalEndpoint
 from pipelines.settings import PipelineResources
-from stage.names import model_package_group_name
 from rookery.demo.candidates import faulty_image, register_version, retrained_candidate
 from rookery.demo.traffic import Call, SteadyTraffic
 from stage import load_stage
+from stage.names import model_package_group_name
 
 TIME_SCALE: Final = 100.0  # the dev stage's 300 s bake takes 3 s
 CLIENTS: Final = 4

@@ -34,9 +34,8 @@ from infra.stacks.stage_props import (
     rollback_alarms_props,
     serving_role_props,
 )
-from pipelines.settings import model_package_group_name
 from stage import Stage
-from stage.names import APPROVED_MODEL_PARAMETER, bucket_name
+from stage.names import APPROVED_MODEL_PARAMETER, bucket_name, model_package_group_name
 
 
 def model_package_pattern(stage: Stage) -> str:

@@ -30,9 +30,9 @@ from infra.constructs.sagemaker_role import ExecutionRoleProps, ExecutionScope
 from infra.constructs.serving_role import ServingRoleProps
 from infra.constructs.trigger import TriggerProps
 from pipelines import PipelineResources, PipelineSettings, SettingsError, render_definition_cached
-from stage.capture import CSV_CONTENT_TYPES, JSON_CONTENT_TYPES
 from stage import ConfigError, Stage
 from stage.alarms import rollback_alarms
+from stage.capture import CSV_CONTENT_TYPES, JSON_CONTENT_TYPES
 from stage.names import (
     ALL_BUCKETS,
     API_STAGE_NAME,

@@ -23,8 +23,8 @@ from emulators.core.images import ImageMap
 from emulators.sagemaker.registry import LocalRegistry, ModelPackage
 from emulators.sagemaker_runtime import EndpointSettings
 from pipelines.settings import PipelineResources
-from stage.names import model_package_group_name
 from stage import Stage, load_stage
+from stage.names import model_package_group_name
 from stage.serving import DeploymentPolicy, RollbackAlarms, ServingSettings
 
 DEV: Final = load_stage("dev")

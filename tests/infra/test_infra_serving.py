@@ -23,15 +23,16 @@ from infra.audit.rules import GUARDRAIL_KEYS
 from infra.audit.template import condition_keys, flatten
 from infra.stacks.serving import ServingStack
 from pipelines.contract import INFERENCE_CONTENT_TYPES
-from stage.capture import CSV_CONTENT_TYPES, JSON_CONTENT_TYPES
-from pipelines.settings import model_package_group_name, pipeline_name
 from stage import STAGES_DIR, parse_stage
+from stage.capture import CSV_CONTENT_TYPES, JSON_CONTENT_TYPES
 from stage.names import (
     APPROVED_MODEL_PARAMETER,
     VARIANT_NAME,
     alarm_names,
     bucket_name,
     endpoint_name,
+    model_package_group_name,
+    pipeline_name,
     serving_role_path,
 )
 from stage.paths import CDK_JSON
