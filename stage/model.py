@@ -50,12 +50,13 @@ INTERFACE_ENDPOINTS: Mapping[str, str] = {
     "sqs": "Lambda dead-letter queues",
     "events": "EventBridge PutEvents from workloads",
     "ssm": "parameters for notebooks and jobs",
+    "execute-api": "the private inference API: API Gateway accepts it only through this endpoint",
 }
 # Without these, jobs in a no-NAT VPC cannot start (image pull, credentials, logs, keys).
 ESSENTIAL_ENDPOINTS = ("sagemaker.api", "sts", "logs", "kms", "ecr.api", "ecr.dkr")
 DEFAULT_ENDPOINTS = (
     "sagemaker.api", "sagemaker.runtime", "notebook", "sts", "logs", "monitoring",
-    "kms", "ecr.api", "ecr.dkr", "glue", "kinesis-firehose",
+    "kms", "ecr.api", "ecr.dkr", "glue", "kinesis-firehose", "execute-api",
 )  # fmt: skip
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,19}$")
@@ -385,6 +386,11 @@ class Stage(_Model):
         serving = self.serving
         if not serving.enabled:
             return
+        if "execute-api" not in self.interface_endpoints:
+            raise ValueError(
+                "serving is enabled but interface_endpoints lacks 'execute-api': the private inference "
+                "API answers only through that endpoint; add 'execute-api' or set serving.enabled = false"
+            )
         if serving.instance_type not in self.ml.inference_instance_types:
             raise ValueError(
                 f"serving.instance_type {serving.instance_type!r} is not among the instance types the "

@@ -121,6 +121,13 @@ CAPTURE_PREFIX: Final = "capture/"
 GROUND_TRUTH_PREFIX: Final = "ground-truth/"
 
 
+# The Serving stack's CloudFormation parameter holding the live model package version's ARN; empty
+# until a version is approved. The deployer changes the endpoint only by updating this parameter.
+APPROVED_MODEL_PARAMETER: Final = "ApprovedModelPackageArn"
+# The private API's one stage: clients call ``https://<api-id>.execute-api.<region>.amazonaws.com/<stage>``.
+API_STAGE_NAME: Final = "v1"
+
+
 def endpoint_name(stage: Stage) -> str:
     """``<prefix>-<stage>-endpoint``: stable across model versions (clients and the API name it)."""
     return f"{stage.qualifier}-endpoint"

@@ -113,14 +113,19 @@ class ServeProcess:
         raise ServeError(f"the serve entrypoint did not answer /ping within {timeout:.0f} s: {self.reason()}")
 
     def reason(self) -> str:
+        """Why the server did not come up: its failure file, else its first logged error, else the log."""
         failure = self.sandbox / "output" / "failure"
         if failure.is_file():
             return failure.read_text(encoding="utf-8").strip()
         try:
-            tail = self.log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
+            lines = self.log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
         except OSError:
-            tail = []
-        return " | ".join(tail) or f"see {self.log_path}"
+            lines = []
+        # The first error is the cause; what follows it (workers stopping) is its consequence.
+        errors = [line.removeprefix("ERROR:").strip() for line in lines if line.startswith("ERROR:")]
+        if errors:
+            return f"{errors[0]} (see {self.log_path})"
+        return " | ".join(lines[-5:]) or f"see {self.log_path}"
 
     def execution_parameters(self) -> dict[str, Any]:
         """``GET /execution-parameters`` (batch transform asks the container); {} when not offered."""

@@ -21,7 +21,7 @@ from emulators.sagemaker.context import InterruptPlan
 from emulators.sagemaker.engine import LocalEngine
 from emulators.sagemaker.records import Execution, StepEvent, StepRecord
 from emulators.sagemaker.registry import LocalRegistry, ModelPackage
-from emulators.sagemaker_runtime.endpoint import LocalEndpoint
+from emulators.sagemaker_runtime.models import LocalEndpoint
 from pipelines.parameters import ParameterError
 
 __all__ = [

@@ -127,7 +127,7 @@ def test_the_import_check_finds_the_stage_where_it_is_read() -> None:
     found = stage_dependencies(Path(infra.stacks.stage_props.__file__), "infra.stacks.stage_props")
     assert "from stage import Stage" in found
     assert "from stage.names import bucket_name (takes a Stage)" in found
-    assert "from pipelines.settings import model_package_group_name (takes a Stage)" in found
+    assert "from stage.names import model_package_group_name (takes a Stage)" in found
 
 
 def test_every_construct_module_is_checked() -> None:

@@ -10,7 +10,14 @@ from infra_testing import Synth, arn_of, ref, resources
 
 from infra.audit.template import flatten
 from infra.constructs.catalog import QUERY_SCAN_LIMIT_BYTES, dataset_columns
-from infra.constructs.data_lake import VIA_SERVICES, DataKeys, DataLake, TrustedPrincipal, TrustedService
+from infra.constructs.data_lake import (
+    VIA_SERVICES,
+    DataKeys,
+    DataLake,
+    TrustedPrincipal,
+    TrustedService,
+    prefix_limit_sid,
+)
 from infra.constructs.function import RUNTIME
 from infra.stateful import STATEFUL_RESOURCE_TYPES
 from rookery_contracts.ingest import (
@@ -232,11 +239,14 @@ def test_vpc_endpoint_exceptions_are_the_deployment_role_and_the_services_that_n
     # The ML stack's execution role, by its IAM path (the pipeline service reads evaluation.json).
     path = f"/{synth.stage.qualifier}/sagemaker-execution/"
     execution = {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role{path}*"}
+    # The Serving stack's model role, by its IAM path (data capture; limited to capture/).
+    model_path = f"/{synth.stage.qualifier}/serving-model/"
+    serving = {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role{model_path}*"}
     for purpose, bucket in data.lake.buckets.items():
         principals = _vpc_deny(synth, bucket)["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
         expected = (
             [{"Fn::Sub": deployment}]
-            + ([firehose, crawler] if purpose == "raw" else [])
+            + ([firehose, crawler, serving] if purpose == "raw" else [])
             + ([execution] if purpose == "artifacts" else [])
         )
         assert principals == expected, purpose
@@ -279,6 +289,50 @@ def test_without_service_exceptions_the_deny_has_no_called_via_escape() -> None:
     for logical_id, deny in denies.items():
         assert set(deny["Condition"]) == {"StringNotEquals", "ArnNotLike"}
         assert "rookery:vpc-endpoint-service-exceptions" not in policies[logical_id]["Metadata"]
+
+
+def test_a_prefix_limited_exception_gets_the_rest_of_its_buckets_denied_back() -> None:
+    stack, lake = _probe_lake()
+    deployer = TrustedPrincipal(arn="arn:aws:iam::1:role/deployer", reason="deploys the buckets")
+    writer = TrustedPrincipal(
+        arn="arn:aws:iam::1:role/writer",
+        reason="writes from a service network",
+        buckets=("raw",),
+        prefix="capture/",
+    )
+    lake.restrict_to_vpc_endpoint(endpoint_id="vpce-1", trusted=[deployer, writer], via_services=())
+    policies = Template.from_stack(stack).find_resources("AWS::S3::BucketPolicy")
+    raw = stack.get_logical_id(lake.buckets["raw"].node.default_child)  # type: ignore[arg-type]
+    for policy in policies.values():
+        statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"] if "Sid" in s}
+        limit = statements.get(prefix_limit_sid("capture/"))
+        if policy["Properties"]["Bucket"] != {"Ref": raw}:
+            assert limit is None  # the exception names the raw bucket only
+            continue
+        assert statements["DenyOutsideProjectVpcEndpoint"]["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == [
+            "arn:aws:iam::1:role/deployer",
+            "arn:aws:iam::1:role/writer",
+        ]
+        assert limit is not None
+        assert limit["Effect"] == "Deny" and limit["Action"] == "s3:*"
+        assert limit["NotResource"] == {"Fn::Join": ["", [arn_of(raw), "/capture/*"]]}
+        assert limit["Condition"] == {
+            "StringNotEquals": {"aws:SourceVpce": "vpce-1"},
+            "ArnLike": {"aws:PrincipalArn": ["arn:aws:iam::1:role/writer"]},
+        }
+        assert policy["Metadata"]["rookery:vpc-endpoint-exceptions"] == [
+            "deploys the buckets",
+            writer.register_entry,
+        ]
+    assert writer.register_entry == (
+        "writes from a service network (limited to objects under capture/; everything else is still denied)"
+    )
+
+
+def test_a_trusted_principal_prefix_must_be_a_key_prefix() -> None:
+    with pytest.raises(ValueError, match=r"TrustedPrincipal\.prefix = '/capture': must be a key prefix"):
+        TrustedPrincipal(arn="arn:aws:iam::1:role/x", reason="writes capture", prefix="/capture")
+    assert prefix_limit_sid("capture/") == "DenyOutsideCapturePrefixWithoutVpcEndpoint"
 
 
 def test_the_access_log_bucket_keeps_accepting_s3_log_delivery(synth: Synth) -> None:
