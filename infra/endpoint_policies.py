@@ -145,6 +145,13 @@ INTERFACE_ENDPOINT_ACCESS: Final[Mapping[str, tuple[EndpointAccess, ...]]] = {
             "policy admits only this endpoint",
         ),
     ),
+    "cloudformation": (
+        EndpointAccess(
+            ("cloudformation:DescribeStacks", "cloudformation:UpdateStack"),
+            (_own("cloudformation", "stack/*"),),
+            "the deployer reads and updates stacks of the project account and region only",
+        ),
+    ),
 }
 
 # Read and write actions a workload needs on the project buckets through the S3 gateway endpoint.

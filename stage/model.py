@@ -51,13 +51,16 @@ INTERFACE_ENDPOINTS: Mapping[str, str] = {
     "events": "EventBridge PutEvents from workloads",
     "ssm": "parameters for notebooks and jobs",
     "execute-api": "the private inference API: API Gateway accepts it only through this endpoint",
+    "cloudformation": "the deployer's Serving stack updates (DescribeStacks, UpdateStack) from its Lambdas",
 }
 # Without these, jobs in a no-NAT VPC cannot start (image pull, credentials, logs, keys).
 ESSENTIAL_ENDPOINTS = ("sagemaker.api", "sts", "logs", "kms", "ecr.api", "ecr.dkr")
 DEFAULT_ENDPOINTS = (
     "sagemaker.api", "sagemaker.runtime", "notebook", "sts", "logs", "monitoring",
-    "kms", "ecr.api", "ecr.dkr", "glue", "kinesis-firehose", "execute-api",
+    "kms", "ecr.api", "ecr.dkr", "glue", "kinesis-firehose", "execute-api", "cloudformation", "events",
 )  # fmt: skip
+# The deployer's Lambdas run in the VPC: they update the Serving stack and publish each outcome.
+DEPLOYER_ENDPOINTS = ("cloudformation", "events")
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,19}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
@@ -390,6 +393,13 @@ class Stage(_Model):
             raise ValueError(
                 "serving is enabled but interface_endpoints lacks 'execute-api': the private inference "
                 "API answers only through that endpoint; add 'execute-api' or set serving.enabled = false"
+            )
+        missing = [e for e in DEPLOYER_ENDPOINTS if e not in self.interface_endpoints]
+        if missing:
+            raise ValueError(
+                f"serving is enabled but interface_endpoints lacks {missing}: the deployer's functions "
+                "run in the VPC without internet and reach CloudFormation and EventBridge only through "
+                "them; add them or set serving.enabled = false"
             )
         if serving.instance_type not in self.ml.inference_instance_types:
             raise ValueError(

@@ -70,6 +70,7 @@ _SERVICES: Final[Mapping[str, ec2.InterfaceVpcEndpointAwsService]] = MappingProx
         "events": ec2.InterfaceVpcEndpointAwsService.EVENTBRIDGE,
         "ssm": ec2.InterfaceVpcEndpointAwsService.SSM,
         "execute-api": ec2.InterfaceVpcEndpointAwsService.APIGATEWAY,
+        "cloudformation": ec2.InterfaceVpcEndpointAwsService.CLOUDFORMATION,
     }
 )
 

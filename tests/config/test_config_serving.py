@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stage import DEFAULT_ENDPOINTS, INTERFACE_ENDPOINTS, ConfigError, load_stage, parse_stage
+from stage.model import DEPLOYER_ENDPOINTS
 from stage.names import (
     APPROVED_MODEL_PARAMETER,
     CAPTURE_PREFIX,
@@ -225,3 +226,17 @@ def test_serving_names_are_stable_and_derived_from_the_stage() -> None:
     }
     assert serving_role_path(stage) == "/rookery-dev/serving-model/"
     assert api_name(stage) == "rookery-dev-inference"
+
+
+@pytest.mark.parametrize("endpoint", DEPLOYER_ENDPOINTS)
+def test_serving_without_the_deployers_interface_endpoints_is_refused(endpoint: str) -> None:
+    endpoints = [e for e in DEFAULT_ENDPOINTS if e != endpoint]
+    message = _error({}, interface_endpoints=endpoints)
+    assert f"interface_endpoints lacks ['{endpoint}']" in message
+    assert "add them or set serving.enabled = false" in message
+    # Without serving, the deployer does not exist and needs neither.
+    parse_stage(
+        "dev",
+        {"dataset": DATASET, "serving": {"enabled": False}, "interface_endpoints": endpoints},
+        source="test.toml",
+    )
