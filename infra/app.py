@@ -29,7 +29,7 @@ from infra.stacks.network import NetworkStack
 from infra.stacks.serving import ServingStack
 from infra.stacks.stage_props import stage_errors
 from stage import ConfigError, Stage, load_stage
-from stage.names import CAPTURE_PREFIX, sagemaker_role_path, serving_role_path
+from stage.names import CAPTURE_PREFIX, sagemaker_role_path, serving_role_path, stage_tags
 from stage.paths import CDK_CONTEXT_JSON, CDK_JSON, LOCAL_HOME
 
 # Rendered pipeline definitions by input hash: a synth imports the SageMaker SDK only on a miss.
@@ -88,8 +88,8 @@ def build_stacks(
         )
     for stack in (network, data, ml, serving):
         if stack is not None:
-            cdk.Tags.of(stack).add("project", stage.prefix)
-            cdk.Tags.of(stack).add("stage", stage.name)
+            for key, value in stage_tags(stage).items():
+                cdk.Tags.of(stack).add(key, value)
     return StageStacks(network=network, data=data, ml=ml, serving=serving)
 
 

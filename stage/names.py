@@ -104,6 +104,15 @@ def notebook_instance_name(stage: Stage) -> str:
     return f"{stage.qualifier}-notebook"
 
 
+def stage_tags(stage: Stage) -> dict[str, str]:
+    """The tags every stack of the stage puts on each of its resources (CloudFormation passes them on).
+
+    IAM can scope to them where CloudFormation generates a resource's name: the deployer's
+    CloudFormation role may touch only models and endpoint configs that carry them.
+    """
+    return {"project": stage.prefix, "stage": stage.name}
+
+
 def trigger_rule_name(stage: Stage) -> str:
     """Named, so the queue key's policy can name the one rule that may use it (no reference cycle)."""
     return f"{stage.qualifier}-raw-object-created"

@@ -84,6 +84,12 @@ class DeploymentPolicy(_Model):
         """Every wait configured for ``instances``: a bake after each step, then the termination wait."""
         return self.wait_seconds * self.steps(instances) + self.termination_wait_seconds
 
+    def update_seconds(self) -> int:
+        """The longest a stack update of the endpoint may run: SageMaker abandons (and rolls back) a
+        blue/green deployment at ``maximum_execution_timeout_seconds``, and the first deployment also
+        provisions a fleet before it."""
+        return self.maximum_execution_timeout_seconds + PROVISIONING_ALLOWANCE_SECONDS
+
     def first_share(self, instances: int) -> float:
         """The share of traffic the new fleet takes in its first step."""
         if self.traffic == "canary":

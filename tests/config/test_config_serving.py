@@ -228,6 +228,13 @@ def test_serving_names_are_stable_and_derived_from_the_stage() -> None:
     assert api_name(stage) == "rookery-dev-inference"
 
 
+def test_an_update_may_run_for_the_deployment_timeout_plus_provisioning() -> None:
+    policy = DeploymentPolicy(maximum_execution_timeout_seconds=3000)
+    assert policy.update_seconds() == 3000 + PROVISIONING_ALLOWANCE_SECONDS
+    # Longer than every wait a good deployment configures, so a slow but healthy one is never cut short.
+    assert policy.update_seconds() > PROVISIONING_ALLOWANCE_SECONDS + policy.waiting_seconds(10)
+
+
 @pytest.mark.parametrize("endpoint", DEPLOYER_ENDPOINTS)
 def test_serving_without_the_deployers_interface_endpoints_is_refused(endpoint: str) -> None:
     endpoints = [e for e in DEFAULT_ENDPOINTS if e != endpoint]
