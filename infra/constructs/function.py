@@ -9,6 +9,7 @@ few statements below give it. Code is packaged without Docker by ``infra.lambda_
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from rookery_contracts.env import POWERTOOLS_LOG_LEVEL_ENV, POWERTOOLS_NAMESPACE
 
 # The newest Python runtime CDK knows; cdk-nag's L1 (LambdaLatestVersion) holds us to it.
 RUNTIME: Final = lambda_.Runtime.PYTHON_3_14
+_FUNCTION_NAME: Final = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
 @jsii.implements(ILocalBundling)
@@ -63,9 +65,14 @@ class FunctionProps:
     log_retention_days: int = DEFAULT_RETENTION_DAYS
     """Secure default: a year of the function's (KMS-encrypted) logs."""
     lambdas_dir: Path = LAMBDAS_DIR
+    function_name: str | None = None  # a fixed name for functions people look up; None: generated
 
     def __post_init__(self) -> None:
         check_qualifier(self)
+        if self.function_name is not None and not _FUNCTION_NAME.match(self.function_name):
+            raise PropsError(
+                self, "function_name", "a Lambda function name: letters, digits, '-' and '_', at most 64"
+            )
         if not (self.lambdas_dir / self.name / "__init__.py").is_file():
             raise PropsError(
                 self,
@@ -162,6 +169,7 @@ class ProjectFunction(Construct):
                     local=_LocalPackager(props.name, props.lambdas_dir),
                 ),
             ),
+            function_name=props.function_name,
             description=props.description,
             timeout=props.timeout,
             memory_size=props.memory_mib,

@@ -273,6 +273,8 @@ INVALID: list[tuple[str, Callable[[], object], str]] = [
      "NetworkProps.project_bucket_names = \\(\\): name the project's buckets"),
     ("function retention", lambda: _function(log_retention_days=2),
      "FunctionProps.log_retention_days = 2: CloudWatch Logs accepts only"),
+    ("function name", lambda: _function(function_name="probe deployer"),
+     "FunctionProps.function_name = 'probe deployer': a Lambda function name: letters, digits"),
     ("guardrails qualifier", lambda: GuardrailsProps(qualifier=""),
      "GuardrailsProps.qualifier = '': must be 3-41 lower-case letters"),
     ("group name", lambda: RegistryProps(qualifier=Q, group_name="probe_models"),
