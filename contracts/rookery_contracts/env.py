@@ -47,7 +47,19 @@ PIPELINE_NAME_ENV: Final = "PIPELINE_NAME"
 DATA_PREFIX_ENV: Final = "DATA_PREFIX"
 ERROR_PREFIX_ENV: Final = "ERROR_PREFIX"
 INPUT_PARAMETER_ENV: Final = "INPUT_PARAMETER_NAME"
-# Both functions: Powertools' service name and metrics namespace (each function reads them for its
+# model_deployer (every task of the deployer's state machine): the Serving stack to update (name or
+# id) and its model parameter, the CloudFormation service role the update must use, the model package
+# group to read, the endpoint and variant to verify, and the deployment event and metric to publish.
+SERVING_STACK_ENV: Final = "SERVING_STACK"
+MODEL_PARAMETER_ENV: Final = "MODEL_PARAMETER_NAME"
+DEPLOYMENT_ROLE_ENV: Final = "DEPLOYMENT_ROLE_ARN"
+MODEL_PACKAGE_GROUP_ENV: Final = "MODEL_PACKAGE_GROUP_NAME"
+ENDPOINT_NAME_ENV: Final = "ENDPOINT_NAME"
+VARIANT_NAME_ENV: Final = "VARIANT_NAME"
+DEPLOYMENT_EVENT_SOURCE_ENV: Final = "DEPLOYMENT_EVENT_SOURCE"
+DEPLOYMENT_EVENT_TYPE_ENV: Final = "DEPLOYMENT_EVENT_TYPE"
+DEPLOYMENT_METRIC_NAMESPACE_ENV: Final = "DEPLOYMENT_METRIC_NAMESPACE"
+# Every function: Powertools' service name and metrics namespace (each function reads them for its
 # Logger, Tracer and Metrics), log level and tracing switch (read by Powertools itself).
 POWERTOOLS_SERVICE_ENV: Final = "POWERTOOLS_SERVICE_NAME"
 POWERTOOLS_NAMESPACE_ENV: Final = "POWERTOOLS_METRICS_NAMESPACE"
