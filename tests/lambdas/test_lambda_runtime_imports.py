@@ -3,7 +3,8 @@
 A fresh interpreter without site-packages sees only the function's package, ``rookery_contracts``, the
 bundled pure-Python distributions (Powertools with its tracer extra; both by symlink) and the AWS SDK
 the runtime provides; the X-Ray SDK's C speed-ups are switched off (the bundle leaves native
-extensions out) and Lambda's environment switches tracing on. Then each handler is imported and invoked once.
+extensions out) and Lambda's environment switches tracing on. Then each handler is imported, and the
+firehose and trigger handlers are invoked once (each of the deployer's tasks calls AWS).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.xdist_group("lambda_runtime_imports")
 # What the functions' bundle carries (pyproject's `lambda` group resolved) and what the runtime provides.
 BUNDLED = ("aws_lambda_powertools", "aws_xray_sdk", "wrapt", "jmespath", "typing_extensions")
 RUNTIME = ("boto3", "botocore", "s3transfer", "urllib3", "dateutil", "six")
-OWN = ("firehose_transform", "pipeline_trigger")
+OWN = ("firehose_transform", "pipeline_trigger", "model_deployer")
 # The one rookery package the packager puts next to each function's own (infra.lambda_package).
 CONTRACTS = ("rookery_contracts",)
 
@@ -38,13 +39,14 @@ context = SimpleNamespace(function_name="f", memory_limit_in_mb=128, aws_request
 import firehose_transform.handler as firehose
 from firehose_transform.events import build_firehose_event
 import pipeline_trigger.handler as trigger
+import model_deployer.handler as deployer
 event = {"source": "aws.s3", "detail-type": "Object Created", "time": "2024-05-01T12:00:05Z",
          "detail": {"bucket": {"name": "raw"}, "object": {"key": "errors/x", "etag": "e"}}}
 answer = firehose.lambda_handler(build_firehose_event(['{"species": "Adelie"}']), context)
 out = {
     "firehose": answer["records"][0]["result"],
     "trigger": trigger.lambda_handler(event, context)["status"],
-    "tracing": [not firehose.tracer.disabled, not trigger.tracer.disabled],
+    "tracing": [not firehose.tracer.disabled, not trigger.tracer.disabled, not deployer.tracer.disabled],
     "modules": sorted({m.split(".")[0] for m in sys.modules} - set(sys.stdlib_module_names)
                       - {"__main__", "__mp_main__"}),
 }
@@ -79,6 +81,16 @@ def probe(tmp_path_factory: pytest.TempPathFactory, dataset_schema_json: str) ->
         "PIPELINE_NAME": "rookery-dev-pipeline",
         "DATA_PREFIX": "penguins/",
         "ERROR_PREFIX": "errors/",
+        # model_deployer (imported only: each of its tasks calls AWS)
+        "SERVING_STACK": "Rookery-dev-Serving",
+        "MODEL_PARAMETER_NAME": "ApprovedModelPackageArn",
+        "DEPLOYMENT_ROLE_ARN": "arn:aws:iam::123456789012:role/rookery-dev/serving-deployment/Role",
+        "MODEL_PACKAGE_GROUP_NAME": "rookery-dev-models",
+        "ENDPOINT_NAME": "rookery-dev-endpoint",
+        "VARIANT_NAME": "primary",
+        "DEPLOYMENT_EVENT_SOURCE": "rookery.deployer",
+        "DEPLOYMENT_EVENT_TYPE": "Rookery Model Deployment",
+        "DEPLOYMENT_METRIC_NAMESPACE": "Rookery/Deployments",
     }
     done = subprocess.run(
         [sys.executable, "-S", "-E", "-c", PROBE, str(REPO_ROOT / "lambdas"), str(site)],
@@ -94,10 +106,10 @@ def probe(tmp_path_factory: pytest.TempPathFactory, dataset_schema_json: str) ->
     return result
 
 
-def test_both_handlers_work_with_tracing_on(probe: dict[str, Any]) -> None:
+def test_the_handlers_work_with_tracing_on(probe: dict[str, Any]) -> None:
     assert probe["firehose"] == "Ok"
     assert probe["trigger"] == "ignored"
-    assert probe["tracing"] == [True, True]
+    assert probe["tracing"] == [True, True, True]
 
 
 def test_nothing_outside_the_bundle_and_the_runtime_is_imported(probe: dict[str, Any]) -> None:
