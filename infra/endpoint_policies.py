@@ -147,7 +147,11 @@ INTERFACE_ENDPOINT_ACCESS: Final[Mapping[str, tuple[EndpointAccess, ...]]] = {
     ),
     "cloudformation": (
         EndpointAccess(
-            ("cloudformation:DescribeStacks", "cloudformation:UpdateStack"),
+            (
+                "cloudformation:DescribeStacks",
+                "cloudformation:DescribeStackEvents",
+                "cloudformation:UpdateStack",
+            ),
             (_own("cloudformation", "stack/*"),),
             "the deployer reads and updates stacks of the project account and region only",
         ),

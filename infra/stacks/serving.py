@@ -4,9 +4,20 @@ API in front of it (H1-H5, A1).
 The deployed model version is the stack's ``ApprovedModelPackageArn`` parameter, never looked up at
 synth. Empty (the default), the stack holds no model, endpoint config, endpoint, alarms or scaling,
 so ``cdk deploy --all`` works before any approval; the API, the model's role, boundary and security
-group exist from the start. CloudFormation is the only writer of the endpoint: a new version
-reaches it by a stack update of the parameter, which runs SageMaker's blue/green deployment with
-auto-rollback.
+group, and the deployer exist from the start. CloudFormation is the only writer of the endpoint: a
+new version reaches it by a stack update of the parameter, which runs SageMaker's blue/green
+deployment with auto-rollback.
+
+The deployer (``infra.constructs.deployer``) makes that update when a version of the stage's group
+is approved or rejected: ``UpdateStack`` on this stack with the previous template, the new parameter
+value and every other parameter's previous value, through its CloudFormation service role.
+
+A later ``cdk deploy`` keeps the deployed version: the CDK CLI sends ``UsePreviousValue`` for every
+parameter of the deployed stack that the command line does not set (``--previous-parameters``,
+on by default), so a template change never resets the parameter to its empty default. Never pass
+``--parameters ApprovedModelPackageArn=...`` or ``--no-previous-parameters`` to deploy this stack:
+approve a version in the registry instead. ``cdk deploy`` runs with the CDK bootstrap's execution
+role (it passes it explicitly), not with the deployer's role.
 """
 
 from __future__ import annotations
@@ -15,11 +26,13 @@ from aws_cdk import CfnCondition, CfnParameter, Environment, Fn
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.constructs.deployer import ModelDeployer
 from infra.constructs.endpoint import ModelSecurityGroup, ServingEndpoint
 from infra.constructs.endpoint_alarms import EndpointRollbackAlarms
 from infra.constructs.endpoint_scaling import EndpointAutoscaling
 from infra.constructs.guardrails import SageMakerGuardrails
 from infra.constructs.inference_api import InferenceApi
+from infra.constructs.keys import PurposeKey
 from infra.constructs.network import PrivateNetwork
 from infra.constructs.serving_role import ServingModelRole
 from infra.stacks.base import StageStack
@@ -27,6 +40,8 @@ from infra.stacks.data import DataStack
 from infra.stacks.ml import MlStack
 from infra.stacks.stage_props import (
     autoscaling_props,
+    deployer_props,
+    deployer_queue_key_props,
     endpoint_props,
     guardrails_props,
     inference_api_props,
@@ -163,4 +178,19 @@ class ServingStack(StageStack):
             props=inference_api_props(stage),
             vpc_endpoint=network.interface_endpoints["execute-api"],
             logs_key=keys.logs,
+        )
+        self.deployer_queue_key = PurposeKey(
+            self, "DeployerQueueKey", props=deployer_queue_key_props(stage)
+        ).key
+        self.deployer = ModelDeployer(
+            self,
+            "Deployer",
+            props=deployer_props(stage),
+            model_parameter=self.approved_model,
+            vpc=network.vpc,
+            subnets=network.subnets,
+            security_group=network.workload_security_groups["lambda"],
+            logs_key=keys.logs,
+            queue_key=self.deployer_queue_key,
+            volume_key=keys.artifacts if endpoint.volume_key_required else None,
         )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from infra.constructs.catalog import CatalogProps, WorkgroupProps
 from infra.constructs.data_lake import DataKeysProps, DataLakeProps
+from infra.constructs.deployer import DeployerProps
 from infra.constructs.endpoint import EndpointProps, ModelSecurityGroupProps
 from infra.constructs.endpoint_alarms import RollbackAlarmsProps
 from infra.constructs.endpoint_scaling import AutoscalingProps
@@ -37,13 +38,19 @@ from stage.names import (
     ALL_BUCKETS,
     API_STAGE_NAME,
     CAPTURE_PREFIX,
+    DEPLOYMENT_EVENT_SOURCE,
+    DEPLOYMENT_EVENT_TYPE,
+    DEPLOYMENT_METRIC_NAMESPACE,
     VARIANT_NAME,
     api_name,
+    approval_rule_name,
     athena_workgroup_name,
     bucket_name,
     crawler_name,
     curated_table_name,
     delivery_stream_name,
+    deployer_name,
+    deployment_role_path,
     endpoint_name,
     glue_database_name,
     glue_security_configuration_name,
@@ -53,6 +60,7 @@ from stage.names import (
     raw_table_name,
     sagemaker_role_path,
     serving_role_path,
+    stage_tags,
     trigger_rule_name,
 )
 
@@ -294,5 +302,37 @@ def inference_api_props(stage: Stage) -> InferenceApiProps:
         throttle_rate_per_second=api.throttle_rate_per_second,
         throttle_burst=api.throttle_burst,
         quota_per_day=api.quota_per_day,
+        log_retention_days=stage.log_retention_days,
+    )
+
+
+# ---------------------------------------------------------------- Serving: the deployer
+
+
+def deployer_queue_key_props(stage: Stage) -> KeyProps:
+    return KeyProps(
+        qualifier=stage.qualifier,
+        purpose="deployment-events",
+        description="dead letters of the deployer's approval rule and functions",
+        pending_window_days=key_pending_window_days(stage),
+    )
+
+
+def deployer_props(stage: Stage) -> DeployerProps:
+    return DeployerProps(
+        qualifier=stage.qualifier,
+        name=deployer_name(stage),
+        rule_name=approval_rule_name(stage),
+        model_package_group=model_package_group_name(stage),
+        endpoint_name=endpoint_name(stage),
+        variant_name=VARIANT_NAME,
+        rollback_alarm_names=tuple(alarm.name for alarm in rollback_alarms(stage)),
+        serving_role_path=serving_role_path(stage),
+        deployment_role_path=deployment_role_path(stage),
+        resource_tags=stage_tags(stage),
+        event_source=DEPLOYMENT_EVENT_SOURCE,
+        event_type=DEPLOYMENT_EVENT_TYPE,
+        metric_namespace=DEPLOYMENT_METRIC_NAMESPACE,
+        update_seconds=stage.serving.deployment.update_seconds(),
         log_retention_days=stage.log_retention_days,
     )

@@ -55,10 +55,15 @@ _PIPELINE_TESTS: Final = (
     "tests/pipelines/test_pipeline_validate.py",
 )
 _IAM_TESTS: Final = ("tests/infra/test_infra_ml_iam.py",)
+_DEPLOYER_TESTS: Final = (
+    "tests/infra/test_infra_deployer.py",
+    "tests/infra/test_infra_deployer_flow.py",
+    "tests/lambdas/test_model_deployer_moto.py",
+)
+_SERVING_RULE_TESTS: Final = ("tests/infra/test_infra_serving_rules.py",)
 _NIST: Final = "NIST.800.53.R5-"
 _SERVING_TESTS: Final = ("tests/infra/test_infra_serving.py",)
 _API_TESTS: Final = ("tests/infra/test_infra_serving_api.py",)
-_NO_DEPLOYER: Final = "the deployer that updates the Serving stack on approval is not built yet"
 _PIPELINE_ALSO: Final = "`rookery pipeline validate` runs the same perimeter check on any rendered definition"
 _GUARDRAILS_TOO: Final = (
     f"{_PIPELINE_ALSO}; the guardrails boundary (I2) also denies, at run time, a job or model "
@@ -369,10 +374,12 @@ CONTROLS: Final[tuple[Control, ...]] = (
         "Blue/green deployment with auto-rollback alarms on error rate and latency; the deployer "
         "changes the endpoint only through its stack, with a CloudFormation role scoped to that stack",
         "`AWS::SageMaker::Endpoint.DeploymentConfig`, IAM",
-        "partial",
+        "implemented",
         pack_rules=(f"{_NIST}CloudWatchAlarmAction",),
-        tests=(*_SERVING_TESTS, "tests/config/test_config_alarms.py"),
-        note=f"the endpoint's blue/green deployment and its rollback alarms are built; {_NO_DEPLOYER}",
+        tests=(*_SERVING_TESTS, "tests/config/test_config_alarms.py", *_DEPLOYER_TESTS, *_SERVING_RULE_TESTS),
+        note="the deployer (an approval rule starting a Step Functions state machine) updates only the "
+        "Serving stack's model parameter, through a CloudFormation service role scoped to that stack's "
+        "resources, and verifies the live endpoint; no other role may change an endpoint",
     ),
     Control(
         "M1",
@@ -399,7 +406,7 @@ CONTROLS: Final[tuple[Control, ...]] = (
             f"{_NIST}LambdaDLQ",
             f"{_NIST}LambdaInsideVPC",
         ),
-        tests=(*_DATA_TESTS, "tests/infra/test_infra_ml_trigger.py"),
+        tests=(*_DATA_TESTS, "tests/infra/test_infra_ml_trigger.py", "tests/infra/test_infra_deployer.py"),
     ),
     Control(
         "A1",

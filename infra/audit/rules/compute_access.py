@@ -1,5 +1,5 @@
 """rookery's compute and access rules (I1, I2, L1): FullAccess policies and PassRole, the SageMaker
-roles' permissions boundary, and EventBridge targets of Lambdas."""
+roles' permissions boundary, and EventBridge targets of Lambdas and state machines."""
 
 from __future__ import annotations
 
@@ -96,14 +96,18 @@ def _sagemaker_boundaries(template: Template) -> Iterator[tuple[str, str]]:
 @rule(
     id="Rookery-L2",
     control="L1",
-    title="EventBridge targets of Lambdas: dead-letter queue, bounded retry policy",
+    title="EventBridge targets of Lambdas and state machines: dead-letter queue, bounded retry policy",
     fix="set the target's DeadLetterConfig and RetryPolicy",
 )
 def _event_targets(template: Template) -> Iterator[tuple[str, str]]:
-    functions = {logical_id for logical_id, _ in resources(template, "AWS::Lambda::Function")}
+    # A state machine's ARN is its Ref; a function's is its Arn attribute (target() reads both).
+    workloads = {
+        logical_id
+        for logical_id, _ in resources(template, "AWS::Lambda::Function", "AWS::StepFunctions::StateMachine")
+    }
     for logical_id, event_rule in resources(template, "AWS::Events::Rule"):
         for item in as_list(props(event_rule).get("Targets")):
-            if target(item.get("Arn")) not in functions:
+            if target(item.get("Arn")) not in workloads:
                 continue
             retry = item.get("RetryPolicy") or {}
             if not (item.get("DeadLetterConfig") or {}).get("Arn"):
