@@ -337,7 +337,7 @@ CONTROLS: Final[tuple[Control, ...]] = (
         "`AWS::SageMaker::EndpointConfig.KmsKeyId`, `DataCaptureConfig.KmsKeyId`",
         "implemented",
         pack_rules=(f"{_NIST}SageMakerEndpointConfigurationKMSKeyConfigured",),
-        tests=(*_SERVING_TESTS, "tests/infra/test_infra_serving_props.py"),
+        tests=(*_SERVING_TESTS, "tests/infra/test_infra_serving_props.py", *_SERVING_RULE_TESTS),
         note="an instance type with NVMe instance storage, where SageMaker rejects a volume key, needs "
         '`serving.volume_encryption = "instance-storage"` and records the reason in the template',
     ),
@@ -347,7 +347,7 @@ CONTROLS: Final[tuple[Control, ...]] = (
         "Hosted models run in the VPC with network isolation",
         "`AWS::SageMaker::Model.VpcConfig`, `EnableNetworkIsolation`",
         "implemented",
-        tests=_SERVING_TESTS,
+        tests=(*_SERVING_TESTS, *_SERVING_RULE_TESTS),
         note="the model has a security group of its own without ingress; the pipeline's own CreateModel "
         "step is checked by T1 and T2",
     ),
@@ -357,7 +357,7 @@ CONTROLS: Final[tuple[Control, ...]] = (
         "Only the API's integration role may call `InvokeEndpoint`, on that endpoint's ARN",
         "IAM",
         "implemented",
-        tests=_API_TESTS,
+        tests=(*_API_TESTS, *_SERVING_RULE_TESTS),
     ),
     Control(
         "H4",
@@ -366,7 +366,7 @@ CONTROLS: Final[tuple[Control, ...]] = (
         "instances); autoscaling bounds set",
         "`AWS::SageMaker::EndpointConfig`, `AWS::ApplicationAutoScaling::ScalableTarget`",
         "implemented",
-        tests=(*_SERVING_TESTS, "tests/config/test_config_serving.py"),
+        tests=(*_SERVING_TESTS, "tests/config/test_config_serving.py", *_SERVING_RULE_TESTS),
     ),
     Control(
         "H5",
@@ -428,7 +428,7 @@ CONTROLS: Final[tuple[Control, ...]] = (
             f"{_NIST}APIGWSSLEnabled",
             f"{_NIST}WAFv2LoggingEnabled",
         ),
-        tests=(*_API_TESTS, "tests/infra/test_infra_serving_props.py"),
+        tests=(*_API_TESTS, "tests/infra/test_infra_serving_props.py", *_SERVING_RULE_TESTS),
         note="the size limit is a WAF rule on `Content-Length` (413 above SageMaker's 6 MB); a request "
         "without one meets API Gateway's fixed 10 MB limit, then SageMaker's",
     ),

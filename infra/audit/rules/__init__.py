@@ -4,9 +4,11 @@ Each rule is declared once, on its check, with ``@rule(id=..., control=..., titl
 the control is an id of the catalogue (``infra.audit.controls``, published as ``docs/controls.md``).
 A check yields ``(logical id, message)`` for every resource that breaks it. The checks live by
 area: ``network`` (V1, V2, D2), ``data`` (D1b, D3-D7), ``sagemaker`` (N1-N6, H1-H2),
-``deployment`` (H5), ``pipeline`` (T1-T6) and ``compute_access`` (I1, I2, L1); ``pack`` holds the
-rule model and the registry. ``ROOKERY_RULES`` is the pack ``app.py`` registers; the same functions
-run inside ``cdk synth`` (through ``infra.audit.plugin``) and in ``rookery audit``.
+``deployment`` (H5: the deployer's CloudFormation role), ``serving`` (H1-H5 and A1 on the
+endpoint, its deployment and the API), ``pipeline`` (T1-T6) and ``compute_access`` (I1, I2, L1);
+``pack`` holds the rule model and the registry. ``ROOKERY_RULES`` is the pack ``app.py``
+registers; the same functions run inside ``cdk synth`` (through ``infra.audit.plugin``) and in
+``rookery audit``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from infra.audit.rules import (  # noqa: F401 - importing an area module registe
     network,
     pipeline,
     sagemaker,
+    serving,
 )
 from infra.audit.rules.compute_access import GUARDRAIL_KEYS
 from infra.audit.rules.data import EXCEPTION_REASONS, SERVICE_EXCEPTION_REASONS, service_exception_reasons
@@ -60,6 +63,15 @@ RULE_ORDER: Final = (
     "Rookery-H5",
     "Rookery-H5b",
     "Rookery-H5c",
+    "Rookery-H1b",
+    "Rookery-H2b",
+    "Rookery-H3",
+    "Rookery-H4b",
+    "Rookery-H5d",
+    "Rookery-H5e",
+    "Rookery-A1",
+    "Rookery-A1b",
+    "Rookery-A1c",
 )
 
 ROOKERY_RULES: Final = RulePack(PACK_NAME, in_order(declared(), RULE_ORDER))
