@@ -7,11 +7,11 @@ under its own file name); ``S3Object`` takes exactly one object.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 from emulators.core.errors import StepFailedError
+from emulators.core.files import replacing, write_whole
 from emulators.core.home import LocalHome, split_s3_uri
 
 
@@ -79,17 +79,10 @@ def upload(home: LocalHome, source: Path, uri: str) -> list[str]:
 def put_file(home: LocalHome, source: Path, uri: str) -> Path:
     """Store one object (write-then-rename, so a reader never sees half a file)."""
     target = home.s3_path(uri)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    with replacing(target) as tmp:
+        shutil.copyfile(source, tmp)
     return target
 
 
 def put_bytes(home: LocalHome, data: bytes, uri: str) -> Path:
-    target = home.s3_path(uri)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
-    return target
+    return write_whole(home.s3_path(uri), data)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import shutil
 import string
 import threading
 from collections.abc import Callable, Mapping
@@ -36,13 +35,6 @@ def in_sandbox(sandbox: Path, container_path: str) -> Path:
     """``/opt/ml/x/y`` inside the container -> ``<sandbox>/x/y`` (callers checked it is under /opt/ml)."""
     relative = PurePosixPath(container_path).relative_to(OPT_ML)
     return sandbox.joinpath(*relative.parts)
-
-
-def fresh_dir(path: Path) -> Path:
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ Properties follow ``DescribeModelOutput`` and ``DescribeModelPackageOutput``.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from emulators.core.errors import LocalEngineError, RegistryError, StepFailedError
+from emulators.core.files import write_whole
 from emulators.core.home import LocalHome
 from emulators.sagemaker.context import StepContext, StepResult
 from emulators.sagemaker.expressions import to_text
@@ -44,11 +44,7 @@ def run_model(ctx: StepContext) -> StepResult:
 
 
 def save_model(home: LocalHome, name: str, record: dict[str, Any]) -> None:
-    folder = home.models_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{name}.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, folder / f"{name}.json")
+    write_whole(home.models_dir / f"{name}.json", json.dumps(record, indent=2, default=str).encode())
 
 
 def load_model(home: LocalHome, name: str) -> dict[str, Any]:

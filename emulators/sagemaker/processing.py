@@ -12,8 +12,9 @@ from typing import Any
 
 from emulators.core import procs
 from emulators.core.errors import StepFailedError
+from emulators.core.files import fresh_dir
 from emulators.s3 import storage
-from emulators.sagemaker.context import StepContext, StepResult, fresh_dir, in_sandbox
+from emulators.sagemaker.context import StepContext, StepResult, in_sandbox
 from emulators.sagemaker.expressions import to_text
 from emulators.sagemaker.records import now
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+
+from emulators.core.files import write_whole
 
 EXECUTION_FILE: Final = "execution.json"
 FORMAT: Final = "rookery-local-execution/1"
@@ -184,11 +185,7 @@ class Execution:
 
     def save(self) -> None:
         """Write-then-rename: a reader (``rookery local describe``) never sees half a file."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        target = self.path / EXECUTION_FILE
-        tmp = target.with_name(f".{EXECUTION_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, default=str), encoding="utf-8")
-        os.replace(tmp, target)
+        write_whole(self.path / EXECUTION_FILE, json.dumps(self.to_json(), indent=2, default=str).encode())
 
     @classmethod
     def load(cls, folder: Path) -> Execution:

@@ -11,7 +11,6 @@ import contextlib
 import datetime as dt
 import fcntl
 import json
-import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from emulators.core.errors import RegistryError
+from emulators.core.files import write_whole
 from emulators.core.home import LocalHome
 from emulators.sagemaker.records import now
 
@@ -204,13 +204,8 @@ class LocalRegistry:
             ) from None
 
     def _write(self, package: ModelPackage) -> None:
-        folder = self.root / package.group
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"{package.version}.json"
-        tmp = folder / f".{package.version}.json.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(package.to_json(), indent=2), encoding="utf-8")
-        os.replace(tmp, target)
-        package.path = target
+        target = self.root / package.group / f"{package.version}.json"
+        package.path = write_whole(target, json.dumps(package.to_json(), indent=2).encode())
 
     @contextlib.contextmanager
     def _locked(self, group: str) -> Iterator[None]:

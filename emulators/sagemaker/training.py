@@ -22,13 +22,13 @@ from typing import Any, Final
 
 from emulators.core import procs
 from emulators.core.errors import StepFailedError
+from emulators.core.files import fresh_dir
 from emulators.s3 import storage
 from emulators.sagemaker.context import (
     InterruptPlan,
     StepContext,
     StepResult,
     Trigger,
-    fresh_dir,
     in_sandbox,
 )
 from emulators.sagemaker.expressions import to_text

@@ -17,9 +17,10 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from emulators.core.errors import StepFailedError
+from emulators.core.files import fresh_dir
 from emulators.core.serving import ServeError, ServeProcess
 from emulators.s3 import storage
-from emulators.sagemaker.context import StepContext, StepResult, fresh_dir
+from emulators.sagemaker.context import StepContext, StepResult
 from emulators.sagemaker.models import load_model
 from emulators.sagemaker.records import now
 
