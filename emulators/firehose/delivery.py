@@ -27,8 +27,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal
 
+from emulators.core.home import LocalHome
+from emulators.s3 import LocalS3
 from pipelines.settings import PLACEHOLDER_ACCOUNT, PipelineResources
 from rookery.demo.dataset import ProducerRecord
 from stage import Stage
@@ -57,12 +59,6 @@ RESULTS: Final = ("Ok", "ProcessingFailed", "Dropped")
 
 class IngestionError(RuntimeError):
     """Local delivery could not run (the function failed to start, answered out of contract, ...)."""
-
-
-class S3Home(Protocol):
-    """Where ``s3://bucket/key`` lives on this machine (``emulators.sagemaker.LocalHome``)."""
-
-    def s3_path(self, uri: str) -> Path: ...
 
 
 # --- Firehose's prefix expressions -------------------------------------------------------------
@@ -353,7 +349,7 @@ def _preview(data_b64: str, limit: int = 90) -> str:
 def deliver(
     records: Sequence[ProducerRecord],
     stream: DeliveryStream,
-    home: S3Home,
+    home: LocalHome,
     *,
     log_path: Path,
     arrival: datetime | None = None,
@@ -479,7 +475,7 @@ def deliver(
 
 
 def _write_objects(
-    home: S3Home,
+    home: LocalHome,
     *,
     stream: DeliveryStream,
     prefix: str,
@@ -490,9 +486,7 @@ def _write_objects(
     uris = []
     for body in _chunks(lines, stream.object_bytes):
         uri = f"s3://{stream.bucket}/{prefix}{object_name(stream.name, moment, new_id(), stream.compression)}"
-        path = home.s3_path(uri)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(gzip.compress(body, mtime=0) if stream.compression == "GZIP" else body)
+        LocalS3(home).put_bytes(gzip.compress(body, mtime=0) if stream.compression == "GZIP" else body, uri)
         uris.append(uri)
     return uris
 

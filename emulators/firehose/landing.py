@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from emulators.core.errors import LocalEngineError
 from emulators.core.home import LocalHome
-from emulators.s3 import storage
+from emulators.s3 import LocalS3
 from stage import DataLayout, DatasetSchema
 
 # CSV spellings of a missing value (R's NA as in the penguins CSV, pandas' NaN, empty).
@@ -133,5 +133,5 @@ def land(
     stamp = moment.strftime("%Y-%m-%d-%H-%M-%S")
     uri = f"s3://{raw_bucket}/{prefix}rookery-local-data-1-{stamp}-{uuid.uuid4()}"
     body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
-    target = storage.put_bytes(home, body, uri)
+    target = LocalS3(home).put_bytes(body, uri)
     return Landed(uri=uri, records=len(records), path=target)

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
+from emulators.core.errors import StepFailedError
 from emulators.core.home import LocalHome
 from emulators.core.images import ImageMap
 from emulators.core.procs import Watch
+from emulators.s3 import LocalS3, NoObjectsError
 
 _ALPHABET: Final = string.ascii_lowercase + string.digits
 OPT_ML: Final = PurePosixPath("/opt/ml")
@@ -35,6 +37,14 @@ def in_sandbox(sandbox: Path, container_path: str) -> Path:
     """``/opt/ml/x/y`` inside the container -> ``<sandbox>/x/y`` (callers checked it is under /opt/ml)."""
     relative = PurePosixPath(container_path).relative_to(OPT_ML)
     return sandbox.joinpath(*relative.parts)
+
+
+def no_objects(uri: str, what: str) -> StepFailedError:
+    """The step's failure when an input location holds nothing, as SageMaker words it."""
+    return StepFailedError(
+        f"ClientError: No S3 objects found under S3 URL {uri!r} given in {what}. Make sure the data "
+        "exists under that prefix of the local S3 folder (for the raw data: ingest it, or pass --data)"
+    )
 
 
 @dataclass(frozen=True)
@@ -127,6 +137,18 @@ class StepContext:
     @property
     def log_path(self) -> Path:
         return self.log_dir / f"{self.step_name}.log"
+
+    @property
+    def s3(self) -> LocalS3:
+        return LocalS3(self.home)
+
+    def download(self, uri: str, data_type: str, dest: Path, what: str) -> int:
+        """Copy an input's objects into the sandbox (``S3Prefix``: every object under ``uri``;
+        ``S3Object``: exactly that one); the step fails as SageMaker's does when there are none."""
+        try:
+            return self.s3.download(uri, dest, exact=data_type == "S3Object")
+        except NoObjectsError:
+            raise no_objects(uri, what) from None
 
     def arn(self, kind: str, name: str) -> str:
         return f"arn:aws:sagemaker:{self.region}:{self.account}:{kind}/{name.lower()}"

@@ -29,6 +29,7 @@ from emulators.core.errors import (
 )
 from emulators.core.home import LocalHome
 from emulators.core.images import ImageMap
+from emulators.s3 import LocalS3
 from emulators.sagemaker.checks import check_definition, check_resolved
 from emulators.sagemaker.context import InterruptPlan, StepContext, StepResult, job_name, random_id
 from emulators.sagemaker.expressions import ExpressionError, Scope, lookup
@@ -404,7 +405,7 @@ class _Run:
         outputs = self._properties_of(step).get("ProcessingOutputConfig", {}).get("Outputs", [])
         output = lookup(outputs, [(str(declared["OutputName"]),)], f"property file {file_name}")
         uri = f"{output['S3Output']['S3Uri'].rstrip('/')}/{declared['FilePath']}"
-        path = self.home.s3_path(uri)
+        path = LocalS3(self.home).path(uri)
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -21,7 +21,7 @@ from emulators.sagemaker.registry import LocalRegistry
 
 def _require_object(ctx: StepContext, uri: str, field: str) -> None:
     try:
-        exists = ctx.home.s3_path(uri).is_file()
+        exists = ctx.s3.path(uri).is_file()
     except LocalEngineError as exc:
         raise StepFailedError(f"ValidationException: {field}: {exc}") from None
     if not exists:
@@ -65,7 +65,7 @@ def run_register(ctx: StepContext) -> StepResult:
     if statistics.get("S3Uri"):
         _require_object(ctx, statistics["S3Uri"], "ModelMetrics.ModelQuality.Statistics.S3Uri")
         try:
-            metrics = json.loads(ctx.home.s3_path(statistics["S3Uri"]).read_text(encoding="utf-8"))
+            metrics = json.loads(ctx.s3.path(statistics["S3Uri"]).read_text(encoding="utf-8"))
         except ValueError as exc:
             raise StepFailedError(
                 f"ValidationException: ModelMetrics.ModelQuality.Statistics {statistics['S3Uri']}: "

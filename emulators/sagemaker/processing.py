@@ -13,7 +13,6 @@ from typing import Any
 from emulators.core import procs
 from emulators.core.errors import StepFailedError
 from emulators.core.files import fresh_dir
-from emulators.s3 import storage
 from emulators.sagemaker.context import StepContext, StepResult, in_sandbox
 from emulators.sagemaker.expressions import to_text
 from emulators.sagemaker.records import now
@@ -34,8 +33,7 @@ def run_processing(ctx: StepContext) -> StepResult:
     app = args["AppSpecification"]
     for item in args.get("ProcessingInputs", []) or []:
         s3 = item["S3Input"]
-        count = storage.stage(
-            ctx.home,
+        count = ctx.download(
             s3["S3Uri"],
             s3.get("S3DataType", "S3Prefix"),
             in_sandbox(sandbox, s3["LocalPath"]),
@@ -82,6 +80,6 @@ def run_processing(ctx: StepContext) -> StepResult:
         raise StepFailedError(reason, properties)
     for item in args.get("ProcessingOutputConfig", {}).get("Outputs", []) or []:
         out = item["S3Output"]
-        storage.upload(ctx.home, in_sandbox(sandbox, out["LocalPath"]), out["S3Uri"])
+        ctx.s3.upload(in_sandbox(sandbox, out["LocalPath"]), out["S3Uri"])
     properties["ProcessingJobStatus"] = "Completed"
     return StepResult(properties, {"log": str(ctx.log_path)})

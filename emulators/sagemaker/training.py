@@ -23,7 +23,6 @@ from typing import Any, Final
 from emulators.core import procs
 from emulators.core.errors import StepFailedError
 from emulators.core.files import fresh_dir
-from emulators.s3 import storage
 from emulators.sagemaker.context import (
     InterruptPlan,
     StepContext,
@@ -146,8 +145,7 @@ def run_training_job(
     _write_config(sandbox, request, name)
     for channel in request.get("InputDataConfig", []) or []:
         source = channel["DataSource"]["S3DataSource"]
-        storage.stage(
-            ctx.home,
+        ctx.download(
             source["S3Uri"],
             source.get("S3DataType", "S3Prefix"),
             sandbox / "input" / "data" / channel["ChannelName"],
@@ -181,9 +179,9 @@ def run_training_job(
         while True:
             if local_checkpoints is not None and checkpoint_uri:
                 fresh_dir(local_checkpoints)
-                restored = storage.list_prefix(ctx.home, checkpoint_uri)
+                restored = ctx.s3.list_prefix(checkpoint_uri)
                 if restored:
-                    storage.stage(ctx.home, checkpoint_uri, "S3Prefix", local_checkpoints, "checkpoints")
+                    ctx.download(checkpoint_uri, "S3Prefix", local_checkpoints, "checkpoints")
                     log.write(
                         f"[rookery local] restored {len(restored)} checkpoint file(s) from {checkpoint_uri}\n"
                     )
@@ -212,7 +210,7 @@ def run_training_job(
                 )
             trained_seconds += outcome.seconds
             if local_checkpoints is not None and checkpoint_uri:
-                uploaded = storage.upload(ctx.home, local_checkpoints, checkpoint_uri)
+                uploaded = ctx.s3.upload(local_checkpoints, checkpoint_uri)
                 log.write(
                     f"[rookery local] uploaded {len(uploaded)} checkpoint file(s) to {checkpoint_uri}\n"
                 )
@@ -263,12 +261,12 @@ def run_training_job(
     model_uri = model_artifact_uri(output_path, name)
     archive = sandbox / "packed" / "model.tar.gz"
     _pack(model_dir, archive)
-    storage.put_file(ctx.home, archive, model_uri)
+    ctx.s3.put_file(archive, model_uri)
     output_data = sandbox / "output" / "data"
     if output_data.is_dir() and any(output_data.iterdir()):
         packed = sandbox / "packed" / "output.tar.gz"
         _pack(output_data, packed)
-        storage.put_file(ctx.home, packed, f"{output_path.rstrip('/')}/{name}/output/output.tar.gz")
+        ctx.s3.put_file(packed, f"{output_path.rstrip('/')}/{name}/output/output.tar.gz")
     shutil.rmtree(sandbox / "packed", ignore_errors=True)
     properties.update(
         TrainingJobStatus="Completed",

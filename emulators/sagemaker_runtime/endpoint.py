@@ -24,6 +24,7 @@ from emulators.core.errors import EndpointError, LocalEngineError
 from emulators.core.home import LocalHome
 from emulators.core.images import ImageMap
 from emulators.core.serving import ServeError, ServeProcess
+from emulators.s3 import LocalS3
 from emulators.sagemaker.records import now
 from emulators.sagemaker.registry import ModelPackage
 
@@ -95,7 +96,7 @@ class LocalEndpoint:
             )
         spec = package.inference_spec
         try:
-            archive = home.s3_path(str(spec.get("model_data_url")))
+            archive = LocalS3(home).path(str(spec.get("model_data_url")))
         except LocalEngineError as exc:
             raise EndpointError(f"model package {package.ref}: {exc}") from None
         if not archive.is_file():

@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page, Request
 
 from emulators.core.home import LocalHome
 from emulators.firehose.delivery import Delivery
+from emulators.s3 import LocalS3
 from rookery.demo.report import (
     Artifact,
     ExecutionView,
@@ -40,7 +41,7 @@ HYPERPARAMETERS = {"num_round": 30, "max_depth": 3, "eta": 0.3, "eval_metric": "
 
 
 def files_under(home: LocalHome, uri: str) -> list[Path]:
-    root = home.s3_path(uri)
+    root = LocalS3(home).path(uri)
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
 
 

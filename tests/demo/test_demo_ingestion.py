@@ -26,6 +26,7 @@ from emulators.firehose.delivery import (
     evaluate_prefix,
     object_name,
 )
+from emulators.s3 import LocalS3
 from rookery.demo.dataset import DemoDataError, bundled_rows, demo_records, invalid_records
 from stage import DatasetSchema, Stage
 
@@ -125,8 +126,8 @@ def test_ok_records_land_under_the_date_partition_with_firehose_names(
 
     objects = files_under(home, f"s3://rookery-dev-raw/{dev.dataset.name}/")
 
-    assert [home.s3_uri(p) for p in objects] == list(delivery.data_objects)
-    assert all(home.s3_uri(p).startswith(delivery.data_prefix) for p in objects)
+    assert [LocalS3(home).uri(p) for p in objects] == list(delivery.data_objects)
+    assert all(LocalS3(home).uri(p).startswith(delivery.data_prefix) for p in objects)
     assert all(OBJECT_NAME.match(p.name) for p in objects), [p.name for p in objects]
     records = [json.loads(line) for p in objects for line in lines(p)]
     assert len(records) == 344
@@ -144,7 +145,7 @@ def test_failed_records_land_under_the_error_prefix_in_firehose_error_format(
 
     objects = files_under(home, "s3://rookery-dev-raw/errors/")
 
-    assert [home.s3_uri(p) for p in objects] == list(delivery.error_objects)
+    assert [LocalS3(home).uri(p) for p in objects] == list(delivery.error_objects)
     assert all(OBJECT_NAME.match(p.name) for p in objects)
     entries = [json.loads(line) for p in objects for line in lines(p)]
     assert len(entries) == 5
@@ -210,7 +211,7 @@ def test_small_buffers_mean_more_invocations_and_objects_and_nothing_lost(tmp_pa
     )
 
     assert delivery.invocations > 5 and (delivery.ok, delivery.failed) == (344, 5)
-    objects = [home.s3_path(u) for u in delivery.data_objects]
+    objects = [LocalS3(home).path(u) for u in delivery.data_objects]
     assert len(objects) > 3
     assert all(p.stat().st_size <= 10_000 for p in objects)
     assert sum(len(lines(p)) for p in objects) == 344
@@ -224,7 +225,7 @@ def test_gzip_objects_are_named_gz_and_hold_json_lines(tmp_path: Path, dev: Stag
 
     delivery = deliver(demo_records(dev.dataset), stream, home, log_path=tmp_path / "t.log", arrival=ARRIVAL)
 
-    paths = [home.s3_path(u) for u in (*delivery.data_objects, *delivery.error_objects)]
+    paths = [LocalS3(home).path(u) for u in (*delivery.data_objects, *delivery.error_objects)]
     assert all(p.name.endswith(".gz") for p in paths)
     assert sum(len(lines(p)) for p in paths) == 349
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from emulators.s3 import LocalS3
 from emulators.sagemaker import Execution, ImageMap, LocalEngine, LocalHome
 from pipelines import PipelineResources, PipelineSettings, render_definition_cached
 from rookery.demo.synthetic import SYNTHETIC_SCHEMA
@@ -92,14 +93,14 @@ def penguin_records() -> list[dict[str, Any]]:
 
 
 def put_jsonl(home: LocalHome, uri: str, records: Sequence[Mapping[str, Any]]) -> Path:
-    path = home.s3_path(uri)
+    path = LocalS3(home).path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path
 
 
 def read_json(home: LocalHome, uri: str) -> Any:
-    return json.loads(home.s3_path(uri).read_text(encoding="utf-8"))
+    return json.loads(LocalS3(home).path(uri).read_text(encoding="utf-8"))
 
 
 def lines(path: Path) -> list[str]:
@@ -108,7 +109,7 @@ def lines(path: Path) -> list[str]:
 
 def model_metadata(home: LocalHome, model_uri: str) -> dict[str, Any]:
     """metadata.json inside a model.tar.gz in the local S3."""
-    with tarfile.open(home.s3_path(model_uri)) as tar:
+    with tarfile.open(LocalS3(home).path(model_uri)) as tar:
         member = tar.extractfile("metadata.json")
         assert member is not None
         return dict(json.loads(member.read()))
@@ -119,8 +120,8 @@ def rows_and_answers(home: LocalHome, execution: Execution) -> tuple[list[str], 
     outputs = execution.step("Preprocess").properties["ProcessingOutputConfig"]["Outputs"]
     test_csv = next(o for o in outputs if o["OutputName"] == "test")["S3Output"]["S3Uri"]
     out = execution.step("BatchTransform").properties["TransformOutput"]["S3OutputPath"]
-    answers = [json.loads(line) for line in lines(home.s3_path(f"{out}/test.jsonl.out"))]
-    return lines(home.s3_path(f"{test_csv}/test.csv")), answers
+    answers = [json.loads(line) for line in lines(LocalS3(home).path(f"{out}/test.jsonl.out"))]
+    return lines(LocalS3(home).path(f"{test_csv}/test.csv")), answers
 
 
 def auc_in_order(rows: Sequence[str], answers: Sequence[Mapping[str, Any]]) -> float:

@@ -16,7 +16,7 @@ import pytest
 from emulators.core import procs
 from emulators.core.errors import LocalEngineError
 from emulators.firehose.landing import DataFileError, land, read_records
-from emulators.s3.storage import list_prefix, stage
+from emulators.s3 import LocalS3
 from emulators.sagemaker import InterruptPlan, LocalHome, LocalRegistry, RegistryError
 from emulators.sagemaker.context import Trigger
 from emulators.sagemaker.expressions import ExpressionError, Scope, lookup, to_text
@@ -144,32 +144,32 @@ def test_ordering_a_text_value_is_an_error_naming_it() -> None:
 
 # -- local S3 ------------------------------------------------------------------------------------
 def test_s3_paths_map_under_the_home_and_back(tmp_path: Path) -> None:
-    home = LocalHome(tmp_path)
-    path = home.s3_path("s3://bucket/a/b.txt")
+    s3 = LocalS3(LocalHome(tmp_path))
+    path = s3.path("s3://bucket/a/b.txt")
     assert path == tmp_path / "s3" / "bucket" / "a" / "b.txt"
-    assert home.s3_uri(path) == "s3://bucket/a/b.txt"
+    assert s3.uri(path) == "s3://bucket/a/b.txt"
     for bad in ("https://bucket/a", "s3:///key", "s3://bucket/../x", "file:///etc/passwd"):
         with pytest.raises(LocalEngineError):
-            home.s3_path(bad)
+            s3.path(bad)
     with pytest.raises(LocalEngineError, match="not inside the local S3 folder"):
-        home.s3_uri(tmp_path / "elsewhere")
+        s3.uri(tmp_path / "elsewhere")
 
 
 def test_a_prefix_keeps_relative_paths_and_an_exact_key_its_file_name(tmp_path: Path) -> None:
-    home = LocalHome(tmp_path)
+    s3 = LocalS3(LocalHome(tmp_path))
     for key in (
         "run/Preprocess/train/train.csv",
         "run/Preprocess/train/part/2.csv",
         "run/Preprocess/test/test.csv",
     ):
-        path = home.s3_path(f"s3://b/{key}")
+        path = s3.path(f"s3://b/{key}")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(key)
-    assert [r for r, _ in list_prefix(home, "s3://b/run/Preprocess/train")] == ["part/2.csv", "train.csv"]
-    assert [r for r, _ in list_prefix(home, "s3://b/run/Preprocess/train/")] == ["part/2.csv", "train.csv"]
-    assert [r for r, _ in list_prefix(home, "s3://b/run/Preprocess/test/test.csv")] == ["test.csv"]
-    assert list_prefix(home, "s3://b/run/nothing") == [] and list_prefix(home, "s3://other/x") == []
-    stage(home, "s3://b/run/Preprocess/train", "S3Prefix", tmp_path / "job", "input")
+    assert [r for r, _ in s3.list_prefix("s3://b/run/Preprocess/train")] == ["part/2.csv", "train.csv"]
+    assert [r for r, _ in s3.list_prefix("s3://b/run/Preprocess/train/")] == ["part/2.csv", "train.csv"]
+    assert [r for r, _ in s3.list_prefix("s3://b/run/Preprocess/test/test.csv")] == ["test.csv"]
+    assert s3.list_prefix("s3://b/run/nothing") == [] and s3.list_prefix("s3://other/x") == []
+    s3.download("s3://b/run/Preprocess/train", tmp_path / "job")
     assert (tmp_path / "job" / "part" / "2.csv").read_text() == "run/Preprocess/train/part/2.csv"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from emulators.core.errors import LocalEngineError
-from emulators.core.home import split_s3_uri
+from emulators.s3 import split_s3_uri
 from emulators.sagemaker.checks.fields import StepFields
 from emulators.sagemaker.context import OPT_ML
 
