@@ -25,8 +25,7 @@ from emulators.core.home import LocalHome
 from emulators.core.images import ImageMap
 from emulators.core.serving import ServeError, ServeProcess
 from emulators.s3 import LocalS3
-from emulators.sagemaker.records import now
-from emulators.sagemaker.registry import ModelPackage
+from emulators.sagemaker.models import ModelPackage, now
 
 ENDPOINT_FILE: Final = "endpoint.json"
 VARIANT: Final = "AllTraffic"

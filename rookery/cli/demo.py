@@ -156,8 +156,8 @@ def demo(
     ] = None,
 ) -> None:
     # Imported here: every `rookery` command loads this module, and the demo's imports are heavy.
-    from emulators.core.errors import UnsupportedDefinition  # noqa: PLC0415
     from emulators.sagemaker import LocalHome  # noqa: PLC0415
+    from emulators.sagemaker.exceptions import UnsupportedDefinition  # noqa: PLC0415
     from pipelines.parameters import ParameterError  # noqa: PLC0415
     from pipelines.settings import SettingsError  # noqa: PLC0415
     from rookery.demo.run import DemoOptions, prepare, run_demo  # noqa: PLC0415

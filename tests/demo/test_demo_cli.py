@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from emulators.s3 import LocalS3
 from emulators.sagemaker import ImageMap, LocalEngine, LocalHome, LocalRegistry
-from emulators.sagemaker.expressions import to_text
+from emulators.sagemaker.pipeline.expressions import to_text
 from rookery.cli.main import app
 from rookery.demo.dataset import bundled_csv
 

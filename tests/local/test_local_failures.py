@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 
 from emulators.s3 import LocalS3
 from emulators.sagemaker import Execution, ImageMap, InterruptPlan, LocalEngine, LocalHome, LocalRegistry
-from emulators.sagemaker.expressions import to_text
+from emulators.sagemaker.pipeline.expressions import to_text
 from rookery.cli.main import app
 from rookery.demo.synthetic import write_jsonl
 from stage import Stage

@@ -37,7 +37,7 @@ from emulators.sagemaker import (
     LocalRegistry,
     ModelPackage,
 )
-from emulators.sagemaker.expressions import to_text
+from emulators.sagemaker.pipeline.expressions import to_text
 from rookery.cli.main import app
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local-train")]

@@ -18,11 +18,11 @@ from emulators.core.errors import LocalEngineError
 from emulators.firehose.landing import DataFileError, land, read_records
 from emulators.s3 import LocalS3
 from emulators.sagemaker import InterruptPlan, LocalHome, LocalRegistry, RegistryError
-from emulators.sagemaker.context import Trigger
-from emulators.sagemaker.expressions import ExpressionError, Scope, lookup, to_text
-from emulators.sagemaker.parameters import resolve_parameters
-from emulators.sagemaker.transform import batches
-from emulators.sagemaker.tuning import sample
+from emulators.sagemaker.pipeline.expressions import ExpressionError, Scope, lookup, to_text
+from emulators.sagemaker.pipeline.parameters import resolve_parameters
+from emulators.sagemaker.steps.spot import Trigger
+from emulators.sagemaker.steps.transform import batches
+from emulators.sagemaker.steps.tuning import sample
 from pipelines.parameters import ParameterError
 from pipelines.reading.paths import tokens
 from stage import DataLayout, DatasetSchema

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from emulators.core.errors import LocalEngineError
 from emulators.s3 import split_s3_uri
 from emulators.sagemaker.checks.fields import StepFields
-from emulators.sagemaker.context import OPT_ML
+from emulators.sagemaker.pipeline.context import OPT_ML
 
 _ROOT = str(OPT_ML)
 

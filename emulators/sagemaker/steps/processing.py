@@ -11,11 +11,11 @@ import json
 from typing import Any
 
 from emulators.core import procs
-from emulators.core.errors import StepFailedError
 from emulators.core.files import fresh_dir
-from emulators.sagemaker.context import StepContext, StepResult, in_sandbox
-from emulators.sagemaker.expressions import to_text
-from emulators.sagemaker.records import now
+from emulators.sagemaker.exceptions import StepFailedError
+from emulators.sagemaker.models import now
+from emulators.sagemaker.pipeline.context import StepContext, StepResult, in_sandbox
+from emulators.sagemaker.pipeline.expressions import to_text
 
 
 def run_processing(ctx: StepContext) -> StepResult:

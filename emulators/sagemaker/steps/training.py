@@ -21,17 +21,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from emulators.core import procs
-from emulators.core.errors import StepFailedError
 from emulators.core.files import fresh_dir
-from emulators.sagemaker.context import (
-    InterruptPlan,
-    StepContext,
-    StepResult,
-    Trigger,
-    in_sandbox,
-)
-from emulators.sagemaker.expressions import to_text
-from emulators.sagemaker.records import now
+from emulators.sagemaker.exceptions import StepFailedError
+from emulators.sagemaker.models import now
+from emulators.sagemaker.pipeline.context import StepContext, StepResult, in_sandbox
+from emulators.sagemaker.pipeline.expressions import to_text
+from emulators.sagemaker.steps.spot import InterruptPlan, Trigger
 from pipelines.contract import CHECKPOINT_LOCAL_PATH
 
 MODEL_ARCHIVE: Final = "model.tar.gz"

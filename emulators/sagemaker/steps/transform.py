@@ -16,12 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from emulators.core.errors import StepFailedError
 from emulators.core.files import fresh_dir
 from emulators.core.serving import ServeError, ServeProcess
-from emulators.sagemaker.context import StepContext, StepResult, no_objects
-from emulators.sagemaker.models import load_model
-from emulators.sagemaker.records import now
+from emulators.sagemaker.exceptions import StepFailedError
+from emulators.sagemaker.models import load_model, now
+from emulators.sagemaker.pipeline.context import StepContext, StepResult, no_objects
 
 MB: Final = 1024 * 1024
 DEFAULT_MAX_PAYLOAD_MB: Final = 6
