@@ -28,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from emulators.core.home import default_home_root
-from emulators.firehose.landing import land
+from emulators.firehose import land
 from emulators.sagemaker import (
     Execution,
     ImageMap,

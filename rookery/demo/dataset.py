@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from emulators.firehose import ProducerRecord
 from stage import DatasetSchema
 
 PACKAGE: Final = "palmerpenguins"
@@ -29,11 +30,10 @@ class DemoDataError(ValueError):
 
 
 @dataclass(frozen=True)
-class ProducerRecord:
-    """One record exactly as a producer PUTs it to Firehose."""
+class DemoRecord(ProducerRecord):
+    """A record the demo sends; for a deliberately invalid one, what is wrong with it (the transform
+    must reject it)."""
 
-    payload: bytes
-    # For a deliberately invalid record: what is wrong with it (the transform must reject it).
     invalid_because: str | None = None
 
 
@@ -86,14 +86,14 @@ def _json(record: Mapping[str, Any]) -> bytes:
     return json.dumps(record, separators=(",", ":")).encode("utf-8")
 
 
-def invalid_records(schema: DatasetSchema, template: Mapping[str, Any]) -> list[ProducerRecord]:
+def invalid_records(schema: DatasetSchema, template: Mapping[str, Any]) -> list[DemoRecord]:
     """What a buggy producer sends, each built from a valid ``template`` row and saying why it must fail."""
-    out: list[ProducerRecord] = []
+    out: list[DemoRecord] = []
     if schema.numeric:
         column = schema.numeric[-1]
         value = template.get(column) if template.get(column) is not None else 1
         out.append(
-            ProducerRecord(
+            DemoRecord(
                 _json({**template, column: str(value)}),
                 f"{column!r} sent as the text {str(value)!r} instead of a number",
             )
@@ -101,24 +101,24 @@ def invalid_records(schema: DatasetSchema, template: Mapping[str, Any]) -> list[
     if schema.categorical:
         column = schema.categorical[0]
         out.append(
-            ProducerRecord(_json({**template, column: " "}), f"{column!r} is a blank string instead of null")
+            DemoRecord(_json({**template, column: " "}), f"{column!r} is a blank string instead of null")
         )
     out.append(
-        ProducerRecord(
+        DemoRecord(
             ",".join("" if v is None else str(v) for v in template.values()).encode("utf-8"),
             "a CSV line instead of a JSON object",
         )
     )
     renamed = {k.title().replace("_", ""): v for k, v in template.items()}
     out.append(
-        ProducerRecord(
+        DemoRecord(
             _json(renamed),
             f"field names in another spelling ({next(iter(renamed))!r}), so none of the schema's columns "
             "is present",
         )
     )
     out.append(
-        ProducerRecord(
+        DemoRecord(
             _json({**template, schema.target: ""}),
             f"the target {schema.target!r} is a blank string instead of null",
         )
@@ -126,15 +126,13 @@ def invalid_records(schema: DatasetSchema, template: Mapping[str, Any]) -> list[
     return out
 
 
-def demo_records(
-    schema: DatasetSchema, rows: Sequence[Mapping[str, Any]] | None = None
-) -> list[ProducerRecord]:
+def demo_records(schema: DatasetSchema, rows: Sequence[Mapping[str, Any]] | None = None) -> list[DemoRecord]:
     """The bundled rows with the invalid records spread among them, in a fixed (reproducible) order."""
     valid = list(rows) if rows is not None else bundled_rows(schema)
     if not valid:
         raise DemoDataError("no rows to ingest: the bundled CSV is empty")
     bad = invalid_records(schema, next((r for r in valid if None not in r.values()), valid[0]))
-    records = [ProducerRecord(_json(r)) for r in valid]
+    records = [DemoRecord(_json(r)) for r in valid]
     step = max(1, len(records) // (len(bad) + 1))
     # Insert from the back so earlier positions stay where they were computed.
     for i, record in reversed(list(enumerate(bad, start=1))):

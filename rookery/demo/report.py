@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import jinja2
 
-from emulators.firehose.delivery import Delivery
+from emulators.firehose import Delivery
 from rookery.demo.audit import StageAudit
 from rookery.demo.scoring import Scoring
 

@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 import stage as config
 from emulators.core.errors import LocalEngineError
-from emulators.firehose.delivery import Delivery, DeliveryStream, IngestionError, deliver
+from emulators.firehose import Delivery, DeliveryStream, IngestionError, deliver
 from emulators.s3 import LocalS3
 from emulators.sagemaker import (
     Execution,

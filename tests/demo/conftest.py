@@ -15,7 +15,7 @@ from demo_testing import ARRIVAL, CHROMIUM_FLAGS, REPO, JobsRun, chromium, run_j
 from playwright.sync_api import Browser, sync_playwright
 
 from emulators.core.home import LocalHome
-from emulators.firehose.delivery import Delivery, DeliveryStream, deliver
+from emulators.firehose import Delivery, DeliveryStream, deliver
 from emulators.s3 import LocalS3
 from rookery.demo.dataset import demo_records
 from rookery.demo.run import DemoOptions, DemoResult, prepare, run_demo

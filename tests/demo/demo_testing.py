@@ -18,7 +18,7 @@ from typing import Any
 from playwright.sync_api import Browser, Page, Request
 
 from emulators.core.home import LocalHome
-from emulators.firehose.delivery import Delivery
+from emulators.firehose import Delivery
 from emulators.s3 import LocalS3
 from rookery.demo.report import (
     Artifact,

@@ -17,15 +17,8 @@ import pytest
 from demo_testing import ARRIVAL, REPO, JobsRun, files_under
 
 from emulators.core.home import LocalHome
-from emulators.firehose.delivery import (
-    PROCESSING_FAILED_CODE,
-    Delivery,
-    DeliveryStream,
-    IngestionError,
-    deliver,
-    evaluate_prefix,
-    object_name,
-)
+from emulators.firehose import Delivery, DeliveryStream, IngestionError, deliver
+from emulators.firehose.responses import PROCESSING_FAILED_CODE, evaluate_prefix, object_name
 from emulators.s3 import LocalS3
 from rookery.demo.dataset import DemoDataError, bundled_rows, demo_records, invalid_records
 from stage import DatasetSchema, Stage
@@ -306,7 +299,7 @@ def test_a_function_that_cannot_start_fails_ingestion_with_its_own_message(
 def test_without_the_functions_code_ingestion_says_where_it_looked(
     tmp_path: Path, dev: Stage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("emulators.firehose.delivery.LAMBDAS_DIR", tmp_path / "lambdas")
+    monkeypatch.setattr("emulators.firehose.transform.LAMBDAS_DIR", tmp_path / "lambdas")
 
     with pytest.raises(
         IngestionError, match=r"lambdas/firehose_transform; run the demo from a rookery checkout"

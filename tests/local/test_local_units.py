@@ -15,7 +15,8 @@ import pytest
 
 from emulators.core import procs
 from emulators.core.errors import LocalEngineError
-from emulators.firehose.landing import DataFileError, land, read_records
+from emulators.firehose import DataFileError, land
+from emulators.firehose.landing import read_records
 from emulators.s3 import LocalS3
 from emulators.sagemaker import InterruptPlan, LocalHome, LocalRegistry, RegistryError
 from emulators.sagemaker.pipeline.expressions import ExpressionError, Scope, lookup, to_text
