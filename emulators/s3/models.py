@@ -108,3 +108,11 @@ class LocalS3:
     def put_bytes(self, data: bytes, uri: str) -> Path:
         """Store ``data`` as the object ``uri``."""
         return write_whole(self.path(uri), data)
+
+    def delete(self, uri: str) -> bool:
+        """Delete the object ``uri``; whether there was one."""
+        path = self.path(uri)
+        if not path.is_file():
+            return False
+        path.unlink()
+        return True

@@ -336,12 +336,7 @@ class _Demo:
         if not manifest.is_file():
             return
         previous = Delivery.from_json(json.loads(manifest.read_text(encoding="utf-8")))
-        removed = 0
-        for uri in previous.written:
-            path = self.s3.path(uri)
-            if path.is_file():
-                path.unlink()
-                removed += 1
+        removed = sum(self.s3.delete(uri) for uri in previous.written)
         manifest.unlink()
         if removed:
             self.ui.note(f"removed the {removed} objects the previous demo run ingested")

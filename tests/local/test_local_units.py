@@ -174,6 +174,13 @@ def test_a_prefix_keeps_relative_paths_and_an_exact_key_its_file_name(tmp_path: 
     assert (tmp_path / "job" / "part" / "2.csv").read_text() == "run/Preprocess/train/part/2.csv"
 
 
+def test_deleting_an_object_says_whether_there_was_one(tmp_path: Path) -> None:
+    s3 = LocalS3(LocalHome(tmp_path))
+    s3.put_bytes(b"x", "s3://b/k/one")
+    assert s3.delete("s3://b/k/one") and not s3.path("s3://b/k/one").exists()
+    assert not s3.delete("s3://b/k/one") and not s3.delete("s3://b/k")
+
+
 # -- parameters ----------------------------------------------------------------------------------
 DEFINITION = {
     "Parameters": [
