@@ -1,4 +1,5 @@
-"""What a step runner gets from the engine: the resolved arguments, its sandbox, log and job slots."""
+"""What a step runner gets from the engine: the resolved arguments, its sandbox, log and job slots, and
+the local S3 with SageMaker's wording for what is missing."""
 
 from __future__ import annotations
 
