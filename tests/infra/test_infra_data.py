@@ -5,25 +5,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk.assertions import Template
 from infra_testing import Synth, arn_of, ref, resources
 
+from infra.app import repo_context
 from infra.audit.rules import flatten
 from infra.constructs.catalog import INGEST_METADATA_COLUMNS, QUERY_SCAN_LIMIT_BYTES, dataset_columns
 from infra.constructs.data_lake import VIA_SERVICES, DataKeys, DataLake, TrustedPrincipal, TrustedService
 from infra.constructs.function import RUNTIME
+from infra.stacks.stage_props import data_keys_props, data_lake_props
 from infra.stateful import STATEFUL_RESOURCE_TYPES
 from stage import load_stage
 from stage.names import DATA_BUCKETS
-from stage.toolchain import use_venv_node
-
-use_venv_node()  # before aws_cdk is imported: jsii must start the venv's Node
-
-import aws_cdk as cdk  # noqa: E402
-from aws_cdk.assertions import Template  # noqa: E402
-
-from infra.app import repo_context  # noqa: E402
-from infra.stacks.stage_props import data_keys_props, data_lake_props  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("infra-synth")
 
