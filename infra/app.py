@@ -38,7 +38,8 @@ DESTROY_CONTEXT: Final = "destroy_data"
 
 @dataclass(frozen=True)
 class FoundationStacks:
-    """The stacks of issue 2; later stacks take them as inputs (``network.network.vpc``, ``data.lake``)."""
+    """The network and data stacks, which the stacks built on them take as inputs (``network.network.vpc``,
+    ``data.lake``)."""
 
     network: NetworkStack
     data: DataStack
@@ -46,7 +47,7 @@ class FoundationStacks:
 
 @dataclass(frozen=True)
 class StageStacks(FoundationStacks):
-    """Every stack of a stage: the foundation plus ``ml`` (issue 4)."""
+    """Every stack of a stage: the foundation plus ``ml``."""
 
     ml: MlStack
 
