@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import functools
-import importlib.resources
 import io
 import json
 import os
@@ -33,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
+
+from rookery.demo.dataset import penguin_records
 
 REPO = Path(__file__).resolve().parents[1]
 PROGRAM = REPO / "containers" / "program"
@@ -72,14 +72,9 @@ def image_env(**extra: str) -> dict[str, str]:
 
 def build_model(root: Path) -> tuple[Path, list[list[str]]]:
     """Run the real preprocess and train entrypoints on penguins; return the model folder and CSV rows."""
-    text = (importlib.resources.files("palmerpenguins") / "data" / "penguins.csv").read_text(encoding="utf-8")
     raw = root / "prep" / "processing" / "input" / "raw" / "penguins" / "ingest_date=2024-05-01" / "part-0"
     raw.parent.mkdir(parents=True)
-    numeric = set(NUMERIC)
-    with raw.open("w") as out:
-        for row in csv.DictReader(text.splitlines()):
-            record = {k: (None if v == "NA" else float(v) if k in numeric else v) for k, v in row.items()}
-            out.write(json.dumps(record) + "\n")
+    raw.write_text("".join(json.dumps(record) + "\n" for record in penguin_records()))
     env = image_env(SAGEMAKER_BASE_DIR=str(root / "prep"), ROOKERY_DATASET_SCHEMA=json.dumps(SCHEMA))
     subprocess.run(
         [str(IMAGE_PYTHON), str(PROGRAM / "preprocess.py")], env=env, check=True, capture_output=True

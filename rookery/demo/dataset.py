@@ -1,5 +1,6 @@
 """The demo's input: the bundled Palmer penguins rows as a producer would send them, and a few
-deliberately invalid records so that ingestion's error path is visible.
+deliberately invalid records so that ingestion's error path is visible. ``penguin_records`` is the
+same bundled data for the tests and the benchmarks.
 
 The rows come from the ``palmerpenguins`` package's CSV (read with the standard library): ``NA`` and
 empty cells become JSON null, the schema's numeric columns JSON numbers, everything else text. The
@@ -45,6 +46,26 @@ def bundled_csv() -> str:
             f"the {PACKAGE!r} package is not installed (it ships the demo's data); run `make setup`"
         )
     return (Path(spec.origin).parent / "data" / CSV_NAME).read_text(encoding="utf-8")
+
+
+def penguin_records() -> list[dict[str, Any]]:
+    """The bundled penguins as JSON records whatever the stage: every column, ``NA`` and empty cells as
+    null, every number a JSON number (whole numbers as integers). The tests' and benchmarks' data."""
+    return [
+        {column: _number_or_text(raw) for column, raw in row.items()}
+        for row in csv.DictReader(bundled_csv().splitlines())
+    ]
+
+
+def _number_or_text(raw: str) -> Any:
+    if raw.strip() in _MISSING:
+        return None
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            continue
+    return raw
 
 
 def bundled_rows(schema: DatasetSchema, text: str | None = None) -> list[dict[str, Any]]:

@@ -6,10 +6,8 @@ Entrypoints run as subprocesses with ``.venv-image/bin/python``: the interpreter
 
 from __future__ import annotations
 
-import csv
 import fcntl
 import gzip
-import importlib.resources
 import json
 import os
 import shutil
@@ -48,24 +46,6 @@ LOANS_SCHEMA: dict[str, Any] = {
     "categorical": ["region", "employment"],
     "id_column": "loan_id",
 }
-
-
-def penguin_records() -> list[dict[str, Any]]:
-    """The bundled Palmer penguins rows as JSON records (missing as null; the extra `year` field kept)."""
-    text = (importlib.resources.files("palmerpenguins") / "data" / "penguins.csv").read_text(encoding="utf-8")
-    numeric = set(PENGUINS_SCHEMA["numeric"]) | {"year"}
-    rows = []
-    for row in csv.DictReader(text.splitlines()):
-        record: dict[str, Any] = {}
-        for key, value in row.items():
-            if value in ("NA", ""):
-                record[key] = None
-            elif key in numeric:
-                record[key] = float(value) if "." in value else int(value)
-            else:
-                record[key] = value
-        rows.append(record)
-    return rows
 
 
 def loan_records(n: int = 1500, seed: int = 7) -> list[dict[str, Any]]:

@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from image_helpers import PENGUINS_SCHEMA, Sandbox, penguin_records, write_firehose
+from image_helpers import PENGUINS_SCHEMA, Sandbox, write_firehose
+
+from rookery.demo.dataset import penguin_records
 
 pytestmark = pytest.mark.slow
 

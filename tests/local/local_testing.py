@@ -8,8 +8,6 @@ first render of a session imports the SageMaker SDK.
 from __future__ import annotations
 
 import copy
-import csv
-import importlib.resources
 import json
 import tarfile
 import tomllib
@@ -25,7 +23,6 @@ from stage import STAGES_DIR, Stage, parse_stage
 from stage.paths import REPO_ROOT
 
 RENDER_CACHE: Final = REPO_ROOT / ".rookery" / "cache"
-PENGUINS_CSV: Final = Path(str(importlib.resources.files("palmerpenguins") / "data" / "penguins.csv"))
 SMALL_TRAINING: Final = {
     "objective": "binary:logistic",
     "eval_metric": "auc",
@@ -78,18 +75,6 @@ def new_home(root: Path) -> LocalHome:
     RENDER_CACHE.mkdir(parents=True, exist_ok=True)
     (root / "cache").symlink_to(RENDER_CACHE, target_is_directory=True)
     return LocalHome(root)
-
-
-def penguin_records() -> list[dict[str, Any]]:
-    """The bundled Palmer penguins as JSON records (NA -> null, numbers as numbers)."""
-    numeric = {"bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year"}
-    rows = []
-    with PENGUINS_CSV.open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            rows.append(
-                {k: None if v in ("NA", "") else (float(v) if k in numeric else v) for k, v in row.items()}
-            )
-    return rows
 
 
 def put_jsonl(home: LocalHome, uri: str, records: Sequence[Mapping[str, Any]]) -> Path:

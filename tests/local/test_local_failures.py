@@ -16,7 +16,6 @@ import pytest
 from local_testing import (
     engine_for,
     model_metadata,
-    penguin_records,
     put_jsonl,
     read_json,
     render,
@@ -29,6 +28,7 @@ from emulators.s3 import LocalS3
 from emulators.sagemaker import Execution, ImageMap, InterruptPlan, LocalEngine, LocalHome, LocalRegistry
 from emulators.sagemaker.pipeline.expressions import to_text
 from rookery.cli.main import app
+from rookery.demo.dataset import penguin_records
 from rookery.demo.synthetic import write_jsonl
 from stage import Stage
 

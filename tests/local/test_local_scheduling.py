@@ -6,10 +6,11 @@ import copy
 from typing import Any
 
 import pytest
-from local_testing import engine_for, penguin_records, put_jsonl, step_named
+from local_testing import engine_for, put_jsonl, step_named
 
 from emulators.s3 import LocalS3
 from emulators.sagemaker import Execution, LocalHome
+from rookery.demo.dataset import penguin_records
 from stage import Stage
 
 pytestmark = pytest.mark.slow

@@ -24,7 +24,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from local_testing import auc_in_order, lines, new_home, penguin_records, read_json, rows_and_answers
+from local_testing import auc_in_order, lines, new_home, read_json, rows_and_answers
 from typer.testing import CliRunner
 
 from emulators.s3 import LocalS3
@@ -39,6 +39,7 @@ from emulators.sagemaker import (
 )
 from emulators.sagemaker.pipeline.expressions import to_text
 from rookery.cli.main import app
+from rookery.demo.dataset import penguin_records
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local-train")]
 

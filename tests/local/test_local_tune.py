@@ -18,7 +18,6 @@ from local_testing import (
     engine_for,
     lines,
     new_home,
-    penguin_records,
     put_jsonl,
     read_json,
     rows_and_answers,
@@ -27,6 +26,7 @@ from local_testing import (
 
 from emulators.s3 import LocalS3
 from emulators.sagemaker import Execution, LocalHome, LocalRegistry, StepEvent
+from rookery.demo.dataset import penguin_records
 from stage import Stage
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local-tune")]
