@@ -6,8 +6,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any, Final
+from pathlib import Path
+from typing import Any
 
 from emulators.core.errors import LocalEngineError
 from emulators.core.home import LocalHome
@@ -16,14 +16,6 @@ from emulators.s3 import LocalS3, NoObjectsError
 from emulators.sagemaker import responses
 from emulators.sagemaker.exceptions import StepFailedError
 from emulators.sagemaker.steps.spot import InterruptPlan
-
-OPT_ML: Final = PurePosixPath("/opt/ml")
-
-
-def in_sandbox(sandbox: Path, container_path: str) -> Path:
-    """``/opt/ml/x/y`` inside the container -> ``<sandbox>/x/y`` (callers checked it is under /opt/ml)."""
-    relative = PurePosixPath(container_path).relative_to(OPT_ML)
-    return sandbox.joinpath(*relative.parts)
 
 
 def no_objects(uri: str, what: str) -> StepFailedError:

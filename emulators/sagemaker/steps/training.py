@@ -11,25 +11,22 @@ model folder is packed to ``<S3OutputPath>/<TrainingJobName>/output/model.tar.gz
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import shutil
-import tarfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from emulators.core import procs
 from emulators.core.files import fresh_dir
+from emulators.core.sandbox import MODEL_ARCHIVE, Sandbox, pack
 from emulators.sagemaker.exceptions import StepFailedError
 from emulators.sagemaker.models import now
-from emulators.sagemaker.pipeline.context import StepContext, StepResult, in_sandbox
+from emulators.sagemaker.pipeline.context import StepContext, StepResult
 from emulators.sagemaker.pipeline.expressions import to_text
 from emulators.sagemaker.steps.spot import InterruptPlan, Trigger
 from pipelines.contract import CHECKPOINT_LOCAL_PATH
-
-MODEL_ARCHIVE: Final = "model.tar.gz"
 
 
 class MetricParser:
@@ -69,18 +66,8 @@ def model_artifact_uri(output_path: str, training_job_name: str) -> str:
     return f"{output_path.rstrip('/')}/{training_job_name}/output/{MODEL_ARCHIVE}"
 
 
-def _pack(folder: Path, archive: Path) -> None:
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "w:gz", compresslevel=6) as tar:
-        for path in sorted(folder.iterdir()):
-            tar.add(path, arcname=path.name)
-
-
-def _write_config(sandbox: Path, request: dict[str, Any], name: str) -> None:
-    config = sandbox / "input" / "config"
-    config.mkdir(parents=True, exist_ok=True)
+def _write_config(sandbox: Sandbox, request: dict[str, Any], name: str) -> None:
     hyperparameters = {str(k): to_text(v) for k, v in (request.get("HyperParameters") or {}).items()}
-    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
     mode = request.get("AlgorithmSpecification", {}).get("TrainingInputMode", "File")
     channels = {}
     for channel in request.get("InputDataConfig", []) or []:
@@ -93,19 +80,17 @@ def _write_config(sandbox: Path, request: dict[str, Any], name: str) -> None:
         if channel.get("ContentType"):
             entry["ContentType"] = channel["ContentType"]
         channels[channel["ChannelName"]] = entry
-    (config / "inputdataconfig.json").write_text(json.dumps(channels, indent=2))
     resources = request.get("ResourceConfig") or {}
-    (config / "resourceconfig.json").write_text(
-        json.dumps(
-            {
-                "current_host": "algo-1",
-                "current_instance_type": resources.get("InstanceType", "local"),
-                "hosts": ["algo-1"],
-                "network_interface_name": "eth0",
-                "training_job_name": name,
-            },
-            indent=2,
-        )
+    sandbox.write_training_config(
+        hyperparameters,
+        channels,
+        {
+            "current_host": "algo-1",
+            "current_instance_type": resources.get("InstanceType", "local"),
+            "hosts": ["algo-1"],
+            "network_interface_name": "eth0",
+            "training_job_name": name,
+        },
     )
 
 
@@ -137,19 +122,20 @@ def run_training_job(
     }
     if request.get("CheckpointConfig") and checkpoint_uri:
         properties["CheckpointConfig"] = {**request["CheckpointConfig"], "S3Uri": checkpoint_uri}
-    _write_config(sandbox, request, name)
+    job = Sandbox(sandbox)
+    _write_config(job, request, name)
     for channel in request.get("InputDataConfig", []) or []:
         source = channel["DataSource"]["S3DataSource"]
         ctx.download(
             source["S3Uri"],
             source.get("S3DataType", "S3Prefix"),
-            sandbox / "input" / "data" / channel["ChannelName"],
+            job.channel(channel["ChannelName"]),
             f"channel {channel['ChannelName']!r}",
         )
     local_checkpoints = None
     if checkpoint_uri:
         local = (request.get("CheckpointConfig") or {}).get("LocalPath") or CHECKPOINT_LOCAL_PATH
-        local_checkpoints = in_sandbox(sandbox, local)
+        local_checkpoints = job.path(local)
     argv = ctx.images.command(
         algorithm["TrainingImage"], algorithm.get("ContainerEntrypoint"), default="train"
     )
@@ -236,7 +222,7 @@ def run_training_job(
         }
     )
     local_metrics = {"final_metrics": metrics.values(), "interruptions": interruptions, "log": str(log_path)}
-    failure_file = sandbox / "output" / "failure"
+    failure_file = job.failure_file
     if outcome.exit_code != 0 or outcome.runtime_exceeded or outcome.stopped:
         if outcome.runtime_exceeded:
             properties.update(TrainingJobStatus="Stopped", SecondaryStatus="MaxRuntimeExceeded")
@@ -252,15 +238,13 @@ def run_training_job(
             )
         properties["FailureReason"] = reason
         raise StepFailedError(reason, properties, local_metrics)
-    model_dir = sandbox / "model"
     model_uri = model_artifact_uri(output_path, name)
-    archive = sandbox / "packed" / "model.tar.gz"
-    _pack(model_dir, archive)
+    archive = job.pack_model(sandbox / "packed")
     ctx.s3.put_file(archive, model_uri)
     output_data = sandbox / "output" / "data"
     if output_data.is_dir() and any(output_data.iterdir()):
         packed = sandbox / "packed" / "output.tar.gz"
-        _pack(output_data, packed)
+        pack(output_data, packed)
         ctx.s3.put_file(packed, f"{output_path.rstrip('/')}/{name}/output/output.tar.gz")
     shutil.rmtree(sandbox / "packed", ignore_errors=True)
     properties.update(
