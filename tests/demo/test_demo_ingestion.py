@@ -18,7 +18,7 @@ from demo_testing import ARRIVAL, REPO, JobsRun, files_under
 
 from emulators.core.home import LocalHome
 from emulators.firehose import Delivery, DeliveryStream, IngestionError, deliver
-from emulators.firehose.responses import PROCESSING_FAILED_CODE, evaluate_prefix, object_name
+from emulators.firehose.responses import PROCESSING_FAILED_CODE
 from emulators.s3 import LocalS3
 from rookery.demo.dataset import DemoDataError, bundled_rows, demo_records, invalid_records
 from stage import DatasetSchema, Stage
@@ -221,35 +221,6 @@ def test_gzip_objects_are_named_gz_and_hold_json_lines(tmp_path: Path, dev: Stag
     paths = [LocalS3(home).path(u) for u in (*delivery.data_objects, *delivery.error_objects)]
     assert all(p.name.endswith(".gz") for p in paths)
     assert sum(len(lines(p)) for p in paths) == 349
-
-
-def test_the_construct_prefix_templates_evaluate_to_the_layouts_partition(dev: Stage) -> None:
-    layout = dev.data.layout
-
-    assert evaluate_prefix(layout.firehose_prefix(dev.dataset), timestamp=ARRIVAL) == layout.partition(
-        dev.dataset, "2024-05-01"
-    )
-    assert (
-        evaluate_prefix(
-            layout.firehose_error_prefix(), timestamp=ARRIVAL, error_output_type="processing-failed"
-        )
-        == "errors/processing-failed/ingest_date=2024-05-01/"
-    )
-    assert evaluate_prefix("y=!{timestamp:yyyy}/h=!{timestamp:HH}/", timestamp=ARRIVAL) == "y=2024/h=12/"
-    assert object_name("s", ARRIVAL, "id", "GZIP") == "s-1-2024-05-01-12-30-15-id.gz"
-
-
-@pytest.mark.parametrize(
-    ("template", "words"),
-    [
-        ("!{partitionKeyFromQuery:region}/", "not supported locally"),
-        ("!{timestamp:EEE}/", "use yyyy, MM, dd, HH, mm, ss"),
-        ("!{firehose:error-output-type}/", "outside an error prefix"),
-    ],
-)
-def test_prefix_expressions_the_demo_cannot_evaluate_are_refused(template: str, words: str) -> None:
-    with pytest.raises(IngestionError, match=re.escape(words)):
-        evaluate_prefix(template, timestamp=ARRIVAL)
 
 
 def _construct_facts() -> tuple[int, str]:
