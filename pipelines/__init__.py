@@ -2,9 +2,9 @@
 
 ``build_pipeline(settings)`` returns the SDK v3 pipeline; ``render_definition(settings)`` the
 JSON-ready definition after rookery's fixes, which CDK embeds, the CLI upserts and the local
-engine runs. ``validate_definition`` checks any definition for controls T1-T6, the API shapes and
-what the definition reader (``pipelines.reading``) finds. The SageMaker SDK (slow to import) is
-imported on first use of the builder, not with the package.
+engine runs. ``validate_definition`` checks any definition for controls T1-T6 (``docs/controls.md``),
+the API shapes and what the definition reader (``pipelines.reading``) finds. The SageMaker SDK
+(slow to import) is imported on first use of the builder, not with the package.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-# Controls (see ../shared/design/security-controls.md, T1-T6) and rookery's structural checks.
+# Controls T1-T6 (docs/controls.md) and rookery's structural checks.
 CONTROLS: Final = {
     "T1": "runs in the project VPC (the stage's subnets and security groups)",
     "T2": "network isolation (the job needs no network)",

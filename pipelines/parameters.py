@@ -118,11 +118,13 @@ def max_wait_seconds(definition: Mapping[str, Any]) -> int | None:
     return None
 
 
-def parse_overrides(definition: Mapping[str, Any], pairs: Sequence[str]) -> list[dict[str, str]]:
-    """Turn ``NAME=VALUE`` strings into StartPipelineExecution ``PipelineParameters``.
+def parse_overrides(definition: Mapping[str, Any], pairs: Sequence[str]) -> dict[str, str]:
+    """Turn ``--param NAME=VALUE`` strings into checked overrides: name -> value as the API sends it.
 
-    Unknown names, bad types and values the jobs would reject raise ``ParameterError`` naming
-    the parameter and the fix. Values are sent as strings, as the API requires.
+    The one parser of ``--param`` (``rookery pipeline start``, ``rookery local run``, ``rookery
+    demo`` and the local engine). Malformed pairs, unknown names, bad types and values the jobs
+    would reject raise ``ParameterError`` naming the parameter and the fix. A name given twice
+    takes the later value. Values are strings, as StartPipelineExecution requires.
     """
     known = declared(definition)
     merged: dict[str, str | int | float | bool] = {}
@@ -148,7 +150,12 @@ def parse_overrides(definition: Mapping[str, Any], pairs: Sequence[str]) -> list
             f"(MaxWaitTimeInSeconds), and SageMaker rejects a runtime above it; use at most {wait} "
             "or raise ml.training.max_wait_seconds in the stage and render again"
         )
-    return [{"Name": name, "Value": _wire(value)} for name, value in merged.items()]
+    return {name: _wire(value) for name, value in merged.items()}
+
+
+def pipeline_parameters(overrides: Mapping[str, str]) -> list[dict[str, str]]:
+    """Overrides as StartPipelineExecution's ``PipelineParameters``."""
+    return [{"Name": name, "Value": value} for name, value in overrides.items()]
 
 
 def _wire(value: str | int | float | bool) -> str:

@@ -54,6 +54,21 @@ def running_endpoints(home: LocalHome) -> list[dict[str, Any]]:
     return sorted((r for r in found if r), key=lambda r: str(r.get("CreationTime")), reverse=True)
 
 
+def find_endpoint(home: LocalHome, name: str | None = None) -> dict[str, Any]:
+    """The record of running endpoint ``name``, or of the newest running endpoint when no name is given."""
+    if name:
+        record = endpoint_record(home, name)
+        if record is None:
+            raise EndpointError(
+                f"endpoint {name!r} is not running; start it with `rookery local serve --name {name}`"
+            )
+        return record
+    running = running_endpoints(home)
+    if not running:
+        raise EndpointError("no local endpoint is running; start one with `rookery local serve`")
+    return running[0]
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

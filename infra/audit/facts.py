@@ -11,15 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from infra.audit.rules import (
-    EXCEPTION_REASONS,
+from infra.audit.rules import EXCEPTION_REASONS, service_exception_reasons
+from infra.audit.template import (
     Template,
     as_list,
     condition_keys,
     flatten,
     props,
     resources,
-    service_exception_reasons,
     statements,
     target,
 )

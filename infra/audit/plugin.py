@@ -1,7 +1,7 @@
 """Run a ``RulePack`` inside ``cdk synth`` as a CDK policy-validation plugin.
 
 Findings land in the same validation report as cdk-nag's, and are acknowledged the same way
-(``Rookery::Rookery-<control>`` with a reason).
+(``Rookery::<rule id>`` with a reason).
 """
 
 from __future__ import annotations

@@ -10,13 +10,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from infra.audit import facts
+from infra.audit import controls, facts
 from infra.audit.assembly import Assembly
 from infra.audit.cfnlint import LintResult
 from infra.audit.gate import GateResult
 from infra.audit.rules import ROOKERY_RULES
 
 SARIF_SCHEMA: Final = "https://json.schemastore.org/sarif-2.1.0.json"
+
+_ROOKERY: Final = {rule.id: rule for rule in ROOKERY_RULES.rules}
+
+
+def finding_controls(pack: str, rule_id: str) -> list[str]:
+    """The catalogue's controls a finding belongs to: a rookery rule's own, or the pack rule's entry."""
+    if pack == ROOKERY_RULES.name:
+        rule = _ROOKERY.get(rule_id)
+        return [c.id for c in rule.controls] if rule else []
+    return [c.id for c in controls.controls_of_pack_rule(rule_id)]
+
+
+def _with_controls(finding: Any) -> dict[str, Any]:
+    return {**vars(finding), "controls": finding_controls(finding.pack, finding.rule_id)}
 
 
 def build_report(
@@ -49,9 +63,9 @@ def build_report(
         },
         "keys": facts.key_facts(templates.values()),
         "findings": {
-            "unacknowledged": [vars(v) for v in gate.violations],
+            "unacknowledged": [_with_controls(v) for v in gate.violations],
             "gate_problems": list(gate.problems),
-            "acknowledged": [vars(s) for s in assembly.suppressed],
+            "acknowledged": [_with_controls(s) for s in assembly.suppressed],
             "cfn_lint": [{**vars(f), "level": f.level, "explanation": f.explanation} for f in lint.findings],
         },
         "exceptions_register": [
@@ -60,6 +74,19 @@ def build_report(
         "rookery_rules": [
             {"id": r.id, "control": r.control, "title": r.title, "fix": r.fix} for r in ROOKERY_RULES.rules
         ],
+        "controls": [
+            {
+                "id": c.id,
+                "area": c.area,
+                "title": c.title,
+                "status": c.status,
+                "note": c.note,
+                "rookery_rules": [r.id for r in ROOKERY_RULES.rules if c in r.controls],
+                "pack_rules": list(c.pack_rules),
+            }
+            for c in controls.CONTROLS
+        ],
+        "controls_document": controls.DOCUMENT,
     }
 
 
@@ -96,8 +123,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"kept warnings (explained): {sum(1 for f in findings['cfn_lint'] if f['explanation'])}",
         "",
     ]
+    titles = {c["id"]: c["title"] for c in report["controls"]}
     for v in findings["unacknowledged"]:
         out.append(f"- **{v['pack']} {v['rule_id']}** at `{v['construct_path']}`: {v['description']}")
+        out += [f"  - control {c}: {titles[c]} ({report['controls_document']})" for c in v["controls"]]
     out += [f"- **problem**: {p}" for p in findings["gate_problems"]]
     for name, arch in report["architecture"].items():
         out += [f"## {name}", ""]
@@ -178,8 +207,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     )  # fmt: skip
     out += ["## Exceptions register (acknowledged findings)", ""]
     out += _table(
-        ["pack", "rule", "resource", "reason"],
-        [[a["pack"], a["rule_id"], a["construct_path"], a["reason"]] for a in findings["acknowledged"]],
+        ["pack", "rule", "control", "resource", "reason"],
+        [
+            [a["pack"], a["rule_id"], a["controls"] or "-", a["construct_path"], a["reason"]]
+            for a in findings["acknowledged"]
+        ],
     )
     kept = [f for f in findings["cfn_lint"] if f["explanation"]]
     if kept:
@@ -192,6 +224,21 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     out += _table(
         ["rule", "control", "checks", "fix"],
         [[r["id"], r["control"], r["title"], r["fix"]] for r in report["rookery_rules"]],
+    )
+    out += [f"## Controls and this stage's findings ({report['controls_document']})", ""]
+    out += _table(
+        ["control", "status", "what must be true", "checked by rookery", "unacknowledged", "acknowledged"],
+        [
+            [
+                c["id"],
+                c["status"],
+                c["title"],
+                c["rookery_rules"] or "-",
+                sum(c["id"] in v["controls"] for v in findings["unacknowledged"]),
+                sum(c["id"] in a["controls"] for a in findings["acknowledged"]),
+            ]
+            for c in report["controls"]
+        ],
     )
     return "\n".join(out).rstrip() + "\n"
 

@@ -28,4 +28,6 @@ Construct conventions (follow them for every new construct, e.g. the Serving sta
 8. Typed wiring: values that stand in for placeholders travel as typed objects, never as string
    keys (``pipeline.DeployedResources`` has one field per ``pipelines.settings.PipelineResources``
    field, checked at import).
+
+The control ids the modules cite (D1b, N6, T6, ...) are those of ``docs/controls.md``.
 """

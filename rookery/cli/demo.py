@@ -4,13 +4,13 @@ Synthesizes and audits every stage, ingests the bundled penguins through the rea
 transform, runs the stage's pipeline locally (the train variant, or tuning with ``--tune``),
 approves the registered version, serves it, scores the test split over HTTP and writes
 ``<home>/demo/report.html``. Exit codes: 0 every phase passed; 1 a phase failed (the reason is
-printed and the report says where it stopped); 2 a usage or configuration error.
+printed and the report says where it stopped) or the local engine cannot run the stage's
+definition; 2 a usage or configuration error (nothing ran).
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -18,9 +18,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from rookery.cli.errors import fail, reported
+from rookery.cli.options import HomeOption, ParamOption, StageOption, local_home
+
 if TYPE_CHECKING:
     from emulators.sagemaker import StepEvent
-    from rookery.demo.audit import StageAudit
+    from infra.audit.run import AuditResult
     from rookery.demo.report import Phase
     from rookery.demo.run import DemoResult
 
@@ -44,7 +47,7 @@ class ConsoleUI:
     def note(self, text: str) -> None:
         out.print(f"    {escape(text)}")
 
-    def audited(self, audit: StageAudit) -> None:
+    def audited(self, audit: AuditResult) -> None:
         from rookery.demo.report import shown_path  # noqa: PLC0415 - loaded by the demo already
 
         verdict = "[green]passed[/green]" if audit.passed else "[bold red]FAILED[/bold red]"
@@ -123,21 +126,11 @@ def _summary(result: DemoResult) -> None:
 
 
 def demo(
-    stage: Annotated[
-        str,
-        typer.Option(
-            "--stage", "-s", help="the stage whose pipeline runs locally (infra/stages/<stage>.toml)"
-        ),
-    ] = "dev",
+    stage: StageOption = "dev",
     tune: Annotated[
         bool, typer.Option("--tune/--no-tune", help="run the tuning variant instead of a single training job")
     ] = False,
-    home: Annotated[
-        Path | None,
-        typer.Option(
-            "--home", help="where local S3, executions, registry and the report go (default: .rookery)"
-        ),
-    ] = None,
+    home: HomeOption = None,
     audit: Annotated[
         bool,
         typer.Option(
@@ -145,43 +138,24 @@ def demo(
             help="synthesize and audit every stage first (the slowest phase); --no-audit skips it",
         ),
     ] = True,
-    param: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--param",
-            "-p",
-            metavar="NAME=VALUE",
-            help="override a pipeline parameter, e.g. AucThreshold=0.999",
-        ),
-    ] = None,
+    param: ParamOption = None,
 ) -> None:
     # Imported here: every `rookery` command loads this module, and the demo's imports are heavy.
-    from emulators.sagemaker import LocalHome  # noqa: PLC0415
     from emulators.sagemaker.exceptions import UnsupportedDefinition  # noqa: PLC0415
-    from pipelines.parameters import ParameterError  # noqa: PLC0415
-    from pipelines.settings import SettingsError  # noqa: PLC0415
     from rookery.demo.run import DemoOptions, prepare, run_demo  # noqa: PLC0415
-    from stage import ConfigError  # noqa: PLC0415
 
     options = DemoOptions(
-        stage=stage,
-        tune=tune,
-        home=LocalHome(home.resolve()) if home else LocalHome.default(),
-        params=tuple(param or ()),
-        audit=None if audit else (),
+        stage=stage, tune=tune, home=local_home(home), params=tuple(param or ()), audit=None if audit else ()
     )
     out.print(
         f"rookery demo: stage [bold]{escape(stage)}[/bold], {'tune' if tune else 'train'} variant, "
         f"home {escape(str(options.home.root))}"
     )
-    try:
-        prepared = prepare(options)
-    except (ConfigError, SettingsError, ParameterError) as exc:
-        err.print(f"rookery demo: {escape(str(exc))}")
-        raise typer.Exit(2) from None
-    except UnsupportedDefinition as exc:
-        err.print(f"rookery demo: the local engine cannot run the {stage} definition: {escape(str(exc))}")
-        raise typer.Exit(1) from None
+    with reported():
+        try:
+            prepared = prepare(options)
+        except UnsupportedDefinition as exc:
+            fail(f"the local engine cannot run the {stage} definition: {exc}", code=1)
     result = run_demo(prepared, ConsoleUI())
     _summary(result)
     if not result.passed:

@@ -1,19 +1,39 @@
 """How every ``rookery`` command reports an expected problem: one line on stderr and an exit code.
 
-A traceback is for bugs; a bad stage, parameter or definition is the user's to fix, so it is said
-once, plainly, with exit code 2 (usage/config) unless the caller picks another.
+A traceback is for bugs; a bad stage, parameter, definition or AWS setup is the user's to fix, so
+it is said once, plainly (``error: <the problem and the fix>``), with exit code 2 (usage, config,
+AWS) unless the command documents another code for that error.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import NoReturn
+from collections.abc import Iterator, Mapping
+from typing import Final, NoReturn
 
 import typer
 from rich.console import Console
 
-err = Console(stderr=True, highlight=False)
+from emulators.core.errors import LocalEngineError
+from infra.audit.run import AuditError
+from pipelines.aws import OperationError
+from pipelines.parameters import ParameterError
+from pipelines.settings import SettingsError
+from pipelines.validate import DefinitionError
+from stage import ConfigError
+
+err = Console(stderr=True, highlight=False, emoji=False)
+
+# The errors raised on purpose below the CLI, each with a message naming the problem and the fix.
+EXPECTED: Final[tuple[type[Exception], ...]] = (
+    ConfigError,
+    SettingsError,
+    ParameterError,
+    DefinitionError,
+    OperationError,
+    LocalEngineError,
+    AuditError,
+)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -22,9 +42,12 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 @contextlib.contextmanager
-def one_line_errors(*expected: type[Exception], code: int = 2) -> Iterator[None]:
-    """Turn the ``expected`` exception types into ``fail(str(exc), code)``; anything else propagates."""
+def reported(codes: Mapping[type[Exception], int] | None = None) -> Iterator[None]:
+    """Report an ``EXPECTED`` error with ``fail``: exit 2, or the code ``codes`` gives its type.
+
+    Anything else propagates with its traceback.
+    """
     try:
         yield
-    except expected as exc:
-        fail(str(exc), code)
+    except EXPECTED as exc:
+        fail(str(exc), next((code for kind, code in (codes or {}).items() if isinstance(exc, kind)), 2))

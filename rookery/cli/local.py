@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,41 +27,28 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from emulators.core.home import default_home_root
 from emulators.firehose import land
 from emulators.sagemaker import (
     Execution,
     ImageMap,
     LocalEndpoint,
     LocalEngine,
-    LocalEngineError,
-    LocalHome,
     LocalRegistry,
-    ParameterError,
     StepEvent,
 )
-from emulators.sagemaker_runtime.endpoint import endpoint_record, running_endpoints
+from emulators.sagemaker_runtime.client import InvocationError, invoke_endpoint
+from emulators.sagemaker_runtime.endpoint import find_endpoint
 from pipelines.cache import render_definition_cached
 from pipelines.definition import iter_steps
-from pipelines.parameters import INPUT_DATA_URI
-from pipelines.settings import (
-    PipelineResources,
-    PipelineSettings,
-    SettingsError,
-    model_package_group_name,
-    pipeline_name,
-)
-from rookery.cli.errors import err, fail, one_line_errors
-from stage import ConfigError, load_stage
+from pipelines.parameters import INPUT_DATA_URI, ParameterError, parse_overrides
+from pipelines.settings import PipelineResources, PipelineSettings, model_package_group_name, pipeline_name
+from rookery.cli.errors import err, fail, reported
+from rookery.cli.options import HomeOption, ParamOption, StageOption, TuneOption, local_home
+from stage import load_stage
 
 app = typer.Typer(no_args_is_help=True)
 out = Console(highlight=False)
 
-HomeOption = Annotated[
-    Path | None,
-    typer.Option("--home", help="local engine folder (default: $ROOKERY_HOME or <repo>/.rookery)"),
-]
-StageOption = Annotated[str, typer.Option("--stage", "-s", help="stage name (infra/stages/<stage>.toml)")]
 STATUS_STYLE = {
     "Succeeded": "green",
     "Failed": "bold red",
@@ -72,14 +59,6 @@ STATUS_STYLE = {
     "Stopped": "red",
     "Pending": "dim",
 }
-
-
-# Expected problems (config, parameters, refused definitions, registry): one line, exit 2.
-EXPECTED_ERRORS = (ConfigError, SettingsError, ParameterError, LocalEngineError)
-
-
-def _home(path: Path | None) -> LocalHome:
-    return LocalHome((path or default_home_root()).resolve())
 
 
 def _styled(status: str) -> Text:
@@ -215,41 +194,29 @@ def _progress_display(progress: _Progress) -> Iterator[Callable[[StepEvent], Non
     yield line
 
 
-def _parameters(pairs: list[str]) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise ParameterError(f"--param {pair!r}: write NAME=VALUE, e.g. --param AucThreshold=0.9")
-        values[name.strip()] = value.strip()
-    return values
-
-
 @app.command()
 def run(
     *,
     stage: StageOption,
-    tune: Annotated[bool | None, typer.Option("--tune/--no-tune", help="default: ml.tuning.enabled")] = None,
+    tune: TuneOption = None,
     data: Annotated[
         Path | None,
         typer.Option(
             "--data", help="JSON-lines or CSV file for the stage's dataset (default: the local raw bucket)"
         ),
     ] = None,
-    param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="NAME=VALUE pipeline parameter (repeatable)")
-    ] = None,
+    param: ParamOption = None,
     home: HomeOption = None,
 ) -> None:
     """Run the stage's pipeline locally: the real definition and the project image's entrypoints."""
-    local = _home(home)
-    with one_line_errors(*EXPECTED_ERRORS):
+    local = local_home(home)
+    with reported():
         config = load_stage(stage)
         resources = PipelineResources.placeholders(config)
         settings = PipelineSettings.from_stage(config, resources, tune=tune)
         definition = render_definition_cached(settings, local.cache_dir)
         engine = LocalEngine(local, ImageMap.project(resources.image_uri))
-        parameters = _parameters(param or [])
+        parameters = parse_overrides(definition, param or ())
         if data is not None and INPUT_DATA_URI in parameters:
             raise ParameterError(f"--data and --param {INPUT_DATA_URI} both name the input; pass one of them")
         # Refuse before any data lands or any step runs; what runs differently from SageMaker is said.
@@ -267,7 +234,7 @@ def run(
     progress = _Progress(steps)
     variant = "tune" if settings.tune else "train"
     err.print(f"rookery local run: stage {stage}, {variant} variant, home {local.root}", soft_wrap=True)
-    with one_line_errors(*EXPECTED_ERRORS), _progress_display(progress) as on_event:
+    with reported(), _progress_display(progress) as on_event:
         execution = engine.run(
             definition, parameters=parameters, on_event=on_event, pipeline_name=pipeline_name(config)
         )
@@ -286,7 +253,7 @@ def run(
 @app.command()
 def executions(home: HomeOption = None) -> None:
     """List local executions, newest first."""
-    engine = LocalEngine(_home(home), ImageMap())
+    engine = LocalEngine(local_home(home), ImageMap())
     found = engine.executions()
     if not found:
         out.print(
@@ -317,8 +284,8 @@ def describe(
     home: HomeOption = None,
 ) -> None:
     """Show one execution: parameters, each step's status, timing, result or failure, and logs."""
-    with one_line_errors(*EXPECTED_ERRORS):
-        execution = LocalEngine(_home(home), ImageMap()).execution(execution_id)
+    with reported():
+        execution = LocalEngine(local_home(home), ImageMap()).execution(execution_id)
     if as_json:
         typer.echo(json.dumps(execution.to_json(), indent=2, default=str))
         return
@@ -346,15 +313,15 @@ def approve(
     home: HomeOption = None,
 ) -> None:
     """Approve a registered model version (what a reviewer does in SageMaker Studio)."""
-    with one_line_errors(*EXPECTED_ERRORS):
-        approved = LocalRegistry(_home(home)).approve(package, description=description)
+    with reported():
+        approved = LocalRegistry(local_home(home)).approve(package, description=description)
     out.print(f"{approved.ref} is Approved ({approved.arn})", soft_wrap=True)
 
 
 @app.command()
 def packages(home: HomeOption = None) -> None:
     """List the model packages of the local registry."""
-    found = LocalRegistry(_home(home)).packages()
+    found = LocalRegistry(local_home(home)).packages()
     table = Table(title="local model registry", title_justify="left")
     table.add_column("package", no_wrap=True)
     for column in ("status", "created", "auc", "threshold", "execution"):
@@ -392,9 +359,7 @@ def serve(
         str | None,
         typer.Argument(help="<group>/<version> or ARN (default: the stage's latest Approved version)"),
     ] = None,
-    stage: Annotated[
-        str, typer.Option("--stage", "-s", help="stage whose registry group to serve from")
-    ] = "dev",
+    stage: StageOption = "dev",
     name: Annotated[
         str | None, typer.Option("--name", help="endpoint name (default: <prefix>-<stage>-local)")
     ] = None,
@@ -402,8 +367,8 @@ def serve(
     home: HomeOption = None,
 ) -> None:
     """Serve a model version as a SageMaker Runtime compatible endpoint until Ctrl-C."""
-    local = _home(home)
-    with one_line_errors(*EXPECTED_ERRORS):
+    local = local_home(home)
+    with reported():
         config = load_stage(stage)
         registry = LocalRegistry(local)
         chosen = (
@@ -456,47 +421,15 @@ def invoke(
     home: HomeOption = None,
 ) -> None:
     """Call a running local endpoint through boto3's sagemaker-runtime client, as an application would."""
-    import boto3  # noqa: PLC0415 - only this command needs it
-    from botocore.exceptions import ClientError  # noqa: PLC0415
-
-    local = _home(home)
-    record: Mapping[str, Any] | None
-    if endpoint:
-        record = endpoint_record(local, endpoint)
-        if record is None:
-            fail(
-                f"endpoint {endpoint!r} is not running; start it with `rookery local serve --name {endpoint}`"
-            )
-    else:
-        running = running_endpoints(local)
-        if not running:
-            fail("no local endpoint is running; start one with `rookery local serve`")
-        record = running[0]
-    try:
-        body = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}")
-    arn = str(record.get("EndpointArn", ""))
-    region = arn.split(":")[3] if arn.count(":") >= 4 else "us-east-1"
-    client = boto3.client(
-        "sagemaker-runtime",
-        endpoint_url=str(record["Url"]),
-        region_name=region,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-    request: dict[str, Any] = {
-        "EndpointName": str(record["EndpointName"]),
-        "ContentType": content_type or _content_type(file),
-        "Body": body,
-    }
-    if accept:
-        request["Accept"] = accept
-    try:
-        answer = client.invoke_endpoint(**request)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        fail(f"{error.get('Code', 'Error')}: {error.get('Message', exc)}", code=1)
-    text = answer["Body"].read().decode("utf-8", errors="replace")
+    with reported(codes={InvocationError: 1}):
+        record = find_endpoint(local_home(home), endpoint)
+        try:
+            body = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+        except OSError as exc:
+            fail(f"cannot read {file}: {exc.strerror}")
+        answer = invoke_endpoint(
+            record, body, content_type=content_type or _content_type(file), accept=accept
+        )
+    text = answer.decode("utf-8", errors="replace")
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()

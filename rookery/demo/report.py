@@ -18,7 +18,7 @@ from typing import Any, Final
 import jinja2
 
 from emulators.firehose import Delivery
-from rookery.demo.audit import StageAudit
+from infra.audit.run import AuditResult
 from rookery.demo.scoring import Scoring
 
 PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
@@ -255,7 +255,7 @@ class ReportData:
     passed: bool
     failure: str | None
     phases: tuple[Phase, ...]
-    audits: tuple[StageAudit, ...] = ()
+    audits: tuple[AuditResult, ...] = ()
     delivery: Delivery | None = None
     rejected: tuple[Rejected, ...] = ()
     data_report: Mapping[str, Any] | None = None

@@ -35,11 +35,12 @@ from emulators.sagemaker import (
     StepEvent,
     StepRecord,
 )
+from infra.audit.run import AuditError, AuditResult, audit_stages
 from pipelines import contract, steps
 from pipelines.cache import render_definition_cached
 from pipelines.parameters import AUC_THRESHOLD, parse_overrides
 from pipelines.settings import PipelineResources, PipelineSettings
-from rookery.demo.audit import StageAudit, audit_stages
+from rookery.demo.audit import audit_failure, audit_summary
 from rookery.demo.dataset import DemoDataError, demo_records
 from rookery.demo.report import (
     Artifact,
@@ -74,6 +75,7 @@ class DemoFailed(Exception):  # noqa: N818 - reads as what happened: the demo fa
 # Failures a phase reports as its reason (anything else is a bug and keeps its traceback).
 PHASE_ERRORS: Final[tuple[type[Exception], ...]] = (
     DemoFailed,
+    AuditError,
     DemoDataError,
     IngestionError,
     LocalEngineError,
@@ -87,7 +89,7 @@ PHASE_ERRORS: Final[tuple[type[Exception], ...]] = (
 class DemoUI(Protocol):
     def phase(self, number: int, total: int, name: str, title: str) -> None: ...
     def note(self, text: str) -> None: ...
-    def audited(self, audit: StageAudit) -> None: ...
+    def audited(self, audit: AuditResult) -> None: ...
     def step(self, event: StepEvent) -> None: ...
     def done(self, phase: Phase) -> None: ...
 
@@ -101,7 +103,7 @@ class QuietUI:
     def note(self, text: str) -> None:
         pass
 
-    def audited(self, audit: StageAudit) -> None:
+    def audited(self, audit: AuditResult) -> None:
         pass
 
     def step(self, event: StepEvent) -> None:
@@ -157,7 +159,7 @@ def prepare(options: DemoOptions) -> Prepared:
     resources = PipelineResources.placeholders(stage)
     settings = PipelineSettings.from_stage(stage, resources, tune=options.tune)
     definition = render_definition_cached(settings, options.home.cache_dir)
-    overrides = parse_overrides(definition, options.params)
+    parameters = parse_overrides(definition, options.params)
     engine = LocalEngine(options.home, ImageMap.project(resources.image_uri))
     engine.check(definition)
     audit = tuple(available_stages() if options.audit is None else options.audit)
@@ -168,7 +170,7 @@ def prepare(options: DemoOptions) -> Prepared:
         stage=stage,
         resources=resources,
         definition=definition,
-        parameters={p["Name"]: p["Value"] for p in overrides},
+        parameters=parameters,
         audit_stages=audit,
     )
 
@@ -262,7 +264,7 @@ class _Demo:
         self.s3 = LocalS3(self.home)
         self.demo_dir = self.home.root / DEMO_DIR
         self.images = ImageMap.project(prepared.resources.image_uri)
-        self.audits: list[StageAudit] = []
+        self.audits: list[AuditResult] = []
         self.delivery: Delivery | None = None
         self.rejected: tuple[Rejected, ...] = ()
         self.execution: Execution | None = None
@@ -286,18 +288,11 @@ class _Demo:
             self.artifact(
                 f"security audit of stage {result.stage} (also audit.json, audit.sarif)", result.report_path
             )
-            self.artifact(f"cloud assembly of stage {result.stage}", result.report_dir / "cdk.out")
-        failed = [a for a in self.audits if not a.passed]
-        if failed:
-            reasons = "\n".join(f"stage {a.stage}: {'; '.join(a.problems)}" for a in failed)
-            raise DemoFailed(
-                f"the security audit failed for {', '.join(a.stage for a in failed)}:\n{reasons}"
-            )
-        return "; ".join(
-            f"{a.stage}: {len(a.stacks)} stacks, {a.resources} resources, {a.unacknowledged} unacknowledged, "
-            f"{a.acknowledged} acknowledged with reasons"
-            for a in self.audits
-        )
+            self.artifact(f"cloud assembly of stage {result.stage}", result.assembly_dir)
+        failure = audit_failure(self.audits)
+        if failure:
+            raise DemoFailed(failure)
+        return audit_summary(self.audits)
 
     # 2
     def ingest(self) -> str:

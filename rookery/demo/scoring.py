@@ -16,9 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-import boto3
-import botocore.session
-from botocore.config import Config
+from emulators.sagemaker_runtime.client import runtime_client
 
 BATCH_RECORDS: Final = 100
 CONTENT_TYPE: Final = "application/jsonlines"
@@ -61,20 +59,6 @@ def read_labels(test_csv: str, *, positive: str, negative: str) -> list[str]:
             raise ScoringError(f"test.csv line {number} does not start with a 0/1 label: {line[:60]!r}")
         labels.append(positive if float(flag) == 1 else negative)
     return labels
-
-
-def runtime_client(endpoint_url: str, region: str) -> Any:
-    """A sagemaker-runtime client for a local endpoint: dummy credentials, no profile, one attempt."""
-    # AWS_PROFILE naming a profile this machine lacks would fail the session; a local call needs none.
-    core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-    session = boto3.session.Session(
-        botocore_session=core, aws_access_key_id="local", aws_secret_access_key="local", region_name=region
-    )
-    return session.client(
-        "sagemaker-runtime",
-        endpoint_url=endpoint_url,
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=120),
-    )
 
 
 def invoke_in_batches(

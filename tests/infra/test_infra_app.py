@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from infra.app import destroy_flag, main, stage_environment
-from rookery.cli.audit import CDK_CLI, synth_environment
+from infra.audit.run import CDK_CLI, synth_environment
 from stage import REPO_ROOT, ConfigError, load_stage
 
 

@@ -11,7 +11,7 @@ from aws_cdk.assertions import Template
 from infra_testing import Synth, arn_of, ref, resources
 
 from infra.app import repo_context
-from infra.audit.rules import flatten
+from infra.audit.template import flatten
 from infra.constructs.catalog import INGEST_METADATA_COLUMNS, QUERY_SCAN_LIMIT_BYTES, dataset_columns
 from infra.constructs.data_lake import VIA_SERVICES, DataKeys, DataLake, TrustedPrincipal, TrustedService
 from infra.constructs.function import RUNTIME

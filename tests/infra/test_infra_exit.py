@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 import infra.app as app_module
 from infra.app import StageStacks, main, repo_context
-from rookery.cli import audit as audit_cli
+from infra.audit import run as audit_run
 from rookery.cli.main import app as cli
 
 pytestmark = pytest.mark.xdist_group("infra-gate")
@@ -81,7 +81,7 @@ def test_rookery_audit_exits_1_reports_failed_and_lists_the_findings(
         shutil.copytree(failed_synth.outdir, outdir)
         return subprocess.CompletedProcess(["cdk", "synth"], failed_synth.code, "", failed_synth.stderr)
 
-    monkeypatch.setattr(audit_cli, "synthesize", cdk_synth)
+    monkeypatch.setattr(audit_run, "synthesize", cdk_synth)
     result = CliRunner().invoke(cli, ["audit", "--stage", "dev", "-o", str(tmp_path)])
     assert result.exit_code == 1, result.output
     assert result.stdout.startswith("rookery audit dev: FAILED (")

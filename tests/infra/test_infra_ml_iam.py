@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from infra_testing import Synth, arn_of, ref, resources
 
-from infra.audit.rules import GUARDRAIL_KEYS, flatten
+from infra.audit.rules import GUARDRAIL_KEYS
+from infra.audit.template import flatten
 from infra.constructs.guardrails import CEILING_ACTIONS, guardrails
 from infra.constructs.sagemaker_role import PIPELINE_JOB_PREFIX, ExecutionScope, execution_role_exception
 from stage.names import bucket_name, sagemaker_role_path

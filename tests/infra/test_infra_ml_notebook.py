@@ -24,7 +24,8 @@ from typing import Any, ClassVar
 import pytest
 from infra_testing import Synth, ref, resources
 
-from infra.audit.rules import ROOKERY_RULES, flatten
+from infra.audit.rules import ROOKERY_RULES
+from infra.audit.template import flatten
 from infra.constructs.notebook import AUTOSTOP_SCRIPT, MAX_LIFECYCLE_SCRIPT, OPEN_ACTIONS, on_start_script
 from infra.constructs.notebook_autostop import idle_minutes
 from stage.names import notebook_instance_name, notebook_role_path

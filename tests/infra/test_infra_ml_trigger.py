@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from infra_testing import Synth, arn_of, ref, resources
 
-from infra.audit.rules import ROOKERY_RULES, flatten
+from infra.audit.rules import ROOKERY_RULES
+from infra.audit.template import flatten
 from infra.constructs.function import RUNTIME
 from infra.constructs.trigger import ASYNC_RETRIES, RULE_RETRIES
 from pipeline_trigger import settings as trigger_settings

@@ -8,7 +8,7 @@ from typing import Any, Final
 import pytest
 from infra_testing import Synth, resources
 
-from infra.audit.rules import flatten
+from infra.audit.template import flatten
 from infra.constructs.network import WORKLOADS
 from infra.endpoint_policies import AWS_OWNED_BUCKETS, INTERFACE_ENDPOINT_ACCESS, PROJECT_BUCKET_ACTIONS
 from stage import DEFAULT_ENDPOINTS, available_stages, load_stage

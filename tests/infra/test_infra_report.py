@@ -13,9 +13,11 @@ from infra_testing import Synth
 from typer.testing import CliRunner
 
 from infra.audit import facts
+from infra.audit.assembly import Violation
 from infra.audit.cfnlint import LintResult
-from infra.audit.gate import evaluate
-from infra.audit.report import build_report, render_markdown, render_sarif
+from infra.audit.controls import CATALOGUE, DOCUMENT
+from infra.audit.gate import GateResult, evaluate
+from infra.audit.report import build_report, finding_controls, render_markdown, render_sarif
 from infra.constructs.data_lake import VIA_SERVICES
 from rookery.cli.main import app as cli
 from stage import REPO_ROOT
@@ -145,6 +147,74 @@ def test_report_prints_the_written_reason_of_every_bucket_exception_including_at
         assert register["exceptions"] and all(e["reason"] for e in register["exceptions"])
     markdown = render_markdown(report)
     assert markdown.count(f"| athena.amazonaws.com | {athena.reason} |") == len(DATA_BUCKETS)
+
+
+@pytest.mark.xdist_group("infra-synth")
+def test_report_links_every_acknowledged_finding_to_its_control(dev: Synth) -> None:
+    report = build_report(
+        stage="dev",
+        assembly=dev.assembly,
+        gate=evaluate(dev.assembly),
+        lint=LintResult(findings=(), version="test"),
+        versions=VERSIONS,
+    )
+    acknowledged = report["findings"]["acknowledged"]
+    assert acknowledged and all(a["controls"] for a in acknowledged), [
+        a["rule_id"] for a in acknowledged if not a["controls"]
+    ]
+    iam5 = [a for a in acknowledged if a["rule_id"].startswith("AwsSolutions-IAM5[")]
+    assert iam5 and all(a["controls"] == ["I1"] for a in iam5)
+    assert [c["id"] for c in report["controls"]] == list(CATALOGUE)
+    markdown = render_markdown(report)
+    assert "| pack | rule | control | resource | reason |" in markdown
+    assert f"| AwsSolutions | {iam5[0]['rule_id']} | I1 | {iam5[0]['construct_path']} |" in markdown
+    assert f"## Controls and this stage's findings ({DOCUMENT})" in markdown
+    [row] = [line for line in markdown.splitlines() if line.startswith("| I1 | implemented |")]
+    assert row.endswith(f"| 0 | {sum('I1' in a['controls'] for a in acknowledged)} |")
+    # Rendering adds lines and columns; the findings' ids and messages are the validation report's.
+    assert [(a["rule_id"], a["description"]) for a in acknowledged] == [
+        (s.rule_id, s.description) for s in dev.assembly.suppressed
+    ]
+
+
+@pytest.mark.xdist_group("infra-synth")
+def test_an_unacknowledged_finding_names_its_control_and_the_catalogue(dev: Synth) -> None:
+    finding = Violation(
+        pack="Rookery",
+        rule_id="Rookery-D1b",
+        description="Data buckets deny access from outside the VPC endpoint: ... (control D1b)",
+        construct_path="Rookery-dev-Data/Probe/Resource",
+        logical_id="Probe",
+        template="Rookery-dev-Data.template.json",
+    )
+    gate = GateResult(violations=(finding,), problems=())
+    report = build_report(
+        stage="dev",
+        assembly=dev.assembly,
+        gate=gate,
+        lint=LintResult(findings=(), version="test"),
+        versions=VERSIONS,
+    )
+    assert report["passed"] is False
+    assert report["findings"]["unacknowledged"][0]["controls"] == ["D1b"]
+    markdown = render_markdown(report)
+    assert f"  - control D1b: {CATALOGUE['D1b'].title} ({DOCUMENT})" in markdown
+    [row] = [line for line in markdown.splitlines() if line.startswith("| D1b | implemented |")]
+    assert row.endswith("| Rookery-D1b, Rookery-D1b2 | 1 | 0 |")
+    # SARIF carries the finding exactly as the validation report wrote it.
+    [result] = [
+        r for run in render_sarif(report)["runs"] for r in run["results"] if r["ruleId"] == "Rookery-D1b"
+    ]
+    assert result["message"] == {"text": finding.description}
+
+
+def test_findings_map_to_controls_through_their_rule() -> None:
+    assert finding_controls("Rookery", "Rookery-N6") == ["N6"]
+    assert finding_controls("Rookery", "Rookery-T3") == ["T3"]
+    assert finding_controls("AwsSolutions", "AwsSolutions-IAM5[Resource::*]") == ["I1"]
+    assert finding_controls("NIST.800.53.R5", "NIST.800.53.R5-S3BucketReplicationEnabled") == ["D1"]
+    assert finding_controls("AwsSolutions", "AwsSolutions-ECR1") == []  # no control claims it
+    assert finding_controls("Rookery", "Rookery-X1") == []  # a rule outside the pack
 
 
 def test_audit_refuses_an_unknown_stage_before_synthesizing(tmp_path: Path) -> None:

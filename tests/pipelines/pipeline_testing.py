@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import tomllib
 from typing import Any, Final
@@ -11,6 +12,8 @@ from stage import STAGES_DIR, Stage, parse_stage
 
 # Modules that use a rendered definition share one xdist worker, so each variant renders once.
 RENDER_GROUP: Final = "pipelines-render"
+# The dev stage's region: the AWS tests run there, in moto.
+REGION: Final = "eu-west-1"
 BUILTIN_REASON: Final = "tuning baseline against AWS's own XGBoost container, reviewed by the platform team"
 
 
@@ -36,3 +39,19 @@ def raw_sdk_definition(settings: PipelineSettings) -> dict[str, Any]:
     with sdk_environment():
         raw: dict[str, Any] = json.loads(build_pipeline(settings).definition())
     return raw
+
+
+def steps_page(*states: tuple[str, str, str]) -> dict[str, Any]:
+    """A ListPipelineExecutionSteps page for steps (name, status, reason) started in this order; the
+    API lists the newest first."""
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    steps = [
+        {
+            "StepName": name,
+            "StepStatus": status,
+            "FailureReason": reason,
+            "StartTime": start + dt.timedelta(minutes=i),
+        }
+        for i, (name, status, reason) in enumerate(states)
+    ]
+    return {"PipelineExecutionSteps": steps[::-1]}

@@ -4,7 +4,6 @@ and as a server on 127.0.0.1, reached through --endpoint-url) and on stubs."""
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 import socket
 import urllib.request
@@ -15,17 +14,16 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 from moto.server import ThreadedMotoServer
-from pipeline_testing import RENDER_GROUP
+from pipeline_testing import REGION, RENDER_GROUP, steps_page
 from typer.testing import CliRunner
 
+from pipelines.aws import Connection
 from pipelines.settings import BUILTIN_XGBOOST_LAYOUT
 from rookery.cli import pipeline as cli
 
 pytestmark = pytest.mark.xdist_group(RENDER_GROUP)
 
-REGION = "eu-west-1"
 ROLE = "arn:aws:iam::000000000000:role/rookery-dev-sagemaker-execution"
 
 
@@ -143,20 +141,7 @@ def test_offline_errors_are_one_line(runner: CliRunner, tmp_path: Path) -> None:
     assert "cannot read" in _one_line_error(_run(runner, "validate", str(tmp_path / "missing.json")))
 
 
-# -- AWS through moto --------------------------------------------------------------------------
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        yield
-
-
+# -- AWS through moto (the aws fixture) ---------------------------------------------------------
 @pytest.mark.usefixtures("aws")
 def test_upsert_creates_then_updates(runner: CliRunner, definition_file: Path) -> None:
     created = _run(runner, "upsert", str(definition_file), "--stage", "dev")
@@ -295,21 +280,6 @@ def test_an_unreachable_endpoint_url_is_named_in_one_line(runner: CliRunner) -> 
 
 
 # -- the steps call, stubbed ------------------------------------------------------------------------------
-def _steps(*states: tuple[str, str, str]) -> dict[str, Any]:
-    """A ListPipelineExecutionSteps page for steps started in this order (the API lists newest first)."""
-    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-    steps = [
-        {
-            "StepName": name,
-            "StepStatus": status,
-            "FailureReason": reason,
-            "StartTime": start + dt.timedelta(minutes=i),
-        }
-        for i, (name, status, reason) in enumerate(states)
-    ]
-    return {"PipelineExecutionSteps": steps[::-1]}
-
-
 @pytest.mark.usefixtures("aws")
 def test_status_shows_each_step_from_a_stubbed_steps_call(
     runner: CliRunner, definition_file: Path, monkeypatch: pytest.MonkeyPatch
@@ -327,10 +297,12 @@ def test_status_shows_each_step_from_a_stubbed_steps_call(
     stubber.add_response("describe_pipeline_execution", described, {"PipelineExecutionArn": arn})
     stubber.add_response(
         "list_pipeline_execution_steps",
-        _steps(("Preprocess", "Succeeded", ""), ("Train", "Succeeded", ""), ("Evaluate", "Executing", "")),
+        steps_page(
+            ("Preprocess", "Succeeded", ""), ("Train", "Succeeded", ""), ("Evaluate", "Executing", "")
+        ),
         {"PipelineExecutionArn": arn},
     )
-    monkeypatch.setattr(cli, "sagemaker_client", lambda *args: client)
+    monkeypatch.setattr(Connection, "sagemaker", lambda self: client)
     with stubber:
         result = _run(runner, "status", arn)
     assert result.exit_code == 0, result.output
@@ -351,10 +323,10 @@ def test_wait_prints_each_change_and_exits_1_on_failure(
     client = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y")
     stubber = Stubber(client)
     timeline = [
-        ("Executing", "", _steps(("Preprocess", "Executing", ""))),
-        ("Executing", "", _steps(("Preprocess", "Executing", ""))),
-        ("Executing", "", _steps(("Preprocess", "Succeeded", ""), ("Train", "Executing", ""))),
-        ("Failed", "Step failure: One or multiple steps failed.", _steps(
+        ("Executing", "", steps_page(("Preprocess", "Executing", ""))),
+        ("Executing", "", steps_page(("Preprocess", "Executing", ""))),
+        ("Executing", "", steps_page(("Preprocess", "Succeeded", ""), ("Train", "Executing", ""))),
+        ("Failed", "Step failure: One or multiple steps failed.", steps_page(
             ("Preprocess", "Succeeded", ""), ("Train", "Failed", "AlgorithmError: validation-auc is nan"),
         )),
     ]  # fmt: skip
@@ -365,7 +337,7 @@ def test_wait_prints_each_change_and_exits_1_on_failure(
             {"PipelineExecutionArn": arn},
         )
         stubber.add_response("list_pipeline_execution_steps", steps, {"PipelineExecutionArn": arn})
-    monkeypatch.setattr(cli, "sagemaker_client", lambda *args: client)
+    monkeypatch.setattr(Connection, "sagemaker", lambda self: client)
     with stubber:
         result = _run(runner, "wait", arn, "--poll", "0")
     assert result.exit_code == 1
@@ -385,27 +357,21 @@ def test_wait_prints_each_change_and_exits_1_on_failure(
     stubber.assert_no_pending_responses()
 
 
-def test_wait_gives_up_at_the_timeout() -> None:
+def test_wait_exits_1_at_the_timeout_and_says_how_to_resume(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     arn = "arn:aws:sagemaker:eu-west-1:000000000000:pipeline/demo/execution/abc123"
     client = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="y")
     stubber = Stubber(client)
-    for _ in range(2):
-        stubber.add_response("describe_pipeline_execution", {"PipelineExecutionStatus": "Executing"})
-        stubber.add_response("list_pipeline_execution_steps", _steps(("Preprocess", "Executing", "")))
-    ticks = iter([0.0, 5.0, 11.0])
-    lines: list[str] = []
+    stubber.add_response("describe_pipeline_execution", {"PipelineExecutionStatus": "Executing"})
+    stubber.add_response("list_pipeline_execution_steps", steps_page(("Preprocess", "Executing", "")))
+    monkeypatch.setattr(Connection, "sagemaker", lambda self: client)
     with stubber:
-        final = cli.watch(
-            client,
-            arn,
-            poll_seconds=5,
-            timeout_seconds=10,
-            emit=lines.append,
-            sleep=lambda seconds: None,
-            clock=lambda: next(ticks),
-        )
-    assert final.status == "Executing"
-    assert lines == ["Preprocess [cyan]Executing[/]", "execution [cyan]Executing[/]"]
+        result = _run(runner, "wait", arn, "--timeout", "0")
+    assert _one_line_error(result, code=1) == (
+        f"error: still Executing after 0 s; `rookery pipeline wait {arn}` resumes"
+    )
+    stubber.assert_no_pending_responses()
 
 
 # -- credentials --------------------------------------------------------------------------

@@ -9,7 +9,12 @@ import pytest
 from pipeline_testing import stage_with
 
 from pipelines import PipelineResources, PipelineSettings, SettingsError, placeholder_locations
-from pipelines.parameters import ParameterError, operating_point_problem, parse_overrides
+from pipelines.parameters import (
+    ParameterError,
+    operating_point_problem,
+    parse_overrides,
+    pipeline_parameters,
+)
 from pipelines.placeholders import PlaceholderError, split_on_placeholders
 from pipelines.settings import model_package_group_name, operating_point_arg, pipeline_name
 from stage import ConfigError, OperatingPoint, Stage, load_stage
@@ -164,14 +169,16 @@ DEFINITION: dict[str, Any] = {
 
 def test_overrides_become_typed_execution_parameters() -> None:
     pairs = ["AucThreshold=0.9", "TrainingInstanceCount=2", "OperatingPoint=min_specificity:0.99"]
-    assert parse_overrides(DEFINITION, pairs) == [
+    assert pipeline_parameters(parse_overrides(DEFINITION, pairs)) == [
         {"Name": "AucThreshold", "Value": "0.9"},
         {"Name": "TrainingInstanceCount", "Value": "2"},
         {"Name": "OperatingPoint", "Value": "min_specificity:0.99"},
     ]
-    assert parse_overrides(DEFINITION, ["InputDataUri=s3://b/penguins/ingest_date=2024-01-01/"]) == [
-        {"Name": "InputDataUri", "Value": "s3://b/penguins/ingest_date=2024-01-01/"}
-    ]
+    assert parse_overrides(DEFINITION, ["InputDataUri=s3://b/penguins/ingest_date=2024-01-01/"]) == {
+        "InputDataUri": "s3://b/penguins/ingest_date=2024-01-01/"
+    }
+    # Spaces around the name and value go; a name given twice takes the later value.
+    assert parse_overrides(DEFINITION, [" AucThreshold = 0.8", "AucThreshold=0.9"]) == {"AucThreshold": "0.9"}
 
 
 @pytest.mark.parametrize(

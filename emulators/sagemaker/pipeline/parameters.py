@@ -50,10 +50,7 @@ def resolve_parameters(
             f"--param {unknown[0]}: the pipeline has no parameter {unknown[0]!r}; "
             f"known: {', '.join(sorted(known))}"
         )
-    wire = {
-        p["Name"]: p["Value"]
-        for p in parse_overrides(definition, [f"{k}={_wire(v)}" for k, v in given.items()])
-    }
+    wire = parse_overrides(definition, [f"{k}={_wire(v)}" for k, v in given.items()])
     values: dict[str, Any] = {}
     for name, spec in known.items():
         kind = str(spec.get("Type", "String"))
