@@ -60,9 +60,10 @@ def _children_cpu() -> float:
 
 def run_once(rows: int, definition: dict[str, Any], stage: Stage, work: Path) -> Measured:
     home = LocalHome(work / f"home-{rows}")
-    raw = f"s3://{stage.qualifier}-raw/{stage.data.layout.partition(stage.dataset, '2024-05-01')}part-1"
+    resources = PipelineResources.placeholders(stage)
+    raw = f"s3://{resources.raw_bucket}/{stage.data.layout.partition(stage.dataset, '2024-05-01')}part-1"
     write_jsonl(LocalS3(home).path(raw), rows, seed=rows)
-    engine = LocalEngine(home, ImageMap.project(PipelineResources.placeholders(stage).image_uri))
+    engine = LocalEngine(home, ImageMap.project(resources.image_uri))
     cpu: dict[str, float] = {}
     marks: dict[str, float] = {}
 

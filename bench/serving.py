@@ -36,6 +36,7 @@ from emulators.core.images import ImageMap
 from emulators.core.sandbox import LOCAL_IMAGE, Sandbox
 from pipelines.contract import PROGRAM_DIR as CONTAINER_PROGRAM_DIR
 from rookery.demo.dataset import penguin_records
+from stage.paths import CONTRACTS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 PROGRAM = REPO / "containers" / "program"
@@ -73,6 +74,7 @@ def image_env(**extra: str) -> dict[str, str]:
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_", "ROOKERY_", "PYTHON"))
     }
+    env["PYTHONPATH"] = str(CONTRACTS_DIR)
     env.update(extra)
     return env
 

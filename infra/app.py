@@ -22,12 +22,14 @@ from infra.audit.plugin import RookeryChecks
 from infra.audit.rules import ROOKERY_RULES, RulePack
 from infra.constructs.data_lake import TrustedPrincipal
 from infra.constructs.sagemaker_role import execution_role_exception
+from infra.constructs.serving_role import capture_exception
 from infra.stacks.data import DataStack
 from infra.stacks.ml import MlStack
 from infra.stacks.network import NetworkStack
+from infra.stacks.serving import ServingStack
 from infra.stacks.stage_props import stage_errors
 from stage import ConfigError, Stage, load_stage
-from stage.names import sagemaker_role_path
+from stage.names import CAPTURE_PREFIX, sagemaker_role_path, serving_role_path
 from stage.paths import CDK_CONTEXT_JSON, CDK_JSON, LOCAL_HOME
 
 # Rendered pipeline definitions by input hash: a synth imports the SageMaker SDK only on a miss.
@@ -47,9 +49,10 @@ class FoundationStacks:
 
 @dataclass(frozen=True)
 class StageStacks(FoundationStacks):
-    """Every stack of a stage: the foundation plus ``ml``."""
+    """Every stack of a stage: the foundation plus ``ml`` and, when the stage serves, ``serving``."""
 
     ml: MlStack
+    serving: ServingStack | None = None
 
 
 def stage_environment(stage: Stage) -> cdk.Environment | None:
@@ -67,19 +70,28 @@ def build_stacks(
     env = stage_environment(stage)
     with stage_errors(stage):
         network = NetworkStack(app, stage=stage, env=env)
+        # The ML and Serving stacks' roles, by IAM path: the Data stack never references those stacks.
+        trusted = [execution_role_exception(sagemaker_role_path(stage))]
+        if stage.serving.enabled:
+            trusted.append(capture_exception(serving_role_path(stage), CAPTURE_PREFIX))
         data = DataStack(
             app,
             stage=stage,
             env=env,
             network=network.network,
-            # The ML stack's execution role, by IAM path: the Data stack never references the ML stack.
-            trusted_principals=[execution_role_exception(sagemaker_role_path(stage)), *trusted_principals],
+            trusted_principals=[*trusted, *trusted_principals],
         )
         ml = MlStack(app, stage=stage, env=env, network=network.network, data=data, render_cache=render_cache)
-    for stack in (network, data, ml):
-        cdk.Tags.of(stack).add("project", stage.prefix)
-        cdk.Tags.of(stack).add("stage", stage.name)
-    return StageStacks(network=network, data=data, ml=ml)
+        serving = (
+            ServingStack(app, stage=stage, env=env, network=network.network, data=data, ml=ml)
+            if stage.serving.enabled
+            else None
+        )
+    for stack in (network, data, ml, serving):
+        if stack is not None:
+            cdk.Tags.of(stack).add("project", stage.prefix)
+            cdk.Tags.of(stack).add("stage", stage.name)
+    return StageStacks(network=network, data=data, ml=ml, serving=serving)
 
 
 def register_audit(app: cdk.App, *, pack: RulePack = ROOKERY_RULES) -> None:

@@ -137,6 +137,14 @@ INTERFACE_ENDPOINT_ACCESS: Final[Mapping[str, tuple[EndpointAccess, ...]]] = {
             "read parameters of the project account",
         ),
     ),
+    "execute-api": (
+        EndpointAccess(
+            ("execute-api:Invoke",),
+            (_own("execute-api", "*"),),
+            "call the project account's private APIs only (the inference API); each API's resource "
+            "policy admits only this endpoint",
+        ),
+    ),
 }
 
 # Read and write actions a workload needs on the project buckets through the S3 gateway endpoint.

@@ -1,6 +1,8 @@
-"""Package a Lambda function without Docker: its folder plus its pure-Python dependencies.
+"""Package a Lambda function without Docker: its folder, the contracts package and its pure-Python
+dependencies.
 
-Pure (no CDK): ``lambdas/<name>/`` becomes package ``<name>`` at the root of the bundle, and the
+Pure (no CDK): ``lambdas/<name>/`` becomes package ``<name>`` at the root of the bundle, next to
+``rookery_contracts`` (from ``contracts/``, the only rookery code a function imports), and the
 third-party distributions of pyproject's ``lambda`` dependency group (Powertools and what it
 needs) are copied file by file from this venv, as pip installed them. Offline and
 deterministic: the file set comes from each distribution's RECORD, bytecode and native
@@ -10,7 +12,6 @@ pure-Python fallback), and copies carry content only, so the asset hash depends 
 
 from __future__ import annotations
 
-import shutil
 import tomllib
 from collections.abc import Iterable, Iterator
 from importlib import metadata
@@ -20,7 +21,8 @@ from typing import Final
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from stage.paths import LAMBDAS_DIR, PYPROJECT
+from infra.staging import PackagingError, copy_contracts, copy_file, copy_package
+from stage.paths import CONTRACTS_DIR, LAMBDAS_DIR, PYPROJECT
 
 # Distributions the Lambda Python runtime already ships (the AWS SDK); bundling them would
 # only pin a second, older or newer copy. Everything else a function needs is bundled.
@@ -28,10 +30,6 @@ RUNTIME_PROVIDED: Final = frozenset(
     canonicalize_name(n) for n in ("boto3", "botocore", "s3transfer", "urllib3", "python-dateutil", "six")
 )
 _SKIP_SUFFIXES: Final = (".pyc", ".so", ".pyd")
-
-
-class PackagingError(RuntimeError):
-    """The function cannot be packaged; the message says what is missing and how to fix it."""
 
 
 def lambda_requirements(pyproject: Path = PYPROJECT) -> tuple[Requirement, ...]:
@@ -80,27 +78,19 @@ def _distribution_files(dist: metadata.Distribution) -> Iterator[tuple[Path, Pat
         yield Path(str(dist.locate_file(file))), Path(*parts)
 
 
-def package_function(name: str, output_dir: Path, *, lambdas_dir: Path = LAMBDAS_DIR) -> list[Path]:
+def package_function(
+    name: str, output_dir: Path, *, lambdas_dir: Path = LAMBDAS_DIR, contracts_dir: Path = CONTRACTS_DIR
+) -> list[Path]:
     """Write the bundle of ``lambdas/<name>`` into ``output_dir``; return the files written (sorted)."""
     source = lambdas_dir / name
     if not (source / "__init__.py").is_file():
         raise PackagingError(f"{source} is not a Python package (no __init__.py); create lambdas/{name}/")
-    written: list[Path] = []
-    for path in sorted(source.rglob("*")):
-        rel = path.relative_to(source)
-        if path.is_dir() or "__pycache__" in rel.parts or rel.parts[0] == "tests" or path.suffix == ".pyc":
-            continue
-        written.append(_copy(path, output_dir / name / rel))
+    written = copy_package(source, output_dir / name)
+    written += copy_contracts(output_dir, contracts_dir=contracts_dir)
     for dist in resolve_distributions(lambda_requirements()):
         for src, rel in sorted(_distribution_files(dist), key=lambda pair: pair[1]):
             target = output_dir / rel
             if target.exists():
                 raise PackagingError(f"{rel} is provided by two distributions; the bundle would be ambiguous")
-            written.append(_copy(src, target))
+            written.append(copy_file(src, target))
     return sorted(written)
-
-
-def _copy(src: Path, target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, target)  # content only: no timestamps or modes leak into the asset
-    return target

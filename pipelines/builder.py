@@ -36,6 +36,9 @@ from pipelines.steps import (
     TRAIN,
     TUNE,
 )
+from rookery_contracts import evaluation, metrics
+from rookery_contracts.env import DATASET_SCHEMA_ENV, DECISION_THRESHOLD_ENV
+from rookery_contracts.model_layout import MODEL_ARCHIVE
 
 # The SDK needs its environment switches while it imports (see pipelines._sdk).
 with sdk_environment():
@@ -189,7 +192,7 @@ class _Builder:
         split = self.settings.ml.split
         processor = self.processor(
             contract.PREPROCESS_ENTRYPOINT,
-            env={contract.DATASET_SCHEMA_ENV: self.settings.dataset.model_dump_json()},
+            env={DATASET_SCHEMA_ENV: self.settings.dataset.to_json()},
         )
         step_args = processor.run(
             inputs=[
@@ -267,7 +270,7 @@ class _Builder:
         if not self.settings.builtin_image:
             # The built-in algorithm defines its own metrics; a custom image must say how to parse them.
             trainer = trainer.with_metric_definitions(
-                [MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in contract.METRIC_DEFINITIONS]
+                [MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in metrics.METRIC_DEFINITIONS]
             )
         return trainer
 
@@ -328,10 +331,10 @@ class _Builder:
         }
         tuner = HyperparameterTuner(
             model_trainer=self.model_trainer(),
-            objective_metric_name=contract.OBJECTIVE_METRIC,
+            objective_metric_name=metrics.OBJECTIVE_METRIC,
             objective_type="Maximize",
             hyperparameter_ranges=ranges,
-            metric_definitions=None if self.settings.builtin_image else list(contract.METRIC_DEFINITIONS),
+            metric_definitions=None if self.settings.builtin_image else list(metrics.METRIC_DEFINITIONS),
             strategy=tuning.strategy,
             max_jobs=tuning.max_jobs,
             max_parallel_jobs=tuning.max_parallel_jobs,
@@ -345,7 +348,7 @@ class _Builder:
                 self.models_uri(),
                 step.properties.BestTrainingJob.TrainingJobName,
                 "output",
-                "model.tar.gz",
+                MODEL_ARCHIVE,
             ],
         )
         return step, best
@@ -362,7 +365,7 @@ class _Builder:
         report = PropertyFile(
             name=contract.EVALUATION_PROPERTY_FILE,
             output_name=contract.EVALUATION_OUTPUT,
-            path=contract.EVALUATION_FILE,
+            path=evaluation.EVALUATION_FILE,
         )
         step_args = self.processor(contract.EVALUATE_ENTRYPOINT).run(
             inputs=[
@@ -395,12 +398,14 @@ class _Builder:
     def container(self, model_uri: Any, evaluate: Any, report: Any) -> dict[str, Any]:
         """The serving container, identical in the registered package and the batch model."""
 
-        threshold = JsonGet(step_name=evaluate.name, property_file=report, json_path=contract.THRESHOLD_PATH)
+        threshold = JsonGet(
+            step_name=evaluate.name, property_file=report, json_path=evaluation.THRESHOLD_PATH
+        )
         return {
             "Image": self.resources.image_uri,
             "ModelDataUrl": model_uri,
             # Environment values are strings: Join turns the JSON number into one.
-            "Environment": {contract.DECISION_THRESHOLD_ENV: Join(on="", values=[threshold])},
+            "Environment": {DECISION_THRESHOLD_ENV: Join(on="", values=[threshold])},
         }
 
     def model_step_args(self, create: Callable[[], object]) -> Any:
@@ -420,7 +425,7 @@ class _Builder:
             on="/",
             values=[
                 evaluate.properties.ProcessingOutputConfig.Outputs[contract.EVALUATION_OUTPUT].S3Output.S3Uri,
-                contract.EVALUATION_FILE,
+                evaluation.EVALUATION_FILE,
             ],
         )
         instance_types = list(self.settings.ml.inference_instance_types)
@@ -493,25 +498,27 @@ class _Builder:
             on="",
             values=[
                 "Model gate failed on the test split: auc = ",
-                value(contract.AUC_PATH),
+                value(evaluation.AUC_PATH),
                 " (bar: at least ",
                 self.params.auc_threshold,
                 "); operating point ",
-                value(contract.OPERATING_POINT_METRIC_PATH),
+                value(evaluation.OPERATING_POINT_METRIC_PATH),
                 " = ",
-                value(contract.OPERATING_POINT_VALUE_PATH),
+                value(evaluation.OPERATING_POINT_VALUE_PATH),
                 " (bar: ",
-                value(contract.OPERATING_POINT_BAR_PATH),
+                value(evaluation.OPERATING_POINT_BAR_PATH),
                 ", met = ",
-                value(contract.OPERATING_POINT_MET_PATH),
+                value(evaluation.OPERATING_POINT_MET_PATH),
                 "). Nothing was registered.",
             ],
         )
         return ConditionStep(
             name=GATE,
             conditions=[
-                ConditionGreaterThanOrEqualTo(left=value(contract.AUC_PATH), right=self.params.auc_threshold),
-                ConditionEquals(left=value(contract.OPERATING_POINT_MET_PATH), right=1),
+                ConditionGreaterThanOrEqualTo(
+                    left=value(evaluation.AUC_PATH), right=self.params.auc_threshold
+                ),
+                ConditionEquals(left=value(evaluation.OPERATING_POINT_MET_PATH), right=1),
             ],
             if_steps=on_pass,
             else_steps=[FailStep(name=FAIL, error_message=message)],

@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from pipelines.definition import iter_steps
+from rookery_contracts.pipeline import INPUT_DATA_PARAMETER
 
-INPUT_DATA_URI: Final = "InputDataUri"
+INPUT_DATA_URI: Final = INPUT_DATA_PARAMETER
 PROCESSING_INSTANCE_TYPE: Final = "ProcessingInstanceType"
 PROCESSING_INSTANCE_COUNT: Final = "ProcessingInstanceCount"
 TRAINING_INSTANCE_TYPE: Final = "TrainingInstanceType"

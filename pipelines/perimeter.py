@@ -13,7 +13,6 @@ A step may acknowledge a control with a written reason in its Description
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
@@ -22,12 +21,10 @@ from pipelines.definition import dig, field_path, is_expression, iter_steps, par
 from pipelines.findings import Finding, acknowledgements
 from pipelines.reading.containers import image_fields, training_job_definitions
 from pipelines.settings import BUILTIN_XGBOOST_LAYOUT, BUILTIN_XGBOOST_REPOSITORY
+from stage.names import PRIVATE_ECR_IMAGE
 
 # T5: the longest a spot job may wait for capacity plus run (5 days, ml.training.max_wait_seconds' bound).
 MAX_WAIT_SECONDS: Final = 432_000
-_PRIVATE_ECR = re.compile(
-    r"^(\d{12})\.dkr\.ecr\.([a-z0-9\-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)(?::[^@]+|@sha256:.+)$"
-)
 
 
 @dataclass(frozen=True)
@@ -219,7 +216,7 @@ def _image_findings(step: str, field: str, image: Any, project: str | None) -> I
             step, field, "T6", "the image is chosen at run time; it cannot be verified", "use a literal URI"
         )
         return
-    match = _PRIVATE_ECR.match(image) if isinstance(image, str) else None
+    match = PRIVATE_ECR_IMAGE.match(image) if isinstance(image, str) else None
     if match is None:
         yield Finding(
             step,
@@ -230,7 +227,7 @@ def _image_findings(step: str, field: str, image: Any, project: str | None) -> I
         )
         return
     if project is not None and image != project:
-        builtin = match.group(3) == BUILTIN_XGBOOST_REPOSITORY
+        builtin = match["repository"] == BUILTIN_XGBOOST_REPOSITORY
         yield Finding(
             step,
             field,

@@ -15,8 +15,16 @@ from typing import Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipelines import contract
-from stage import DatasetSchema, MlSettings, OperatingPoint, Stage
+from rookery_contracts.model_layout import MODEL_LAYOUT
+from stage import DatasetField, MlSettings, OperatingPoint, Stage
+from stage.names import (
+    PRIVATE_ECR_IMAGE,
+    model_package_group_name,
+    pipeline_name,
+    placeholder_bucket_name,
+    placeholder_image_repository,
+    placeholder_role_name,
+)
 
 # SageMaker's built-in XGBoost algorithm image, selectable with ml.training.image = "builtin-xgboost".
 BUILTIN_XGBOOST_VERSION: Final = "1.7-1"
@@ -26,7 +34,7 @@ BUILTIN_XGBOOST_REPOSITORY: Final = "sagemaker-xgboost"
 # finding on the built-in image says so (control T6).
 BUILTIN_XGBOOST_LAYOUT: Final = (
     "the built-in image only trains: Evaluate, Register and CreateModel (serving, batch transform) run "
-    f"the project image, which expects the project's model layout ({', '.join(contract.MODEL_LAYOUT)}) "
+    f"the project image, which expects the project's model layout ({', '.join(MODEL_LAYOUT)}) "
     "in model.tar.gz, and the built-in algorithm writes its own (xgboost-model), so an execution "
     'stops at Evaluate; set ml.training.image = "project" for a model the pipeline evaluates and serves'
 )
@@ -47,22 +55,9 @@ _KMS_ARN = re.compile(r"^arn:aws[a-z\-]*:kms:[a-z0-9\-]+:\d{12}:key/[a-zA-Z0-9\-
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _SUBNET = re.compile(r"^subnet-[0-9a-z]+$")
 _SECURITY_GROUP = re.compile(r"^sg-[0-9a-z]+$")
-_ECR_IMAGE = re.compile(
-    r"^\d{12}\.dkr\.ecr\.[a-z0-9\-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/\-]+(:[\w.\-]+|@sha256:[0-9a-f]{64})$"
-)
 # CreatePipeline's PipelineName and CreateModelPackageGroup's name patterns (botocore model).
 _PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
 MODEL_PACKAGE_GROUP_NAME: Final = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-
-
-def pipeline_name(stage: Stage) -> str:
-    """``<prefix>-<stage>-pipeline``: the stage's SageMaker pipeline (ML stack, trigger and CLI agree)."""
-    return f"{stage.qualifier}-pipeline"
-
-
-def model_package_group_name(stage: Stage) -> str:
-    """``<prefix>-<stage>-models``: the stage's model registry group."""
-    return f"{stage.qualifier}-models"
 
 
 class SettingsError(ValueError):
@@ -116,7 +111,7 @@ class PipelineResources(_Frozen):
     @field_validator("image_uri")
     @classmethod
     def _image(cls, v: str) -> str:
-        if not _ECR_IMAGE.match(v):
+        if not PRIVATE_ECR_IMAGE.match(v):
             raise ValueError(
                 "must be an image in a private ECR repository with a tag or digest, e.g. "
                 "123456789012.dkr.ecr.eu-west-1.amazonaws.com/rookery-dev-image:latest (control T6)"
@@ -162,12 +157,11 @@ class PipelineResources(_Frozen):
         """Deterministic offline values for ``stage`` (no AWS): ``<qualifier>-artifacts`` and so on."""
         account = stage.account or PLACEHOLDER_ACCOUNT
         region = stage.region
-        q = stage.qualifier
         return cls(
-            role_arn=f"arn:aws:iam::{account}:role/{q}-sagemaker-execution",
-            artifacts_bucket=f"{q}-artifacts",
-            raw_bucket=f"{q}-raw",
-            image_uri=f"{account}.dkr.ecr.{region}.amazonaws.com/{q}-image:latest",
+            role_arn=f"arn:aws:iam::{account}:role/{placeholder_role_name(stage)}",
+            artifacts_bucket=placeholder_bucket_name(stage, "artifacts"),
+            raw_bucket=placeholder_bucket_name(stage, "raw"),
+            image_uri=f"{account}.dkr.ecr.{region}.amazonaws.com/{placeholder_image_repository(stage)}:latest",
             subnet_ids=tuple(f"subnet-{i:017d}" for i in range(1, stage.max_azs + 1)),
             security_group_ids=("sg-00000000000000001",),
             volume_kms_key_arn=f"arn:aws:kms:{region}:{account}:key/00000000-0000-0000-0000-000000000001",
@@ -201,7 +195,7 @@ class PipelineSettings(_Frozen):
 
     stage_name: str
     region: str
-    dataset: DatasetSchema
+    dataset: DatasetField
     data_prefix: str = Field(description="raw-bucket prefix of the dataset, e.g. 'penguins/'")
     ml: MlSettings
     resources: PipelineResources

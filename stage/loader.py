@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rookery_contracts.schema import MISSING, SchemaError
 from stage.model import ConfigError, Stage
 from stage.paths import REPO_ROOT, STAGES_DIR
 
@@ -29,8 +30,12 @@ _FIELD_HINTS: Mapping[str, str] = {
 }
 
 
-def _describe(error: Mapping[str, Any]) -> str:
+def _describe(error: Mapping[str, Any]) -> list[str]:
     loc = ".".join(str(p) for p in error["loc"]) or "(stage)"
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, SchemaError):
+        # The dataset schema's own validation: one line per problem, under the field it names.
+        return [_line(f"{loc}.{p.field}" if p.field else loc, p.value, p.message) for p in cause.problems]
     msg = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         msg = "unknown field; remove it or check its spelling"
@@ -39,8 +44,11 @@ def _describe(error: Mapping[str, Any]) -> str:
     elif not error["type"].startswith("value_error"):
         hint = _FIELD_HINTS.get(loc)
         msg = f"{msg}; {hint}" if hint else f"{msg}; change it in the stage file"
-    value = error.get("input")
-    shown = "" if isinstance(value, dict) or value is None else f" = {value!r}"
+    return [_line(loc, error.get("input"), msg)]
+
+
+def _line(loc: str, value: object, msg: str) -> str:
+    shown = "" if isinstance(value, dict) or value is None or value is MISSING else f" = {value!r}"
     return f"  - {loc}{shown}: {msg}"
 
 
@@ -54,7 +62,7 @@ def parse_stage(name: str, raw: Mapping[str, Any], *, source: str, destroy_data:
     try:
         stage = Stage.model_validate({"name": name, **raw})
     except ValidationError as exc:
-        lines = "\n".join(_describe(e) for e in exc.errors(include_url=False))
+        lines = "\n".join(line for e in exc.errors(include_url=False) for line in _describe(e))
         raise ConfigError(f"stage {name!r} ({source}) is invalid:\n{lines}") from None
     if destroy_data:
         if stage.data.removal_policy != "destroy":

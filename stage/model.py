@@ -16,10 +16,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
+    PlainValidator,
     field_validator,
     model_validator,
 )
 
+from rookery_contracts.schema import DatasetSchema, schema_from_mapping
 from stage.serving import ServingSettings
 
 # CloudWatch Logs accepts only these retention periods.
@@ -47,16 +50,16 @@ INTERFACE_ENDPOINTS: Mapping[str, str] = {
     "sqs": "Lambda dead-letter queues",
     "events": "EventBridge PutEvents from workloads",
     "ssm": "parameters for notebooks and jobs",
+    "execute-api": "the private inference API: API Gateway accepts it only through this endpoint",
 }
 # Without these, jobs in a no-NAT VPC cannot start (image pull, credentials, logs, keys).
 ESSENTIAL_ENDPOINTS = ("sagemaker.api", "sts", "logs", "kms", "ecr.api", "ecr.dkr")
 DEFAULT_ENDPOINTS = (
     "sagemaker.api", "sagemaker.runtime", "notebook", "sts", "logs", "monitoring",
-    "kms", "ecr.api", "ecr.dkr", "glue", "kinesis-firehose",
+    "kms", "ecr.api", "ecr.dkr", "glue", "kinesis-firehose", "execute-api",
 )  # fmt: skip
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,19}$")
-_COLUMN = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 
@@ -69,72 +72,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class DatasetSchema(_Model):
-    """The tabular binary-classification dataset: configuration, not code."""
-
-    name: str = Field(description="dataset name; the raw-bucket prefix and Glue table names derive from it")
-    target: str
-    positive_class: str = Field(min_length=1)
-    numeric: tuple[str, ...] = ()
-    categorical: tuple[str, ...] = ()
-    id_column: str | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not _COLUMN.match(v):
-            raise ValueError(
-                "must be lower-case letters, digits and '_' (a Glue table and S3 prefix); e.g. 'penguins'"
-            )
-        return v
-
-    @field_validator("target", "id_column")
-    @classmethod
-    def _column(cls, v: str | None) -> str | None:
-        if v is not None and not _COLUMN.match(v):
-            raise ValueError(
-                "column names must be lower-case letters, digits and '_' (Glue and Athena fold case)"
-            )
-        return v
-
-    @field_validator("numeric", "categorical")
-    @classmethod
-    def _columns(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [c for c in v if not _COLUMN.match(c)]
-        if bad:
-            raise ValueError(f"column names {bad} must be lower-case letters, digits and '_'; rename them")
-        if len(set(v)) != len(v):
-            raise ValueError("a column is listed twice; list each feature once")
-        return v
-
-    @model_validator(mode="after")
-    def _consistent(self) -> DatasetSchema:
-        features = self.numeric + self.categorical
-        if not features:
-            raise ValueError("no feature columns: list at least one column under 'numeric' or 'categorical'")
-        if self.target in features:
-            raise ValueError(
-                f"target column {self.target!r} is also listed as a feature; remove it from "
-                "'numeric'/'categorical' (a model must not see its own label)"
-            )
-        both = sorted(set(self.numeric) & set(self.categorical))
-        if both:
-            raise ValueError(f"columns {both} are both numeric and categorical; keep each in one list")
-        if self.id_column is not None and self.id_column in (*features, self.target):
-            raise ValueError(
-                f"id_column {self.id_column!r} is also a feature or the target; use a separate column"
-            )
-        return self
-
-    @property
-    def features(self) -> tuple[str, ...]:
-        return self.numeric + self.categorical
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """Every column an ingested record carries (id first when present, target last)."""
-        lead = (self.id_column,) if self.id_column else ()
-        return (*lead, *self.features, self.target)
+# The dataset schema as a pydantic field: validated and dumped by rookery_contracts.schema alone (the
+# Firehose transform and the preprocess job parse its JSON with the same rules). Its SchemaError is a
+# ValueError listing every problem; the loader reports each under dataset.<field>.
+DatasetField = Annotated[
+    DatasetSchema, PlainValidator(schema_from_mapping), PlainSerializer(DatasetSchema.to_dict)
+]
 
 
 class DataLayout(_Model):
@@ -341,7 +284,7 @@ class Stage(_Model):
     log_retention_days: int = 90
     termination_protection: bool = False
     data: DataSettings = DataSettings()
-    dataset: DatasetSchema
+    dataset: DatasetField
     ml: MlSettings = MlSettings()
     notebook: NotebookSettings = NotebookSettings()
     serving: ServingSettings = ServingSettings()
@@ -443,6 +386,11 @@ class Stage(_Model):
         serving = self.serving
         if not serving.enabled:
             return
+        if "execute-api" not in self.interface_endpoints:
+            raise ValueError(
+                "serving is enabled but interface_endpoints lacks 'execute-api': the private inference "
+                "API answers only through that endpoint; add 'execute-api' or set serving.enabled = false"
+            )
         if serving.instance_type not in self.ml.inference_instance_types:
             raise ValueError(
                 f"serving.instance_type {serving.instance_type!r} is not among the instance types the "

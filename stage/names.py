@@ -7,6 +7,7 @@ gateway endpoint policy, and deriving both from config avoids a cross-stack refe
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from stage.model import ConfigError, Stage
@@ -71,6 +72,18 @@ def crawler_name(stage: Stage) -> str:
 
 ATHENA_RESULTS_PREFIX: Final = "athena-results/"
 
+# An image in a private ECR repository, as every job, model and package of the pipeline names it
+# (control T6): <account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>, then a tag or a digest.
+# Repository names follow ECR's grammar (lower-case path components joined by '.', '_', '-' within
+# a component and '/' between components), tags the OCI reference grammar. Groups: account, region,
+# repository, and tag or digest. Anchored at both ends (\Z: no trailing newline), so match() is a
+# whole-string match.
+PRIVATE_ECR_IMAGE: Final = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z]+(?:-[a-z]+)+-\d+)\.amazonaws\.com(?:\.cn)?/"
+    r"(?P<repository>(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))\Z"
+)
+
 
 def sagemaker_role_path(stage: Stage) -> str:
     """IAM path of the SageMaker execution role: ``/<prefix>-<stage>/sagemaker-execution/``.
@@ -106,6 +119,13 @@ VARIANT_NAME: Final = "primary"
 # the dataset's, never below it, so the pipeline trigger ignores them.
 CAPTURE_PREFIX: Final = "capture/"
 GROUND_TRUTH_PREFIX: Final = "ground-truth/"
+
+
+# The Serving stack's CloudFormation parameter holding the live model package version's ARN; empty
+# until a version is approved. The deployer changes the endpoint only by updating this parameter.
+APPROVED_MODEL_PARAMETER: Final = "ApprovedModelPackageArn"
+# The private API's one stage: clients call ``https://<api-id>.execute-api.<region>.amazonaws.com/<stage>``.
+API_STAGE_NAME: Final = "v1"
 
 
 def endpoint_name(stage: Stage) -> str:
@@ -149,3 +169,55 @@ def api_name(stage: Stage) -> str:
 DEPLOYMENT_EVENT_SOURCE: Final = "rookery.deployer"
 DEPLOYMENT_EVENT_TYPE: Final = "Rookery Model Deployment"
 DEPLOYMENT_METRIC_NAMESPACE: Final = "Rookery/Deployments"
+
+
+def pipeline_name(stage: Stage) -> str:
+    """``<prefix>-<stage>-pipeline``: the stage's SageMaker pipeline (ML stack, trigger and CLI agree)."""
+    return f"{stage.qualifier}-pipeline"
+
+
+def model_package_group_name(stage: Stage) -> str:
+    """``<prefix>-<stage>-models``: the stage's model registry group."""
+    return f"{stage.qualifier}-models"
+
+
+def glue_security_configuration_name(stage: Stage) -> str:
+    """The crawler's Glue security configuration; its log group is named after it."""
+    return f"{stage.qualifier}-catalog"
+
+
+def key_alias(stage: Stage, purpose: str) -> str:
+    """``alias/<prefix>-<stage>/<purpose>``: the stage's customer-managed key for one purpose (e.g. data)."""
+    return qualified_key_alias(stage.qualifier, purpose)
+
+
+def qualified_key_alias(qualifier: str, purpose: str) -> str:
+    """:func:`key_alias` from the qualifier alone (constructs get the qualifier, not the stage)."""
+    return f"alias/{qualifier}/{purpose}"
+
+
+# Stand-ins where no account is known: ``rookery pipeline render`` without AWS, the tests and the
+# local engine render the definition with these, and the local S3 holds the buckets under them.
+
+
+def placeholder_bucket_name(stage: Stage, purpose: str) -> str:
+    """``<prefix>-<stage>-<purpose>``: a data bucket's offline stand-in (deployed: :func:`bucket_name`)."""
+    if purpose not in DATA_BUCKETS:
+        raise ValueError(f"unknown bucket purpose {purpose!r}; choose from {DATA_BUCKETS}")
+    return f"{stage.qualifier}-{purpose}"
+
+
+def placeholder_role_name(stage: Stage) -> str:
+    """The SageMaker execution role's offline stand-in (deployed, the role has a generated name)."""
+    return f"{stage.qualifier}-sagemaker-execution"
+
+
+def placeholder_image_repository(stage: Stage) -> str:
+    """The project image's offline ECR repository (deployed, the CDK bootstrap's asset repository)."""
+    return f"{stage.qualifier}-image"
+
+
+def local_endpoint_name(stage: Stage, purpose: str) -> str:
+    """``<prefix>-<stage>-<purpose>``: a local endpoint's default name (``local`` for ``rookery local
+    serve``, ``demo`` for the demo's scoring)."""
+    return f"{stage.qualifier}-{purpose}"

@@ -1,7 +1,8 @@
 """Which container images the local engine can run, and the command line each entrypoint becomes.
 
 The project image is ``containers/program`` (its ``/opt/program``) run with the image's own
-interpreter (``.venv-image/bin/python``, installed from exactly ``containers/requirements.txt``).
+interpreter (``.venv-image/bin/python``, installed from exactly ``containers/requirements.txt``), with
+``contracts/`` on its path as the image has ``rookery_contracts`` inside ``/opt/program``.
 ``ContainerEntrypoint ["python3", "/opt/program/x.py"]`` runs ``<program_dir>/x.py``; a training
 image without an entrypoint runs ``train`` and a hosting image ``serve``, as SageMaker does with
 ``docker run <image> train|serve``. Anything else is refused before a step starts.
@@ -16,7 +17,8 @@ from pathlib import Path, PurePosixPath
 from typing import Final
 
 from pipelines.contract import PROGRAM_DIR
-from stage.paths import IMAGE_PYTHON
+from rookery_contracts.env import BASE_DIR_ENV
+from stage.paths import CONTRACTS_DIR, IMAGE_PYTHON
 from stage.paths import PROGRAM_DIR as REPO_PROGRAM_DIR
 
 IMAGE_PYTHON_ENV: Final = "ROOKERY_IMAGE_PYTHON"
@@ -113,12 +115,13 @@ class ImageMap:
         env.update(
             {
                 "PATH": os.pathsep.join([str(program.program_dir), os.environ.get("PATH", "/usr/bin:/bin")]),
-                "PYTHONPATH": str(program.program_dir),
+                # The image's PYTHONPATH is /opt/program, which holds rookery_contracts too.
+                "PYTHONPATH": os.pathsep.join([str(program.program_dir), str(CONTRACTS_DIR)]),
                 "PYTHONDONTWRITEBYTECODE": "1",
                 "PYTHONUNBUFFERED": "1",
                 "MPLBACKEND": "Agg",
                 "MPLCONFIGDIR": str(sandbox / "tmp" / "matplotlib"),
-                "SAGEMAKER_BASE_DIR": str(sandbox),
+                BASE_DIR_ENV: str(sandbox),
             }
         )
         env.update(extra)

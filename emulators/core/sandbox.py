@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
+from rookery_contracts.model_layout import MODEL_ARCHIVE
+
 OPT_ML: Final = PurePosixPath("/opt/ml")
-MODEL_ARCHIVE: Final = "model.tar.gz"
 # The image URI the project image is mapped under when its entrypoints run outside a pipeline
 # (``ImageMap.project(LOCAL_IMAGE)``: the image tests, the benchmarks).
 LOCAL_IMAGE: Final = "rookery-image:local"

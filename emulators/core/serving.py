@@ -22,6 +22,7 @@ from typing import Any, Final, Self
 
 from emulators.core.files import fresh_dir
 from emulators.core.images import ImageMap
+from rookery_contracts.env import BIND_HOST_ENV, BIND_PORT_ENV, SERVER_WORKERS_ENV
 
 START_TIMEOUT_SECONDS: Final = 60.0
 
@@ -72,9 +73,9 @@ class ServeProcess:
         argv = images.command(image_uri, None, default="serve")
         chosen = port or free_port()
         extra = {str(k): str(v) for k, v in environment.items()}
-        extra.update({"SAGEMAKER_BIND_TO_PORT": str(chosen), "ROOKERY_BIND_HOST": "127.0.0.1"})
+        extra.update({BIND_PORT_ENV: str(chosen), BIND_HOST_ENV: "127.0.0.1"})
         if workers is not None:
-            extra["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(workers)
+            extra[SERVER_WORKERS_ENV] = str(workers)
         env = images.environment(image_uri, sandbox, extra)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:
@@ -112,14 +113,19 @@ class ServeProcess:
         raise ServeError(f"the serve entrypoint did not answer /ping within {timeout:.0f} s: {self.reason()}")
 
     def reason(self) -> str:
+        """Why the server did not come up: its failure file, else its first logged error, else the log."""
         failure = self.sandbox / "output" / "failure"
         if failure.is_file():
             return failure.read_text(encoding="utf-8").strip()
         try:
-            tail = self.log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
+            lines = self.log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
         except OSError:
-            tail = []
-        return " | ".join(tail) or f"see {self.log_path}"
+            lines = []
+        # The first error is the cause; what follows it (workers stopping) is its consequence.
+        errors = [line.removeprefix("ERROR:").strip() for line in lines if line.startswith("ERROR:")]
+        if errors:
+            return f"{errors[0]} (see {self.log_path})"
+        return " | ".join(lines[-5:]) or f"see {self.log_path}"
 
     def execution_parameters(self) -> dict[str, Any]:
         """``GET /execution-parameters`` (batch transform asks the container); {} when not offered."""

@@ -1,12 +1,12 @@
 """The Firehose emulator's state and its operation: the stage's delivery stream, the records producers
 put, and their delivery through the real transform Lambda into the local raw bucket.
 
-``deliver`` does what the deployed stream (``infra.constructs.ingestion.IngestionStream``) does, on
-one machine: records are batched (at most the transform's 1 MiB buffer per invocation) into
-Firehose transformation events (``firehose_transform.events.build_firehose_event``) and handed to
-the real handler, ``firehose_transform.handler.lambda_handler``, in a separate process that has
-exactly the function's environment (``transform.py``: a cold start, as in Lambda; its log is the
-function's CloudWatch log).
+What the deployed stream (``infra.constructs.ingestion.IngestionStream``) does, on one machine, with
+the buffer, retries and compression of ``rookery_contracts.ingest``: records are batched (at most
+the transform's buffer per invocation) into Firehose transformation events
+(``firehose_transform.events.build_firehose_event``) and handed to the real
+handler, ``firehose_transform.handler.lambda_handler``, in a separate process that has exactly the
+function's environment (a cold start, as in Lambda; its log is the function's CloudWatch log).
 ``Ok`` records are written newline-delimited under the stream's prefix, evaluated from the same
 template the construct deploys (``<dataset>/ingest_date=YYYY-MM-DD/``), in objects named as Firehose
 names them (``<stream>-<version>-YYYY-MM-DD-HH-MM-SS-<uuid>``, ``.gz`` when GZIP). ``ProcessingFailed``
@@ -40,14 +40,18 @@ from emulators.firehose.responses import (
 from emulators.firehose.transform import TRANSFORM_PACKAGE, invoke_transform, logged_reasons
 from emulators.s3 import LocalS3
 from pipelines.settings import PLACEHOLDER_ACCOUNT, PipelineResources
+from rookery_contracts.env import (
+    DATASET_SCHEMA_ENV,
+    POWERTOOLS_LOG_LEVEL_ENV,
+    POWERTOOLS_NAMESPACE_ENV,
+    POWERTOOLS_SERVICE_ENV,
+    POWERTOOLS_TRACE_DISABLED_ENV,
+)
+from rookery_contracts.ingest import DELIVERY_COMPRESSION, TRANSFORM_BUFFER_MIB, TRANSFORM_RETRIES
 from stage import Stage
 from stage.names import delivery_stream_name
 
 MIB: Final = 1024 * 1024
-# The construct's processor buffer (IngestionStream TRANSFORM_BUFFER_MIB) and S3 compression
-# (CompressionFormat); tests/demo keeps these equal to the construct's values.
-TRANSFORM_BUFFER_MIB: Final = 1
-STREAM_COMPRESSION: Final[Compression] = "UNCOMPRESSED"
 
 
 @dataclass(frozen=True)
@@ -72,12 +76,12 @@ class DeliveryStream:
     error_prefix_template: str
     schema_json: str
     metrics_namespace: str
-    compression: Compression = STREAM_COMPRESSION
+    compression: Compression = DELIVERY_COMPRESSION
     transform_batch_bytes: int = TRANSFORM_BUFFER_MIB * MIB
     object_bytes: int = 64 * MIB
 
     @classmethod
-    def for_stage(cls, stage: Stage, *, compression: Compression = STREAM_COMPRESSION) -> DeliveryStream:
+    def for_stage(cls, stage: Stage, *, compression: Compression = DELIVERY_COMPRESSION) -> DeliveryStream:
         layout = stage.data.layout
         return cls(
             name=delivery_stream_name(stage),
@@ -87,7 +91,7 @@ class DeliveryStream:
             bucket=PipelineResources.placeholders(stage).raw_bucket,
             prefix_template=layout.firehose_prefix(stage.dataset),
             error_prefix_template=layout.firehose_error_prefix(),
-            schema_json=stage.dataset.model_dump_json(),
+            schema_json=stage.dataset.to_json(),
             metrics_namespace=stage.qualifier,
             compression=compression,
             object_bytes=stage.data.firehose_buffer_mib * MIB,
@@ -108,11 +112,11 @@ class DeliveryStream:
     def function_environment(self) -> dict[str, str]:
         """The transform's environment as the construct sets it (tracing off: no X-Ray daemon here)."""
         return {
-            "ROOKERY_DATASET_SCHEMA": self.schema_json,
-            "POWERTOOLS_SERVICE_NAME": TRANSFORM_PACKAGE,
-            "POWERTOOLS_METRICS_NAMESPACE": self.metrics_namespace,
-            "POWERTOOLS_LOG_LEVEL": "INFO",
-            "POWERTOOLS_TRACE_DISABLED": "true",
+            DATASET_SCHEMA_ENV: self.schema_json,
+            POWERTOOLS_SERVICE_ENV: TRANSFORM_PACKAGE,
+            POWERTOOLS_NAMESPACE_ENV: self.metrics_namespace,
+            POWERTOOLS_LOG_LEVEL_ENV: "INFO",
+            POWERTOOLS_TRACE_DISABLED_ENV: "true",
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
         }
@@ -208,7 +212,7 @@ def deliver(
     *,
     log_path: Path,
     arrival: datetime | None = None,
-    retries: int = 3,
+    retries: int = TRANSFORM_RETRIES,
     new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
 ) -> Delivery:
     """Deliver ``records`` as Firehose would, writing into ``home``'s local S3; see the module docstring."""

@@ -1,8 +1,8 @@
 """The transform Lambda as Firehose invokes it: the real handler, once per batch, in a fresh process.
 
-The process has exactly the function's environment and ``lambdas/`` as its only import path, so
-importing the handler is a cold start as in Lambda, and its stdout (where Powertools logs) is the
-function's log. ``worker.py`` is what runs in it.
+The process has exactly the function's environment and, as its import path, what the bundle's root
+holds (``lambdas/`` and ``contracts/``), so importing the handler is a cold start as in Lambda, and
+its stdout (where Powertools logs) is the function's log. ``worker.py`` is what runs in it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from emulators.firehose.exceptions import IngestionError
-from stage.paths import LAMBDAS_DIR
+from stage.paths import CONTRACTS_DIR, LAMBDAS_DIR
 
 if TYPE_CHECKING:
     from emulators.firehose.models import DeliveryStream
@@ -46,7 +46,8 @@ def invoke_transform(
         if not k.startswith(("ROOKERY_", "POWERTOOLS_", "AWS_", "PYTHON", "_X_AMZN", "LAMBDA_"))
     }
     env.update(stream.function_environment())
-    env["PYTHONPATH"] = str(LAMBDAS_DIR)
+    # The bundle's root holds the function's package and rookery_contracts.
+    env["PYTHONPATH"] = os.pathsep.join([str(LAMBDAS_DIR), str(CONTRACTS_DIR)])
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rookery-firehose-") as tmp:
         job = Path(tmp) / "job.json"

@@ -1,7 +1,8 @@
 """Run the real Firehose transform handler for local delivery: ``python worker.py JOB ANSWERS``.
 
 Started by ``emulators.firehose.transform.invoke_transform`` in a fresh process whose environment is the
-function's own and whose ``PYTHONPATH`` is ``lambdas/`` only, so importing the handler is a cold
+function's own and whose ``PYTHONPATH`` is ``lambdas/`` and ``contracts/`` only (what the bundle's
+root holds: the function's package and ``rookery_contracts``), so importing the handler is a cold
 start exactly as in Lambda (and stdout, where Powertools logs, is the function's log). Imports
 nothing from rookery. JOB holds the invocations; ANSWERS receives, per invocation, the event sent
 and the handler's response, or the error it raised (Firehose would retry, then fail the batch).

@@ -16,7 +16,7 @@ from emulators.sagemaker.exceptions import ExecutionNotFoundError, RegistryError
 from emulators.sagemaker.models import Execution, LocalRegistry, ModelPackage, StepEvent, StepRecord
 from emulators.sagemaker.pipeline.engine import LocalEngine
 from emulators.sagemaker.steps.spot import InterruptPlan
-from emulators.sagemaker_runtime.endpoint import LocalEndpoint
+from emulators.sagemaker_runtime.models import LocalEndpoint
 from pipelines.parameters import ParameterError
 
 __all__ = [

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Final
 
 from aws_cdk import Aws, CfnResource, Stack
@@ -35,14 +33,10 @@ from infra.audit.acknowledge import acknowledge
 from infra.constructs.data_lake import DataKeys
 from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS, encrypted_log_group
 from infra.constructs.props import PropsError, check_qualifier, check_retention
+from rookery_contracts.ingest import METADATA_COLUMNS
 from stage.model import DataLayout, DatasetSchema
 from stage.names import ATHENA_RESULTS_PREFIX
 
-# Ingest metadata the Firehose transform stamps on every valid record (interface shared with
-# lambdas/firehose_transform; a test keeps the two in agreement).
-INGEST_METADATA_COLUMNS: Final[Mapping[str, str]] = MappingProxyType(
-    {"_ingest_ts": "string", "_firehose_record_id": "string"}
-)
 CRAWLER_SCHEDULE: Final = "cron(30 0 * * ? *)"  # daily, after the day's partition is complete
 QUERY_SCAN_LIMIT_BYTES: Final = 10 * 1024**3  # a runaway query stops at 10 GiB
 # Athena's smallest per-query cutoff (BytesScannedCutoffPerQuery).
@@ -70,6 +64,7 @@ class CatalogProps:
     raw_table_name: str
     curated_table_name: str
     crawler_name: str
+    security_configuration_name: str
     log_retention_days: int = DEFAULT_RETENTION_DAYS
     """Secure default: a year of the crawler's (KMS-encrypted) logs."""
 
@@ -86,6 +81,12 @@ class CatalogProps:
             )
         if not self.crawler_name:
             raise PropsError(self, "crawler_name", "name the crawler, e.g. 'rookery-dev-penguins-raw'")
+        if not self.security_configuration_name:
+            raise PropsError(
+                self,
+                "security_configuration_name",
+                "name the Glue security configuration, e.g. 'rookery-dev-catalog'",
+            )
         check_retention(self)
 
 
@@ -132,7 +133,8 @@ class DataCatalog(Construct):
         self.curated_table_name = props.curated_table_name
         partition = [glue.CfnTable.ColumnProperty(name=layout.partition_key, type="string")]
         columns = [glue.CfnTable.ColumnProperty(name=n, type=t) for n, t in dataset_columns(dataset)]
-        metadata = [glue.CfnTable.ColumnProperty(name=n, type=t) for n, t in INGEST_METADATA_COLUMNS.items()]
+        # The ingest metadata the transform stamps on every record: JSON strings, after the dataset's columns.
+        metadata = [glue.CfnTable.ColumnProperty(name=n, type="string") for n in METADATA_COLUMNS]
         raw_location = raw_bucket.s3_url_for_object(layout.data_prefix(dataset))
         key = layout.partition_key
 
@@ -213,7 +215,7 @@ class DataCatalog(Construct):
         )
         self.curated_table.node.add_dependency(self.database)
 
-        self.security_configuration_name = f"{props.qualifier}-catalog"
+        self.security_configuration_name = props.security_configuration_name
         security = glue.CfnSecurityConfiguration(
             self,
             "SecurityConfiguration",

@@ -8,12 +8,14 @@
 - D1b: ``restrict_to_vpc_endpoint()`` denies every S3 call on the data buckets that does not
   come through the project's gateway endpoint, except the trusted principals it is given
   (services that work outside the VPC on the project's behalf, and the deployment role) and
-  the requests ``VIA_SERVICES`` names (Athena), each with its written reason in the template.
+  the requests ``VIA_SERVICES`` names (Athena), each with its written reason in the template. An
+  exception may be limited to one key prefix (SageMaker's data capture writes only ``capture/``).
 - D7: buckets and their objects survive ``cdk destroy`` unless ``DataLakeProps.destroy_on_delete``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -44,6 +46,23 @@ class TrustedPrincipal:
     arn: str  # an ARN or ARN pattern (tokens allowed)
     reason: str
     buckets: tuple[str, ...] = DATA_BUCKETS  # which data buckets (by purpose) it may reach that way
+    # Only objects under this key prefix (e.g. "capture/"): a second deny statement keeps the
+    # principal to it outside the VPC endpoint. None: the whole bucket.
+    prefix: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.prefix is not None and (not self.prefix.endswith("/") or self.prefix.startswith("/")):
+            raise ValueError(
+                f"TrustedPrincipal.prefix = {self.prefix!r}: must be a key prefix like 'capture/' "
+                "(no leading '/', ends with '/')"
+            )
+
+    @property
+    def register_entry(self) -> str:
+        """The reason as the exceptions register records it (with the prefix it is limited to)."""
+        if self.prefix is None:
+            return self.reason
+        return f"{self.reason} (limited to objects under {self.prefix}; everything else is still denied)"
 
 
 @dataclass(frozen=True)
@@ -259,16 +278,48 @@ class DataLake(Construct):
                     conditions=conditions,
                 )
             )
+            for prefix in sorted({t.prefix for t in exceptions if t.prefix is not None}):
+                bucket.add_to_resource_policy(
+                    _prefix_limit(bucket, endpoint_id, prefix, [t for t in exceptions if t.prefix == prefix])
+                )
             policy = bucket.policy.node.default_child if bucket.policy else None
             assert isinstance(policy, s3.CfnBucketPolicy)
             # The register of exceptions travels with the template (the audit report reads it).
-            policy.add_metadata(TRUSTED_PRINCIPALS_METADATA, [t.reason for t in exceptions])
+            policy.add_metadata(TRUSTED_PRINCIPALS_METADATA, [t.register_entry for t in exceptions])
             if services:
                 policy.add_metadata(
                     VIA_SERVICES_METADATA, [{"service": s.service, "reason": s.reason} for s in services]
                 )
         self.trusted_principals = tuple(trusted)
         self.via_services = tuple(via_services)
+
+
+def prefix_limit_sid(prefix: str) -> str:
+    """``capture/`` -> ``DenyOutsideCapturePrefixWithoutVpcEndpoint``."""
+    words = "".join(w.capitalize() for w in re.split(r"[^A-Za-z0-9]+", prefix) if w)
+    return f"DenyOutside{words}PrefixWithoutVpcEndpoint"
+
+
+def _prefix_limit(
+    bucket: s3.IBucket, endpoint_id: str, prefix: str, principals: Sequence[TrustedPrincipal]
+) -> iam.PolicyStatement:
+    """Deny ``principals`` everything but objects under ``prefix`` when they skip the VPC endpoint.
+
+    The main statement excepts them from the endpoint deny for the whole bucket; this one takes the
+    rest of the bucket back (``NotResource``: in a bucket policy, every resource of this bucket but
+    the prefix's objects).
+    """
+    return iam.PolicyStatement(
+        sid=prefix_limit_sid(prefix),
+        effect=iam.Effect.DENY,
+        principals=[iam.AnyPrincipal()],
+        actions=["s3:*"],
+        not_resources=[bucket.arn_for_objects(f"{prefix}*")],
+        conditions={
+            "StringNotEquals": {"aws:SourceVpce": endpoint_id},
+            "ArnLike": {"aws:PrincipalArn": [t.arn for t in principals]},
+        },
+    )
 
 
 def deployment_role(scope: Construct) -> TrustedPrincipal:

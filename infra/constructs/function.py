@@ -27,6 +27,7 @@ from infra.audit.acknowledge import acknowledge
 from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS, encrypted_log_group
 from infra.constructs.props import PropsError, check_qualifier, check_retention
 from infra.lambda_package import LAMBDAS_DIR, package_function
+from rookery_contracts.env import POWERTOOLS_LOG_LEVEL_ENV, POWERTOOLS_NAMESPACE_ENV, POWERTOOLS_SERVICE_ENV
 
 # The newest Python runtime CDK knows; cdk-nag's L1 (LambdaLatestVersion) holds us to it.
 RUNTIME: Final = lambda_.Runtime.PYTHON_3_14
@@ -174,9 +175,9 @@ class ProjectFunction(Construct):
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
             environment={
-                "POWERTOOLS_SERVICE_NAME": props.name,
-                "POWERTOOLS_METRICS_NAMESPACE": props.qualifier,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
+                POWERTOOLS_SERVICE_ENV: props.name,
+                POWERTOOLS_NAMESPACE_ENV: props.qualifier,
+                POWERTOOLS_LOG_LEVEL_ENV: "INFO",
                 **props.environment,
             },
         )

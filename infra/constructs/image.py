@@ -1,22 +1,28 @@
-"""Control T6: the project image, built from ``containers/`` as a CDK Docker image asset.
+"""Control T6: the project image, built from a staged build context as a CDK Docker image asset.
 
-Synthesis only records the asset (the build context is staged into ``cdk.out``); ``cdk deploy``
-builds and pushes it into the bootstrap's private ECR repository of the target account and region,
-tagged by the hash of its content. Synthesis therefore needs no Docker engine. Every job, model and
-registered version of the pipeline names exactly this image.
+Synthesis stages the build context (:mod:`infra.image_context`: ``containers/Dockerfile``,
+``requirements.txt``, ``program/`` with ``rookery_contracts`` inside) into the cloud assembly's
+folder and records the asset; ``cdk deploy`` builds and pushes it into the bootstrap's private ECR
+repository of the target account and region, tagged by the hash of its content. Synthesis therefore
+needs no Docker engine. Every job, model and registered version of the pipeline names exactly this
+image.
 """
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Final
 
+from aws_cdk import Stage as CdkStage
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecr_assets as ecr_assets
 from constructs import Construct
 
-from stage.paths import CONTAINERS_DIR
+from infra.image_context import stage_build_context
 
-BUILD_CONTEXT: Final = CONTAINERS_DIR
+# The staged context's folder inside the cloud assembly (cdk.out), replaced on every synth.
+CONTEXT_FOLDER: Final = "rookery-image-context"
 
 
 class ProjectImage(Construct):
@@ -24,15 +30,16 @@ class ProjectImage(Construct):
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        if not (BUILD_CONTEXT / "Dockerfile").is_file():
-            raise FileNotFoundError(
-                f"{BUILD_CONTEXT / 'Dockerfile'} is missing; the project image cannot be built"
-            )
-        # containers/.dockerignore decides what enters the build context (and the asset hash).
+        assembly = CdkStage.of(self)
+        if assembly is None:
+            raise ValueError("ProjectImage must be created inside a CDK app (it stages into the assembly)")
+        context = Path(assembly.outdir) / CONTEXT_FOLDER
+        shutil.rmtree(context, ignore_errors=True)
+        stage_build_context(context)
         self.asset = ecr_assets.DockerImageAsset(
             self,
             "Asset",
-            directory=str(BUILD_CONTEXT),
+            directory=str(context),
             platform=ecr_assets.Platform.LINUX_AMD64,  # SageMaker's ml.* instances run x86_64 images
             display_name="rookery project image",
         )

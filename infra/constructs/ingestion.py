@@ -27,17 +27,19 @@ from infra.constructs.data_lake import DataKeys
 from infra.constructs.function import FunctionProps, ProjectFunction
 from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS, encrypted_log_group
 from infra.constructs.props import PropsError, check_qualifier, check_retention
+from rookery_contracts.env import DATASET_SCHEMA_ENV
+from rookery_contracts.ingest import (
+    DELIVERY_COMPRESSION,
+    TRANSFORM_BUFFER_MIB,
+    TRANSFORM_INTERVAL_SECONDS,
+    TRANSFORM_RETRIES,
+)
 from stage.model import DataLayout, DatasetSchema
 
 TRANSFORM: Final = "firehose_transform"
 # Firehose invokes the transform synchronously, a few batches at a time; a small reservation
 # bounds cost and leaves account concurrency to everything else.
 TRANSFORM_CONCURRENCY: Final = 5
-# Firehose hands the transform at most this much per invocation (the Lambda payload ceiling is 6 MB)
-# and retries a failed invocation before writing the batch under the error prefix.
-TRANSFORM_BUFFER_MIB: Final = 1
-TRANSFORM_INTERVAL_SECONDS: Final = 60
-TRANSFORM_RETRIES: Final = 3
 _STREAM_NAME: Final = re.compile(r"^[a-zA-Z0-9_.-]{1,64}$")
 
 
@@ -98,7 +100,7 @@ class IngestionStream(Construct):
                 handler=f"{TRANSFORM}.handler.lambda_handler",
                 description=f"{props.qualifier}: validate and stamp every {dataset.name} record",
                 reserved_concurrency=TRANSFORM_CONCURRENCY,
-                environment={"ROOKERY_DATASET_SCHEMA": dataset.model_dump_json()},
+                environment={DATASET_SCHEMA_ENV: dataset.to_json()},
                 log_retention_days=props.log_retention_days,
             ),
             vpc=vpc,
@@ -159,7 +161,7 @@ class IngestionStream(Construct):
                     size_in_m_bs=props.buffer_mib,
                 ),
                 # Plain JSON lines: Athena, the crawler and the pipeline read them as they are.
-                compression_format="UNCOMPRESSED",
+                compression_format=DELIVERY_COMPRESSION,
                 encryption_configuration=F.EncryptionConfigurationProperty(
                     kms_encryption_config=F.KMSEncryptionConfigProperty(awskms_key_arn=keys.data.key_arn)
                 ),

@@ -19,6 +19,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra.constructs.props import PropsError, check_qualifier
+from stage.names import qualified_key_alias
 
 # KMS waits 7 to 30 days before it deletes a key scheduled for deletion.
 MIN_PENDING_WINDOW_DAYS: Final = 7
@@ -72,7 +73,7 @@ class PurposeKey(Construct):
             self,
             "Key",
             description=f"{props.qualifier} {props.purpose}: {props.description}",
-            alias=f"alias/{props.qualifier}/{props.purpose}",
+            alias=qualified_key_alias(props.qualifier, props.purpose),
             enable_key_rotation=True,
             pending_window=Duration.days(props.pending_window_days),
         )

@@ -69,6 +69,7 @@ _SERVICES: Final[Mapping[str, ec2.InterfaceVpcEndpointAwsService]] = MappingProx
         "sqs": ec2.InterfaceVpcEndpointAwsService.SQS,
         "events": ec2.InterfaceVpcEndpointAwsService.EVENTBRIDGE,
         "ssm": ec2.InterfaceVpcEndpointAwsService.SSM,
+        "execute-api": ec2.InterfaceVpcEndpointAwsService.APIGATEWAY,
     }
 )
 

@@ -12,11 +12,10 @@ compares with ``render_definition``.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from types import MappingProxyType
-from typing import Any, Final, get_type_hints
+from typing import Any, get_type_hints
 
 from aws_cdk import Fn, Stack
 from aws_cdk import aws_iam as iam
@@ -28,10 +27,7 @@ from infra.constructs.registry import ModelRegistry
 from pipelines import PipelineResources, PipelineSettings, split_on_placeholders
 from pipelines.definition import iter_steps, walk
 from pipelines.settings import resource_values
-
-_ECR_IMAGE: Final = re.compile(
-    r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[\w.-]+|@sha256:[0-9a-f]{64})$"
-)
+from stage.names import PRIVATE_ECR_IMAGE
 
 
 @dataclass(frozen=True)
@@ -52,7 +48,7 @@ class RenderedPipeline:
     def external_images(self) -> tuple[str, ...]:
         """ECR image URIs the definition names other than the project image (e.g. built-in XGBoost)."""
         texts = (text for _, text in walk(self.definition) if isinstance(text, str))
-        found = {text for text in texts if _ECR_IMAGE.match(text)}
+        found = {text for text in texts if PRIVATE_ECR_IMAGE.match(text)}
         return tuple(sorted(found - {self.placeholders.image_uri}))
 
 

@@ -1,7 +1,7 @@
 """Control D7: the stage's model registry, a model package group that survives ``cdk destroy``.
 
 The pipeline registers into it, the CLI and the serving stack read from it; its name is
-``pipelines.settings.model_package_group_name(stage)``, which the stacks put into ``RegistryProps``.
+``stage.names.model_package_group_name(stage)``, which the stacks put into ``RegistryProps``.
 Secure default: the group is retained on delete (the stacks' removal-policy aspect decides the same way,
 from the stage and ``-c destroy_data=true``).
 """

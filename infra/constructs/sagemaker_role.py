@@ -24,7 +24,6 @@ required argument, not an option.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -40,14 +39,12 @@ from infra.audit.acknowledge import acknowledge
 from infra.constructs.data_lake import TrustedPrincipal
 from infra.constructs.policies import Grant, attach
 from infra.constructs.props import check_qualifier, check_role_path, role_path_problem
+from stage.names import PRIVATE_ECR_IMAGE
 
 # Pipelines names every processing, training and transform job it launches
 # ``pipelines-<execution-id>-<step>-<suffix>`` (the SDK's base job names are dropped).
 PIPELINE_JOB_PREFIX: Final = "pipelines-"
 JOB_KINDS: Final = {"processing-job": "Processing", "training-job": "Training", "transform-job": "Transform"}
-_ECR_IMAGE: Final = re.compile(
-    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)"
-)
 _KEY_WILDCARDS: Final = ("kms:GenerateDataKey*", "kms:ReEncrypt*")
 
 
@@ -63,7 +60,7 @@ class ExecutionScope:
 
     def __post_init__(self) -> None:
         for image in self.external_images:
-            if _ECR_IMAGE.match(image) is None:
+            if PRIVATE_ECR_IMAGE.match(image) is None:
                 raise ValueError(
                     f"image {image!r} is not in an ECR repository; the execution role can pull only "
                     "from ECR (control T6)"
@@ -268,9 +265,9 @@ def execution_grants(
 
 
 def _repository_arn(stack: Stack, image: str) -> str:
-    match = _ECR_IMAGE.match(image)
+    match = PRIVATE_ECR_IMAGE.match(image)
     assert match is not None  # checked by ExecutionScope
-    return f"arn:{stack.partition}:ecr:{match['region']}:{match['account']}:repository/{match['repo']}"
+    return f"arn:{stack.partition}:ecr:{match['region']}:{match['account']}:repository/{match['repository']}"
 
 
 class SageMakerExecutionRole(Construct):

@@ -33,6 +33,7 @@ from infra.constructs.function import FunctionProps, ProjectFunction
 from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS
 from infra.constructs.props import PropsError, check_prefix, check_qualifier, check_retention
 from pipelines.parameters import INPUT_DATA_URI
+from rookery_contracts.env import DATA_PREFIX_ENV, ERROR_PREFIX_ENV, INPUT_PARAMETER_ENV, PIPELINE_NAME_ENV
 
 TRIGGER: Final = "pipeline_trigger"
 # One execution per new object; a burst of uploads needs no more than a few concurrent starts.
@@ -106,12 +107,11 @@ class PipelineTrigger(Construct):
                     f"{props.qualifier}: start {props.pipeline_name} once per new object in {data_prefix}"
                 ),
                 reserved_concurrency=TRIGGER_CONCURRENCY,
-                # The names pipeline_trigger.settings reads (a test keeps them equal).
                 environment={
-                    "PIPELINE_NAME": props.pipeline_name,
-                    "DATA_PREFIX": data_prefix,
-                    "ERROR_PREFIX": props.error_prefix,
-                    "INPUT_PARAMETER_NAME": INPUT_DATA_URI,
+                    PIPELINE_NAME_ENV: props.pipeline_name,
+                    DATA_PREFIX_ENV: data_prefix,
+                    ERROR_PREFIX_ENV: props.error_prefix,
+                    INPUT_PARAMETER_ENV: INPUT_DATA_URI,
                 },
                 log_retention_days=props.log_retention_days,
             ),

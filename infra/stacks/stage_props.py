@@ -14,7 +14,11 @@ from pathlib import Path
 
 from infra.constructs.catalog import CatalogProps, WorkgroupProps
 from infra.constructs.data_lake import DataKeysProps, DataLakeProps
+from infra.constructs.endpoint import EndpointProps, ModelSecurityGroupProps
+from infra.constructs.endpoint_alarms import RollbackAlarmsProps
+from infra.constructs.endpoint_scaling import AutoscalingProps
 from infra.constructs.guardrails import GuardrailsProps
+from infra.constructs.inference_api import InferenceApiProps
 from infra.constructs.ingestion import IngestionProps
 from infra.constructs.keys import MAX_PENDING_WINDOW_DAYS, MIN_PENDING_WINDOW_DAYS, KeyProps
 from infra.constructs.network import NetworkProps
@@ -23,22 +27,32 @@ from infra.constructs.pipeline import PipelineProps, RenderedPipeline
 from infra.constructs.props import PropsError
 from infra.constructs.registry import RegistryProps
 from infra.constructs.sagemaker_role import ExecutionRoleProps, ExecutionScope
+from infra.constructs.serving_role import ServingRoleProps
 from infra.constructs.trigger import TriggerProps
 from pipelines import PipelineResources, PipelineSettings, SettingsError, render_definition_cached
-from pipelines.settings import model_package_group_name
 from stage import ConfigError, Stage
+from stage.alarms import rollback_alarms
+from stage.capture import CSV_CONTENT_TYPES, JSON_CONTENT_TYPES
 from stage.names import (
     ALL_BUCKETS,
+    API_STAGE_NAME,
+    CAPTURE_PREFIX,
+    VARIANT_NAME,
+    api_name,
     athena_workgroup_name,
     bucket_name,
     crawler_name,
     curated_table_name,
     delivery_stream_name,
+    endpoint_name,
     glue_database_name,
+    glue_security_configuration_name,
+    model_package_group_name,
     notebook_instance_name,
     notebook_role_path,
     raw_table_name,
     sagemaker_role_path,
+    serving_role_path,
     trigger_rule_name,
 )
 
@@ -106,6 +120,7 @@ def catalog_props(stage: Stage) -> CatalogProps:
         raw_table_name=raw_table_name(stage),
         curated_table_name=curated_table_name(stage),
         crawler_name=crawler_name(stage),
+        security_configuration_name=glue_security_configuration_name(stage),
         log_retention_days=stage.log_retention_days,
     )
 
@@ -207,4 +222,77 @@ def notebook_props(stage: Stage, *, pipeline_name: str) -> NotebookProps:
         platform_identifier=notebook.platform_identifier,
         idle_minutes=notebook.idle_minutes,
         access_role_names=notebook.access_role_names,
+    )
+
+
+# ---------------------------------------------------------------- Serving
+
+
+def model_security_group_props(stage: Stage) -> ModelSecurityGroupProps:
+    return ModelSecurityGroupProps(endpoint_name=endpoint_name(stage))
+
+
+def serving_role_props(stage: Stage, *, pipeline_name: str) -> ServingRoleProps:
+    return ServingRoleProps(
+        qualifier=stage.qualifier,
+        role_path=serving_role_path(stage),
+        endpoint_name=endpoint_name(stage),
+        # Registered versions point at model.tar.gz files the pipeline's jobs wrote under its prefix.
+        model_artifacts_prefix=f"{pipeline_name}/",
+        capture_prefix=CAPTURE_PREFIX,
+    )
+
+
+def endpoint_props(stage: Stage, *, model_package: str) -> EndpointProps:
+    serving = stage.serving
+    storage = serving.volume_encryption == "instance-storage"
+    return EndpointProps(
+        endpoint_name=endpoint_name(stage),
+        variant_name=VARIANT_NAME,
+        model_package=model_package,
+        instance_type=serving.instance_type,
+        initial_instance_count=serving.initial_instance_count,
+        capture_prefix=CAPTURE_PREFIX,
+        capture_sampling_percent=serving.capture_sampling_percent,
+        capture_csv_content_types=CSV_CONTENT_TYPES,
+        capture_json_content_types=JSON_CONTENT_TYPES,
+        deployment=serving.deployment,
+        rollback_alarm_names=tuple(alarm.name for alarm in rollback_alarms(stage)),
+        instance_storage_reason=(
+            f"{serving.instance_type} keeps the model on local NVMe instance storage, which the instance "
+            "encrypts in hardware and where SageMaker rejects a volume KMS key (serving.volume_encryption = "
+            '"instance-storage")'
+            if storage
+            else None
+        ),
+    )
+
+
+def rollback_alarms_props(stage: Stage) -> RollbackAlarmsProps:
+    return RollbackAlarmsProps(alarms=rollback_alarms(stage))
+
+
+def autoscaling_props(stage: Stage) -> AutoscalingProps:
+    serving = stage.serving
+    return AutoscalingProps(
+        endpoint_name=endpoint_name(stage),
+        variant_name=VARIANT_NAME,
+        min_instances=serving.min_instances,
+        max_instances=serving.max_instances,
+        invocations_per_instance=serving.invocations_per_instance,
+        scale_in_cooldown_seconds=serving.scale_in_cooldown_seconds,
+        scale_out_cooldown_seconds=serving.scale_out_cooldown_seconds,
+    )
+
+
+def inference_api_props(stage: Stage) -> InferenceApiProps:
+    api = stage.serving.api
+    return InferenceApiProps(
+        api_name=api_name(stage),
+        stage_name=API_STAGE_NAME,
+        endpoint_name=endpoint_name(stage),
+        throttle_rate_per_second=api.throttle_rate_per_second,
+        throttle_burst=api.throttle_burst,
+        quota_per_day=api.quota_per_day,
+        log_retention_days=stage.log_retention_days,
     )

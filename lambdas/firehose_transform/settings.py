@@ -3,7 +3,8 @@
 Environment (set by the Lambda construct):
 
 ``ROOKERY_DATASET_SCHEMA`` (required)
-    JSON of ``stage.DatasetSchema`` (``stage.dataset.model_dump_json()``).
+    JSON of the dataset schema (``rookery_contracts.schema.DatasetSchema.to_json()``); no column may be
+    named like the ingest metadata the function stamps (``rookery_contracts.ingest.METADATA_COLUMNS``).
 ``POWERTOOLS_SERVICE_NAME`` (optional, default ``firehose_transform``)
     service name on log lines, traces and metrics.
 ``POWERTOOLS_METRICS_NAMESPACE`` (optional, default ``Rookery``)
@@ -17,11 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from firehose_transform.schema import DatasetSchema, SchemaError, parse_schema
+from rookery_contracts.env import DATASET_SCHEMA_ENV, POWERTOOLS_NAMESPACE_ENV, POWERTOOLS_SERVICE_ENV
+from rookery_contracts.ingest import METADATA_COLUMNS
+from rookery_contracts.schema import DatasetSchema, SchemaError, parse_schema
 
-SCHEMA_ENV = "ROOKERY_DATASET_SCHEMA"
-SERVICE_ENV = "POWERTOOLS_SERVICE_NAME"
-NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
 DEFAULT_SERVICE = "firehose_transform"
 DEFAULT_NAMESPACE = "Rookery"
 
@@ -39,18 +39,27 @@ class Settings:
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Read and validate the environment; raise ``ConfigurationError`` naming the variable."""
-    text = environ.get(SCHEMA_ENV, "")
+    text = environ.get(DATASET_SCHEMA_ENV, "")
     if not text.strip():
         raise ConfigurationError(
-            f"environment variable {SCHEMA_ENV} is not set: the construct must set it to the JSON of the "
-            "stage's dataset schema (stage.dataset.model_dump_json())"
+            f"environment variable {DATASET_SCHEMA_ENV} is not set: the construct must set it to the JSON "
+            "of the stage's dataset schema (stage.dataset.to_json())"
         )
     try:
         schema = parse_schema(text)
     except SchemaError as exc:
-        raise ConfigurationError(f"environment variable {SCHEMA_ENV} is invalid: {exc}") from None
+        raise ConfigurationError(f"environment variable {DATASET_SCHEMA_ENV} is invalid: {exc}") from None
+    # This function's own rule: it stamps the ingest metadata on every record, so no column may take
+    # one of those names.
+    clash = sorted(set(schema.columns) & set(METADATA_COLUMNS))
+    if clash:
+        raise ConfigurationError(
+            f"environment variable {DATASET_SCHEMA_ENV} is invalid: columns {clash} collide with the ingest "
+            f"metadata this function stamps on every record {list(METADATA_COLUMNS)}; rename them in the "
+            "dataset"
+        )
     return Settings(
         schema=schema,
-        service=environ.get(SERVICE_ENV) or DEFAULT_SERVICE,
-        metrics_namespace=environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE,
+        service=environ.get(POWERTOOLS_SERVICE_ENV) or DEFAULT_SERVICE,
+        metrics_namespace=environ.get(POWERTOOLS_NAMESPACE_ENV) or DEFAULT_NAMESPACE,
     )

@@ -21,9 +21,10 @@ whose schema columns have these types (decided with the preprocessing step in mi
   rejected (field names are case-sensitive, so this is almost always a producer using other names).
 - duplicate keys, ``NaN``/``Infinity`` and numbers too large for a double are rejected.
 
-A valid record is re-emitted as one newline-terminated JSON object: the schema columns in schema
-order (missing ones as null), then ``_ingest_ts`` (ISO-8601 UTC, milliseconds, from the record's
-``approximateArrivalTimestamp``) and ``_firehose_record_id``. A failed record keeps its original data
+A valid record is re-emitted as one newline-terminated JSON object, stamped as
+``rookery_contracts.ingest`` says: the schema columns in schema order (missing ones as null), then
+``_ingest_ts`` (ISO-8601 UTC, milliseconds, from the record's ``approximateArrivalTimestamp``) and
+``_firehose_record_id``. A failed record keeps its original data
 and gets a reason, which the handler logs (Firehose's error output has no place for it).
 """
 
@@ -36,10 +37,10 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
-from firehose_transform.schema import INGEST_TS_COLUMN, RECORD_ID_COLUMN, DatasetSchema
+from rookery_contracts import ingest
+from rookery_contracts.schema import DatasetSchema
 
 OK: Literal["Ok"] = "Ok"
 PROCESSING_FAILED: Literal["ProcessingFailed"] = "ProcessingFailed"
@@ -112,25 +113,23 @@ def transform_record(record: Mapping[str, Any], schema: DatasetSchema, *, positi
         values = validate_row(row, schema)
     except RecordError as exc:
         return Outcome(record_id, PROCESSING_FAILED, data if isinstance(data, str) else "", str(exc))
-    values[INGEST_TS_COLUMN] = ingest_ts
-    values[RECORD_ID_COLUMN] = record_id
-    line = json.dumps(values, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
+    stamped = ingest.stamp(values, ingest_ts=ingest_ts, record_id=record_id)
+    line = json.dumps(stamped, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
     return Outcome(record_id, OK, base64.b64encode(line.encode("utf-8")).decode("ascii"))
 
 
 def ingest_timestamp(arrival_ms: object) -> str:
-    """``approximateArrivalTimestamp`` (ms since the epoch) as ISO-8601 UTC with milliseconds."""
+    """``approximateArrivalTimestamp`` checked to be milliseconds since the epoch, then stamped as ``ingest``
+    formats it (ISO-8601 UTC with milliseconds)."""
     if isinstance(arrival_ms, bool) or not isinstance(arrival_ms, int) or arrival_ms < 0:
         raise RecordError(
             f"approximateArrivalTimestamp = {_preview(arrival_ms)} is not milliseconds since the epoch "
             "(Firehose always sets it)"
         )
-    seconds, millis = divmod(arrival_ms, 1000)
     try:
-        moment = datetime.fromtimestamp(seconds, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        raise RecordError(f"approximateArrivalTimestamp = {arrival_ms} is out of range") from None
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{millis:03d}Z"
+        return ingest.ingest_timestamp(arrival_ms)
+    except ValueError as exc:
+        raise RecordError(str(exc)) from None
 
 
 def decode_data(data: object) -> str:

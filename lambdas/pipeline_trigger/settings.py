@@ -21,13 +21,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-PIPELINE_NAME_ENV = "PIPELINE_NAME"
-DATA_PREFIX_ENV = "DATA_PREFIX"
-ERROR_PREFIX_ENV = "ERROR_PREFIX"
-INPUT_PARAMETER_ENV = "INPUT_PARAMETER_NAME"
-SERVICE_ENV = "POWERTOOLS_SERVICE_NAME"
-NAMESPACE_ENV = "POWERTOOLS_METRICS_NAMESPACE"
-DEFAULT_INPUT_PARAMETER = "InputDataUri"
+from rookery_contracts.env import (
+    DATA_PREFIX_ENV,
+    ERROR_PREFIX_ENV,
+    INPUT_PARAMETER_ENV,
+    PIPELINE_NAME_ENV,
+    POWERTOOLS_NAMESPACE_ENV,
+    POWERTOOLS_SERVICE_ENV,
+)
+from rookery_contracts.pipeline import INPUT_DATA_PARAMETER
+
 DEFAULT_SERVICE = "pipeline_trigger"
 DEFAULT_NAMESPACE = "Rookery"
 
@@ -47,7 +50,7 @@ class Settings:
     pipeline_name: str
     data_prefix: str
     error_prefix: str
-    input_parameter: str = DEFAULT_INPUT_PARAMETER
+    input_parameter: str = INPUT_DATA_PARAMETER
     service: str = DEFAULT_SERVICE
     metrics_namespace: str = DEFAULT_NAMESPACE
 
@@ -69,7 +72,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             f"environment variable {DATA_PREFIX_ENV} = {data_prefix!r} lies under {ERROR_PREFIX_ENV} = "
             f"{error_prefix!r}, so no object could ever start the pipeline; give them separate prefixes"
         )
-    parameter = environ.get(INPUT_PARAMETER_ENV) or DEFAULT_INPUT_PARAMETER
+    parameter = environ.get(INPUT_PARAMETER_ENV) or INPUT_DATA_PARAMETER
     if not _PARAMETER_NAME.match(parameter):
         raise ConfigurationError(
             f"environment variable {INPUT_PARAMETER_ENV} = {parameter!r} is not a pipeline parameter name "
@@ -80,8 +83,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         data_prefix=data_prefix,
         error_prefix=error_prefix,
         input_parameter=parameter,
-        service=environ.get(SERVICE_ENV) or DEFAULT_SERVICE,
-        metrics_namespace=environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE,
+        service=environ.get(POWERTOOLS_SERVICE_ENV) or DEFAULT_SERVICE,
+        metrics_namespace=environ.get(POWERTOOLS_NAMESPACE_ENV) or DEFAULT_NAMESPACE,
     )
 
 

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from rookery.cli.errors import fail, reported
 from rookery.cli.options import HomeOption, ParamOption, StageOption, local_home
+from rookery_contracts.evaluation import THRESHOLD_PATH, THRESHOLD_RULE_PATH, value_at
 
 if TYPE_CHECKING:
     from emulators.sagemaker import StepEvent
@@ -106,10 +107,9 @@ def _summary(result: DemoResult) -> None:
         )
     auc = next((m.value for m in data.metrics if m.key == "auc"), None)
     if auc is not None and data.evaluation:
-        facts.append(
-            f"test AUC {auc:.3f}, threshold {float(data.evaluation['decision_threshold']['value']):.3f} "
-            f"({data.evaluation['decision_threshold']['operating_point']})"
-        )
+        threshold = float(value_at(data.evaluation, THRESHOLD_PATH))
+        rule = value_at(data.evaluation, THRESHOLD_RULE_PATH)
+        facts.append(f"test AUC {auc:.3f}, threshold {threshold:.3f} ({rule})")
     if data.gate and data.gate.passed is not None:
         facts.append("gate passed" if data.gate.passed else "gate FAILED")
     if data.package:

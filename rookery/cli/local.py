@@ -1,4 +1,5 @@
-"""``rookery local``: run the stage's pipeline on this machine, inspect executions, approve, serve, invoke.
+"""``rookery local``: run the stage's pipeline on this machine, inspect executions, approve or reject
+versions, serve (with deploy on approval), invoke and describe endpoints.
 
 ``run`` renders the stage's definition (offline placeholders; the project image stands for its
 ECR URI), optionally lands ``--data`` in the local raw bucket, and executes it with the local
@@ -27,6 +28,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from emulators.core.errors import EndpointError
+from emulators.core.home import LocalHome
 from emulators.firehose import land
 from emulators.sagemaker import (
     Execution,
@@ -36,15 +39,27 @@ from emulators.sagemaker import (
     LocalRegistry,
     StepEvent,
 )
+from emulators.sagemaker_runtime import EndpointSettings, LocalDeployer, find_endpoint
 from emulators.sagemaker_runtime.client import InvocationError, invoke_endpoint
-from emulators.sagemaker_runtime.endpoint import find_endpoint
+from emulators.sagemaker_runtime.deployer import (
+    Decided,
+    Finished,
+    Step,
+    Waiting,
+    follow,
+    package_written,
+    served_endpoints,
+)
 from pipelines.cache import render_definition_cached
 from pipelines.definition import iter_steps
 from pipelines.parameters import INPUT_DATA_URI, ParameterError, parse_overrides
-from pipelines.settings import PipelineResources, PipelineSettings, model_package_group_name, pipeline_name
+from pipelines.settings import PipelineResources, PipelineSettings
+from rookery.cli import endpoint_view
 from rookery.cli.errors import err, fail, reported
 from rookery.cli.options import HomeOption, ParamOption, StageOption, TuneOption, local_home
+from rookery_contracts.evaluation import AUC_PATH, THRESHOLD_PATH, value_at
 from stage import load_stage
+from stage.names import local_endpoint_name, model_package_group_name, pipeline_name
 
 app = typer.Typer(no_args_is_help=True)
 out = Console(highlight=False)
@@ -306,16 +321,107 @@ def describe(
 
 
 # -- registry ---------------------------------------------------------------------------------------
+FollowOption = Annotated[
+    bool,
+    typer.Option(
+        "--follow/--no-follow",
+        help="when an endpoint of the group is served, follow the deployment this change causes",
+    ),
+]
+
+
 @app.command()
 def approve(
     package: Annotated[str, typer.Argument(help="<group>/<version> or the model package ARN")],
     description: Annotated[str | None, typer.Option("--description", help="approval note")] = None,
+    follow_deployment: FollowOption = True,
     home: HomeOption = None,
 ) -> None:
-    """Approve a registered model version (what a reviewer does in SageMaker Studio)."""
+    """Approve a registered model version (what a reviewer does in SageMaker Studio).
+
+    When ``rookery local serve`` serves an endpoint of the version's group, its deployer deploys the
+    highest approved version blue/green; this command follows that deployment to its outcome
+    (exit 0 when it succeeded or nothing had to change, 1 when it failed or rolled back).
+    """
+    _change_status(package, "Approved", description, follow_deployment, local_home(home))
+
+
+@app.command()
+def reject(
+    package: Annotated[str, typer.Argument(help="<group>/<version> or the model package ARN")],
+    description: Annotated[str | None, typer.Option("--description", help="rejection note")] = None,
+    follow_deployment: FollowOption = True,
+    home: HomeOption = None,
+) -> None:
+    """Reject a registered model version; rejecting the live version rolls the endpoint back.
+
+    The served endpoint goes back to the highest version still approved (blue/green, like any
+    deployment). Exit 1 when that failed, or when no other version is approved and the endpoint
+    keeps serving the rejected one.
+    """
+    _change_status(package, "Rejected", description, follow_deployment, local_home(home))
+
+
+def _change_status(ref: str, status: str, description: str | None, follow_it: bool, local: LocalHome) -> None:
+    registry = LocalRegistry(local)
     with reported():
-        approved = LocalRegistry(local_home(home)).approve(package, description=description)
-    out.print(f"{approved.ref} is Approved ({approved.arn})", soft_wrap=True)
+        changed = registry.set_status(ref, status, description=description)
+        changed, written = package_written(registry, changed.ref)
+    out.print(f"{changed.ref} is {changed.approval_status} ({changed.arn})", soft_wrap=True)
+    if not follow_it:
+        return
+    served = served_endpoints(local, changed.group)
+    deploying = [r for r in served if r.get("DeployOnApproval")]
+    if not deploying:
+        without = f" ({', '.join(str(r['EndpointName']) for r in served)} runs without deploy on approval)"
+        out.print(
+            f"no endpoint of {changed.group} deploys on approval here{without if served else ''}; "
+            "`rookery local serve` serves the highest approved version and deploys the next approvals",
+            soft_wrap=True,
+        )
+        return
+    served = deploying
+    name = str(served[0]["EndpointName"])
+    out.print(
+        f"endpoint {name} serves {served[0].get('ModelPackage')}; following its deployer", soft_wrap=True
+    )
+    try:
+        code = _follow(local, name, changed.version, written)
+    except KeyboardInterrupt:
+        out.print(f"stopped following; the deployer carries on (`rookery local endpoint describe {name}`)")
+        raise typer.Exit(130) from None
+    raise typer.Exit(code)
+
+
+def _follow(local: LocalHome, name: str, version: int, written: int) -> int:
+    """Print what the deployer does about the change; the exit code of its outcome."""
+    with reported(codes={EndpointError: 1}):
+        for item in follow(local, name, version, written):
+            if isinstance(item, Waiting):
+                if item.busy:
+                    out.print(f"deployment {item.busy} is in progress; the change is decided after it ends")
+            elif isinstance(item, Decided):
+                decision = item.decision
+                out.print(f"decision: {decision.get('Action')}: {decision.get('Reason')}", soft_wrap=True)
+                if not decision.get("DeploymentId"):
+                    # "hold": the endpoint keeps a version that is no longer approved; "error": undecided.
+                    return 1 if decision.get("Action") in ("hold", "error") else 0
+            elif isinstance(item, Step):
+                if item.entry.get("Event") == "DeploymentStarted":
+                    note = endpoint_view.time_scale_note(float(item.deployment.get("TimeScale") or 1))
+                    if note:
+                        out.print(note, style="dim", soft_wrap=True)
+                out.print(endpoint_view.timeline_line(item.entry), markup=False, soft_wrap=True)
+            elif isinstance(item, Finished):
+                status = str(item.deployment.get("Status"))
+                out.print(
+                    Text.assemble(
+                        "outcome: ", endpoint_view.styled(status), f": {item.deployment.get('Reason')}"
+                    ),
+                    soft_wrap=True,
+                )
+                return 0 if status == "Succeeded" else 1
+    return 1
 
 
 @app.command()
@@ -328,8 +434,8 @@ def packages(home: HomeOption = None) -> None:
         table.add_column(column, overflow="fold")
     for package in found:
         metrics = package.metrics
-        auc = (metrics.get("binary_classification_metrics", {}).get("auc") or {}).get("value")
-        threshold = (metrics.get("decision_threshold") or {}).get("value")
+        auc = value_at(metrics, AUC_PATH, None)
+        threshold = value_at(metrics, THRESHOLD_PATH, None)
         table.add_row(
             package.ref,
             package.approval_status,
@@ -355,6 +461,7 @@ def _example(url: str, name: str, region: str) -> str:
 
 @app.command()
 def serve(
+    *,
     package: Annotated[
         str | None,
         typer.Argument(help="<group>/<version> or ARN (default: the stage's latest Approved version)"),
@@ -364,33 +471,88 @@ def serve(
         str | None, typer.Option("--name", help="endpoint name (default: <prefix>-<stage>-local)")
     ] = None,
     port: Annotated[int, typer.Option("--port", help="port on 127.0.0.1 (0: any free port)")] = 8080,
+    time_scale: Annotated[
+        float,
+        typer.Option(
+            "--time-scale",
+            help="divide every deployment wait and alarm period by this (local only; 1 = real time)",
+        ),
+    ] = 1.0,
+    deploy_on_approval: Annotated[
+        bool,
+        typer.Option(
+            "--deploy-on-approval/--no-deploy-on-approval",
+            help="deploy the group's highest approved version whenever approvals change",
+        ),
+    ] = True,
     home: HomeOption = None,
 ) -> None:
-    """Serve a model version as a SageMaker Runtime compatible endpoint until Ctrl-C."""
+    """Serve a model version as a SageMaker Runtime compatible endpoint until Ctrl-C.
+
+    With the stage's serving settings: data capture into the local raw bucket, and deploy on
+    approval (a newer approved version replaces the live one blue/green with the stage's policy and
+    rollback alarms; rejecting the live version rolls back).
+    """
     local = local_home(home)
     with reported():
         config = load_stage(stage)
+        resources = PipelineResources.placeholders(config)
+        settings = EndpointSettings.from_stage(config, raw_bucket=resources.raw_bucket, time_scale=time_scale)
         registry = LocalRegistry(local)
         chosen = (
             registry.get(package) if package else registry.latest_approved(model_package_group_name(config))
         )
-        endpoint_name = name or f"{config.qualifier}-local"
+        endpoint_name = name or local_endpoint_name(config, "local")
         image = str(chosen.inference_spec.get("image"))
-        endpoint = LocalEndpoint.start(local, ImageMap.project(image), chosen, name=endpoint_name, port=port)
+        endpoint = LocalEndpoint.start(
+            local, ImageMap.project(image), chosen, name=endpoint_name, port=port, settings=settings
+        )
     # SIGTERM (kill, a supervisor) must stop the model server too, as Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
+    deployer = LocalDeployer(endpoint, registry, chosen.group) if deploy_on_approval else None
+    shown: dict[str, int] = {}
+
+    def show_progress(changed: LocalEndpoint) -> None:
+        deployment = changed.current or (changed.deployments[-1] if changed.deployments else None)
+        if deployment is None:
+            return
+        entries = deployment.to_json()["Timeline"]
+        for entry in entries[shown.get(deployment.id, 0) :]:
+            err.print(endpoint_view.timeline_line(entry), markup=False, highlight=False, soft_wrap=True)
+        shown[deployment.id] = len(entries)
+
+    endpoint.on_change(show_progress)
     with endpoint:
         out.print(
             f"endpoint {endpoint.name} serves {chosen.ref} ({chosen.approval_status})\n"
             f"URL: {endpoint.url}  (POST /endpoints/{endpoint.name}/invocations)\n",
             soft_wrap=True,
         )
+        note = endpoint_view.time_scale_note(time_scale)
+        if note:
+            out.print(note, soft_wrap=True)
+        if endpoint.capture is not None:
+            out.print(
+                f"data capture: {endpoint.capture.settings.sampling_percent}% of invocations "
+                f"to {endpoint.capture.destination}",
+                soft_wrap=True,
+            )
+        if deployer is not None:
+            deployer.start()
+            out.print(
+                f"deploy on approval: approvals of {chosen.group} deploy blue/green "
+                f"(`rookery local approve {chosen.group}/<version>`)",
+                soft_wrap=True,
+            )
         out.print("call it with boto3:", soft_wrap=True)
         out.print(_example(endpoint.url, endpoint.name, config.region), soft_wrap=True, markup=False)
         out.print(f"\nor: rookery local invoke --endpoint {endpoint.name} records.json", soft_wrap=True)
         out.print("Ctrl-C stops the endpoint.")
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
+        endpoint.stop()  # first: a deployment in progress is abandoned, traffic stays on the old fleet
+        if deployer is not None:
+            deployer.stop()
     out.print(f"endpoint {endpoint.name} stopped")
 
 
@@ -433,3 +595,23 @@ def invoke(
     text = answer.decode("utf-8", errors="replace")
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()
+
+
+# -- endpoint -------------------------------------------------------------------------------------
+endpoint_app = typer.Typer(no_args_is_help=True)
+app.add_typer(endpoint_app, name="endpoint", help="Inspect the local endpoints (as DescribeEndpoint).")
+
+
+@endpoint_app.command("describe")
+def endpoint_describe(
+    name: Annotated[str | None, typer.Argument(help="endpoint name (default: the newest served)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the record as JSON")] = False,
+    home: HomeOption = None,
+) -> None:
+    """Show a served endpoint: status, variant, serving package, deployment config, last deployment."""
+    with reported():
+        record = find_endpoint(local_home(home), name)
+    if as_json:
+        typer.echo(json.dumps(record, indent=2, default=str))
+        return
+    out.print(endpoint_view.describe(record))

@@ -34,7 +34,7 @@ from pipelines.aws import (
 )
 from pipelines.definition import iter_steps
 from pipelines.findings import CONTROLS, Finding
-from pipelines.settings import PipelineResources, PipelineSettings, SettingsError, describe, pipeline_name
+from pipelines.settings import PipelineResources, PipelineSettings, SettingsError, describe
 from pipelines.validate import expected_for, load_definition, validate_definition
 from rookery.cli.errors import err, fail, reported
 from rookery.cli.options import (
@@ -47,6 +47,7 @@ from rookery.cli.options import (
     TuneOption,
 )
 from stage import Stage, load_stage
+from stage.names import pipeline_name
 
 app = typer.Typer(no_args_is_help=True)
 out = Console(highlight=False)

@@ -20,9 +20,21 @@ import jinja2
 from emulators.firehose import Delivery
 from infra.audit.run import AuditResult
 from rookery.demo.scoring import Scoring
+from rookery_contracts.evaluation import (
+    AUC_PATH,
+    CONFUSION_MATRIX_KEY,
+    DATASET_KEY,
+    EVALUATION_FILE,
+    METRICS_KEY,
+    OPERATING_POINT_BAR_PATH,
+    OPERATING_POINT_MET_PATH,
+    OPERATING_POINT_METRIC_PATH,
+    OPERATING_POINT_VALUE_PATH,
+    value_at,
+)
 
 PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
-# (key in evaluation.json's binary_classification_metrics, label, what it means)
+# (key in evaluation.json's METRICS_KEY section, label, what it means)
 METRICS: Final = (
     ("accuracy", "Accuracy", "share of test rows classified correctly"),
     ("precision", "Precision", "of the rows predicted positive, the share that are"),
@@ -80,12 +92,9 @@ def _number(value: Any) -> float | None:
 
 def metric_rows(evaluation: Mapping[str, Any]) -> list[MetricRow]:
     """The test-split metrics of ``evaluation.json`` with their deviation and best-constant baseline."""
-    try:
-        metrics = evaluation["binary_classification_metrics"]
-    except (KeyError, TypeError):
-        raise ReportError(
-            "evaluation.json has no binary_classification_metrics; is it Evaluate's output?"
-        ) from None
+    metrics = value_at(evaluation, METRICS_KEY, None)
+    if not isinstance(metrics, Mapping):
+        raise ReportError(f"{EVALUATION_FILE} has no {METRICS_KEY}; is it Evaluate's output?")
     rows = []
     for key, label, meaning in METRICS:
         if key not in metrics:
@@ -94,7 +103,7 @@ def metric_rows(evaluation: Mapping[str, Any]) -> list[MetricRow]:
         baseline = metrics.get(f"{key}_best_constant_classifier", {})
         value = _number(entry.get("value"))
         if value is None:
-            raise ReportError(f"evaluation.json: {key}.value = {entry.get('value')!r} is not a number")
+            raise ReportError(f"{EVALUATION_FILE}: {key}.value = {entry.get('value')!r} is not a number")
         rows.append(
             MetricRow(
                 key=key,
@@ -106,7 +115,7 @@ def metric_rows(evaluation: Mapping[str, Any]) -> list[MetricRow]:
             )
         )
     if not rows:
-        raise ReportError("evaluation.json holds none of the metrics the report shows")
+        raise ReportError(f"{EVALUATION_FILE} holds none of the metrics the report shows")
     return rows
 
 
@@ -126,8 +135,8 @@ class Confusion:
 
 def confusion(evaluation: Mapping[str, Any]) -> Confusion:
     """Actual -> predicted counts (``"1"`` = the positive class), named with the dataset's classes."""
-    matrix = evaluation["binary_classification_metrics"]["confusion_matrix"]
-    dataset = evaluation.get("dataset", {})
+    matrix = value_at(evaluation, f"{METRICS_KEY}.{CONFUSION_MATRIX_KEY}")
+    dataset = evaluation.get(DATASET_KEY, {})
     return Confusion(
         positive=str(dataset.get("positive_class", "positive")),
         negative=str(dataset.get("negative_class", "negative")),
@@ -157,10 +166,10 @@ class Gate:
 
 def gate_checks(evaluation: Mapping[str, Any], auc_threshold: float) -> tuple[GateCheck, ...]:
     """The two conditions of the Gate step, evaluated on the test split's ``evaluation.json``."""
-    auc = _number(evaluation["binary_classification_metrics"]["auc"]["value"])
-    point = evaluation.get("operating_point", {})
-    metric = _OPERATING_METRIC_LABEL.get(str(point.get("metric")), str(point.get("metric")))
-    bar = point.get("bar")
+    auc = _number(value_at(evaluation, AUC_PATH))
+    metric_key = str(value_at(evaluation, OPERATING_POINT_METRIC_PATH, None))
+    metric = _OPERATING_METRIC_LABEL.get(metric_key, metric_key)
+    bar = value_at(evaluation, OPERATING_POINT_BAR_PATH, None)
     return (
         GateCheck(
             "ROC AUC on the test split",
@@ -170,9 +179,9 @@ def gate_checks(evaluation: Mapping[str, Any], auc_threshold: float) -> tuple[Ga
         ),
         GateCheck(
             f"operating point: {metric} on the test split at the chosen threshold",
-            _number(point.get("value")),
+            _number(value_at(evaluation, OPERATING_POINT_VALUE_PATH, None)),
             f">= {bar:g}" if isinstance(bar, int | float) else "best F1 (no bar)",
-            point.get("met") == 1,
+            value_at(evaluation, OPERATING_POINT_MET_PATH, None) == 1,
         ),
     )
 

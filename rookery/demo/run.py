@@ -60,7 +60,9 @@ from rookery.demo.report import (
     write_report,
 )
 from rookery.demo.scoring import Scoring, ScoringError, parse_predictions, read_labels, score_test_split
+from rookery_contracts.evaluation import CONFUSION_PLOT_FILE, EVALUATION_FILE, ROC_PLOT_FILE
 from stage import Stage, available_stages, load_stage
+from stage.names import local_endpoint_name
 
 DEMO_DIR: Final = "demo"
 REPORT_FILE: Final = "report.html"
@@ -374,15 +376,15 @@ class _Demo:
         evaluate = _record(execution, steps.EVALUATE)
         if evaluate and evaluate.status == "Succeeded":
             folder = self.s3.path(processing_output(evaluate, contract.EVALUATION_OUTPUT))
-            evaluation_path = folder / contract.EVALUATION_FILE
+            evaluation_path = folder / EVALUATION_FILE
             self.evaluation = json.loads(evaluation_path.read_text(encoding="utf-8"))
             self.plots = (
-                embed_png(folder / "confusion_matrix.png", title="Confusion matrix, test split",
+                embed_png(folder / CONFUSION_PLOT_FILE, title="Confusion matrix, test split",
                           alt="Confusion matrix of the test split at the chosen threshold"),
-                embed_png(folder / "roc.png", title="ROC curve, test split",
+                embed_png(folder / ROC_PLOT_FILE, title="ROC curve, test split",
                           alt="ROC curve of the test split with the chosen operating point"),
             )  # fmt: skip
-            self.artifact("evaluation.json (metrics, threshold, operating point)", evaluation_path)
+            self.artifact(f"{EVALUATION_FILE} (metrics, threshold, operating point)", evaluation_path)
             self.artifact("confusion matrix and ROC plots", folder)
             self.gate = self._gate(execution)
         for name in (steps.TRAIN, steps.TUNE):
@@ -431,7 +433,7 @@ class _Demo:
         transform_out = _single(
             self.s3.path(str(transform.properties["TransformOutput"]["S3OutputPath"])), "*.out", "output"
         )
-        name = f"{self.p.stage.qualifier}-demo"
+        name = local_endpoint_name(self.p.stage, "demo")
         with LocalEndpoint.start(self.home, self.images, self.package, name=name) as endpoint:
             self.ui.note(
                 f"serving {self.package.ref} at {endpoint.url}/endpoints/{endpoint.name}/invocations"

@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stage import ConfigError, load_stage, parse_stage
+from stage import DEFAULT_ENDPOINTS, INTERFACE_ENDPOINTS, ConfigError, load_stage, parse_stage
+from stage.names import (
+    APPROVED_MODEL_PARAMETER,
+    CAPTURE_PREFIX,
+    alarm_names,
+    api_name,
+    endpoint_name,
+    serving_role_path,
+)
 from stage.serving import (
     INSTANCE_STORAGE_FAMILIES,
     PROVISIONING_ALLOWANCE_SECONDS,
@@ -176,3 +184,44 @@ def test_policy_steps_and_first_share() -> None:
     assert DeploymentPolicy(traffic="canary", canary_instances=1).first_share(4) == 0.25
     assert DeploymentPolicy(traffic="linear", linear_step_instances=2).steps(5) == 3
     assert DeploymentPolicy(traffic="all_at_once").first_share(3) == 1.0
+
+
+def test_serving_needs_the_execute_api_endpoint_its_private_api_answers_through() -> None:
+    without = [e for e in DEFAULT_ENDPOINTS if e != "execute-api"]
+    message = _error({}, interface_endpoints=without)
+    assert "serving is enabled but interface_endpoints lacks 'execute-api'" in message
+    assert "add 'execute-api' or set serving.enabled = false" in message
+    stage = parse_stage(
+        "dev",
+        {"dataset": DATASET, "interface_endpoints": without, "serving": {"enabled": False}},
+        source="test.toml",
+    )
+    assert "execute-api" not in stage.interface_endpoints
+
+
+def test_execute_api_is_a_default_endpoint_with_its_reason() -> None:
+    assert "execute-api" in DEFAULT_ENDPOINTS
+    assert "private inference API" in INTERFACE_ENDPOINTS["execute-api"]
+    for name in ("dev", "prod"):
+        assert "execute-api" in load_stage(name).interface_endpoints
+
+
+def test_capture_lands_under_a_top_level_prefix_beside_the_datasets() -> None:
+    assert CAPTURE_PREFIX == "capture/"
+    for name in ("dev", "prod"):
+        stage = load_stage(name)
+        assert not stage.data.layout.data_prefix(stage.dataset).startswith(CAPTURE_PREFIX)
+        assert not CAPTURE_PREFIX.startswith(stage.data.layout.data_prefix(stage.dataset))
+
+
+def test_serving_names_are_stable_and_derived_from_the_stage() -> None:
+    stage = load_stage("dev")
+    assert APPROVED_MODEL_PARAMETER == "ApprovedModelPackageArn"
+    assert endpoint_name(stage) == "rookery-dev-endpoint"
+    assert alarm_names(stage) == {
+        "errors": "rookery-dev-endpoint-5xx-rate",
+        "model_latency": "rookery-dev-endpoint-model-latency-p99",
+        "overhead_latency": "rookery-dev-endpoint-overhead-latency-p99",
+    }
+    assert serving_role_path(stage) == "/rookery-dev/serving-model/"
+    assert api_name(stage) == "rookery-dev-inference"

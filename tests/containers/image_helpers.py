@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 CONTAINERS = REPO / "containers"
 PROGRAM = CONTAINERS / "program"
 IMAGE_PYTHON = REPO / ".venv-image" / "bin" / "python"
+CONTRACTS = REPO / "contracts"
 
 PENGUINS_SCHEMA: dict[str, Any] = {
     "name": "penguins",

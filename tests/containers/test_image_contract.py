@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
-from image_helpers import CONTAINERS, PROGRAM
+from image_helpers import PROGRAM
 
-from rookery_image import contract, hyperparameters, schema, training
+from rookery_contracts.metrics import METRIC_DEFINITIONS
+from rookery_image import contract, hyperparameters, training
 from rookery_image.contract import UserError
 from stage import TrainingSettings, load_stage
 
@@ -131,60 +132,47 @@ def test_serving_settings(monkeypatch: pytest.MonkeyPatch) -> None:
             contract.ServingSettings.from_env(env)
 
 
-def test_metric_definitions_are_documented_and_match_the_training_log() -> None:
-    readme = (CONTAINERS / "README.md").read_text(encoding="utf-8")
+def test_the_training_log_line_is_what_the_metric_definitions_parse() -> None:
     line = training.metric_line(
         "7", {"train-auc": 0.98765432, "validation-auc": 0.9, "validation-logloss": 1e-7}
     )
     assert line == "[7] train-auc:0.987654 validation-auc:0.900000 validation-logloss:0.000000"
-    for definition in contract.METRIC_DEFINITIONS:
-        assert f"| `{definition['Name']}` | `{definition['Regex']}` |" in readme, definition
-    found = {d["Name"]: re.search(d["Regex"], line) for d in contract.METRIC_DEFINITIONS}
+    found = {d["Name"]: re.search(d["Regex"], line) for d in METRIC_DEFINITIONS}
     assert found["train:auc"] and found["train:auc"].group(1) == "0.987654"
     assert found["validation:auc"] and found["validation:auc"].group(1) == "0.900000"
     assert found["validation:aucpr"] is None, "auc must not match aucpr"
 
 
-# --- dataset schema -----------------------------------------------------------------------------
+# --- dataset schema (its rules: tests/contracts/test_contracts_schema.py) ------------------------
 
 GOOD_SCHEMA = {"name": "penguins", "target": "sex", "positive_class": "female",
                "numeric": ["body_mass_g"], "categorical": ["island"], "id_column": None}  # fmt: skip
 
 
-def test_schema_parses_the_config_json() -> None:
-    parsed = schema.parse_schema(json.dumps(GOOD_SCHEMA))
+def test_the_job_reads_the_schema_from_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROOKERY_DATASET_SCHEMA", json.dumps(GOOD_SCHEMA))
+    parsed = contract.dataset_schema()
     assert parsed.features == ("body_mass_g", "island") and parsed.to_dict() == GOOD_SCHEMA
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"numeric": [], "categorical": []}, "list at least one feature column"),
-        ({"numeric": ["Body Mass"]}, "'Body Mass' is not a column name"),
-        ({"numeric": "body_mass_g"}, "must be a list of column names"),
-        ({"categorical": ["body_mass_g"]}, "repeats numeric columns ['body_mass_g']"),
-        ({"id_column": "island"}, "'island' is also a feature or the target"),
-        ({"positive_class": ""}, "must be the non-empty class name"),
-        ({"extra": 1}, "unknown fields ['extra']"),
-    ],
-)
-def test_schema_errors_name_the_field(change: dict[str, object], message: str) -> None:
-    with pytest.raises(UserError, match=re.escape(message)):
-        schema.parse_schema(json.dumps({**GOOD_SCHEMA, **change}))
-
-
-def test_schema_must_be_json() -> None:
-    with pytest.raises(UserError, match="is not valid JSON"):
-        schema.parse_schema("name=penguins")
-    missing = {k: v for k, v in GOOD_SCHEMA.items() if k != "target"}
-    with pytest.raises(UserError, match="field 'target' is missing"):
-        schema.parse_schema(json.dumps(missing))
-
-
-def test_schema_accepts_what_the_platform_config_dumps() -> None:
     for stage in ("dev", "prod"):
-        dumped = load_stage(stage).dataset.model_dump_json()
-        assert schema.parse_schema(dumped).to_dict() == json.loads(dumped)
+        dumped = load_stage(stage).dataset.to_json()
+        monkeypatch.setenv("ROOKERY_DATASET_SCHEMA", dumped)
+        assert contract.dataset_schema().to_dict() == json.loads(dumped)
+
+
+def test_a_bad_schema_is_a_user_error_naming_the_variable_and_field(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ROOKERY_DATASET_SCHEMA", raising=False)
+    with pytest.raises(UserError, match="ROOKERY_DATASET_SCHEMA is not set; set it to the dataset schema"):
+        contract.dataset_schema()
+    monkeypatch.setenv("ROOKERY_DATASET_SCHEMA", json.dumps({**GOOD_SCHEMA, "categorical": ["body_mass_g"]}))
+    with pytest.raises(
+        UserError, match=re.escape("ROOKERY_DATASET_SCHEMA: columns ['body_mass_g'] are both numeric and")
+    ):
+        contract.dataset_schema()
+    monkeypatch.setenv("ROOKERY_DATASET_SCHEMA", "name=penguins")
+    with pytest.raises(UserError, match="ROOKERY_DATASET_SCHEMA: not valid JSON"):
+        contract.dataset_schema()
 
 
 # --- hyperparameters ----------------------------------------------------------------------------

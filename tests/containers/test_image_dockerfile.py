@@ -1,8 +1,9 @@
-"""The Dockerfile, checked without Docker: it installs what the tests run, and what it names exists."""
+"""The Dockerfile and its staged build context, checked without Docker: it installs what the tests run,
+what it copies exists, and the program it copies runs with nothing else on its path."""
 
 from __future__ import annotations
 
-import fnmatch
+import hashlib
 import re
 import shlex
 import subprocess
@@ -10,7 +11,11 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
+import pytest
 from image_helpers import CONTAINERS, IMAGE_PYTHON, PROGRAM, REPO
+
+from infra.image_context import stage_build_context
+from infra.staging import PackagingError
 
 DOCKERFILE = CONTAINERS / "Dockerfile"
 ENTRYPOINTS = ("train", "serve", "preprocess.py", "evaluate.py")
@@ -106,26 +111,64 @@ def test_every_entrypoint_exists_and_is_executable() -> None:
     assert ("WORKDIR", "/opt/program") in instructions()
 
 
-def test_copied_sources_exist_in_the_build_context() -> None:
-    ignored = [
-        line.strip()
-        for line in (CONTAINERS / ".dockerignore").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    for kind, arg in instructions():
-        if kind == "COPY":
-            source = arg.split()[-2]
-            assert (CONTAINERS / source).exists(), source
-            assert not any(fnmatch.fnmatch(source.rstrip("/"), pattern) for pattern in ignored), source
+@pytest.fixture(scope="module")
+def context(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("image") / "context"
+    stage_build_context(out)
+    return out
 
 
-def test_the_serving_path_stays_lean() -> None:
-    """Serving imports neither pandas, scikit-learn nor matplotlib (each costs seconds of cold start)."""
+def _digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def test_the_context_holds_what_the_dockerfile_copies_and_nothing_else(context: Path) -> None:
+    sources = [arg.split()[-2] for kind, arg in instructions() if kind == "COPY"]
+    assert sorted(p.name for p in context.iterdir()) == sorted(
+        ["Dockerfile", *(s.rstrip("/") for s in sources)]
+    )
+    assert (context / "Dockerfile").read_bytes() == DOCKERFILE.read_bytes()
+    program = sorted(
+        p.relative_to(context / "program").as_posix() for p in (context / "program").rglob("*.py")
+    )
+    assert "rookery_contracts/schema.py" in program and "rookery_image/contract.py" in program
+    assert not [p for p in context.rglob("*") if p.name == "__pycache__" or p.suffix == ".pyc"]
+    assert {p.name for p in (context / "program").iterdir()} == {
+        *ENTRYPOINTS,
+        "rookery_image",
+        "rookery_contracts",
+    }
+
+
+def test_staging_is_deterministic_and_refuses_an_existing_folder(context: Path, tmp_path: Path) -> None:
+    stage_build_context(tmp_path / "again")
+    assert _digest(tmp_path / "again") == _digest(context)
+    with pytest.raises(PackagingError, match="exists; stage the image build context into a new folder"):
+        stage_build_context(tmp_path / "again")
+
+
+def test_the_program_runs_with_only_its_own_folder_on_the_path_and_serving_stays_lean(context: Path) -> None:
+    """As in the image (PYTHONPATH=/opt/program): the staged program finds rookery_contracts itself.
+
+    Serving imports neither pandas, scikit-learn nor matplotlib (each costs seconds of cold start).
+    """
     probe = (
-        "import sys, rookery_image.server, rookery_image.model, xgboost; "
-        "print(sorted(m for m in ('pandas', 'sklearn', 'matplotlib') if m in sys.modules))"
+        "import sys, rookery_contracts.schema, rookery_image.server, rookery_image.model, "
+        "rookery_image.preprocessing, xgboost; "
+        "print(sorted(m for m in ('pandas', 'sklearn', 'matplotlib') if m in sys.modules), "
+        "sys.modules['rookery_contracts'].__file__.startswith(sys.argv[1]))"
     )
+    program = context / "program"
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(program)}
     result = subprocess.run(
-        [str(IMAGE_PYTHON), "-c", probe], cwd=PROGRAM, capture_output=True, text=True, check=True
+        [str(IMAGE_PYTHON), "-c", probe, str(program)],
+        cwd=program.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.strip() == "[] True"

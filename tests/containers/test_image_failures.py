@@ -137,8 +137,11 @@ def test_malformed_raw_record(tmp_path: Path) -> None:
             {**PENGUINS_SCHEMA, "numeric": ["beak_mm"]},
             "columns ['beak_mm'] of the dataset schema appear in no raw record",
         ),
-        ({**PENGUINS_SCHEMA, "numeric": ["sex"]}, "field 'target' 'sex' is also a feature"),
-        ({**PENGUINS_SCHEMA, "colour": "blue"}, "unknown fields ['colour']"),
+        (
+            {**PENGUINS_SCHEMA, "numeric": ["sex"]},
+            "ROOKERY_DATASET_SCHEMA: target = 'sex': target column 'sex' is also listed as a feature",
+        ),
+        ({**PENGUINS_SCHEMA, "colour": "blue"}, "ROOKERY_DATASET_SCHEMA: colour = 'blue': unknown field"),
     ],
     ids=["three-classes", "positive-class", "absent-column", "target-as-feature", "unknown-field"],
 )

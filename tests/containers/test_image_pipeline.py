@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from image_helpers import LOANS_SCHEMA, PENGUINS_SCHEMA, Endpoint, PipelineRun, serving
 
-from rookery_image.contract import METRIC_DEFINITIONS
+from rookery_contracts.evaluation import GATE_PATHS, THRESHOLD_PATH, THRESHOLD_RULE_PATH, value_at
+from rookery_contracts.metrics import METRIC_DEFINITIONS
 from rookery_image.model import ModelBundle
 from rookery_image.training import read_split
 
@@ -76,7 +77,7 @@ def check_training(run: PipelineRun, num_round: int) -> dict[str, Any]:
     rounds = [line for line in run.train_log.splitlines() if re.match(r"\[\d+\] ", line)]
     assert 1 <= len(rounds) <= num_round
     assert rounds[0].startswith("[0] ") and metadata["resumed_from_round"] is None
-    # Every per-round line is parseable by the metric definitions the pipeline copies.
+    # Every per-round line is parseable by the metric definitions the pipeline declares.
     for definition in METRIC_DEFINITIONS:
         if definition["Name"].split(":")[1] not in metadata["hyperparameters"].get("eval_metric", "auc"):
             continue
@@ -108,6 +109,9 @@ def check_evaluation(run: PipelineRun, metric: str, bar: float) -> dict[str, Any
         threshold["operating_point"]
         == f"{'min_sensitivity' if metric == 'recall' else 'min_specificity'}:{bar:g}"
     )
+    # What the pipeline's gate, the CLI and the demo read is where they look for it.
+    for path in (*GATE_PATHS, THRESHOLD_PATH, THRESHOLD_RULE_PATH):
+        assert value_at(evaluation, path) is not None, path
     point = evaluation["operating_point"]
     assert point["metric"] == metric and point["bar"] == bar
     assert point["value"] == block[metric]["value"]

@@ -22,10 +22,10 @@ import numpy as np
 import orjson
 import pytest
 
+from rookery_contracts.schema import DatasetSchema
 from rookery_image import columns, features, preprocessing, records
 from rookery_image.columns import TextColumn
 from rookery_image.contract import UserError
-from rookery_image.schema import DatasetSchema
 
 SCHEMA = DatasetSchema(
     name="loans",

@@ -49,7 +49,7 @@ def jobs(
     raw = LocalS3(home).path(f"s3://{DeliveryStream.for_stage(dev).bucket}/{dev.dataset.name}")
     return run_jobs(
         raw,
-        dev.dataset.model_dump_json(),
+        dev.dataset.to_json(),
         Path(tmp_path_factory.mktemp("demo-jobs")),
         operating_point="min_sensitivity:0.85",
     )

@@ -4,7 +4,6 @@ into the local raw bucket, exactly as Firehose writes them (prefixes, object nam
 
 from __future__ import annotations
 
-import ast
 import base64
 import gzip
 import itertools
@@ -14,13 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from demo_testing import ARRIVAL, REPO, JobsRun, files_under
+from demo_testing import ARRIVAL, JobsRun, files_under
 
 from emulators.core.home import LocalHome
 from emulators.firehose import Delivery, DeliveryStream, IngestionError, deliver
 from emulators.firehose.responses import PROCESSING_FAILED_CODE
 from emulators.s3 import LocalS3
 from rookery.demo.dataset import DemoDataError, bundled_rows, demo_records, invalid_records
+from rookery_contracts.ingest import DELIVERY_COMPRESSION, TRANSFORM_BUFFER_MIB
 from stage import DatasetSchema, Stage
 
 pytestmark = pytest.mark.xdist_group("demo-ingest")
@@ -223,33 +223,12 @@ def test_gzip_objects_are_named_gz_and_hold_json_lines(tmp_path: Path, dev: Stag
     assert sum(len(lines(p)) for p in paths) == 349
 
 
-def _construct_facts() -> tuple[int, str]:
-    """TRANSFORM_BUFFER_MIB and the S3 compression_format from the construct's source (no CDK import)."""
-    tree = ast.parse((REPO / "infra" / "constructs" / "ingestion.py").read_text())
-    buffer = next(
-        n.value
-        for n in ast.walk(tree)
-        if isinstance(n, ast.AnnAssign)
-        and isinstance(n.target, ast.Name)
-        and n.target.id == "TRANSFORM_BUFFER_MIB"
-        and n.value is not None
-    )
-    compression = next(
-        k.value
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Call)
-        for k in n.keywords
-        if k.arg == "compression_format"
-    )
-    return int(ast.literal_eval(buffer)), str(ast.literal_eval(compression))
-
-
-def test_the_buffers_and_compression_are_the_constructs(dev: Stage) -> None:
-    buffer_mib, compression = _construct_facts()
+def test_the_stream_batches_and_writes_as_the_ingest_contract_says(dev: Stage) -> None:
+    """The construct deploys the same values (tests/infra/test_infra_data.py reads them from the template)."""
     stream = DeliveryStream.for_stage(dev)
 
-    assert stream.transform_batch_bytes == buffer_mib * 1024 * 1024
-    assert stream.compression == compression == "UNCOMPRESSED"
+    assert stream.transform_batch_bytes == TRANSFORM_BUFFER_MIB * 1024 * 1024 == 1024 * 1024
+    assert stream.compression == DELIVERY_COMPRESSION == "UNCOMPRESSED"
     assert stream.object_bytes == dev.data.firehose_buffer_mib * 1024 * 1024
 
 
@@ -263,7 +242,7 @@ def test_a_function_that_cannot_start_fails_ingestion_with_its_own_message(
 
     message = str(caught.value)
     assert "failed to start" in message and str(tmp_path / "t.log") in message
-    assert "ROOKERY_DATASET_SCHEMA" in message and "missing fields" in message
+    assert "ROOKERY_DATASET_SCHEMA" in message and "target: required field is missing" in message
     assert not (tmp_path / "s3").exists()  # nothing delivered
 
 

@@ -37,6 +37,10 @@ class Synth:
     def ml(self) -> Mapping[str, Any]:
         return self.assembly.stack(self.stage.stack_name("ML")).template
 
+    @property
+    def serving(self) -> Mapping[str, Any]:
+        return self.assembly.stack(self.stage.stack_name("Serving")).template
+
     def template_of(self, construct: IConstruct) -> Mapping[str, Any]:
         return self.assembly.stack(Stack.of(construct).stack_name).template
 

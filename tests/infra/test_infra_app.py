@@ -70,6 +70,7 @@ def test_main_synthesizes_a_stage_that_passes_the_gate(
     assert (tmp_path / "Rookery-dev-Network.template.json").is_file()
     assert (tmp_path / "Rookery-dev-Data.template.json").is_file()
     assert (tmp_path / "Rookery-dev-ML.template.json").is_file()
+    assert (tmp_path / "Rookery-dev-Serving.template.json").is_file()
     assert "audit gate" not in capsys.readouterr().err
 
 

@@ -122,7 +122,7 @@ def test_the_import_check_finds_the_stage_where_it_is_read() -> None:
     found = stage_dependencies(Path(infra.stacks.stage_props.__file__), "infra.stacks.stage_props")
     assert "from stage import Stage" in found
     assert "from stage.names import bucket_name (takes a Stage)" in found
-    assert "from pipelines.settings import model_package_group_name (takes a Stage)" in found
+    assert "from stage.names import model_package_group_name (takes a Stage)" in found
 
 
 def test_every_construct_module_is_checked() -> None:
@@ -154,6 +154,7 @@ def _catalog(**overrides: Any) -> CatalogProps:
         "raw_table_name": "penguins_raw",
         "curated_table_name": "penguins_curated",
         "crawler_name": "probe-dev-penguins-raw",
+        "security_configuration_name": "probe-dev-catalog",
     }
     return CatalogProps(**{**fields, **overrides})
 

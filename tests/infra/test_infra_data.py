@@ -12,11 +12,25 @@ from infra_testing import Synth, arn_of, ref, resources
 
 from infra.app import repo_context
 from infra.audit.template import flatten
-from infra.constructs.catalog import INGEST_METADATA_COLUMNS, QUERY_SCAN_LIMIT_BYTES, dataset_columns
-from infra.constructs.data_lake import VIA_SERVICES, DataKeys, DataLake, TrustedPrincipal, TrustedService
+from infra.constructs.catalog import QUERY_SCAN_LIMIT_BYTES, dataset_columns
+from infra.constructs.data_lake import (
+    VIA_SERVICES,
+    DataKeys,
+    DataLake,
+    TrustedPrincipal,
+    TrustedService,
+    prefix_limit_sid,
+)
 from infra.constructs.function import RUNTIME
 from infra.stacks.stage_props import data_keys_props, data_lake_props
 from infra.stateful import STATEFUL_RESOURCE_TYPES
+from rookery_contracts.ingest import (
+    DELIVERY_COMPRESSION,
+    METADATA_COLUMNS,
+    TRANSFORM_BUFFER_MIB,
+    TRANSFORM_INTERVAL_SECONDS,
+    TRANSFORM_RETRIES,
+)
 from stage import load_stage
 from stage.names import DATA_BUCKETS
 
@@ -220,11 +234,14 @@ def test_vpc_endpoint_exceptions_are_the_deployment_role_and_the_services_that_n
     # The ML stack's execution role, by its IAM path (the pipeline service reads evaluation.json).
     path = f"/{synth.stage.qualifier}/sagemaker-execution/"
     execution = {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role{path}*"}
+    # The Serving stack's model role, by its IAM path (data capture; limited to capture/).
+    model_path = f"/{synth.stage.qualifier}/serving-model/"
+    serving = {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role{model_path}*"}
     for purpose, bucket in data.lake.buckets.items():
         principals = _vpc_deny(synth, bucket)["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
         expected = (
             [{"Fn::Sub": deployment}]
-            + ([firehose, crawler] if purpose == "raw" else [])
+            + ([firehose, crawler, serving] if purpose == "raw" else [])
             + ([execution] if purpose == "artifacts" else [])
         )
         assert principals == expected, purpose
@@ -269,6 +286,50 @@ def test_without_service_exceptions_the_deny_has_no_called_via_escape() -> None:
         assert "rookery:vpc-endpoint-service-exceptions" not in policies[logical_id]["Metadata"]
 
 
+def test_a_prefix_limited_exception_gets_the_rest_of_its_buckets_denied_back() -> None:
+    stack, lake = _probe_lake()
+    deployer = TrustedPrincipal(arn="arn:aws:iam::1:role/deployer", reason="deploys the buckets")
+    writer = TrustedPrincipal(
+        arn="arn:aws:iam::1:role/writer",
+        reason="writes from a service network",
+        buckets=("raw",),
+        prefix="capture/",
+    )
+    lake.restrict_to_vpc_endpoint(endpoint_id="vpce-1", trusted=[deployer, writer], via_services=())
+    policies = Template.from_stack(stack).find_resources("AWS::S3::BucketPolicy")
+    raw = stack.get_logical_id(lake.buckets["raw"].node.default_child)  # type: ignore[arg-type]
+    for policy in policies.values():
+        statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"] if "Sid" in s}
+        limit = statements.get(prefix_limit_sid("capture/"))
+        if policy["Properties"]["Bucket"] != {"Ref": raw}:
+            assert limit is None  # the exception names the raw bucket only
+            continue
+        assert statements["DenyOutsideProjectVpcEndpoint"]["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == [
+            "arn:aws:iam::1:role/deployer",
+            "arn:aws:iam::1:role/writer",
+        ]
+        assert limit is not None
+        assert limit["Effect"] == "Deny" and limit["Action"] == "s3:*"
+        assert limit["NotResource"] == {"Fn::Join": ["", [arn_of(raw), "/capture/*"]]}
+        assert limit["Condition"] == {
+            "StringNotEquals": {"aws:SourceVpce": "vpce-1"},
+            "ArnLike": {"aws:PrincipalArn": ["arn:aws:iam::1:role/writer"]},
+        }
+        assert policy["Metadata"]["rookery:vpc-endpoint-exceptions"] == [
+            "deploys the buckets",
+            writer.register_entry,
+        ]
+    assert writer.register_entry == (
+        "writes from a service network (limited to objects under capture/; everything else is still denied)"
+    )
+
+
+def test_a_trusted_principal_prefix_must_be_a_key_prefix() -> None:
+    with pytest.raises(ValueError, match=r"TrustedPrincipal\.prefix = '/capture': must be a key prefix"):
+        TrustedPrincipal(arn="arn:aws:iam::1:role/x", reason="writes capture", prefix="/capture")
+    assert prefix_limit_sid("capture/") == "DenyOutsideCapturePrefixWithoutVpcEndpoint"
+
+
 def test_the_access_log_bucket_keeps_accepting_s3_log_delivery(synth: Synth) -> None:
     statements = _bucket_policy(synth, synth.stacks.data.lake.access_logs)
     assert not [s for s in statements if s.get("Sid") == "DenyOutsideProjectVpcEndpoint"]
@@ -281,7 +342,13 @@ def test_raw_table_has_the_dataset_columns_metadata_and_ingest_date_partition(sy
     catalog = synth.stacks.data.catalog
     table = synth.props(catalog.raw_table)["TableInput"]
     storage = table["StorageDescriptor"]
-    expected = [*dataset_columns(synth.stage.dataset), *INGEST_METADATA_COLUMNS.items()]
+    # The transform stamps the ingest metadata after the dataset's columns, both as JSON strings.
+    expected = [
+        *dataset_columns(synth.stage.dataset),
+        ("_ingest_ts", "string"),
+        ("_firehose_record_id", "string"),
+    ]
+    assert [name for name, _ in expected[-2:]] == list(METADATA_COLUMNS)
     assert [(c["Name"], c["Type"]) for c in storage["Columns"]] == expected
     assert [c["Name"] for c in storage["Columns"]][: len(synth.stage.dataset.columns)] == list(
         synth.stage.dataset.columns
@@ -412,7 +479,13 @@ def test_firehose_direct_put_with_customer_key_into_the_date_partitioned_raw_pre
     parameters = {p["ParameterName"]: p["ParameterValue"] for p in processor["Parameters"]}
     assert processor["Type"] == "Lambda"
     assert parameters["LambdaArn"] == arn_of(synth.logical_id(data.ingestion.transform.function))
-    assert {"NumberOfRetries", "BufferSizeInMBs", "BufferIntervalInSeconds"} <= set(parameters)
+    # What the local Firehose emulator batches by, too (emulators.firehose.models).
+    assert (parameters["BufferSizeInMBs"], parameters["NumberOfRetries"]) == (
+        str(TRANSFORM_BUFFER_MIB),
+        str(TRANSFORM_RETRIES),
+    )
+    assert parameters["BufferIntervalInSeconds"] == str(TRANSFORM_INTERVAL_SECONDS)
+    assert s3["CompressionFormat"] == DELIVERY_COMPRESSION == "UNCOMPRESSED"
 
 
 def test_firehose_role_writes_two_prefixes_uses_the_key_via_s3_and_invokes_only_the_transform(
@@ -464,7 +537,7 @@ def test_transform_lambda_meets_l1(synth: Synth) -> None:
 
 def test_transform_environment_carries_the_stage_schema_and_powertools_settings(synth: Synth) -> None:
     env = synth.props(synth.stacks.data.ingestion.transform.function)["Environment"]["Variables"]
-    assert env["ROOKERY_DATASET_SCHEMA"] == synth.stage.dataset.model_dump_json()
+    assert env["ROOKERY_DATASET_SCHEMA"] == synth.stage.dataset.to_json()
     assert json.loads(env["ROOKERY_DATASET_SCHEMA"])["target"] == synth.stage.dataset.target
     assert env["POWERTOOLS_SERVICE_NAME"] == "firehose_transform"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == synth.stage.qualifier
@@ -492,6 +565,7 @@ def test_transform_code_is_bundled_without_docker_into_the_assembly(synth: Synth
     fn = synth.props(synth.stacks.data.ingestion.transform.function)
     asset = synth.directory / f"asset.{fn['Code']['S3Key'].removesuffix('.zip')}"
     assert (asset / "firehose_transform" / "handler.py").is_file()
+    assert (asset / "rookery_contracts" / "schema.py").is_file()
     assert (asset / "aws_lambda_powertools" / "__init__.py").is_file()
     assert not list(asset.rglob("*.pyc")) and not list(asset.rglob("*.so"))
 

@@ -18,8 +18,9 @@ from infra_testing import Synth, arn_of, resources
 
 from infra.audit.rules import ROOKERY_RULES
 from pipelines import validate_definition
-from pipelines.settings import PipelineResources, PipelineSettings, model_package_group_name, pipeline_name
+from pipelines.settings import PipelineResources, PipelineSettings
 from pipelines.validate import expected_for
+from stage.names import model_package_group_name, pipeline_name
 
 pytestmark = pytest.mark.xdist_group("infra-synth")
 
@@ -155,14 +156,16 @@ def test_the_registry_group_is_named_for_the_stage_and_retained_unless_destructi
     assert (group["DeletionPolicy"], group["UpdateReplacePolicy"]) == (policy, policy)
 
 
-def test_the_image_is_a_docker_asset_of_containers_synthesized_without_docker(synth: Synth) -> None:
+def test_the_image_is_a_docker_asset_of_the_staged_context_synthesized_without_docker(synth: Synth) -> None:
     manifest = json.loads((synth.directory / f"{synth.stage.stack_name('ML')}.assets.json").read_text())
     [(asset_hash, image)] = manifest["dockerImages"].items()
     assert asset_hash == synth.stacks.ml.image.asset.asset_hash
     assert image["source"]["platform"] == "linux/amd64"
     staged = synth.directory / image["source"]["directory"]
     assert (staged / "Dockerfile").is_file() and (staged / "program").is_dir()
-    # containers/.dockerignore keeps bytecode and docs out of the context (and the hash).
+    # The image ships rookery_contracts inside /opt/program, next to its own package.
+    assert (staged / "program" / "rookery_contracts" / "schema.py").is_file()
+    # infra.image_context stages source files only: no bytecode or docs in the context (or the hash).
     assert not list(staged.rglob("__pycache__")) and not (staged / "README.md").exists()
     [destination] = image["destinations"].values()
     assert destination["repositoryName"].startswith("cdk-hnb659fds-container-assets-")

@@ -17,8 +17,7 @@ from infra.constructs.function import RUNTIME
 from infra.constructs.trigger import ASYNC_RETRIES, RULE_RETRIES
 from pipeline_trigger import settings as trigger_settings
 from pipelines.parameters import INPUT_DATA_URI
-from pipelines.settings import pipeline_name
-from stage.names import bucket_name, trigger_rule_name
+from stage.names import bucket_name, pipeline_name, trigger_rule_name
 
 pytestmark = pytest.mark.xdist_group("infra-synth")
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from infra.constructs.catalog import INGEST_METADATA_COLUMNS
 from infra.endpoint_policies import INTERFACE_ENDPOINT_ACCESS, check_known
 from infra.lambda_package import PackagingError, lambda_requirements, package_function, resolve_distributions
 from stage import INTERFACE_ENDPOINTS, ConfigError, load_stage, parse_stage
 from stage.names import bucket_name, check_bucket_name_length, delivery_stream_name, glue_database_name
+from stage.paths import CONTRACTS_DIR
 
 BUNDLED = {
     "aws_lambda_powertools",
@@ -42,10 +42,15 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_bundle_holds_the_function_package_and_powertools_with_its_tracer(bundle: Path) -> None:
+def test_bundle_holds_the_function_package_the_contracts_and_powertools_with_its_tracer(bundle: Path) -> None:
     tops = {p.name for p in bundle.iterdir()}
-    assert tops == {"firehose_transform"} | BUNDLED
+    assert tops == {"firehose_transform", "rookery_contracts"} | BUNDLED
     assert (bundle / "firehose_transform" / "handler.py").is_file()
+    contracts = sorted(p.relative_to(bundle).as_posix() for p in (bundle / "rookery_contracts").rglob("*"))
+    assert contracts == sorted(
+        f"rookery_contracts/{p.relative_to(CONTRACTS_DIR / 'rookery_contracts').as_posix()}"
+        for p in (CONTRACTS_DIR / "rookery_contracts").glob("*.py")
+    ), "the package's modules, nothing else"
 
 
 def test_bundle_leaves_out_bytecode_native_code_metadata_tests_and_the_runtime_sdk(bundle: Path) -> None:
@@ -82,7 +87,7 @@ def test_handler_runs_from_the_bundle_plus_what_the_lambda_runtime_ships(
     env = {
         "PATH": "/usr/bin:/bin",
         "AWS_REGION": "eu-west-1",
-        "ROOKERY_DATASET_SCHEMA": load_stage("dev").dataset.model_dump_json(),
+        "ROOKERY_DATASET_SCHEMA": load_stage("dev").dataset.to_json(),
     }
     done = subprocess.run(
         [sys.executable, "-S", "-E", "-c", probe, str(bundle), str(runtime)],
@@ -169,7 +174,7 @@ def test_names_derive_from_the_stage() -> None:
 def test_a_qualifier_too_long_for_bucket_names_fails_with_the_fix() -> None:
     stage = parse_stage(
         "dev",
-        {"prefix": "averyveryverylongpfx", "dataset": load_stage("dev").dataset.model_dump()},
+        {"prefix": "averyveryverylongpfx", "dataset": load_stage("dev").dataset.to_dict()},
         source="test",
     )
     with pytest.raises(
@@ -183,12 +188,6 @@ def test_every_configurable_endpoint_has_a_policy() -> None:
     check_known(tuple(INTERFACE_ENDPOINTS))
     with pytest.raises(ValueError, match="no endpoint policy for"):
         check_known(("nope",))
-
-
-def test_raw_table_metadata_columns_match_what_the_transform_stamps() -> None:
-    from firehose_transform.schema import METADATA_COLUMNS  # noqa: PLC0415
-
-    assert tuple(INGEST_METADATA_COLUMNS) == METADATA_COLUMNS
 
 
 @pytest.mark.parametrize(
@@ -208,6 +207,6 @@ def test_network_settings_cdk_would_reject_later_fail_first_with_the_fix(
 
     from infra.app import build_stacks, repo_context  # noqa: PLC0415
 
-    stage = parse_stage("qa", {"dataset": load_stage("dev").dataset.model_dump(), **overrides}, source="test")
+    stage = parse_stage("qa", {"dataset": load_stage("dev").dataset.to_dict(), **overrides}, source="test")
     with pytest.raises(ConfigError, match=re.escape(message)):
         build_stacks(cdk.App(context=repo_context()), stage)

@@ -38,7 +38,7 @@ def lambda_context() -> FakeLambdaContext:
 @pytest.fixture(scope="session")
 def dataset_schema_json() -> str:
     """The dev stage's dataset schema exactly as the construct puts it into the environment."""
-    return load_stage("dev").dataset.model_dump_json()
+    return load_stage("dev").dataset.to_json()
 
 
 LoadHandler = Callable[[str, Mapping[str, str]], ModuleType]

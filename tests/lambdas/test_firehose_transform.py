@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firehose_transform.schema import DatasetSchema, parse_schema
 from firehose_transform.transform import (
     FirehoseEventError,
     Outcome,
@@ -18,6 +17,7 @@ from firehose_transform.transform import (
     transform_batch,
     transform_record,
 )
+from rookery_contracts.schema import DatasetSchema, parse_schema
 
 # 2024-05-01T12:00:00.123Z in milliseconds.
 ARRIVAL_MS = 1_714_564_800_123

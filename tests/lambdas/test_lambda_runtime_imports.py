@@ -1,9 +1,9 @@
 """Each handler runs with nothing but the standard library, its bundle and what the Lambda runtime ships.
 
-A fresh interpreter without site-packages sees only the function's package, the bundled pure-Python
-distributions (Powertools with its tracer extra, by symlink) and the AWS SDK the runtime provides; the
-X-Ray SDK's C speed-ups are switched off (the bundle leaves native extensions out) and Lambda's
-environment switches tracing on. Then each handler is imported and invoked once.
+A fresh interpreter without site-packages sees only the function's package, ``rookery_contracts``, the
+bundled pure-Python distributions (Powertools with its tracer extra; both by symlink) and the AWS SDK
+the runtime provides; the X-Ray SDK's C speed-ups are switched off (the bundle leaves native
+extensions out) and Lambda's environment switches tracing on. Then each handler is imported and invoked once.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ pytestmark = pytest.mark.xdist_group("lambda_runtime_imports")
 BUNDLED = ("aws_lambda_powertools", "aws_xray_sdk", "wrapt", "jmespath", "typing_extensions")
 RUNTIME = ("boto3", "botocore", "s3transfer", "urllib3", "dateutil", "six")
 OWN = ("firehose_transform", "pipeline_trigger")
+# The one rookery package the packager puts next to each function's own (infra.lambda_package).
+CONTRACTS = ("rookery_contracts",)
 
 PROBE = r"""
 import json, sys
@@ -62,7 +64,7 @@ def _link_packages(names: tuple[str, ...], target: Path) -> None:
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory: pytest.TempPathFactory, dataset_schema_json: str) -> dict[str, Any]:
     site = tmp_path_factory.mktemp("lambda-site")
-    _link_packages(BUNDLED + RUNTIME, site)
+    _link_packages(CONTRACTS + BUNDLED + RUNTIME, site)
     env = {
         "PATH": "/usr/bin:/bin",
         "LAMBDA_TASK_ROOT": "/var/task",
@@ -99,5 +101,5 @@ def test_both_handlers_work_with_tracing_on(probe: dict[str, Any]) -> None:
 
 
 def test_nothing_outside_the_bundle_and_the_runtime_is_imported(probe: dict[str, Any]) -> None:
-    assert set(probe["modules"]) <= {*BUNDLED, *RUNTIME, *OWN}
-    assert {"aws_lambda_powertools", "aws_xray_sdk", "boto3", *OWN} <= set(probe["modules"])
+    assert set(probe["modules"]) <= {*CONTRACTS, *BUNDLED, *RUNTIME, *OWN}
+    assert {"aws_lambda_powertools", "aws_xray_sdk", "boto3", *CONTRACTS, *OWN} <= set(probe["modules"])

@@ -39,10 +39,11 @@ from emulators.sagemaker import (
     ModelPackage,
 )
 from emulators.sagemaker.pipeline.expressions import to_text
+from emulators.sagemaker_runtime import find_endpoint
 from emulators.sagemaker_runtime.client import InvocationError, invoke_endpoint
-from emulators.sagemaker_runtime.endpoint import find_endpoint
 from rookery.cli.main import app
 from rookery.demo.dataset import penguin_records
+from stage.names import VARIANT_NAME
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local-train")]
 
@@ -294,7 +295,7 @@ def test_boto3_invoke_endpoint_returns_the_transforms_predictions(
         Body="\n".join(records).encode(),
     )
     assert answer["ContentType"] == "application/jsonlines"
-    assert answer["InvokedProductionVariant"] == "AllTraffic"
+    assert answer["InvokedProductionVariant"] == VARIANT_NAME  # the stage's one production variant
     online = answer["Body"].read().decode().splitlines()
     # Same model, same threshold, same order: the endpoint agrees with batch transform line by line.
     assert [json.loads(x) for x in online] == [json.loads(x) for x in _transform_output(cli_run)]

@@ -26,8 +26,7 @@ from pipelines.parameters import (
 )
 from pipelines.perimeter import MAX_WAIT_SECONDS
 from pipelines.reading.graph import dependencies
-from rookery_image import contract as image_contract
-from rookery_image import model as image_model
+from rookery_contracts.metrics import METRIC_DEFINITIONS
 from stage import Stage
 
 pytestmark = pytest.mark.xdist_group(RENDER_GROUP)
@@ -235,21 +234,10 @@ def test_training_channels_hyperparameters_and_metrics(
     expected = {k: str(v) for k, v in dev_stage.ml.training.hyperparameters.items()}
     assert job["HyperParameters"] == {**expected, "checkpoint_frequency": str(contract.CHECKPOINT_FREQUENCY)}
     definitions = job["AlgorithmSpecification"]["MetricDefinitions"]
+    assert definitions == list(METRIC_DEFINITIONS)
     assert {"Name": "validation:auc", "Regex": "validation-auc:([0-9.]+)"} in definitions
     assert {"Name": "train:auc", "Regex": "train-auc:([0-9.]+)"} in definitions
     assert "ContainerEntrypoint" not in job["AlgorithmSpecification"], "SageMaker runs the image's `train`"
-
-
-def test_metric_definitions_match_the_image() -> None:
-    assert list(contract.METRIC_DEFINITIONS) == list(image_contract.METRIC_DEFINITIONS)
-
-
-def test_model_layout_matches_the_image() -> None:
-    assert contract.MODEL_LAYOUT == (
-        image_model.MODEL_FILE,
-        image_model.PREPROCESSOR_FILE,
-        image_model.METADATA_FILE,
-    )
 
 
 def test_tuning_job_configuration(tune_definition: dict[str, Any], dev_stage: Stage) -> None:
@@ -298,7 +286,7 @@ def test_processing_contract(definition: dict[str, Any], dev_stage: Stage) -> No
     assert preprocess["AppSpecification"]["ContainerArguments"] == [
         "--split", "0.7,0.15,0.15", "--seed", str(dev_stage.ml.split.seed), "--standardize", "false",
     ]  # fmt: skip
-    assert preprocess["Environment"] == {"ROOKERY_DATASET_SCHEMA": dev_stage.dataset.model_dump_json()}
+    assert preprocess["Environment"] == {"ROOKERY_DATASET_SCHEMA": dev_stage.dataset.to_json()}
     outputs = {
         o["OutputName"]: o["S3Output"]["LocalPath"] for o in preprocess["ProcessingOutputConfig"]["Outputs"]
     }

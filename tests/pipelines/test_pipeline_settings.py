@@ -16,8 +16,9 @@ from pipelines.parameters import (
     pipeline_parameters,
 )
 from pipelines.placeholders import PlaceholderError, split_on_placeholders
-from pipelines.settings import model_package_group_name, operating_point_arg, pipeline_name
+from pipelines.settings import operating_point_arg
 from stage import ConfigError, OperatingPoint, Stage, load_stage
+from stage.names import model_package_group_name, pipeline_name
 
 
 @pytest.fixture(scope="module")

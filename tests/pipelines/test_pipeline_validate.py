@@ -10,12 +10,13 @@ from typing import Any, NamedTuple
 import pytest
 from pipeline_testing import BUILTIN_REASON, RENDER_GROUP, raw_sdk_definition
 
-from pipelines import PipelineResources, PipelineSettings, contract, fixes, validate_definition
+from pipelines import PipelineResources, PipelineSettings, fixes, validate_definition
 from pipelines.definition import steps_by_name
 from pipelines.findings import Finding, acknowledgements
 from pipelines.perimeter import MAX_WAIT_SECONDS, Expected
 from pipelines.settings import BUILTIN_XGBOOST_LAYOUT, BUILTIN_XGBOOST_REPOSITORY, BUILTIN_XGBOOST_VERSION
 from pipelines.validate import DefinitionError, expected_for, load_definition
+from rookery_contracts.model_layout import MODEL_LAYOUT
 
 pytestmark = pytest.mark.xdist_group(RENDER_GROUP)
 
@@ -306,7 +307,7 @@ def test_builtin_image_is_reported_unless_acknowledged(
 
 
 def test_the_layout_message_names_the_steps_and_the_model_files() -> None:
-    for part in ("Evaluate", "Register", "CreateModel", "project's model layout", *contract.MODEL_LAYOUT):
+    for part in ("Evaluate", "Register", "CreateModel", "project's model layout", *MODEL_LAYOUT):
         assert part in BUILTIN_XGBOOST_LAYOUT
     assert 'ml.training.image = "project"' in BUILTIN_XGBOOST_LAYOUT
 

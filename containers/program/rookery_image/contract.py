@@ -18,12 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
+from rookery_contracts.env import (
+    BASE_DIR_ENV,
+    BIND_HOST_ENV,
+    BIND_PORT_ENV,
+    CHANNEL_DIR_ENV_PREFIX,
+    DATASET_SCHEMA_ENV,
+    DECISION_THRESHOLD_ENV,
+    MODEL_DIR_ENV,
+    OMP_WAIT_POLICY_ENV,
+    OUTPUT_DATA_DIR_ENV,
+    SERVER_TIMEOUT_ENV,
+    SERVER_WORKERS_ENV,
+    UNKNOWN_CATEGORY_ENV,
+)
+from rookery_contracts.schema import DatasetSchema, SchemaError, parse_schema
+
 DEFAULT_BASE_DIR = "/opt/ml"
-DATASET_SCHEMA_ENV = "ROOKERY_DATASET_SCHEMA"
-DECISION_THRESHOLD_ENV = "ROOKERY_DECISION_THRESHOLD"
-UNKNOWN_CATEGORY_ENV = "ROOKERY_UNKNOWN_CATEGORY"
-BIND_HOST_ENV = "ROOKERY_BIND_HOST"
 
 # SageMaker's real-time and batch-transform payload limit.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
@@ -32,17 +43,6 @@ MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 EXIT_USER_ERROR = 1
 EXIT_ALGORITHM_ERROR = 2
 EXIT_INTERRUPTED = 143  # 128 + SIGTERM, as a shell reports a process stopped by SIGTERM
-
-# Metric definitions for the training step (and tuning objectives). The pipeline builder cannot
-# import this image, so containers/README.md lists the same strings; a test keeps them in sync.
-# Values are printed with fixed decimals (never exponents), so ``[0-9.]+`` captures them whole;
-# the last line a job prints for a metric is the saved model's value.
-METRIC_NAMES = ("auc", "aucpr", "logloss", "error")
-METRIC_DEFINITIONS: tuple[dict[str, str], ...] = tuple(
-    {"Name": f"{channel}:{metric}", "Regex": f"{channel}-{metric}:([0-9.]+)"}
-    for channel in ("train", "validation")
-    for metric in METRIC_NAMES
-)
 
 
 class UserError(Exception):
@@ -85,7 +85,7 @@ class Paths:
 
     @property
     def model(self) -> Path:
-        return Path(os.environ.get("SM_MODEL_DIR") or self.base / "model")
+        return Path(os.environ.get(MODEL_DIR_ENV) or self.base / "model")
 
     @property
     def output(self) -> Path:
@@ -93,7 +93,7 @@ class Paths:
 
     @property
     def output_data(self) -> Path:
-        return Path(os.environ.get("SM_OUTPUT_DATA_DIR") or self.output / "data")
+        return Path(os.environ.get(OUTPUT_DATA_DIR_ENV) or self.output / "data")
 
     @property
     def failure(self) -> Path:
@@ -111,7 +111,7 @@ class Paths:
         return self.base / "checkpoints"
 
     def channel(self, name: str) -> Path:
-        override = os.environ.get(f"SM_CHANNEL_{name.upper()}")
+        override = os.environ.get(f"{CHANNEL_DIR_ENV_PREFIX}{name.upper()}")
         return Path(override) if override else self.data / name
 
     def processing_input(self, name: str) -> Path:
@@ -245,7 +245,8 @@ def data_files(folder: Path) -> list[Path]:
     return found
 
 
-def dataset_schema_json() -> str:
+def dataset_schema() -> DatasetSchema:
+    """The dataset schema the job was given (``ROOKERY_DATASET_SCHEMA``), validated by the contract."""
     value = os.environ.get(DATASET_SCHEMA_ENV)
     if not value:
         raise UserError(
@@ -253,7 +254,10 @@ def dataset_schema_json() -> str:
             'e.g. {"name": "penguins", "target": "sex", "positive_class": "female", '
             '"numeric": ["body_mass_g"], "categorical": ["island"], "id_column": null}'
         )
-    return value
+    try:
+        return parse_schema(value)
+    except SchemaError as exc:
+        raise UserError(f"{DATASET_SCHEMA_ENV}: {exc}") from None
 
 
 def write_failure(reason: str, where: Paths | None = None) -> None:
@@ -272,7 +276,7 @@ def run_job(name: str, job: Callable[[], None]) -> int:
     # OpenMP threads that spin while they wait made XGBoost 25x slower whenever another process
     # shared the cores (local runs, tests); sleeping costs little on a dedicated instance. Set
     # before any job imports xgboost; an explicit OMP_WAIT_POLICY wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault(OMP_WAIT_POLICY_ENV, "PASSIVE")
     try:
         job()
     except UserError as exc:
@@ -355,12 +359,12 @@ class ServingSettings:
             )
         return cls(
             host=env.get(BIND_HOST_ENV, "").strip() or "0.0.0.0",
-            port=_env_int(env, "SAGEMAKER_BIND_TO_PORT", 8080, 1, 65535),
-            workers=_env_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", usable_cpus(), 1, 64),
-            timeout_seconds=_env_int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60, 1, 3600),
+            port=_env_int(env, BIND_PORT_ENV, 8080, 1, 65535),
+            workers=_env_int(env, SERVER_WORKERS_ENV, usable_cpus(), 1, 64),
+            timeout_seconds=_env_int(env, SERVER_TIMEOUT_ENV, 60, 1, 3600),
             decision_threshold=threshold,
             unknown_category=unknown,
             model_dir=Path(
-                env.get("SM_MODEL_DIR") or Path(env.get(BASE_DIR_ENV) or DEFAULT_BASE_DIR) / "model"
+                env.get(MODEL_DIR_ENV) or Path(env.get(BASE_DIR_ENV) or DEFAULT_BASE_DIR) / "model"
             ),
         )

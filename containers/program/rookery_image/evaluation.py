@@ -5,7 +5,7 @@
 ``processing/output/evaluation/{evaluation.json,roc.png,confusion_matrix.png}``. evaluation.json
 follows SageMaker Model Monitor's ``binary_classification_metrics`` layout (plus ``specificity`` and
 ``pr_auc``), with the chosen ``decision_threshold`` and the ``operating_point`` result the
-pipeline's gate reads.
+pipeline's gate reads (``rookery_contracts.evaluation`` names the keys and paths).
 """
 
 from __future__ import annotations
@@ -19,6 +19,17 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from rookery_contracts.evaluation import (
+    CONFUSION_MATRIX_KEY,
+    CONFUSION_PLOT_FILE,
+    DATASET_KEY,
+    EVALUATION_FILE,
+    METRICS_KEY,
+    OPERATING_POINT_KEY,
+    ROC_PLOT_FILE,
+    THRESHOLD_KEY,
+)
+from rookery_contracts.model_layout import MODEL_ARCHIVE
 from rookery_image import contract, metrics
 from rookery_image.contract import UserError
 from rookery_image.model import ModelBundle, ModelLoadError, extract_archive
@@ -52,7 +63,7 @@ def _measure(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[s
     """The binary_classification_metrics block for one threshold."""
     confusion = metrics.Confusion.at(labels, scores, threshold)
     block: dict[str, Any] = {
-        "confusion_matrix": {
+        CONFUSION_MATRIX_KEY: {
             "0": {"0": confusion.tn, "1": confusion.fp},
             "1": {"0": confusion.fn, "1": confusion.tp},
         }
@@ -106,15 +117,15 @@ def evaluate(
     met = point.bar is None or achieved >= point.bar
     pre = bundle.preprocessor
     return {
-        "binary_classification_metrics": block,
-        "decision_threshold": {
+        METRICS_KEY: block,
+        THRESHOLD_KEY: {
             "value": choice.value,
             "operating_point": str(point),
             "chosen_on": "validation",
             "reason": choice.reason,
         },
-        "operating_point": {"metric": point.metric, "value": achieved, "bar": point.bar, "met": int(met)},
-        "dataset": {
+        OPERATING_POINT_KEY: {"metric": point.metric, "value": achieved, "bar": point.bar, "met": int(met)},
+        DATASET_KEY: {
             "positive_class": pre.positive_class,
             "negative_class": pre.negative_class,
             "test_rows": len(test_labels),
@@ -132,7 +143,7 @@ def run(argv: Sequence[str], where: contract.Paths) -> dict[str, Any]:
     point = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="rookery-model-") as tmp:
         try:
-            folder = extract_archive(where.processing_input("model") / "model.tar.gz", Path(tmp))
+            folder = extract_archive(where.processing_input("model") / MODEL_ARCHIVE, Path(tmp))
             bundle = ModelBundle.load(folder)
         except ModelLoadError as exc:
             raise UserError(str(exc)) from None
@@ -152,23 +163,23 @@ def run(argv: Sequence[str], where: contract.Paths) -> dict[str, Any]:
 
     out = where.processing_output("evaluation")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (out / EVALUATION_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     from rookery_image import plots  # noqa: PLC0415 (matplotlib costs a second to import; only here)
 
     test_scores = bundle.predict(splits["test"][0])
-    plots.roc_png(out / "roc.png", splits["test"][1], test_scores, result)
-    plots.confusion_png(out / "confusion_matrix.png", result)
+    plots.roc_png(out / ROC_PLOT_FILE, splits["test"][1], test_scores, result)
+    plots.confusion_png(out / CONFUSION_PLOT_FILE, result)
     return result
 
 
 def main(argv: Sequence[str]) -> int:
     def job() -> None:
         result = run(argv, contract.paths())
-        block, point = result["binary_classification_metrics"], result["operating_point"]
+        block, point, chosen = result[METRICS_KEY], result[OPERATING_POINT_KEY], result[THRESHOLD_KEY]
         print(
             f"evaluate: test AUC {block['auc']['value']:.4f}, "
-            f"threshold {result['decision_threshold']['value']:.4f} "
-            f"({result['decision_threshold']['operating_point']}): {point['metric']} {point['value']:.4f}"
+            f"threshold {chosen['value']:.4f} "
+            f"({chosen['operating_point']}): {point['metric']} {point['value']:.4f}"
             + (
                 ""
                 if point["bar"] is None

@@ -1,8 +1,8 @@
 """The model folder (the contract's model directory, packed by SageMaker into model.tar.gz) and loading it.
 
-Layout: ``xgboost-model.ubj`` (the booster), ``preprocessor.json`` (the fitted preprocessing) and
-``metadata.json`` (rounds, metrics, hyperparameters, default decision threshold). Evaluation and
-the endpoint load the same bundle, so they score exactly what training produced.
+Layout (``rookery_contracts.model_layout``): the booster, the fitted preprocessing and the metadata
+(rounds, metrics, hyperparameters, default decision threshold). Evaluation and the endpoint load the
+same bundle, so they score exactly what training produced.
 """
 
 from __future__ import annotations
@@ -15,11 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from rookery_contracts.model_layout import (
+    METADATA_FILE,
+    MODEL_ARCHIVE,
+    MODEL_FILE,
+    MODEL_LAYOUT,
+    PREPROCESSOR_FILE,
+)
 from rookery_image.features import Preprocessor
 
-MODEL_FILE = "xgboost-model.ubj"
-PREPROCESSOR_FILE = "preprocessor.json"
-METADATA_FILE = "metadata.json"
 METADATA_FORMAT = "rookery-model/1"
 DEFAULT_THRESHOLD = 0.5
 
@@ -30,12 +34,12 @@ class ModelLoadError(Exception):
 
 def check_folder(folder: Path) -> tuple[Preprocessor, dict[str, Any]]:
     """Cheap structural check (no xgboost): the files exist and the JSON parts parse."""
-    missing = [n for n in (MODEL_FILE, PREPROCESSOR_FILE, METADATA_FILE) if not (folder / n).is_file()]
+    missing = [n for n in MODEL_LAYOUT if not (folder / n).is_file()]
     if missing:
         present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
         raise ModelLoadError(
             f"model folder {folder} lacks {missing} (it holds {present}); point the model at the "
-            "model.tar.gz written by rookery's train entrypoint"
+            f"{MODEL_ARCHIVE} written by rookery's train entrypoint"
         )
     try:
         pre = Preprocessor.from_dict(json.loads((folder / PREPROCESSOR_FILE).read_text(encoding="utf-8")))
@@ -50,7 +54,7 @@ def check_folder(folder: Path) -> tuple[Preprocessor, dict[str, Any]]:
 
 
 def extract_archive(archive: Path, into: Path) -> Path:
-    """Unpack model.tar.gz safely (no absolute paths, links or escapes) and return the folder."""
+    """Unpack the model archive safely (no absolute paths, links or escapes) and return the folder."""
     if not archive.is_file():
         raise ModelLoadError(f"no model archive at {archive}; map the training step's model.tar.gz to it")
     try:

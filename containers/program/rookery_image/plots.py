@@ -12,16 +12,23 @@ matplotlib.use("Agg")  # no display in a processing job
 import matplotlib.pyplot as plt
 import numpy as np
 
+from rookery_contracts.evaluation import (
+    CONFUSION_MATRIX_KEY,
+    METRICS_KEY,
+    THRESHOLD_KEY,
+    THRESHOLD_PATH,
+    value_at,
+)
 from rookery_image import metrics
 
 
 def roc_png(path: Path, labels: np.ndarray, scores: np.ndarray, result: dict[str, Any]) -> None:
     fpr, tpr = metrics.roc_curve(labels, scores)
-    block = result["binary_classification_metrics"]
+    block = result[METRICS_KEY]
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
     ax.plot(fpr, tpr, lw=2, label=f"ROC (AUC = {block['auc']['value']:.3f})")
     ax.plot([0, 1], [0, 1], ls="--", lw=1, color="grey", label="chance")
-    chosen = result["decision_threshold"]
+    chosen = result[THRESHOLD_KEY]
     ax.scatter(
         [block["false_positive_rate"]["value"]],
         [block["true_positive_rate"]["value"]],
@@ -43,7 +50,7 @@ def roc_png(path: Path, labels: np.ndarray, scores: np.ndarray, result: dict[str
 
 
 def confusion_png(path: Path, result: dict[str, Any]) -> None:
-    matrix = result["binary_classification_metrics"]["confusion_matrix"]
+    matrix = result[METRICS_KEY][CONFUSION_MATRIX_KEY]
     data = result["dataset"]
     names = [data["negative_class"], data["positive_class"]]
     counts = np.array([[matrix["0"]["0"], matrix["0"]["1"]], [matrix["1"]["0"], matrix["1"]["1"]]])
@@ -57,7 +64,7 @@ def confusion_png(path: Path, result: dict[str, Any]) -> None:
     ax.set(
         xlabel="predicted",
         ylabel="actual",
-        title=f"confusion matrix at {result['decision_threshold']['value']:.3f}",
+        title=f"confusion matrix at {value_at(result, THRESHOLD_PATH):.3f}",
     )
     fig.tight_layout()
     fig.savefig(path)

@@ -18,10 +18,11 @@ from typing import Any, NoReturn
 import numpy as np
 import orjson
 
+from rookery_contracts.model_layout import PREPROCESSOR_FILE
+from rookery_contracts.schema import DatasetSchema
 from rookery_image import columns, contract, features, records, splitting
 from rookery_image.columns import MISSING_CODE, TextColumn
 from rookery_image.contract import UserError
-from rookery_image.schema import DatasetSchema, parse_schema
 
 # Below this share of rows the minority class is "strongly unbalanced" and the report says so.
 IMBALANCE_FRACTION = 0.2
@@ -339,7 +340,7 @@ def build_report(
 
 def run(argv: Sequence[str], where: contract.Paths) -> dict[str, Any]:
     options = parse_args(argv)
-    schema = parse_schema(contract.dataset_schema_json())
+    schema = contract.dataset_schema()
     raw = records.RawReader(where.processing_input("raw"))
     data = clean(raw, schema)
     parts = split_rows(data, options)
@@ -348,7 +349,7 @@ def run(argv: Sequence[str], where: contract.Paths) -> dict[str, Any]:
     for name, idx in zip(splitting.SPLIT_NAMES, parts, strict=True):
         _write_csv(out(name) / f"{name}.csv", _encoded(data, pre, idx))
     _write_raw_records(out("inference") / "test.jsonl", data, schema, parts[2])
-    artifact = out("preprocessor") / "preprocessor.json"
+    artifact = out("preprocessor") / PREPROCESSOR_FILE
     artifact.parent.mkdir(parents=True, exist_ok=True)
     artifact.write_text(json.dumps(pre.to_dict(), indent=2) + "\n", encoding="utf-8")
     report = build_report(schema=schema, raw=raw, data=data, parts=parts, pre=pre, options=options)

@@ -22,6 +22,8 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
+from rookery_contracts.env import DECISION_THRESHOLD_ENV
+from rookery_contracts.model_layout import METADATA_FILE
 from rookery_image import contract
 from rookery_image.codec import PayloadError, Predictor
 from rookery_image.model import ModelBundle, ModelLoadError, check_folder
@@ -38,7 +40,7 @@ JSON = b"application/json"
 def load_predictor(settings: contract.ServingSettings) -> Predictor:
     # One OpenMP thread per worker: several threads per worker on a busy box ran up to 18x slower.
     bundle = ModelBundle.load(settings.model_dir, threshold=settings.decision_threshold, nthread=1)
-    source = contract.DECISION_THRESHOLD_ENV if settings.decision_threshold is not None else "metadata.json"
+    source = DECISION_THRESHOLD_ENV if settings.decision_threshold is not None else METADATA_FILE
     log.info(
         "model loaded: %s rounds, %s features, decision threshold %s (from %s), unknown categories: %s",
         bundle.metadata.get("rounds"),

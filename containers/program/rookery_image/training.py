@@ -1,9 +1,10 @@
 """Train job: XGBoost on the ``train``/``validation`` CSV channels, spot-safe, with parseable metrics.
 
-Every round prints ``[<round>] train-<metric>:<value> validation-<metric>:<value>`` (values with six
-decimals) for SageMaker metric definitions; the last line, ``[model] ...``, is the saved model's
-score. Checkpoints go to the contract's checkpoint folder every ``checkpoint_frequency`` rounds and on
-SIGTERM; a restarted job resumes from the newest one and ends with the same number of rounds.
+Every round prints ``[<round>] train-<metric>:<value> validation-<metric>:<value>`` as
+``rookery_contracts.metrics`` formats it for SageMaker's metric definitions; the last line,
+``[model] ...``, is the saved model's score. Checkpoints go to the contract's checkpoint folder
+every ``checkpoint_frequency`` rounds and on SIGTERM; a restarted job resumes from the newest one
+and ends with the same number of rounds.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from rookery_contracts.metrics import log_item, log_name
+from rookery_contracts.model_layout import METADATA_FILE, MODEL_FILE, PREPROCESSOR_FILE
 from rookery_image import checkpoints, contract
 from rookery_image import hyperparameters as hp_mod
 from rookery_image.contract import Interrupted, UserError
 from rookery_image.features import Preprocessor
-from rookery_image.model import METADATA_FILE, METADATA_FORMAT, MODEL_FILE, PREPROCESSOR_FILE
+from rookery_image.model import METADATA_FORMAT
 
 _EVAL_ITEM = re.compile(r"([A-Za-z0-9_]+)-([A-Za-z0-9_@.]+):(-?[0-9.eE+-]+|nan|-?inf)")
 
@@ -102,12 +105,11 @@ def xgboost_feature_names(names: tuple[str, ...]) -> list[str] | None:
 
 def parse_evaluation(message: str) -> dict[str, float]:
     """``"[3]\\ttrain-auc:0.9\\tvalidation-auc:0.8"`` -> ``{"train-auc": 0.9, "validation-auc": 0.8}``."""
-    return {f"{m[0]}-{m[1]}": float(m[2]) for m in _EVAL_ITEM.findall(message)}
+    return {log_name(m[0], m[1]): float(m[2]) for m in _EVAL_ITEM.findall(message)}
 
 
 def metric_line(label: str, scores: dict[str, float]) -> str:
-    # Fixed decimals, never exponents: the metric definitions' ([0-9.]+) captures the whole value.
-    return f"[{label}] " + " ".join(f"{name}:{value:.6f}" for name, value in scores.items())
+    return f"[{label}] " + " ".join(log_item(name, value) for name, value in scores.items())
 
 
 class StopFlag:
@@ -171,7 +173,7 @@ def train(where: contract.Paths, stop: StopFlag) -> dict[str, Any]:
         where.checkpoints, checkpoints.fingerprint(params.fingerprint(), files)
     )
     booster, resumed_from = _resume(xgb, store, booster_params, [d for d, _ in evals], params.num_round)
-    watch = f"validation-{params.stopping_metric}"
+    watch = log_name("validation", params.stopping_metric)
     maximize = params.stopping_metric in hp_mod.MAXIMIZED_METRICS
     stopped_early = False
     written = 0

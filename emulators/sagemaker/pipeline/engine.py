@@ -42,13 +42,13 @@ from emulators.sagemaker.steps.spot import InterruptPlan
 from emulators.sagemaker.steps.training import run_training
 from emulators.sagemaker.steps.transform import run_transform
 from emulators.sagemaker.steps.tuning import run_tuning
-from pipelines.definition import own_arguments, steps_by_name
+from pipelines.definition import own_arguments, steps_by_name, walk
 from pipelines.reading.graph import dependencies
 from pipelines.reading.variables import EXECUTION_VARIABLES
+from stage.names import PRIVATE_ECR_IMAGE
 
 DEFAULT_PIPELINE_NAME: Final = "rookery-local-pipeline"
 _JOB_STEPS: Final = ("Processing", "Training", "Tuning", "Transform")
-_ECR: Final = re.compile(r"(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com")
 _ARN: Final = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:([a-z0-9-]+):(\d{12}):")
 
 Runner = Callable[[StepContext], StepResult]
@@ -71,11 +71,11 @@ def usable_cpus() -> int:
 
 def account_and_region(definition: Mapping[str, Any]) -> tuple[str, str]:
     """The account and region the definition's resources name (for ARNs), placeholders if none."""
-    text = json.dumps(definition)
-    match = _ECR.search(text)
-    if match:
-        return match.group(1), match.group(2)
-    match = _ARN.search(text)
+    for _, value in walk(definition):
+        image = PRIVATE_ECR_IMAGE.match(value) if isinstance(value, str) else None
+        if image:
+            return image["account"], image["region"]
+    match = _ARN.search(json.dumps(definition))
     if match:
         return match.group(2), match.group(1)
     return "000000000000", "us-east-1"

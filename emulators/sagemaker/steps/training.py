@@ -20,13 +20,14 @@ from typing import Any
 
 from emulators.core import procs
 from emulators.core.files import fresh_dir
-from emulators.core.sandbox import MODEL_ARCHIVE, Sandbox, pack
+from emulators.core.sandbox import Sandbox, pack
 from emulators.sagemaker.exceptions import StepFailedError
 from emulators.sagemaker.models import now
 from emulators.sagemaker.pipeline.context import StepContext, StepResult
 from emulators.sagemaker.pipeline.expressions import to_text
 from emulators.sagemaker.steps.spot import InterruptPlan, Trigger
 from pipelines.contract import CHECKPOINT_LOCAL_PATH
+from rookery_contracts.model_layout import MODEL_ARCHIVE
 
 
 class MetricParser:

@@ -56,7 +56,9 @@ _PIPELINE_TESTS: Final = (
 )
 _IAM_TESTS: Final = ("tests/infra/test_infra_ml_iam.py",)
 _NIST: Final = "NIST.800.53.R5-"
-_NO_SERVING: Final = "the Serving stack (endpoint, API, monitoring) is not built yet"
+_SERVING_TESTS: Final = ("tests/infra/test_infra_serving.py",)
+_API_TESTS: Final = ("tests/infra/test_infra_serving_api.py",)
+_NO_DEPLOYER: Final = "the deployer that updates the Serving stack on approval is not built yet"
 _PIPELINE_ALSO: Final = "`rookery pipeline validate` runs the same perimeter check on any rendered definition"
 _GUARDRAILS_TOO: Final = (
     f"{_PIPELINE_ALSO}; the guardrails boundary (I2) also denies, at run time, a job or model "
@@ -328,26 +330,29 @@ CONTROLS: Final[tuple[Control, ...]] = (
         "SageMaker",
         "Endpoint configs encrypt their storage and captured data with a customer key",
         "`AWS::SageMaker::EndpointConfig.KmsKeyId`, `DataCaptureConfig.KmsKeyId`",
-        "planned",
+        "implemented",
         pack_rules=(f"{_NIST}SageMakerEndpointConfigurationKMSKeyConfigured",),
-        note=f"{_NO_SERVING}; rule Rookery-H1 is ready for it",
+        tests=(*_SERVING_TESTS, "tests/infra/test_infra_serving_props.py"),
+        note="an instance type with NVMe instance storage, where SageMaker rejects a volume key, needs "
+        '`serving.volume_encryption = "instance-storage"` and records the reason in the template',
     ),
     Control(
         "H2",
         "SageMaker",
         "Hosted models run in the VPC with network isolation",
         "`AWS::SageMaker::Model.VpcConfig`, `EnableNetworkIsolation`",
-        "planned",
-        note=f"{_NO_SERVING}; rule Rookery-H2 is ready for it (the pipeline's own CreateModel step is "
-        "checked by T1 and T2)",
+        "implemented",
+        tests=_SERVING_TESTS,
+        note="the model has a security group of its own without ingress; the pipeline's own CreateModel "
+        "step is checked by T1 and T2",
     ),
     Control(
         "H3",
         "SageMaker",
         "Only the API's integration role may call `InvokeEndpoint`, on that endpoint's ARN",
         "IAM",
-        "planned",
-        note=_NO_SERVING,
+        "implemented",
+        tests=_API_TESTS,
     ),
     Control(
         "H4",
@@ -355,8 +360,8 @@ CONTROLS: Final[tuple[Control, ...]] = (
         "Production variants run at least two instances in prod (enough for a canary in whole "
         "instances); autoscaling bounds set",
         "`AWS::SageMaker::EndpointConfig`, `AWS::ApplicationAutoScaling::ScalableTarget`",
-        "planned",
-        note=_NO_SERVING,
+        "implemented",
+        tests=(*_SERVING_TESTS, "tests/config/test_config_serving.py"),
     ),
     Control(
         "H5",
@@ -364,8 +369,10 @@ CONTROLS: Final[tuple[Control, ...]] = (
         "Blue/green deployment with auto-rollback alarms on error rate and latency; the deployer "
         "changes the endpoint only through its stack, with a CloudFormation role scoped to that stack",
         "`AWS::SageMaker::Endpoint.DeploymentConfig`, IAM",
-        "planned",
-        note=_NO_SERVING,
+        "partial",
+        pack_rules=(f"{_NIST}CloudWatchAlarmAction",),
+        tests=(*_SERVING_TESTS, "tests/config/test_config_alarms.py"),
+        note=f"the endpoint's blue/green deployment and its rollback alarms are built; {_NO_DEPLOYER}",
     ),
     Control(
         "M1",
@@ -374,7 +381,7 @@ CONTROLS: Final[tuple[Control, ...]] = (
         "encryption, KMS on volume and output, the project image",
         "`AWS::SageMaker::DataQualityJobDefinition`, `AWS::SageMaker::ModelQualityJobDefinition`",
         "planned",
-        note=_NO_SERVING,
+        note="the Serving stack's data capture is built; monitoring job definitions and schedules are not",
     ),
     # ---------------------------------------------------------------- compute and access
     Control(
@@ -399,16 +406,24 @@ CONTROLS: Final[tuple[Control, ...]] = (
         "Compute and access",
         "API: private (execute-api VPC endpoint, resource policy on `aws:SourceVpce`), IAM "
         "authorization, request size limit, access logs (KMS), throttling, X-Ray",
-        "`AWS::ApiGateway::*`",
-        "planned",
+        "`AWS::ApiGateway::*`, `AWS::WAFv2::WebACL`",
+        "implemented",
         pack_rules=(
             "AwsSolutions-APIG1",
             "AwsSolutions-APIG2",
+            "AwsSolutions-APIG3",
             "AwsSolutions-APIG4",
             "AwsSolutions-APIG6",
+            "AwsSolutions-COG4",
+            f"{_NIST}APIGWAssociatedWithWAF",
+            f"{_NIST}APIGWCacheEnabledAndEncrypted",
             f"{_NIST}APIGWExecutionLoggingEnabled",
+            f"{_NIST}APIGWSSLEnabled",
+            f"{_NIST}WAFv2LoggingEnabled",
         ),
-        note=f"{_NO_SERVING}; the stage offers no `execute-api` interface endpoint yet",
+        tests=(*_API_TESTS, "tests/infra/test_infra_serving_props.py"),
+        note="the size limit is a WAF rule on `Content-Length` (413 above SageMaker's 6 MB); a request "
+        "without one meets API Gateway's fixed 10 MB limit, then SageMaker's",
     ),
     Control(
         "K1",
