@@ -21,6 +21,10 @@ Why the design holds with CloudFormation as the only writer of the endpoint:
   ``UpdateStack``; one wins, the loser is refused as busy, waits out the winner's deployment,
   decides again and finds nothing to do (or a version approved meanwhile, which it then deploys).
   One whose update CloudFormation answers "No updates are to be performed" decides again at once.
+  An execution follows its own update by the ``ClientRequestToken`` it passed (CloudFormation stamps
+  every event of the operation, rollback included, with it), so an update another execution starts
+  right after it ends is never taken for its own; when that later update has already replaced the
+  version on the endpoint, the outcome says so instead of calling the finished update a failure.
   After every successful deployment the execution decides once more before it ends, so an
   approval that arrived while it deployed, or a decision that went stale in the moment between
   deciding and updating, is corrected by the execution itself.

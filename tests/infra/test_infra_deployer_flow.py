@@ -38,7 +38,7 @@ from moto import mock_aws
 from state_machine_runner import Execution, resolve_definition
 
 from rookery_contracts.deployer import Limit
-from stage.names import DEPLOYMENT_EVENT_SOURCE, DEPLOYMENT_EVENT_TYPE
+from stage.names import DEPLOYMENT_EVENT_SOURCE, DEPLOYMENT_EVENT_TYPE, DEPLOYMENT_METRIC_NAMESPACE
 
 pytestmark = pytest.mark.xdist_group("infra-synth")
 
@@ -195,8 +195,11 @@ def _status(events: list[dict[str, Any]]) -> list[tuple[str, str, int | None]]:
 # ---------------------------------------------------------------- deployments that succeed
 
 
-def test_an_approval_deploys_through_the_stack_and_verifies_the_live_endpoint(world: World) -> None:
+def test_an_approval_deploys_through_the_stack_and_verifies_the_live_endpoint(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
     world.registry.register(1, "Approved")
+    capsys.readouterr()
     execution = world.run(approval(1))
 
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
@@ -218,6 +221,15 @@ def test_an_approval_deploys_through_the_stack_and_verifies_the_live_endpoint(wo
     assert steps[:2] == ["decide", "update"] and steps[-1] == "verify" and "poll" in steps
     # The execution decided once more after the deployment, then ended.
     assert execution.history.count("Decide") == 2 and execution.history[-1] == "Converged"
+    # The outcome's metric, as Powertools writes it (CloudWatch embedded metric format).
+    metrics = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')
+    ]
+    [metric] = metrics
+    [directive] = metric["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == DEPLOYMENT_METRIC_NAMESPACE
+    assert directive["Metrics"] == [{"Name": "Succeeded", "Unit": "Count"}]
+    assert (metric["Endpoint"], metric["Succeeded"]) == (ENDPOINT, [1.0])
 
 
 def test_a_duplicate_event_changes_nothing_and_says_so(world: World) -> None:
