@@ -1,7 +1,8 @@
 """The image's ``serve`` entrypoint on 127.0.0.1, for batch transform and local endpoints.
 
 ``model.tar.gz`` is extracted into ``<sandbox>/model`` (SageMaker's ``/opt/ml/model``), the model's
-container environment is applied, and the process is ready once ``GET /ping`` answers 200.
+container environment is applied, and the process is ready once ``GET /ping`` answers 200. The server
+and its workers form a process group that ends with the process that started it (``lifetime``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Self
 
+from emulators.core import lifetime
 from emulators.core.files import fresh_dir
 from emulators.core.images import ImageMap
 from rookery_contracts.env import BIND_HOST_ENV, BIND_PORT_ENV, SERVER_WORKERS_ENV
@@ -88,6 +90,7 @@ class ServeProcess:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        lifetime.adopt(process.pid)
         server = cls(process, f"http://127.0.0.1:{chosen}", sandbox, log_path)
         try:
             server.wait_ready()
@@ -140,12 +143,13 @@ class ServeProcess:
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        # The workers of a server that ended (or did not stop in time) end with it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        lifetime.release(self.process.pid)
 
     def __enter__(self) -> Self:
         return self
