@@ -68,9 +68,10 @@ browser: ## Debian's chromium for the report's browser test (apt-get install whe
 	  exit 1; \
 	fi
 
-lint: setup ## ruff lint and format check
+lint: setup ## ruff lint and format check, the layering contract (pyproject [tool.importlinter])
 	ruff check .
 	ruff format --check .
+	PYTHONPATH=contracts:containers/program:lambdas lint-imports --no-cache
 
 format: setup ## apply ruff fixes and formatting
 	ruff check --fix .
