@@ -254,7 +254,7 @@ def run(
     progress = _Progress(steps)
     variant = "tune" if settings.tune else "train"
     err.print(f"rookery local run: stage {stage}, {variant} variant, home {local.root}", soft_wrap=True)
-    execution_ids: set[str] = set()
+    started: list[str] = []  # the execution's id, from its first event
     try:
         with (
             _sigterm_stops(),
@@ -263,14 +263,15 @@ def run(
         ):
 
             def on_event(event: StepEvent) -> None:
-                execution_ids.add(event.execution_id)
+                if not started:
+                    started.append(event.execution_id)
                 show(event)
 
             execution = engine.run(
                 definition, parameters=parameters, on_event=on_event, pipeline_name=pipeline_name(config)
             )
     except KeyboardInterrupt:
-        which = f"execution {min(execution_ids)}" if execution_ids else "the execution"
+        which = f"execution {started[0]}" if started else "the execution"
         err.print(f"{which} stopped: its running jobs were stopped (Ctrl-C or SIGTERM)", soft_wrap=True)
         raise typer.Exit(130) from None
     out.print(_summary(execution))
