@@ -24,7 +24,7 @@ export CDK_CLI_NOTICES := false
 # template in the audit instead. Explicitly registered validation plugins (cdk-nag) still run.
 export CDK_VALIDATION := false
 
-.PHONY: help setup lint format typecheck test synth synth-all audit demo bench image-lock clean
+.PHONY: help setup browser lint format typecheck test synth synth-all audit demo bench image-lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -54,6 +54,20 @@ image-lock: $(UV) ## recompile containers/requirements.txt from requirements.in
 	$(UV) pip compile --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 	  --generate-hashes --no-header containers/requirements.in -o containers/requirements.txt
 
+# The report's browser test drives Debian's chromium (found on PATH, as tests/demo looks for it).
+# As root it is installed with apt when missing; anyone else is told the one command to run.
+browser: ## Debian's chromium for the report's browser test (apt-get install when root)
+	@if command -v chromium >/dev/null 2>&1; then exit 0; \
+	elif [ "$$(id -u)" -eq 0 ]; then \
+	  echo "installing Debian's chromium for the report's browser test (apt-get install chromium)"; \
+	  apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  command -v chromium >/dev/null 2>&1 || { echo "error: apt-get installed no chromium on PATH" >&2; exit 1; }; \
+	else \
+	  echo "error: make test needs Debian's chromium for the report's browser test; install it with \`sudo apt-get install -y --no-install-recommends chromium\` and run make test again" >&2; \
+	  exit 1; \
+	fi
+
 lint: setup ## ruff lint and format check, the layering contract (pyproject [tool.importlinter])
 	ruff check .
 	ruff format --check .
@@ -66,7 +80,7 @@ format: setup ## apply ruff fixes and formatting
 typecheck: setup ## mypy
 	mypy
 
-test: lint typecheck ## the whole suite: lint, types, pytest (synth of every stage, audit gates)
+test: browser lint typecheck ## the whole suite: lint, types, pytest (synth of every stage, audit gates, the report in chromium)
 	pytest -n 2 --dist loadgroup
 
 synth: setup ## synthesize every stack of stage dev into cdk.out/

@@ -89,10 +89,26 @@ def load_stage(name: str, *, stages_dir: Path = STAGES_DIR, destroy_data: bool =
             f"Pick one with -c stage=NAME (or --stage NAME), or add {name}.toml"
         )
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"stage {name!r}: cannot read {_display(path)} ({exc.strerror}); make it readable"
+        ) from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"stage {name!r}: {_display(path)} is not UTF-8 text (byte {exc.object[exc.start]:#04x} on "
+            f"line {line}); save the file as UTF-8"
+        ) from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"stage {name!r}: {_display(path)} is not valid TOML ({exc}); fix the syntax"
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"stage {name!r}: {_display(path)} nests tables or arrays too deeply to read; fix the syntax"
         ) from None
     if "name" in raw:
         raise ConfigError(

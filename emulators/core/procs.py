@@ -2,7 +2,9 @@
 
 The process's stdout and stderr go, line by line, to the job's log file and to the hooks (metric
 parsing, progress). A runtime limit or an interruption sends SIGTERM, as SageMaker does, and
-SIGKILL after the grace period.
+SIGKILL after the grace period. The process leads a process group of its own, which ends with it
+(what it started is stopped too, as a container's are) and with the process that started it
+(``lifetime``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
+
+from emulators.core import lifetime
 
 # SageMaker gives a container 120 s between SIGTERM and SIGKILL.
 STOP_GRACE_SECONDS: Final = 120.0
@@ -70,6 +74,7 @@ def run(
         errors="replace",
         start_new_session=True,  # a Ctrl-C in the terminal reaches the engine, which stops jobs itself
     )
+    lifetime.adopt(process.pid)
     watch = Watch(started)
     stdout = process.stdout
     assert stdout is not None
@@ -103,10 +108,11 @@ def run(
             elif now - term_sent_at > STOP_GRACE_SECONDS:
                 _kill_group(process)
             time.sleep(_POLL)
-    except BaseException:
-        _kill_group(process)
-        raise
     finally:
+        # On an exception (the engine stopping) and after a normal exit alike: what the job left
+        # running ends with it, as a container's processes do.
+        _kill_group(process)
+        lifetime.release(process.pid)
         reader.join(timeout=10)
     outcome.exit_code = process.returncode
     outcome.seconds = time.monotonic() - started

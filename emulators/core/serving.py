@@ -1,7 +1,8 @@
 """The image's ``serve`` entrypoint on 127.0.0.1, for batch transform and local endpoints.
 
 ``model.tar.gz`` is extracted into ``<sandbox>/model`` (SageMaker's ``/opt/ml/model``), the model's
-container environment is applied, and the process is ready once ``GET /ping`` answers 200.
+container environment is applied, and the process is ready once ``GET /ping`` answers 200. The server
+and its workers form a process group that ends with the process that started it (``lifetime``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,10 +18,12 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Self
 
+from emulators.core import lifetime
 from emulators.core.files import fresh_dir
 from emulators.core.images import ImageMap
 from rookery_contracts.env import BIND_HOST_ENV, BIND_PORT_ENV, SERVER_WORKERS_ENV
@@ -38,12 +42,23 @@ def free_port() -> int:
 
 
 def extract_model(archive: Path, target: Path) -> None:
-    """Unpack ``model.tar.gz`` as SageMaker does into /opt/ml/model (no absolute or climbing paths)."""
+    """Unpack ``model.tar.gz`` as SageMaker does into /opt/ml/model (no absolute or climbing paths).
+
+    A damaged archive (truncated, not gzip, not tar) is a :class:`ServeError` naming it and the fix,
+    and leaves no partly extracted model behind.
+    """
     fresh_dir(target)
     try:
         with tarfile.open(archive, "r:*") as tar:
             tar.extractall(target, filter="data")
-    except (tarfile.TarError, OSError) as exc:
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        shutil.rmtree(target, ignore_errors=True)
+        raise ServeError(
+            f"the model archive {archive} is damaged ({exc}; truncated or not a .tar.gz): "
+            "run the pipeline again to train and register a new model"
+        ) from None
+    except OSError as exc:
+        shutil.rmtree(target, ignore_errors=True)
         raise ServeError(f"cannot extract the model archive {archive}: {exc}") from None
 
 
@@ -88,6 +103,7 @@ class ServeProcess:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+        lifetime.adopt(process.pid)
         server = cls(process, f"http://127.0.0.1:{chosen}", sandbox, log_path)
         try:
             server.wait_ready()
@@ -100,9 +116,7 @@ class ServeProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise ServeError(
-                    f"the serve entrypoint exited with code {self.process.returncode}: {self.reason()}"
-                )
+                raise ServeError(f"the serve entrypoint {self.ending()}: {self.reason()}")
             with (
                 contextlib.suppress(OSError),
                 urllib.request.urlopen(f"{self.url}/ping", timeout=2) as answer,
@@ -111,6 +125,20 @@ class ServeProcess:
                     return
             time.sleep(0.05)
         raise ServeError(f"the serve entrypoint did not answer /ping within {timeout:.0f} s: {self.reason()}")
+
+    def ending(self) -> str:
+        """How the process ended: its exit code, or the signal that killed it (a crash in native code
+        while loading the model is SIGSEGV or SIGABRT: a damaged model file)."""
+        code = self.process.returncode
+        if code is None or code >= 0:
+            return f"exited with code {code}"
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        crashed = name in ("SIGSEGV", "SIGABRT", "SIGBUS", "SIGILL", "SIGFPE")
+        cause = f" (crashed; is a file in {self.sandbox / 'model'} damaged?)" if crashed else ""
+        return f"was killed by {name}{cause}"
 
     def reason(self) -> str:
         """Why the server did not come up: its failure file, else its first logged error, else the log."""
@@ -140,12 +168,13 @@ class ServeProcess:
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        # The workers of a server that ended (or did not stop in time) end with it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        lifetime.release(self.process.pid)
 
     def __enter__(self) -> Self:
         return self

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from emulators.core.errors import LocalEngineError
 
 
@@ -40,3 +42,15 @@ class RegistryError(LocalEngineError):
 
 class ExecutionNotFoundError(LocalEngineError):
     """No execution with the given id exists under the local home."""
+
+
+class DamagedExecutionError(LocalEngineError):
+    """An execution record cannot be read: ``path`` names the file, the message the problem and the fix."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(
+            f"the execution record {path} is damaged ({problem}); restore it, or remove the execution "
+            f"with `rm -r {path.parent}`"
+        )

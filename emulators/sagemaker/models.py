@@ -5,7 +5,10 @@
   step ``Starting``, ``Executing``, ``Succeeded`` or ``Failed``. Steps that do not run are
   ``Skipped`` (on the branch a Condition did not take, or depending on such a step) or
   ``NotExecuted`` (not started because the execution had already failed); SageMaker lists neither,
-  the local record keeps both so a reader sees the whole graph.
+  the local record keeps both so a reader sees the whole graph. ``process`` names the process
+  running it (pid and start time): a record still ``Executing`` whose process is gone (killed, the
+  machine stopped) is read as ``Failed``, interrupted, naming the step that was running. A record
+  that cannot be read is reported as damaged, naming the file and the fix, never skipped silently.
 - ``<home>/registry/<group>/<version>.json``: model package groups and their versions (counted
   from 1 per group, as SageMaker's are), in ``DescribeModelPackage``'s shape, with the approval
   status, the resolved inference specification and the metrics loaded from the version's
@@ -26,9 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from emulators.core import lifetime
 from emulators.core.files import write_whole
 from emulators.core.home import LocalHome
-from emulators.sagemaker.exceptions import ExecutionNotFoundError, RegistryError, StepFailedError
+from emulators.sagemaker.exceptions import (
+    DamagedExecutionError,
+    ExecutionNotFoundError,
+    RegistryError,
+    StepFailedError,
+)
 from emulators.sagemaker.responses import (
     APPROVAL_STATUSES,
     describe_model_package,
@@ -50,7 +59,41 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def _time(value: Any) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"a time must be an ISO 8601 text, not {value!r:.40}")
+    parsed = dt.datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
+
+
+def _text(raw: Mapping[str, Any], key: str) -> str:
+    value = raw[key]
+    if not isinstance(value, str):
+        raise ValueError(f"{key} must be a text, not {value!r:.40}")
+    return value
+
+
+def _optional_text(raw: Mapping[str, Any], key: str) -> str | None:
+    return None if raw.get(key) is None else _text(raw, key)
+
+
+def _object(raw: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} must be an object, not {value!r:.40}")
+    return value
+
+
+def _objects(raw: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+    value = raw.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValueError(f"{key} must be a list of objects")
+    return value
 
 
 # --- Pipeline executions ------------------------------------------------------------------------
@@ -76,7 +119,7 @@ class Note:
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Note:
-        return cls(step=str(raw["step"]), field=str(raw["field"]), text=str(raw["note"]))
+        return cls(step=_text(raw, "step"), field=_text(raw, "field"), text=_text(raw, "note"))
 
 
 @dataclass
@@ -128,17 +171,18 @@ class StepRecord:
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> StepRecord:
+        log_path, job_dir = _optional_text(raw, "log_path"), _optional_text(raw, "job_dir")
         return cls(
-            name=raw["name"],
-            type=raw["type"],
-            status=raw["status"],
+            name=_text(raw, "name"),
+            type=_text(raw, "type"),
+            status=_text(raw, "status"),
             started_at=_time(raw.get("started_at")),
             ended_at=_time(raw.get("ended_at")),
-            failure_reason=raw.get("failure_reason"),
-            properties=dict(raw.get("properties") or {}),
-            log_path=Path(raw["log_path"]) if raw.get("log_path") else None,
-            metrics=dict(raw.get("metrics") or {}),
-            job_dir=Path(raw["job_dir"]) if raw.get("job_dir") else None,
+            failure_reason=_optional_text(raw, "failure_reason"),
+            properties=_object(raw, "properties"),
+            log_path=Path(log_path) if log_path else None,
+            metrics=_object(raw, "metrics"),
+            job_dir=Path(job_dir) if job_dir else None,
         )
 
 
@@ -157,6 +201,10 @@ class Execution:
     failed_step: str | None = None
     # What the definition asks for that this local run does differently (see Note).
     notes: list[Note] = field(default_factory=list)
+    # The process running the execution: {"pid", "start_time"} (lifetime.this_process()).
+    process: dict[str, int | None] | None = None
+    # Read as Failed because its process is gone while the record still said Executing.
+    interrupted: bool = False
 
     def step(self, name: str) -> StepRecord:
         for record in self.steps:
@@ -183,25 +231,31 @@ class Execution:
             "parameters": self.parameters,
             "notes": [n.to_json() for n in self.notes],
             "steps": [s.to_json() for s in self.steps],
+            "process": self.process,
         }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any], path: Path) -> Execution:
+        """The record as :meth:`to_json` wrote it; ValueError, KeyError or TypeError if it is not."""
+        if not isinstance(raw, dict):
+            raise ValueError(f"the record must be a JSON object, not {type(raw).__name__}")
         started = _time(raw.get("started_at"))
-        assert started is not None
+        if started is None:
+            raise ValueError("started_at is missing")
         return cls(
-            id=raw["id"],
-            arn=raw.get("arn", ""),
-            pipeline_name=raw["pipeline_name"],
-            status=raw["status"],
-            failure_reason=raw.get("failure_reason"),
-            failed_step=raw.get("failed_step"),
+            id=_text(raw, "id"),
+            arn=_optional_text(raw, "arn") or "",
+            pipeline_name=_text(raw, "pipeline_name"),
+            status=_text(raw, "status"),
+            failure_reason=_optional_text(raw, "failure_reason"),
+            failed_step=_optional_text(raw, "failed_step"),
             started_at=started,
             ended_at=_time(raw.get("ended_at")),
-            parameters=dict(raw.get("parameters") or {}),
-            steps=[StepRecord.from_json(s) for s in raw.get("steps", [])],
+            parameters=_object(raw, "parameters"),
+            steps=[StepRecord.from_json(s) for s in _objects(raw, "steps")],
             path=path,
-            notes=[Note.from_json(n) for n in raw.get("notes", [])],
+            notes=[Note.from_json(n) for n in _objects(raw, "notes")],
+            process=_process(raw.get("process")),
         )
 
     def save(self) -> None:
@@ -210,23 +264,80 @@ class Execution:
 
     @classmethod
     def load(cls, folder: Path) -> Execution:
-        raw = json.loads((folder / EXECUTION_FILE).read_text(encoding="utf-8"))
-        return cls.from_json(raw, folder)
+        """The execution in ``folder``: :class:`DamagedExecutionError` (file and fix named) when its
+        record cannot be read; read as interrupted when its process is gone (see the module)."""
+        path = folder / EXECUTION_FILE
+        try:
+            execution = cls.from_json(json.loads(path.read_bytes().decode("utf-8")), folder)
+        except OSError as exc:
+            raise DamagedExecutionError(path, f"cannot be read: {exc.strerror}") from None
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            problem = f"missing {exc}" if isinstance(exc, KeyError) else str(exc).splitlines()[0][:200]
+            raise DamagedExecutionError(path, problem or type(exc).__name__) from None
+        execution._mark_if_interrupted()
+        return execution
+
+    def _mark_if_interrupted(self) -> None:
+        """Executing, but the process that ran it is gone: Failed, interrupted at the running step."""
+        if self.status != "Executing" or not self.process:
+            return
+        pid, started = self.process.get("pid"), self.process.get("start_time")
+        if not isinstance(pid, int) or lifetime.alive(pid, started):
+            return
+        running = [s for s in self.steps if s.status in ("Starting", "Executing")]
+        where = f"while step {', '.join(s.name for s in running)} was running" if running else "between steps"
+        reason = (
+            f"interrupted: the process that ran this execution (pid {pid}) ended {where} without "
+            "recording an end (killed, or the machine stopped); run the pipeline again"
+        )
+        for step in running:
+            step.status = "Failed"
+            step.failure_reason = "interrupted: the execution's process ended while this step was running"
+        self.status = "Failed"
+        self.failure_reason = reason
+        self.failed_step = running[0].name if running else None
+        self.interrupted = True
 
 
-def executions(home: LocalHome) -> list[Execution]:
-    """Every execution under ``home``, newest first."""
+def _process(value: Any) -> dict[str, int | None] | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("pid"), int)
+        or not isinstance(value.get("start_time"), int | None)
+    ):
+        raise ValueError("process must be {pid, start_time} numbers")
+    return {"pid": value["pid"], "start_time": value.get("start_time")}
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The executions under a home, newest first, and the records that could not be read."""
+
+    executions: list[Execution]
+    damaged: list[DamagedExecutionError]
+
+
+def listing(home: LocalHome) -> Listing:
+    """Every execution under ``home`` (newest first) and every damaged record, by folder name."""
     folder = home.executions_dir
     if not folder.is_dir():
-        return []
-    found = []
-    for path in folder.iterdir():
+        return Listing([], [])
+    found: list[Execution] = []
+    damaged: list[DamagedExecutionError] = []
+    for path in sorted(folder.iterdir()):
         if (path / EXECUTION_FILE).is_file():
             try:
                 found.append(Execution.load(path))
-            except (OSError, ValueError, KeyError):
-                continue  # a folder being written or damaged: not an execution to list
-    return sorted(found, key=lambda e: e.started_at, reverse=True)
+            except DamagedExecutionError as exc:
+                damaged.append(exc)
+    return Listing(sorted(found, key=lambda e: e.started_at, reverse=True), damaged)
+
+
+def executions(home: LocalHome) -> list[Execution]:
+    """Every readable execution under ``home``, newest first (:func:`listing` names the damaged)."""
+    return listing(home).executions
 
 
 def execution(home: LocalHome, execution_id: str) -> Execution:

@@ -29,7 +29,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Self
 
+from emulators.core import lifetime
 from emulators.core.errors import EndpointError
+from emulators.core.files import write_whole
 from emulators.core.home import LocalHome
 from emulators.core.images import ImageMap
 from emulators.sagemaker.models import ModelPackage, now
@@ -238,9 +240,9 @@ def endpoint_record(home: LocalHome, name: str) -> dict[str, Any] | None:
         record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    pid = record.get("Pid")
-    if not isinstance(pid, int) or not _alive(pid):
-        return None
+    pid, started = record.get("Pid"), record.get("PidStartTime")
+    if not isinstance(pid, int) or not lifetime.alive(pid, started if isinstance(started, int) else None):
+        return None  # served by a process that is gone (its pid may since belong to another)
     return record
 
 
@@ -279,16 +281,6 @@ def deployment_records(home: LocalHome, name: str) -> list[dict[str, Any]]:
     return sorted(records, key=lambda r: str(r.get("StartTime")))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _account_region(arn: str) -> tuple[str, str]:
     parts = arn.split(":")
     if len(parts) > 4 and parts[4].isdigit():
@@ -298,9 +290,7 @@ def _account_region(arn: str) -> tuple[str, str]:
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Whole or not at all: readers in other processes never see half a file."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(temporary, path)
+    write_whole(path, json.dumps(data, indent=2, default=str).encode())
 
 
 @dataclass(frozen=True)
@@ -696,6 +686,7 @@ class LocalEndpoint:
                 {
                     "Url": self.url,
                     "Pid": os.getpid(),
+                    "PidStartTime": lifetime.start_time(os.getpid()),
                     "ModelPackageArn": live.package.arn if live else None,
                     "ModelPackage": live.package.ref if live else None,
                     "ModelPackageGroupName": live.package.group if live else None,

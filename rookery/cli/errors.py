@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from emulators.core.errors import LocalEngineError
+from emulators.core.files import unwritable
 from infra.audit.run import AuditError
 from pipelines.aws import OperationError
 from pipelines.parameters import ParameterError
@@ -43,11 +44,21 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 @contextlib.contextmanager
 def reported(codes: Mapping[type[Exception], int] | None = None) -> Iterator[None]:
-    """Report an ``EXPECTED`` error with ``fail``: exit 2, or the code ``codes`` gives its type.
+    """Report an ``EXPECTED`` error with ``fail``: exit 2, or the code ``codes`` gives its type. The
+    disk refusing a write (full, read-only) is expected too: said as ``UnwritableError``.
 
     Anything else propagates with its traceback.
     """
+
+    def code_of(exc: Exception) -> int:
+        return next((code for kind, code in (codes or {}).items() if isinstance(exc, kind)), 2)
+
     try:
         yield
     except EXPECTED as exc:
-        fail(str(exc), next((code for kind, code in (codes or {}).items() if isinstance(exc, kind)), 2))
+        fail(str(exc), code_of(exc))
+    except OSError as exc:
+        refused = unwritable(exc)
+        if refused is None:
+            raise
+        fail(str(refused), code_of(refused))

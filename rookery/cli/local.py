@@ -4,8 +4,10 @@ versions, serve (with deploy on approval), invoke and describe endpoints.
 ``run`` renders the stage's definition (offline placeholders; the project image stands for its
 ECR URI), optionally lands ``--data`` in the local raw bucket, and executes it with the local
 engine, showing each step live. Exit codes: 0 the execution succeeded (or the command did its
-job), 1 the execution failed or the model answered with an error, 2 a usage, config or
-definition error (nothing ran).
+job), 1 the execution failed (also when the disk filled up during it) or the model answered with
+an error, 2 a usage, config or definition error, or a home that cannot be written (nothing ran),
+130 the execution was stopped (Ctrl-C or SIGTERM: running jobs are stopped, the execution is
+recorded as Stopped). A run whose process was killed outright shows as Failed, interrupted.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from emulators.core.errors import EndpointError
+from emulators.core.errors import EndpointError, UnwritableError
+from emulators.core.files import check_writable
 from emulators.core.home import LocalHome
 from emulators.firehose import land
 from emulators.sagemaker import (
@@ -73,6 +76,7 @@ STATUS_STYLE = {
     "NotExecuted": "dim",
     "Stopped": "red",
     "Pending": "dim",
+    "Damaged": "bold red",
 }
 
 
@@ -226,6 +230,7 @@ def run(
     """Run the stage's pipeline locally: the real definition and the project image's entrypoints."""
     local = local_home(home)
     with reported():
+        check_writable(local.root)
         config = load_stage(stage)
         resources = PipelineResources.placeholders(config)
         settings = PipelineSettings.from_stage(config, resources, tune=tune)
@@ -249,10 +254,26 @@ def run(
     progress = _Progress(steps)
     variant = "tune" if settings.tune else "train"
     err.print(f"rookery local run: stage {stage}, {variant} variant, home {local.root}", soft_wrap=True)
-    with reported(), _progress_display(progress) as on_event:
-        execution = engine.run(
-            definition, parameters=parameters, on_event=on_event, pipeline_name=pipeline_name(config)
-        )
+    started: list[str] = []  # the execution's id, from its first event
+    try:
+        with (
+            _sigterm_stops(),
+            reported(codes={UnwritableError: 1}),
+            _progress_display(progress) as show,
+        ):
+
+            def on_event(event: StepEvent) -> None:
+                if not started:
+                    started.append(event.execution_id)
+                show(event)
+
+            execution = engine.run(
+                definition, parameters=parameters, on_event=on_event, pipeline_name=pipeline_name(config)
+            )
+    except KeyboardInterrupt:
+        which = f"execution {started[0]}" if started else "the execution"
+        err.print(f"{which} stopped: its running jobs were stopped (Ctrl-C or SIGTERM)", soft_wrap=True)
+        raise typer.Exit(130) from None
     out.print(_summary(execution))
     out.print(f"execution folder: {execution.path}", soft_wrap=True)
     if execution.status != "Succeeded":
@@ -269,8 +290,9 @@ def run(
 def executions(home: HomeOption = None) -> None:
     """List local executions, newest first."""
     engine = LocalEngine(local_home(home), ImageMap())
-    found = engine.executions()
-    if not found:
+    listing = engine.listing()
+    found = listing.executions
+    if not found and not listing.damaged:
         out.print(
             f"no executions under {engine.home.executions_dir} yet; "
             "start one with `rookery local run --stage dev`"
@@ -289,7 +311,11 @@ def executions(home: HomeOption = None) -> None:
             _seconds(execution.seconds),
             execution.failed_step or "",
         )
+    for damaged in listing.damaged:
+        table.add_row(damaged.path.parent.name, "", _styled("Damaged"), "", "", "")
     out.print(table)
+    for damaged in listing.damaged:
+        err.print(f"damaged: {damaged}", markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -365,6 +391,7 @@ def reject(
 def _change_status(ref: str, status: str, description: str | None, follow_it: bool, local: LocalHome) -> None:
     registry = LocalRegistry(local)
     with reported():
+        check_writable(registry.root)
         changed = registry.set_status(ref, status, description=description)
         changed, written = package_written(registry, changed.ref)
     out.print(f"{changed.ref} is {changed.approval_status} ({changed.arn})", soft_wrap=True)
@@ -495,6 +522,7 @@ def serve(
     """
     local = local_home(home)
     with reported():
+        check_writable(local.endpoints_dir)
         config = load_stage(stage)
         resources = PipelineResources.placeholders(config)
         settings = EndpointSettings.from_stage(config, raw_bucket=resources.raw_bucket, time_scale=time_scale)
@@ -558,6 +586,19 @@ def serve(
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_stops() -> Iterator[None]:
+    """Inside the block SIGTERM (a CI timeout, `timeout`, kill) stops the work as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach only the main thread; a caller on another thread keeps its own handling
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _content_type(file: str) -> str:

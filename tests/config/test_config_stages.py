@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stage import (
     DEFAULT_ENDPOINTS,
@@ -269,3 +271,29 @@ def test_messages_name_the_source_file() -> None:
 )
 def test_derived_names(check: Callable[[Stage], str], fragment: str) -> None:
     assert check(load_stage("dev")) == fragment
+
+
+def test_a_stage_file_that_is_not_utf8_names_the_file_the_byte_and_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "latin.toml").write_bytes('region = "eu-west-1"\n# caf\xe9\n'.encode("latin-1"))
+    with pytest.raises(ConfigError) as raised:
+        load_stage("latin", stages_dir=tmp_path)
+    assert str(raised.value) == (
+        f"stage 'latin': {tmp_path / 'latin.toml'} is not UTF-8 text (byte 0xe9 on line 2); "
+        "save the file as UTF-8"
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    content=st.one_of(
+        st.binary(max_size=400),
+        st.text(max_size=400).map(lambda text: text.encode("utf-8", errors="surrogatepass")),
+        st.builds(lambda depth: ("x = " + "[" * depth).encode(), st.integers(0, 5000)),
+    )
+)
+def test_any_bytes_as_a_stage_file_load_or_give_a_config_error(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "fuzz.toml").write_bytes(content)
+    try:
+        load_stage("fuzz", stages_dir=tmp_path)
+    except ConfigError as exc:
+        assert "fuzz" in str(exc)

@@ -103,8 +103,8 @@ def browser() -> Iterator[Browser]:
     if executable is None:
         pytest.fail(
             "no chromium browser found (looked for `chromium` on PATH and /usr/bin/chromium). The report's "
-            "browser test needs Debian's chromium: .ci/run installs it; locally run "
-            "`sudo apt-get install -y chromium`"
+            "browser test needs Debian's chromium: `make test` installs it as root; otherwise run "
+            "`sudo apt-get install -y --no-install-recommends chromium`"
         )
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(executable), args=list(CHROMIUM_FLAGS))

@@ -114,7 +114,7 @@ CHROMIUM_FLAGS = (
 
 
 def chromium() -> Path | None:
-    """Debian's chromium (what .ci/run installs), or None."""
+    """Debian's chromium (what `make browser` installs), or None."""
     found = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None)
     return Path(found) if found else None
 

@@ -1,4 +1,4 @@
-"""The report in a real headless browser (Debian's chromium, as .ci/run installs it): the metrics table
+"""The report in a real headless browser (Debian's chromium, as `make test` installs it): the metrics table
 is there and both plots are rendered, with the network unused. The demo's own report gets the same
 check in test_demo_run.
 """

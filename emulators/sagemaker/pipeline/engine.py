@@ -12,16 +12,20 @@ for that runs differently here (step caching, lineage records) is noted in execu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import threading
 import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Final
 
+from emulators.core import lifetime
 from emulators.core.errors import LocalEngineError
+from emulators.core.files import refusals_named, unwritable, write_whole
 from emulators.core.home import LocalHome
 from emulators.core.images import ImageMap
 from emulators.s3 import LocalS3
@@ -48,6 +52,7 @@ from pipelines.reading.variables import EXECUTION_VARIABLES
 from stage.names import PRIVATE_ECR_IMAGE
 
 DEFAULT_PIPELINE_NAME: Final = "rookery-local-pipeline"
+STOPPED_REASON: Final = "the execution was stopped (Ctrl-C or SIGTERM)"
 _JOB_STEPS: Final = ("Processing", "Training", "Tuning", "Transform")
 _ARN: Final = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:([a-z0-9-]+):(\d{12}):")
 
@@ -125,8 +130,12 @@ class LocalEngine:
         return run.execute()
 
     def executions(self) -> list[Execution]:
-        """Every execution under the home, newest first."""
+        """Every readable execution under the home, newest first."""
         return models.executions(self.home)
+
+    def listing(self) -> models.Listing:
+        """Every execution under the home, newest first, and the records that are damaged."""
+        return models.listing(self.home)
 
     def execution(self, execution_id: str) -> Execution:
         """One execution by id; ``ExecutionNotFoundError`` names the recent ones."""
@@ -204,6 +213,7 @@ class _Run:
             steps=[StepRecord(name=n, type=str(s.get("Type"))) for n, s in self.steps.items()],
             path=self.folder,
             notes=list(notes),
+            process=lifetime.this_process(),
         )
         self.variables = {
             "PipelineExecutionId": self.id,
@@ -256,11 +266,15 @@ class _Run:
 
     # -- the scheduler ----------------------------------------------------------------------------
     def execute(self) -> Execution:
-        self.folder.mkdir(parents=True)
-        self.log_dir.mkdir()
-        self.jobs_dir.mkdir()
-        (self.folder / "definition.json").write_text(json.dumps(self.definition, indent=2), encoding="utf-8")
-        self.save()
+        try:
+            with refusals_named(self.folder):
+                self.log_dir.mkdir(parents=True)
+                self.jobs_dir.mkdir()
+            write_whole(self.folder / "definition.json", json.dumps(self.definition, indent=2).encode())
+            self.save()
+        except BaseException:
+            shutil.rmtree(self.folder, ignore_errors=True)  # nothing ran: no half-made execution is left
+            raise
         pending = set(self.steps)
         running: dict[Future[StepResult], str] = {}
         failed: str | None = None
@@ -285,18 +299,31 @@ class _Run:
                         name = running.pop(future)
                         if not self._finish(name, future) and failed is None:
                             failed = name
-            except KeyboardInterrupt:
-                self.cancel.set()
-                for future in list(running):
-                    name = running.pop(future)
-                    self._finish(name, future, stopped=True)
-                self._close(pending, "Stopped", "the execution was stopped (Ctrl-C)", None)
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM where the caller maps it to KeyboardInterrupt
+                self._stop(running)
+                self._close(pending, "Stopped", STOPPED_REASON, None)
+                raise
+            except BaseException as exc:  # the engine itself cannot go on (the disk is full, a bug)
+                self._stop(running)
+                refused = unwritable(exc)
+                with contextlib.suppress(Exception):  # the record may be what cannot be written
+                    self._close(pending, "Failed", str(refused or exc), None)
+                if refused is not None:
+                    raise refused from None
                 raise
         if failed is not None:
             self._close(pending, "Failed", self.record(failed).failure_reason, failed)
         else:
             self._close(pending, "Succeeded", None, None)
         return self.execution
+
+    def _stop(self, running: dict[Future[StepResult], str]) -> None:
+        """Stop the running jobs (SIGTERM through ``cancel``) and record each step as Stopped."""
+        self.cancel.set()
+        for future in list(running):
+            name = running.pop(future)
+            with contextlib.suppress(Exception):
+                self._finish(name, future, stopped=True)
 
     def _notes_of(self, name: str) -> str | None:
         """The step's notes in one line, shown with its first event (a progress display's first look)."""
@@ -342,7 +369,12 @@ class _Run:
                 record.metrics.update(exc.metrics)
             self.set_status(name, "Stopped" if stopped else "Failed", reason=exc.reason)
             return False
-        except Exception as exc:  # a bug in the engine: fail the step visibly, keep the trace
+        except Exception as exc:
+            refused = unwritable(exc)
+            if refused is not None:  # the disk is full or read-only: said in one line, no trace to keep
+                self.set_status(name, "Failed", reason=f"InternalError: {refused}")
+                return False
+            # A bug in the engine: fail the step visibly, keep the trace.
             with (record.log_path or self.folder / "engine.log").open("a", encoding="utf-8") as log:
                 log.write(traceback.format_exc())
             self.set_status(

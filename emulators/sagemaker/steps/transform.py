@@ -114,6 +114,8 @@ def run_transform(ctx: StepContext) -> StepResult:
             client = _Client()
 
             def post(body: bytes) -> bytes:
+                if ctx.cancel.is_set():  # the execution is being stopped: no further request
+                    raise _Stopped
                 if client.connection is None:
                     client.connection = http.client.HTTPConnection(
                         str(target.hostname), target.port, timeout=600
@@ -135,6 +137,10 @@ def run_transform(ctx: StepContext) -> StepResult:
                 with ThreadPoolExecutor(max_workers=concurrency) as pool:
                     try:
                         answers = list(pool.map(post, [body for _, body in parts]))
+                    except _Stopped:
+                        reason = "Stopped: the execution was stopped"
+                        properties.update(TransformJobStatus="Stopped", FailureReason=reason)
+                        raise StepFailedError(reason, properties) from None
                     except _ModelAnswer as exc:
                         text = exc.body.decode("utf-8", errors="replace")[:1000]
                         reason = (
@@ -175,3 +181,7 @@ class _ModelAnswer(Exception):  # noqa: N818 - carries a non-200 answer out of t
         self.status = status
         self.body = body
         super().__init__(status)
+
+
+class _Stopped(Exception):  # noqa: N818 - carries the stop out of the worker threads
+    pass
