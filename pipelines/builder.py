@@ -390,7 +390,12 @@ class _Builder:
                     ),
                 )
             ],
-            arguments=["--operating-point", self.params.operating_point],
+            arguments=[
+                "--operating-point",
+                self.params.operating_point,
+                "--confidence",
+                f"{self.settings.ml.operating_point.confidence:g}",
+            ],
         )
         step = ProcessingStep(name=EVALUATE, step_args=step_args, property_files=[report])
         return step, report

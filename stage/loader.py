@@ -26,6 +26,10 @@ def available_stages(stages_dir: Path = STAGES_DIR) -> list[str]:
 _FIELD_HINTS: Mapping[str, str] = {
     "max_azs": "subnets, endpoints and jobs need at least two Availability Zones to survive one AZ failing",
     "ml.training.hyperparameters": "hyperparameters are strings, numbers or booleans",
+    "ml.operating_point.confidence": (
+        "the level of the one-sided bounds the threshold's margin and the gate use: 0.5 is no margin, "
+        "0.95 the default"
+    ),
     "ml.training.image_exception_reason": "write a reason a reviewer can accept (at least 20 characters)",
 }
 

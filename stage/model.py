@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from rookery_contracts.evaluation import DEFAULT_GATE_CONFIDENCE
 from rookery_contracts.schema import DatasetSchema, schema_from_mapping
 from stage.serving import ServingSettings
 
@@ -118,10 +119,16 @@ class DataSettings(_Model):
 
 
 class OperatingPoint(_Model):
-    """How the decision threshold is chosen on validation data and checked on test data."""
+    """How the decision threshold is chosen on validation data and checked on test data.
+
+    ``confidence`` is the level of the one-sided bounds on the constrained rate: the threshold's
+    margin on validation and the evidence the gate needs on test to fail a model (0.5: no margin,
+    the bar is met or missed exactly as measured).
+    """
 
     kind: Literal["min_sensitivity", "min_specificity", "best_f1"] = "best_f1"
     value: float | None = Field(default=None, gt=0, lt=1)
+    confidence: float = Field(default=DEFAULT_GATE_CONFIDENCE, ge=0.5, lt=1)
 
     @model_validator(mode="after")
     def _value(self) -> OperatingPoint:

@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 
+from rookery_contracts.evaluation import DEFAULT_GATE_CONFIDENCE
 from stage import (
     DEFAULT_ENDPOINTS,
     ESSENTIAL_ENDPOINTS,
     STAGES_DIR,
     ConfigError,
+    OperatingPoint,
     Stage,
     available_stages,
     load_stage,
@@ -215,6 +217,14 @@ def test_bad_ml_settings() -> None:
     assert "the three fractions must add up to 1" in split
     point = _error(_stage(ml={"operating_point": {"kind": "min_sensitivity"}}))
     assert "'min_sensitivity' needs a 'value'" in point
+    level = _error(_stage(ml={"operating_point": {"kind": "best_f1", "confidence": 0.3}}))
+    assert "ml.operating_point.confidence = 0.3" in level and "0.5 is no margin, 0.95 the default" in level
+
+
+def test_the_gate_confidence_defaults_and_is_the_evaluate_jobs_default() -> None:
+    assert OperatingPoint().confidence == DEFAULT_GATE_CONFIDENCE == 0.95
+    point = OperatingPoint(kind="min_specificity", value=0.99, confidence=0.9)
+    assert point.confidence == 0.9
 
 
 def test_every_problem_is_reported_at_once() -> None:

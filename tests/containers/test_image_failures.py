@@ -166,4 +166,7 @@ def test_evaluate_bad_operating_point_and_missing_model(tmp_path: Path) -> None:
     assert "'min_sensitivity:1.5': the bar must be between 0 and 1" in fail(
         job, "evaluate.py", "--operating-point", "min_sensitivity:1.5"
     )
+    assert "--confidence 0.4 must be at least 0.5 and below 1" in fail(
+        job, "evaluate.py", "--operating-point", "best_f1", "--confidence", "0.4"
+    )
     assert "no model archive at" in fail(job, "evaluate.py")

@@ -121,6 +121,8 @@ def test_parameters_are_wired_into_the_jobs(definition: dict[str, Any]) -> None:
     assert by_name[steps.EVALUATE]["Arguments"]["AppSpecification"]["ContainerArguments"] == [
         "--operating-point",
         _get(OPERATING_POINT),
+        "--confidence",
+        "0.95",
     ]
     assert by_name[steps.REGISTER]["Arguments"]["ModelApprovalStatus"] == _get(MODEL_APPROVAL_STATUS)
 

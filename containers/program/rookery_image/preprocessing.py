@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -244,6 +244,17 @@ def _write_raw_records(path: Path, data: Cleaned, schema: DatasetSchema, idx: np
         )
 
 
+def write_splits(
+    data: Cleaned, schema: DatasetSchema, options: Options, folder: Callable[[str], Path]
+) -> tuple[list[np.ndarray], features.Preprocessor]:
+    """Split the cleaned rows, fit the preprocessor on train, write ``folder(<split>)/<split>.csv``."""
+    parts = split_rows(data, options)
+    pre = _fit(schema, data, parts[0], options)
+    for name, idx in zip(splitting.SPLIT_NAMES, parts, strict=True):
+        _write_csv(folder(name) / f"{name}.csv", _encoded(data, pre, idx))
+    return parts, pre
+
+
 def build_report(
     *,
     schema: DatasetSchema,
@@ -343,11 +354,8 @@ def run(argv: Sequence[str], where: contract.Paths) -> dict[str, Any]:
     schema = contract.dataset_schema()
     raw = records.RawReader(where.processing_input("raw"))
     data = clean(raw, schema)
-    parts = split_rows(data, options)
-    pre = _fit(schema, data, parts[0], options)
     out = where.processing_output
-    for name, idx in zip(splitting.SPLIT_NAMES, parts, strict=True):
-        _write_csv(out(name) / f"{name}.csv", _encoded(data, pre, idx))
+    parts, pre = write_splits(data, schema, options, out)
     _write_raw_records(out("inference") / "test.jsonl", data, schema, parts[2])
     artifact = out("preprocessor") / PREPROCESSOR_FILE
     artifact.parent.mkdir(parents=True, exist_ok=True)
