@@ -22,7 +22,9 @@ from pydantic import (
     model_validator,
 )
 
+from rookery_contracts import hyperparameters
 from rookery_contracts.evaluation import DEFAULT_GATE_CONFIDENCE
+from rookery_contracts.hyperparameters import TRAINING_DEFAULTS
 from rookery_contracts.schema import DatasetSchema, schema_from_mapping
 from stage.serving import ServingSettings
 
@@ -147,19 +149,6 @@ InstanceType = Annotated[
 HyperparameterValue = str | int | float | bool
 
 
-# The project image's training defaults, named as SageMaker's built-in XGBoost names them.
-DEFAULT_HYPERPARAMETERS: Mapping[str, HyperparameterValue] = {
-    "objective": "binary:logistic",
-    "eval_metric": "auc",
-    "num_round": 200,
-    "max_depth": 5,
-    "eta": 0.2,
-    "min_child_weight": 1,
-    "subsample": 0.8,
-    "early_stopping_rounds": 20,
-}
-
-
 class TrainingSettings(_Model):
     image: Literal["project", "builtin-xgboost"] = "project"
     # Control T6 (images from the project's ECR repository): choosing the built-in image is an
@@ -171,9 +160,16 @@ class TrainingSettings(_Model):
     use_spot: bool = True
     max_runtime_seconds: int = Field(default=3600, ge=60, le=432000)
     max_wait_seconds: int = Field(default=7200, ge=60, le=432000)
-    hyperparameters: dict[str, HyperparameterValue] = Field(
-        default_factory=lambda: dict(DEFAULT_HYPERPARAMETERS)
-    )
+    # The stage's values merged over rookery_contracts.hyperparameters.TRAINING_DEFAULTS, validated
+    # (names, types, ranges) by the definitions the image's training job uses.
+    hyperparameters: dict[str, HyperparameterValue] = Field(default_factory=lambda: dict(TRAINING_DEFAULTS))
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _hyperparameters(cls, v: dict[str, HyperparameterValue]) -> dict[str, HyperparameterValue]:
+        merged = {**TRAINING_DEFAULTS, **v}
+        hyperparameters.check(merged)  # HyperparameterError (a ValueError) lists every problem
+        return merged
 
     @model_validator(mode="after")
     def _spot(self) -> TrainingSettings:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from rookery_contracts.evaluation import DEFAULT_GATE_CONFIDENCE
+from rookery_contracts.hyperparameters import TRAINING_DEFAULTS
 from stage import (
     DEFAULT_ENDPOINTS,
     ESSENTIAL_ENDPOINTS,
@@ -279,3 +280,58 @@ def test_messages_name_the_source_file() -> None:
 )
 def test_derived_names(check: Callable[[Stage], str], fragment: str) -> None:
     assert check(load_stage("dev")) == fragment
+
+
+# ---------------------------------------------------------------- training hyperparameters
+
+
+def _hyperparameters(values: dict[str, Any]) -> dict[str, Any]:
+    stage = parse_stage("dev", _stage(ml={"training": {"hyperparameters": values}}), source="test.toml")
+    return stage.ml.training.hyperparameters
+
+
+def test_stage_hyperparameters_are_merged_over_the_defaults() -> None:
+    """Following the data report's advice (scale_pos_weight) keeps num_round, early stopping, eta..."""
+    merged = _hyperparameters({"scale_pos_weight": 9.5})
+    assert merged == {**TRAINING_DEFAULTS, "scale_pos_weight": 9.5}
+    assert (
+        _hyperparameters({"num_round": 50})["early_stopping_rounds"]
+        == TRAINING_DEFAULTS["early_stopping_rounds"]
+    )
+    assert _hyperparameters({"eta": 0.05})["eta"] == 0.05, "a stage value wins over the default"
+    assert (
+        Stage.model_validate({"name": "xy", "dataset": DATASET}).ml.training.hyperparameters
+        == TRAINING_DEFAULTS
+    )
+
+
+def test_a_misspelt_hyperparameter_fails_at_load_with_the_closest_name() -> None:
+    message = _error(_stage(ml={"training": {"hyperparameters": {"num_rounds": 300}}}))
+    assert (
+        "ml.training.hyperparameters: unknown hyperparameter 'num_rounds' (did you mean 'num_round'?)"
+        in message
+    )
+    assert len(message.splitlines()) == 2, "the file line and one line per problem"
+
+
+def test_hyperparameter_types_and_ranges_are_checked_at_load_every_problem_at_once() -> None:
+    message = _error(
+        _stage(ml={"training": {"hyperparameters": {"eta": 1.5, "max_depth": "six", "subsample": True}}})
+    )
+    assert (
+        "hyperparameter 'eta' = 1.5 is out of range; it must be a step size in [0, 1], e.g. eta=0.2"
+        in message
+    )
+    assert "hyperparameter 'max_depth' = 'six' is not a number" in message
+    assert "hyperparameter 'subsample' = True is a bool" in message
+    unlimited = _error(_stage(ml={"training": {"hyperparameters": {"max_depth": 0}}}))
+    assert "needs grow_policy=lossguide" in unlimited
+
+
+def test_the_image_and_the_stage_validate_with_one_definition() -> None:
+    """The image's parser takes whatever the stage accepts (as the strings SageMaker passes)."""
+    parse = pytest.importorskip("rookery_image.hyperparameters").parse
+    merged = _hyperparameters({"scale_pos_weight": 9.5, "tree_method": "hist"})
+    settings = parse({k: str(v) for k, v in merged.items()})
+    assert settings.num_round == 200 and settings.early_stopping_rounds == 20
+    assert settings.booster_params["scale_pos_weight"] == 9.5

@@ -322,10 +322,10 @@ def build_report(
             "imbalance_below": IMBALANCE_FRACTION,
             "suggested_scale_pos_weight": suggested,
             "advice": (
-                f"the minority class is {minority:.1%} of rows: set the hyperparameter "
-                f"scale_pos_weight={suggested} "
-                "(negatives / positives in the training split) and judge the model by AUC, PR AUC and the "
-                "operating point, not accuracy"
+                f"the minority class is {minority:.1%} of rows: set scale_pos_weight = {suggested} "
+                "under the stage's [ml.training.hyperparameters] "
+                "(negatives / positives in the training split; the other defaults stay) and judge the "
+                "model by AUC, PR AUC and the operating point, not accuracy"
                 if unbalanced
                 else "classes are balanced enough; scale_pos_weight is not needed"
             ),
