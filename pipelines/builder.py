@@ -224,6 +224,8 @@ class _Builder:
                 str(split.seed),
                 "--standardize",
                 "true" if self.settings.ml.standardize else "false",
+                "--max-invalid-fraction",
+                f"{self.settings.ml.max_invalid_fraction:g}",
             ],
         )
         return ProcessingStep(name=PREPROCESS, step_args=step_args)

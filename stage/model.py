@@ -25,7 +25,7 @@ from pydantic import (
 from rookery_contracts import hyperparameters
 from rookery_contracts.evaluation import DEFAULT_GATE_CONFIDENCE
 from rookery_contracts.hyperparameters import TRAINING_DEFAULTS
-from rookery_contracts.schema import DatasetSchema, schema_from_mapping
+from rookery_contracts.schema import DEFAULT_MAX_INVALID_FRACTION, DatasetSchema, schema_from_mapping
 from stage.serving import ServingSettings
 
 # CloudWatch Logs accepts only these retention periods.
@@ -226,6 +226,8 @@ class MlSettings(_Model):
     operating_point: OperatingPoint = OperatingPoint()
     approval_status: Literal["PendingManualApproval", "Approved", "Rejected"] = "PendingManualApproval"
     standardize: bool = False
+    # Preprocess fails when more of a feature column's values than this are invalid (else imputes them).
+    max_invalid_fraction: float = Field(default=DEFAULT_MAX_INVALID_FRACTION, ge=0, le=1)
     split: SplitSettings = SplitSettings()
     training: TrainingSettings = TrainingSettings()
     tuning: TuningSettings = TuningSettings()

@@ -12,6 +12,7 @@ import pytest
 
 from rookery_contracts.evaluation import DEFAULT_GATE_CONFIDENCE
 from rookery_contracts.hyperparameters import TRAINING_DEFAULTS
+from rookery_contracts.schema import DEFAULT_MAX_INVALID_FRACTION
 from stage import (
     DEFAULT_ENDPOINTS,
     ESSENTIAL_ENDPOINTS,
@@ -218,6 +219,11 @@ def test_bad_ml_settings() -> None:
     assert "the three fractions must add up to 1" in split
     point = _error(_stage(ml={"operating_point": {"kind": "min_sensitivity"}}))
     assert "'min_sensitivity' needs a 'value'" in point
+    invalid = _error(_stage(ml={"max_invalid_fraction": 1.5}))
+    assert "ml.max_invalid_fraction = 1.5" in invalid
+    assert (
+        parse_stage("dev", _stage(), source="t.toml").ml.max_invalid_fraction == DEFAULT_MAX_INVALID_FRACTION
+    )
     level = _error(_stage(ml={"operating_point": {"kind": "best_f1", "confidence": 0.3}}))
     assert "ml.operating_point.confidence = 0.3" in level and "0.5 is no margin, 0.95 the default" in level
 
