@@ -47,12 +47,29 @@ def _error(raw: dict[str, Any], name: str = "dev", **kwargs: Any) -> str:
 # ---------------------------------------------------------------- the shipped stages
 
 
-def test_shipped_stages_are_dev_and_prod() -> None:
-    assert available_stages() == ["dev", "prod"]
+def test_the_stages_are_the_files_of_the_stages_folder_dev_and_prod_among_them() -> None:
+    assert available_stages() == sorted(p.stem for p in STAGES_DIR.glob("*.toml"))
+    assert {"dev", "prod"} <= set(available_stages())
 
 
-@pytest.mark.parametrize("name", ["dev", "prod"])
-def test_shipped_stages_load_completely(name: str) -> None:
+def test_a_stage_file_added_by_a_user_is_a_stage_and_a_broken_one_is_reported_by_name(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "loans.toml").write_text(
+        '[dataset]\nname = "loans"\ntarget = "default"\npositive_class = "yes"\nnumeric = ["income"]\n'
+    )
+    (tmp_path / "broken.toml").write_text('[dataset]\nname = "loans"\ntarget = "default"\n')
+    assert available_stages(tmp_path) == ["broken", "loans"]
+    assert load_stage("loans", stages_dir=tmp_path).dataset.numeric == ("income",)
+    with pytest.raises(ConfigError) as raised:
+        load_stage("broken", stages_dir=tmp_path)
+    assert str(raised.value).startswith(f"stage 'broken' ({tmp_path / 'broken.toml'}) is invalid:")
+    assert "dataset.positive_class" in str(raised.value)
+
+
+# Every stage file, shipped or added: each must load.
+@pytest.mark.parametrize("name", available_stages())
+def test_every_stage_loads_completely(name: str) -> None:
     stage = load_stage(name)
     assert stage.name == name
     assert stage.stack_name("Network") == f"Rookery-{name}-Network"
