@@ -42,6 +42,8 @@ class Judged:
     auc: float
     threshold: float
     value: float  # the operating point's rate on test (F1 for best_f1)
+    sensitivity: float  # on test, at the threshold
+    specificity: float
     upper_bound: float | None
     met: bool
     passed: bool
@@ -156,6 +158,8 @@ def _judge(result: Mapping[str, Any], auc_bar: float) -> Judged:
         auc=auc,
         threshold=float(layout.value_at(result, layout.THRESHOLD_PATH)),
         value=float(layout.value_at(result, layout.OPERATING_POINT_VALUE_PATH)),
+        sensitivity=float(layout.value_at(result, f"{layout.METRICS_KEY}.recall.value")),
+        specificity=float(layout.value_at(result, f"{layout.METRICS_KEY}.specificity.value")),
         upper_bound=layout.value_at(result, layout.OPERATING_POINT_UPPER_PATH, None),
         met=met,
         passed=met and auc >= auc_bar,
@@ -181,6 +185,12 @@ def render(result: Sweep, seconds: float) -> str:
     n = len(result.results)
     stage_passed = round(result.pass_rate() * n)
     exact_passed = round(result.pass_rate(exact_edge=True) * n)
+    for label, pick in (("stage rule", lambda r: r.stage_rule), ("exact edge", lambda r: r.exact_edge)):
+        chosen = [pick(r) for r in result.results]
+        lines.append(
+            f"mean on test, {label}: sensitivity {sum(j.sensitivity for j in chosen) / n:.3f}, "
+            f"specificity {sum(j.specificity for j in chosen) / n:.3f}"
+        )
     lines.append(
         f"pass rate: {stage_passed}/{n} ({result.pass_rate():.0%}) with the stage's rule at confidence "
         f"{result.confidence:g}; {exact_passed}/{n} ({result.pass_rate(exact_edge=True):.0%}) with the "

@@ -157,4 +157,4 @@ def test_the_seeds_sweep_passes_the_bundled_data_on_every_split() -> None:
     assert all(r.rows == (233, 50, 50) for r in result.results)
     assert all(r.stage_rule.upper_bound is not None for r in result.results)
     text = gate_sweep.render(result, 1.0)
-    assert "pass rate: 8/8 (100%) with the stage's rule at confidence 0.95" in text
+    assert "pass rate: 8/8 (100%) with the stage's rule at confidence 0.9;" in text

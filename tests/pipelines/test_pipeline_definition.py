@@ -122,7 +122,7 @@ def test_parameters_are_wired_into_the_jobs(definition: dict[str, Any]) -> None:
         "--operating-point",
         _get(OPERATING_POINT),
         "--confidence",
-        "0.95",
+        "0.9",
     ]
     assert by_name[steps.REGISTER]["Arguments"]["ModelApprovalStatus"] == _get(MODEL_APPROVAL_STATUS)
 
