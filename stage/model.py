@@ -91,9 +91,16 @@ class DataLayout(_Model):
 
     error_prefix: str = "errors/"
     partition_key: str = "ingest_date"
+    # Files given to ``rookery local run --data``: each under a prefix of its own, outside the
+    # dataset's prefix, so only the run it was given to reads it.
+    upload_prefix: str = "uploads/"
 
     def data_prefix(self, dataset: DatasetSchema) -> str:
         return f"{dataset.name}/"
+
+    def upload(self, dataset: DatasetSchema, upload_id: str) -> str:
+        """The prefix of one ``--data`` upload."""
+        return f"{self.upload_prefix}{dataset.name}/{upload_id}/"
 
     def firehose_prefix(self, dataset: DatasetSchema) -> str:
         return f"{dataset.name}/{self.partition_key}=!{{timestamp:yyyy-MM-dd}}/"
@@ -379,6 +386,14 @@ class Stage(_Model):
             raise ValueError(
                 "the notebook is enabled but interface_endpoints lacks 'notebook': Jupyter would be "
                 "unreachable in a VPC without internet; add 'notebook' or set notebook.enabled = false"
+            )
+        layout = self.data.layout
+        data_prefix, upload_prefix = layout.data_prefix(self.dataset), layout.upload_prefix
+        if data_prefix.startswith(upload_prefix) or upload_prefix.startswith(data_prefix):
+            raise ValueError(
+                f"dataset {self.dataset.name!r} lands under {data_prefix!r}, which overlaps the prefix of "
+                f"`rookery local run --data` uploads ({upload_prefix!r}); rename the dataset or set "
+                "data.layout.upload_prefix"
             )
         self._serving_rules()
         if self.ml.training.image == "builtin-xgboost" and self.ml.standardize:
