@@ -24,7 +24,7 @@ export CDK_CLI_NOTICES := false
 # template in the audit instead. Explicitly registered validation plugins (cdk-nag) still run.
 export CDK_VALIDATION := false
 
-.PHONY: help setup browser lint format typecheck test synth synth-all audit demo bench image-lock clean
+.PHONY: help setup browser lint format typecheck test synth synth-all audit demo bench gate-sweep image-lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,10 @@ node_modules/.installed: $(VENV)/.synced package.json package-lock.json
 	@touch $@
 
 setup: $(VENV)/.synced $(IMAGE_VENV)/.synced node_modules/.installed ## install everything (idempotent)
+
+# STAGE (default dev), DATA (a CSV or JSON-lines file; default the bundled penguins), SEEDS (default 20).
+gate-sweep: setup ## the gate's pass rate over split seeds (image code in-process, no pipeline per seed)
+	python -m bench.gate_sweep --stage $(or $(STAGE),dev) $(if $(DATA),--data $(DATA)) --seeds $(or $(SEEDS),20)
 
 image-lock: $(UV) ## recompile containers/requirements.txt from requirements.in
 	$(UV) pip compile --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 \

@@ -224,6 +224,8 @@ class _Builder:
                 str(split.seed),
                 "--standardize",
                 "true" if self.settings.ml.standardize else "false",
+                "--max-invalid-fraction",
+                f"{self.settings.ml.max_invalid_fraction:g}",
             ],
         )
         return ProcessingStep(name=PREPROCESS, step_args=step_args)
@@ -390,7 +392,12 @@ class _Builder:
                     ),
                 )
             ],
-            arguments=["--operating-point", self.params.operating_point],
+            arguments=[
+                "--operating-point",
+                self.params.operating_point,
+                "--confidence",
+                f"{self.settings.ml.operating_point.confidence:g}",
+            ],
         )
         step = ProcessingStep(name=EVALUATE, step_args=step_args, property_files=[report])
         return step, report

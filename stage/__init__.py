@@ -9,7 +9,6 @@ from __future__ import annotations
 from stage.loader import available_stages, load_stage, parse_stage
 from stage.model import (
     DEFAULT_ENDPOINTS,
-    DEFAULT_HYPERPARAMETERS,
     ESSENTIAL_ENDPOINTS,
     INTERFACE_ENDPOINTS,
     LOG_RETENTION_DAYS,
@@ -30,7 +29,6 @@ from stage.paths import REPO_ROOT, STAGES_DIR
 
 __all__ = [
     "DEFAULT_ENDPOINTS",
-    "DEFAULT_HYPERPARAMETERS",
     "ESSENTIAL_ENDPOINTS",
     "INTERFACE_ENDPOINTS",
     "LOG_RETENTION_DAYS",

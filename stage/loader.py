@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rookery_contracts.hyperparameters import HyperparameterError
 from rookery_contracts.schema import MISSING, SchemaError
 from stage.model import ConfigError, Stage
 from stage.paths import REPO_ROOT, STAGES_DIR
@@ -25,7 +26,11 @@ def available_stages(stages_dir: Path = STAGES_DIR) -> list[str]:
 # Why a bound exists, for the built-in constraint errors that carry no fix of their own.
 _FIELD_HINTS: Mapping[str, str] = {
     "max_azs": "subnets, endpoints and jobs need at least two Availability Zones to survive one AZ failing",
-    "ml.training.hyperparameters": "hyperparameters are strings, numbers or booleans",
+    "ml.training.hyperparameters": "hyperparameters are strings or numbers",
+    "ml.operating_point.confidence": (
+        "the level of the one-sided bounds the threshold's margin and the gate use: 0.5 is no margin, "
+        "0.95 the default"
+    ),
     "ml.training.image_exception_reason": "write a reason a reviewer can accept (at least 20 characters)",
 }
 
@@ -33,6 +38,8 @@ _FIELD_HINTS: Mapping[str, str] = {
 def _describe(error: Mapping[str, Any]) -> list[str]:
     loc = ".".join(str(p) for p in error["loc"]) or "(stage)"
     cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, HyperparameterError):
+        return [_line(loc, None, problem) for problem in cause.problems]
     if isinstance(cause, SchemaError):
         # The dataset schema's own validation: one line per problem, under the field it names.
         return [_line(f"{loc}.{p.field}" if p.field else loc, p.value, p.message) for p in cause.problems]

@@ -22,7 +22,10 @@ from pydantic import (
     model_validator,
 )
 
-from rookery_contracts.schema import DatasetSchema, schema_from_mapping
+from rookery_contracts import hyperparameters
+from rookery_contracts.evaluation import DEFAULT_GATE_CONFIDENCE
+from rookery_contracts.hyperparameters import TRAINING_DEFAULTS
+from rookery_contracts.schema import DEFAULT_MAX_INVALID_FRACTION, DatasetSchema, schema_from_mapping
 from stage.serving import ServingSettings
 
 # CloudWatch Logs accepts only these retention periods.
@@ -91,9 +94,16 @@ class DataLayout(_Model):
 
     error_prefix: str = "errors/"
     partition_key: str = "ingest_date"
+    # Files given to ``rookery local run --data``: each under a prefix of its own, outside the
+    # dataset's prefix, so only the run it was given to reads it.
+    upload_prefix: str = "uploads/"
 
     def data_prefix(self, dataset: DatasetSchema) -> str:
         return f"{dataset.name}/"
+
+    def upload(self, dataset: DatasetSchema, upload_id: str) -> str:
+        """The prefix of one ``--data`` upload."""
+        return f"{self.upload_prefix}{dataset.name}/{upload_id}/"
 
     def firehose_prefix(self, dataset: DatasetSchema) -> str:
         return f"{dataset.name}/{self.partition_key}=!{{timestamp:yyyy-MM-dd}}/"
@@ -121,10 +131,16 @@ class DataSettings(_Model):
 
 
 class OperatingPoint(_Model):
-    """How the decision threshold is chosen on validation data and checked on test data."""
+    """How the decision threshold is chosen on validation data and checked on test data.
+
+    ``confidence`` is the level of the one-sided bounds on the constrained rate: the threshold's
+    margin on validation and the evidence the gate needs on test to fail a model (0.5: no margin,
+    the bar is met or missed exactly as measured).
+    """
 
     kind: Literal["min_sensitivity", "min_specificity", "best_f1"] = "best_f1"
     value: float | None = Field(default=None, gt=0, lt=1)
+    confidence: float = Field(default=DEFAULT_GATE_CONFIDENCE, ge=0.5, lt=1)
 
     @model_validator(mode="after")
     def _value(self) -> OperatingPoint:
@@ -143,19 +159,6 @@ InstanceType = Annotated[
 HyperparameterValue = str | int | float | bool
 
 
-# The project image's training defaults, named as SageMaker's built-in XGBoost names them.
-DEFAULT_HYPERPARAMETERS: Mapping[str, HyperparameterValue] = {
-    "objective": "binary:logistic",
-    "eval_metric": "auc",
-    "num_round": 200,
-    "max_depth": 5,
-    "eta": 0.2,
-    "min_child_weight": 1,
-    "subsample": 0.8,
-    "early_stopping_rounds": 20,
-}
-
-
 class TrainingSettings(_Model):
     image: Literal["project", "builtin-xgboost"] = "project"
     # Control T6 (images from the project's ECR repository): choosing the built-in image is an
@@ -167,9 +170,16 @@ class TrainingSettings(_Model):
     use_spot: bool = True
     max_runtime_seconds: int = Field(default=3600, ge=60, le=432000)
     max_wait_seconds: int = Field(default=7200, ge=60, le=432000)
-    hyperparameters: dict[str, HyperparameterValue] = Field(
-        default_factory=lambda: dict(DEFAULT_HYPERPARAMETERS)
-    )
+    # The stage's values merged over rookery_contracts.hyperparameters.TRAINING_DEFAULTS, validated
+    # (names, types, ranges) by the definitions the image's training job uses.
+    hyperparameters: dict[str, HyperparameterValue] = Field(default_factory=lambda: dict(TRAINING_DEFAULTS))
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _hyperparameters(cls, v: dict[str, HyperparameterValue]) -> dict[str, HyperparameterValue]:
+        merged = {**TRAINING_DEFAULTS, **v}
+        hyperparameters.check(merged)  # HyperparameterError (a ValueError) lists every problem
+        return merged
 
     @model_validator(mode="after")
     def _spot(self) -> TrainingSettings:
@@ -226,6 +236,8 @@ class MlSettings(_Model):
     operating_point: OperatingPoint = OperatingPoint()
     approval_status: Literal["PendingManualApproval", "Approved", "Rejected"] = "PendingManualApproval"
     standardize: bool = False
+    # Preprocess fails when more of a feature column's values than this are invalid (else imputes them).
+    max_invalid_fraction: float = Field(default=DEFAULT_MAX_INVALID_FRACTION, ge=0, le=1)
     split: SplitSettings = SplitSettings()
     training: TrainingSettings = TrainingSettings()
     tuning: TuningSettings = TuningSettings()
@@ -377,6 +389,14 @@ class Stage(_Model):
             raise ValueError(
                 "the notebook is enabled but interface_endpoints lacks 'notebook': Jupyter would be "
                 "unreachable in a VPC without internet; add 'notebook' or set notebook.enabled = false"
+            )
+        layout = self.data.layout
+        data_prefix, upload_prefix = layout.data_prefix(self.dataset), layout.upload_prefix
+        if data_prefix.startswith(upload_prefix) or upload_prefix.startswith(data_prefix):
+            raise ValueError(
+                f"dataset {self.dataset.name!r} lands under {data_prefix!r}, which overlaps the prefix of "
+                f"`rookery local run --data` uploads ({upload_prefix!r}); rename the dataset or set "
+                "data.layout.upload_prefix"
             )
         self._serving_rules()
         if self.ml.training.image == "builtin-xgboost" and self.ml.standardize:

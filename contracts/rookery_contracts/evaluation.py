@@ -22,15 +22,22 @@ THRESHOLD_KEY: Final = "decision_threshold"
 OPERATING_POINT_KEY: Final = "operating_point"
 DATASET_KEY: Final = "dataset"
 
+# The confidence of the one-sided bounds Evaluate chooses the threshold and judges the operating point
+# with, unless the stage sets ``ml.operating_point.confidence``.
+DEFAULT_GATE_CONFIDENCE: Final = 0.95
+
 AUC_PATH: Final = f"{METRICS_KEY}.auc.value"
 # The chosen threshold and the rule that chose it (e.g. "min_sensitivity:0.85").
 THRESHOLD_PATH: Final = f"{THRESHOLD_KEY}.value"
 THRESHOLD_RULE_PATH: Final = f"{THRESHOLD_KEY}.operating_point"
-# The operating point on the test split: the metric, its value, the bar (null for best_f1), met (1/0).
+# The operating point on the test split: the metric, its value, the bar (null for best_f1), met (1/0:
+# 0 only when the rate's one-sided upper bound is below the bar), the bound and the rule in words.
 OPERATING_POINT_METRIC_PATH: Final = f"{OPERATING_POINT_KEY}.metric"
 OPERATING_POINT_VALUE_PATH: Final = f"{OPERATING_POINT_KEY}.value"
 OPERATING_POINT_BAR_PATH: Final = f"{OPERATING_POINT_KEY}.bar"
 OPERATING_POINT_MET_PATH: Final = f"{OPERATING_POINT_KEY}.met"
+OPERATING_POINT_UPPER_PATH: Final = f"{OPERATING_POINT_KEY}.upper_bound"
+OPERATING_POINT_RULE_PATH: Final = f"{OPERATING_POINT_KEY}.rule"
 # Every path the pipeline's gate reads.
 GATE_PATHS: Final = (
     AUC_PATH,

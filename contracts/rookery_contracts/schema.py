@@ -19,6 +19,10 @@ from typing import Any, Final
 COLUMN_NAME: Final = re.compile(r"^[a-z_][a-z0-9_]{0,63}\Z")
 FIELDS: Final = ("name", "target", "positive_class", "numeric", "categorical", "id_column")
 REQUIRED: Final = ("name", "target", "positive_class")
+# The share of a feature column's values that may be invalid (text in a numeric column, a list or an
+# object) before the preprocess job refuses the data instead of imputing them as missing; a stage
+# sets its own with ml.max_invalid_fraction.
+DEFAULT_MAX_INVALID_FRACTION: Final = 0.01
 
 
 class _Missing:

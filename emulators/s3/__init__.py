@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from emulators.s3.exceptions import NoObjectsError, S3Error
-from emulators.s3.models import LocalS3
+from emulators.s3.models import LocalS3, S3Object
 from emulators.s3.responses import split_s3_uri
 
-__all__ = ["LocalS3", "NoObjectsError", "S3Error", "split_s3_uri"]
+__all__ = ["LocalS3", "NoObjectsError", "S3Error", "S3Object", "split_s3_uri"]

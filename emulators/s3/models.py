@@ -20,6 +20,15 @@ from emulators.s3.responses import s3_uri, split_s3_uri
 
 
 @dataclass(frozen=True)
+class S3Object:
+    """One stored object, as ListObjectsV2 describes it."""
+
+    uri: str
+    size: int
+    modified: float  # POSIX time
+
+
+@dataclass(frozen=True)
 class LocalS3:
     """The buckets under ``home``."""
 
@@ -108,6 +117,27 @@ class LocalS3:
     def put_bytes(self, data: bytes, uri: str) -> Path:
         """Store ``data`` as the object ``uri``."""
         return write_whole(self.path(uri), data)
+
+    def objects(self, uri: str) -> list[S3Object]:
+        """Every object under the prefix ``uri``, sorted by key."""
+        found = []
+        for _, path in self.list_prefix(uri):
+            info = path.stat()
+            found.append(S3Object(uri=self.uri(path), size=info.st_size, modified=info.st_mtime))
+        return found
+
+    def delete_prefix(self, uri: str) -> list[S3Object]:
+        """Delete every object under the prefix ``uri`` (and the folders left empty); what was deleted."""
+        gone = self.objects(uri)
+        bucket_dir = self.root / split_s3_uri(uri)[0]
+        for item in gone:
+            path = self.path(item.uri)
+            path.unlink()
+            for parent in path.parents:
+                if parent == bucket_dir or not parent.is_relative_to(bucket_dir) or any(parent.iterdir()):
+                    break
+                parent.rmdir()
+        return gone
 
     def delete(self, uri: str) -> bool:
         """Delete the object ``uri``; whether there was one."""

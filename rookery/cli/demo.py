@@ -1,6 +1,6 @@
 """``rookery demo [--stage dev] [--tune] [--home DIR] [--param NAME=VALUE ...]``: the front door.
 
-Synthesizes and audits every stage, ingests the bundled penguins through the real Firehose
+Synthesizes and audits the stage it runs, ingests the bundled penguins through the real Firehose
 transform, runs the stage's pipeline locally (the train variant, or tuning with ``--tune``),
 approves the registered version, serves it, scores the test split over HTTP and writes
 ``<home>/demo/report.html``. Exit codes: 0 every phase passed; 1 a phase failed (the reason is
@@ -135,7 +135,7 @@ def demo(
         bool,
         typer.Option(
             "--audit/--no-audit",
-            help="synthesize and audit every stage first (the slowest phase); --no-audit skips it",
+            help="synthesize and audit the stage first (the slowest phase); --no-audit skips it",
         ),
     ] = True,
     param: ParamOption = None,

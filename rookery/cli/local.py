@@ -34,6 +34,7 @@ from emulators.core.errors import EndpointError, UnwritableError
 from emulators.core.files import check_writable
 from emulators.core.home import LocalHome
 from emulators.firehose import land
+from emulators.s3 import LocalS3
 from emulators.sagemaker import (
     Execution,
     ImageMap,
@@ -42,6 +43,7 @@ from emulators.sagemaker import (
     LocalRegistry,
     StepEvent,
 )
+from emulators.sagemaker.storage import stored
 from emulators.sagemaker_runtime import EndpointSettings, LocalDeployer, find_endpoint
 from emulators.sagemaker_runtime.client import InvocationError, invoke_endpoint
 from emulators.sagemaker_runtime.deployer import (
@@ -58,8 +60,11 @@ from pipelines.definition import iter_steps
 from pipelines.parameters import INPUT_DATA_URI, ParameterError, parse_overrides
 from pipelines.settings import PipelineResources, PipelineSettings
 from rookery.cli import endpoint_view
+from rookery.cli.data import size_text, stored_line
 from rookery.cli.errors import err, fail, reported
-from rookery.cli.options import HomeOption, ParamOption, StageOption, TuneOption, local_home
+from rookery.cli.options import HomeOption, OptionalStageOption, ParamOption, TuneOption, local_home
+from rookery.cli.run_result import result_lines
+from rookery.cli.stages import resolve_stage, stage_of_group
 from rookery_contracts.evaluation import AUC_PATH, THRESHOLD_PATH, value_at
 from stage import load_stage
 from stage.names import local_endpoint_name, model_package_group_name, pipeline_name
@@ -216,7 +221,7 @@ def _progress_display(progress: _Progress) -> Iterator[Callable[[StepEvent], Non
 @app.command()
 def run(
     *,
-    stage: StageOption,
+    stage: OptionalStageOption = None,
     tune: TuneOption = None,
     data: Annotated[
         Path | None,
@@ -229,6 +234,7 @@ def run(
 ) -> None:
     """Run the stage's pipeline locally: the real definition and the project image's entrypoints."""
     local = local_home(home)
+    stage = resolve_stage(stage, local, command="run")
     with reported():
         check_writable(local.root)
         config = load_stage(stage)
@@ -247,9 +253,14 @@ def run(
                 local, data, schema=config.dataset, layout=config.data.layout, raw_bucket=resources.raw_bucket
             )
             parameters[INPUT_DATA_URI] = landed.uri
+            read_as = "" if landed.delimiter in (None, ",") else f" (read as {landed.delimiter!r}-separated)"
             err.print(
-                f"--data: {landed.records} record(s) from {data} landed at {landed.uri}", soft_wrap=True
+                f"--data: {landed.records} record(s) from {data}{read_as} landed at {landed.uri} "
+                f"({size_text(landed.size)}; a prefix of its own: this run reads only it)",
+                soft_wrap=True,
             )
+        else:
+            _say_input(local, str(parameters.get(INPUT_DATA_URI) or settings.default_input_uri))
     steps = [(str(s["Name"]), str(s["Type"])) for s in iter_steps(definition["Steps"])]
     progress = _Progress(steps)
     variant = "tune" if settings.tune else "train"
@@ -275,14 +286,38 @@ def run(
         err.print(f"{which} stopped: its running jobs were stopped (Ctrl-C or SIGTERM)", soft_wrap=True)
         raise typer.Exit(130) from None
     out.print(_summary(execution))
+    for line in result_lines(local, execution, stage):
+        out.print(line, soft_wrap=True, markup=False)
     out.print(f"execution folder: {execution.path}", soft_wrap=True)
+    out.print(
+        f"stored: {stored_line(stored(local, execution))}; "
+        "`rookery local clean` removes old executions' intermediate data",
+        soft_wrap=True,
+    )
     if execution.status != "Succeeded":
         out.print(_failure_panel(execution))
         raise typer.Exit(1)
-    registered = [s for s in execution.steps if s.type == "RegisterModel" and s.status == "Succeeded"]
-    for step in registered:
-        ref = f"{step.properties.get('ModelPackageGroupName')}/{step.properties.get('ModelPackageVersion')}"
-        out.print(f"registered {ref}: approve with `rookery local approve {ref}`, then `rookery local serve`")
+
+
+# Input objects named when a run reads the raw bucket (the rest are counted).
+SHOWN_INPUTS = 5
+
+
+def _say_input(local: LocalHome, uri: str) -> None:
+    """A run without --data names the objects it will read; with none, it refuses before any step."""
+    found = LocalS3(local).objects(uri)
+    if not found:
+        fail(
+            f"nothing to read under {uri}: pass --data FILE (CSV or JSON lines), or ingest first "
+            "(`rookery demo` lands the bundled penguins there)"
+        )
+    names = ", ".join(o.uri.removeprefix(uri) for o in found[:SHOWN_INPUTS])
+    more = f" and {len(found) - SHOWN_INPUTS} more" if len(found) > SHOWN_INPUTS else ""
+    err.print(
+        f"input: {len(found)} object(s), {size_text(sum(o.size for o in found))}, under {uri}: "
+        f"{names}{more} (`rookery local raw list` shows them all)",
+        soft_wrap=True,
+    )
 
 
 # -- executions / describe -------------------------------------------------------------------------
@@ -493,7 +528,14 @@ def serve(
         str | None,
         typer.Argument(help="<group>/<version> or ARN (default: the stage's latest Approved version)"),
     ] = None,
-    stage: StageOption = "dev",
+    stage: Annotated[
+        str | None,
+        typer.Option(
+            "--stage",
+            "-s",
+            help="stage name (default: the package's stage, else the latest local run's stage)",
+        ),
+    ] = None,
     name: Annotated[
         str | None, typer.Option("--name", help="endpoint name (default: <prefix>-<stage>-local)")
     ] = None,
@@ -512,6 +554,10 @@ def serve(
             help="deploy the group's highest approved version whenever approvals change",
         ),
     ] = True,
+    allow_unapproved: Annotated[
+        bool,
+        typer.Option("--allow-unapproved", help="serve a version that is not Approved (with a warning)"),
+    ] = False,
     home: HomeOption = None,
 ) -> None:
     """Serve a model version as a SageMaker Runtime compatible endpoint until Ctrl-C.
@@ -521,15 +567,33 @@ def serve(
     rollback alarms; rejecting the live version rolls back).
     """
     local = local_home(home)
+    registry = LocalRegistry(local)
+    with reported():
+        given = registry.get(package) if package else None
+    if stage is None and given is not None:
+        stage = stage_of_group(given.group)
+    stage = resolve_stage(stage, local, command="serve")
     with reported():
         check_writable(local.endpoints_dir)
         config = load_stage(stage)
+        if given is not None and given.group != model_package_group_name(config):
+            fail(
+                f"{given.ref} belongs to group {given.group}, not stage {stage}'s "
+                f"{model_package_group_name(config)}; drop --stage or name a version of that group"
+            )
         resources = PipelineResources.placeholders(config)
         settings = EndpointSettings.from_stage(config, raw_bucket=resources.raw_bucket, time_scale=time_scale)
-        registry = LocalRegistry(local)
-        chosen = (
-            registry.get(package) if package else registry.latest_approved(model_package_group_name(config))
-        )
+        chosen = given or registry.latest_approved(model_package_group_name(config))
+        if chosen.approval_status != "Approved":
+            if not allow_unapproved:
+                fail(
+                    f"{chosen.ref} is {chosen.approval_status}, not Approved: approve it first "
+                    f"(`rookery local approve {chosen.ref}`), or pass --allow-unapproved to serve it anyway"
+                )
+            err.print(
+                f"WARNING: serving {chosen.ref}, which is {chosen.approval_status}: no one has approved it",
+                soft_wrap=True,
+            )
         endpoint_name = name or local_endpoint_name(config, "local")
         image = str(chosen.inference_spec.get("image"))
         endpoint = LocalEndpoint.start(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from rookery.cli import audit, demo, local, pipeline
+from rookery.cli import audit, data, demo, local, pipeline
 
 app = typer.Typer(
     name="rookery",
@@ -15,6 +15,12 @@ app = typer.Typer(
 )
 app.add_typer(
     pipeline.app, name="pipeline", help="Render, validate, upsert, start and watch the SageMaker pipeline."
+)
+local.app.add_typer(
+    data.raw_app, name="raw", help="List or remove the objects in the stage's local raw bucket."
+)
+local.app.command("clean", help="Remove old executions' intermediate data; records and registry stay.")(
+    data.clean
 )
 app.add_typer(local.app, name="local", help="Run the pipeline on this machine: no AWS account, no Docker.")
 app.command("audit", help="Synthesize a stage and write the security reviewer's report.")(audit.audit)

@@ -1,4 +1,4 @@
-"""What the demo says about its audit phase (``infra.audit.run.audit_stages`` over every stage): one
+"""What the demo says about its audit phase (``infra.audit.run.audit_stages`` over the stages it audits): one
 line of numbers when every stage passes, and each failed stage's problems when one does not."""
 
 from __future__ import annotations

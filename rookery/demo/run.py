@@ -1,5 +1,5 @@
-"""The demo's phases, in order: audit every stage, ingest, run the pipeline locally, approve, serve and
-score over HTTP, and write the report.
+"""The demo's phases, in order: audit the stage it deploys, ingest, run the pipeline locally, approve,
+serve and score over HTTP, and write the report.
 
 ``prepare`` checks everything a user typed before anything slow starts (the stage, ``--param``
 values against the rendered definition, the definition against the local engine). ``run_demo``
@@ -121,9 +121,11 @@ class DemoOptions:
     tune: bool = False
     home: LocalHome = field(default_factory=LocalHome.default)
     params: tuple[str, ...] = ()  # NAME=VALUE pipeline parameter overrides
-    audit: tuple[str, ...] | None = None  # the stages to audit; None: every stage in infra/stages
+    # The stages to audit; None: the stage the demo runs (the one it deploys), so another stage's
+    # file, valid or not, neither slows nor blocks it.
+    audit: tuple[str, ...] | None = None
     # Where --stage is looked up (None: stage.STAGES_DIR). The audit always synthesizes
-    # infra/stages, which is what `cdk synth` reads.
+    # infra/stages, which is what `cdk synth` reads: a stage from elsewhere is not audited.
     stages_dir: Path | None = None
 
 
@@ -164,7 +166,10 @@ def prepare(options: DemoOptions) -> Prepared:
     parameters = parse_overrides(definition, options.params)
     engine = LocalEngine(options.home, ImageMap.project(resources.image_uri))
     engine.check(definition)
-    audit = tuple(available_stages() if options.audit is None else options.audit)
+    if options.audit is not None:
+        audit = options.audit
+    else:
+        audit = (stage.name,) if options.stages_dir is None and stage.name in available_stages() else ()
     for name in audit:
         load_stage(name)
     return Prepared(
@@ -515,7 +520,11 @@ def run_demo(prepared: Prepared, ui: DemoUI | None = None) -> DemoResult:
     ui = ui or QuietUI()
     demo = _Demo(prepared, ui)
     runners: list[tuple[str, str, Callable[[], str]]] = [
-        ("audit", f"Synthesize and audit every stage ({', '.join(prepared.audit_stages)})", demo.audit),
+        (
+            "audit",
+            f"Synthesize and audit the stage it deploys ({', '.join(prepared.audit_stages)})",
+            demo.audit,
+        ),
         ("ingest", "Ingest the bundled penguins through the Firehose transform", demo.ingest),
         ("pipeline", f"Run the {prepared.variant} pipeline locally", demo.pipeline),
         ("approve", "Approve the registered model version", demo.approve),

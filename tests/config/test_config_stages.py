@@ -12,11 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rookery_contracts.evaluation import DEFAULT_GATE_CONFIDENCE
+from rookery_image.hyperparameters import parse as parse_hyperparameters
+from rookery_contracts.hyperparameters import TRAINING_DEFAULTS
+from rookery_contracts.schema import DEFAULT_MAX_INVALID_FRACTION
 from stage import (
     DEFAULT_ENDPOINTS,
     ESSENTIAL_ENDPOINTS,
     STAGES_DIR,
     ConfigError,
+    OperatingPoint,
     Stage,
     available_stages,
     load_stage,
@@ -45,12 +50,29 @@ def _error(raw: dict[str, Any], name: str = "dev", **kwargs: Any) -> str:
 # ---------------------------------------------------------------- the shipped stages
 
 
-def test_shipped_stages_are_dev_and_prod() -> None:
-    assert available_stages() == ["dev", "prod"]
+def test_the_stages_are_the_files_of_the_stages_folder_dev_and_prod_among_them() -> None:
+    assert available_stages() == sorted(p.stem for p in STAGES_DIR.glob("*.toml"))
+    assert {"dev", "prod"} <= set(available_stages())
 
 
-@pytest.mark.parametrize("name", ["dev", "prod"])
-def test_shipped_stages_load_completely(name: str) -> None:
+def test_a_stage_file_added_by_a_user_is_a_stage_and_a_broken_one_is_reported_by_name(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "loans.toml").write_text(
+        '[dataset]\nname = "loans"\ntarget = "default"\npositive_class = "yes"\nnumeric = ["income"]\n'
+    )
+    (tmp_path / "broken.toml").write_text('[dataset]\nname = "loans"\ntarget = "default"\n')
+    assert available_stages(tmp_path) == ["broken", "loans"]
+    assert load_stage("loans", stages_dir=tmp_path).dataset.numeric == ("income",)
+    with pytest.raises(ConfigError) as raised:
+        load_stage("broken", stages_dir=tmp_path)
+    assert str(raised.value).startswith(f"stage 'broken' ({tmp_path / 'broken.toml'}) is invalid:")
+    assert "dataset.positive_class" in str(raised.value)
+
+
+# Every stage file, shipped or added: each must load.
+@pytest.mark.parametrize("name", available_stages())
+def test_every_stage_loads_completely(name: str) -> None:
     stage = load_stage(name)
     assert stage.name == name
     assert stage.stack_name("Network") == f"Rookery-{name}-Network"
@@ -217,6 +239,19 @@ def test_bad_ml_settings() -> None:
     assert "the three fractions must add up to 1" in split
     point = _error(_stage(ml={"operating_point": {"kind": "min_sensitivity"}}))
     assert "'min_sensitivity' needs a 'value'" in point
+    invalid = _error(_stage(ml={"max_invalid_fraction": 1.5}))
+    assert "ml.max_invalid_fraction = 1.5" in invalid
+    assert (
+        parse_stage("dev", _stage(), source="t.toml").ml.max_invalid_fraction == DEFAULT_MAX_INVALID_FRACTION
+    )
+    level = _error(_stage(ml={"operating_point": {"kind": "best_f1", "confidence": 0.3}}))
+    assert "ml.operating_point.confidence = 0.3" in level and "0.5 is no margin, 0.95 the default" in level
+
+
+def test_the_gate_confidence_defaults_and_is_the_evaluate_jobs_default() -> None:
+    assert OperatingPoint().confidence == DEFAULT_GATE_CONFIDENCE == 0.95
+    point = OperatingPoint(kind="min_specificity", value=0.99, confidence=0.9)
+    assert point.confidence == 0.9
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -297,3 +332,55 @@ def test_any_bytes_as_a_stage_file_load_or_give_a_config_error(tmp_path: Path, c
         load_stage("fuzz", stages_dir=tmp_path)
     except ConfigError as exc:
         assert "fuzz" in str(exc)
+# ---------------------------------------------------------------- training hyperparameters
+
+
+def _hyperparameters(values: dict[str, Any]) -> dict[str, Any]:
+    stage = parse_stage("dev", _stage(ml={"training": {"hyperparameters": values}}), source="test.toml")
+    return stage.ml.training.hyperparameters
+
+
+def test_stage_hyperparameters_are_merged_over_the_defaults() -> None:
+    """Following the data report's advice (scale_pos_weight) keeps num_round, early stopping, eta..."""
+    merged = _hyperparameters({"scale_pos_weight": 9.5})
+    assert merged == {**TRAINING_DEFAULTS, "scale_pos_weight": 9.5}
+    assert (
+        _hyperparameters({"num_round": 50})["early_stopping_rounds"]
+        == TRAINING_DEFAULTS["early_stopping_rounds"]
+    )
+    assert _hyperparameters({"eta": 0.05})["eta"] == 0.05, "a stage value wins over the default"
+    assert (
+        Stage.model_validate({"name": "xy", "dataset": DATASET}).ml.training.hyperparameters
+        == TRAINING_DEFAULTS
+    )
+
+
+def test_a_misspelt_hyperparameter_fails_at_load_with_the_closest_name() -> None:
+    message = _error(_stage(ml={"training": {"hyperparameters": {"num_rounds": 300}}}))
+    assert (
+        "ml.training.hyperparameters: unknown hyperparameter 'num_rounds' (did you mean 'num_round'?)"
+        in message
+    )
+    assert len(message.splitlines()) == 2, "the file line and one line per problem"
+
+
+def test_hyperparameter_types_and_ranges_are_checked_at_load_every_problem_at_once() -> None:
+    message = _error(
+        _stage(ml={"training": {"hyperparameters": {"eta": 1.5, "max_depth": "six", "subsample": True}}})
+    )
+    assert (
+        "hyperparameter 'eta' = 1.5 is out of range; it must be a step size in [0, 1], e.g. eta=0.2"
+        in message
+    )
+    assert "hyperparameter 'max_depth' = 'six' is not a number" in message
+    assert "hyperparameter 'subsample' = True is a bool" in message
+    unlimited = _error(_stage(ml={"training": {"hyperparameters": {"max_depth": 0}}}))
+    assert "needs grow_policy=lossguide" in unlimited
+
+
+def test_the_image_and_the_stage_validate_with_one_definition() -> None:
+    """The image's parser takes whatever the stage accepts (as the strings SageMaker passes)."""
+    merged = _hyperparameters({"scale_pos_weight": 9.5, "tree_method": "hist"})
+    parsed = parse_hyperparameters({k: str(v) for k, v in merged.items()})
+    assert parsed.num_round == 200 and parsed.early_stopping_rounds == 20
+    assert parsed.booster_params["scale_pos_weight"] == 9.5

@@ -12,7 +12,7 @@ from image_helpers import PROGRAM
 from rookery_contracts.metrics import METRIC_DEFINITIONS
 from rookery_image import contract, hyperparameters, training
 from rookery_image.contract import UserError
-from stage import TrainingSettings, load_stage
+from stage import TrainingSettings, available_stages, load_stage
 
 
 def test_the_base_folder_is_one_environment_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -153,7 +153,7 @@ def test_the_job_reads_the_schema_from_its_variable(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("ROOKERY_DATASET_SCHEMA", json.dumps(GOOD_SCHEMA))
     parsed = contract.dataset_schema()
     assert parsed.features == ("body_mass_g", "island") and parsed.to_dict() == GOOD_SCHEMA
-    for stage in ("dev", "prod"):
+    for stage in available_stages():
         dumped = load_stage(stage).dataset.to_json()
         monkeypatch.setenv("ROOKERY_DATASET_SCHEMA", dumped)
         assert contract.dataset_schema().to_dict() == json.loads(dumped)

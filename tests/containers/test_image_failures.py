@@ -168,4 +168,46 @@ def test_evaluate_bad_operating_point_and_missing_model(tmp_path: Path) -> None:
     assert "'min_sensitivity:1.5': the bar must be between 0 and 1" in fail(
         job, "evaluate.py", "--operating-point", "min_sensitivity:1.5"
     )
+    assert "--confidence 0.4 must be at least 0.5 and below 1" in fail(
+        job, "evaluate.py", "--operating-point", "best_f1", "--confidence", "0.4"
+    )
     assert "no model archive at" in fail(job, "evaluate.py")
+
+
+def _with_text_in_body_mass(every: int) -> list[dict[str, object]]:
+    """The penguins with body_mass_g sent as text in every ``every``-th row (a producer bug)."""
+    records = penguin_records()
+    for i, record in enumerate(records):
+        if i % every == 0:
+            record["body_mass_g"] = "heavy" if i % (2 * every) == 0 else "4,100 g"
+    return records
+
+
+def test_invalid_values_above_the_limit_fail_preprocess_naming_the_column_and_examples(
+    tmp_path: Path,
+) -> None:
+    prep = Sandbox(tmp_path, PENGUINS_SCHEMA)
+    write_firehose(prep.processing_input("raw"), "penguins", _with_text_in_body_mass(12))  # about 8%
+    reason = fail(prep, "preprocess.py")
+    assert "invalid values above the limit of 1.0% per column (stage ml.max_invalid_fraction)" in reason
+    assert "column 'body_mass_g': 29 of 333 values (8.7%) are not numbers (e.g. 'heavy', '4,100 g')" in reason
+    assert "raise the limit to impute them as missing" in reason
+    assert len(reason.splitlines()) <= 4
+    assert not prep.processing_output("train").exists(), "nothing is written"
+
+
+def test_invalid_values_under_the_limit_are_imputed_with_a_warning_and_reported(tmp_path: Path) -> None:
+    prep = Sandbox(tmp_path, PENGUINS_SCHEMA)
+    write_firehose(prep.processing_input("raw"), "penguins", _with_text_in_body_mass(12))
+    done = prep.run("preprocess.py", "--max-invalid-fraction", "0.1")
+    assert done.returncode == 0, done.stderr
+    warning = (
+        "column 'body_mass_g': 29 of 333 values (8.7%) are not numbers (e.g. 'heavy', '4,100 g'): imputed"
+    )
+    assert f"preprocess: WARNING {warning}" in done.stdout
+    report = json.loads((prep.processing_output("report") / "data_report.json").read_text())
+    invalid = report["invalid_values"]
+    assert invalid["counts"] == {"body_mass_g": 29} and invalid["fractions"] == {"body_mass_g": 0.087087}
+    assert invalid["examples"] == {"body_mass_g": ["'heavy'", "'4,100 g'"]} and invalid["max_fraction"] == 0.1
+    assert invalid["warnings"] == [warning + " as missing"]
+    assert "between 0 and 1" in fail(prep, "preprocess.py", "--max-invalid-fraction", "2")

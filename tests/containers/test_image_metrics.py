@@ -60,30 +60,61 @@ def _data(seed: int = 5, n: int = 600) -> tuple[np.ndarray, np.ndarray]:
     return labels, scores
 
 
+def _lower(hits: int, rows: int, confidence: float) -> float:
+    return float(metrics.wilson_bounds(np.array([hits]), rows, confidence)[0][0])
+
+
+@pytest.mark.parametrize("confidence", [0.5, 0.95])
 @pytest.mark.parametrize("bar", [0.5, 0.85, 0.95])
-def test_min_sensitivity_picks_the_highest_threshold_that_meets_the_bar(bar: float) -> None:
+def test_min_sensitivity_picks_the_highest_threshold_that_meets_the_bar(
+    bar: float, confidence: float
+) -> None:
+    """At confidence 0.5 the bound is the rate itself: the threshold sits at the exact edge of the bar."""
     labels, scores = _data()
-    choice = metrics.choose_threshold(labels, scores, metrics.OperatingPoint("min_sensitivity", bar))
+    point = metrics.OperatingPoint("min_sensitivity", bar)
+    choice = metrics.choose_threshold(labels, scores, point, confidence=confidence)
     assert metrics.Confusion.at(labels, scores, choice.value) == choice.confusion
-    assert choice.confusion.recall >= bar
+    assert choice.confusion.recall >= bar and choice.margin_reached
+    positives = int(labels.sum())
+    assert choice.lower_bound == pytest.approx(_lower(choice.confusion.tp, positives, confidence))
+    assert choice.lower_bound is not None and choice.lower_bound >= bar
     stricter = np.min(scores[scores >= choice.value])  # the next threshold up drops one more score
-    assert metrics.Confusion.at(labels, scores, np.nextafter(stricter, 2)).recall < bar
-    assert f"validation sensitivity >= {bar:g}" in choice.reason
+    one_up = metrics.Confusion.at(labels, scores, np.nextafter(stricter, 2))
+    assert _lower(one_up.tp, positives, confidence) < bar
+    if confidence == 0.5:
+        assert one_up.recall < bar
+    assert f"validation sensitivity lower bound ({confidence:.0%}) >= {bar:g}" in choice.reason
 
 
+@pytest.mark.parametrize("confidence", [0.5, 0.95])
 @pytest.mark.parametrize("bar", [0.5, 0.9, 0.99])
-def test_min_specificity_picks_the_lowest_threshold_that_meets_the_bar(bar: float) -> None:
+def test_min_specificity_picks_the_lowest_threshold_that_meets_the_bar(bar: float, confidence: float) -> None:
     labels, scores = _data()
-    choice = metrics.choose_threshold(labels, scores, metrics.OperatingPoint("min_specificity", bar))
+    point = metrics.OperatingPoint("min_specificity", bar)
+    choice = metrics.choose_threshold(labels, scores, point, confidence=confidence)
     assert metrics.Confusion.at(labels, scores, choice.value) == choice.confusion
-    assert choice.confusion.specificity >= bar
-    looser = np.max(scores[scores < choice.value])
-    assert metrics.Confusion.at(labels, scores, looser).specificity < bar
+    assert choice.confusion.specificity >= bar and choice.margin_reached
+    negatives = len(labels) - int(labels.sum())
+    assert choice.lower_bound is not None and choice.lower_bound >= bar
+    looser = metrics.Confusion.at(labels, scores, np.max(scores[scores < choice.value]))
+    assert _lower(looser.tn, negatives, confidence) < bar
+    if confidence == 0.5:
+        assert looser.specificity < bar
+
+
+def test_the_margin_moves_the_threshold_away_from_the_bar() -> None:
+    labels, scores = _data()
+    point = metrics.OperatingPoint("min_sensitivity", 0.9)
+    edge = metrics.choose_threshold(labels, scores, point, confidence=0.5)
+    margin = metrics.choose_threshold(labels, scores, point, confidence=0.95)
+    assert margin.value < edge.value and margin.confusion.recall > edge.confusion.recall
 
 
 def test_best_f1_is_the_best_f1() -> None:
     labels, scores = _data()
-    choice = metrics.choose_threshold(labels, scores, metrics.OperatingPoint("best_f1", None))
+    choice = metrics.choose_threshold(
+        labels, scores, metrics.OperatingPoint("best_f1", None), confidence=0.95
+    )
     best = max(metrics.Confusion.at(labels, scores, t).f1 for t in np.unique(scores))
     assert choice.confusion.f1 == pytest.approx(best)
 
@@ -151,4 +182,15 @@ def test_the_evaluate_job_reports_the_hand_made_matrix(tmp_path: Path) -> None:
     assert isinstance(block["recall"]["standard_deviation"], float), (
         "527 rows: Model Monitor's spread applies"
     )
-    assert result["operating_point"] == {"metric": "f1", "value": block["f1"]["value"], "bar": None, "met": 1}
+    point = result["operating_point"]
+    assert {k: point[k] for k in ("metric", "value", "bar", "met")} == {
+        "metric": "f1",
+        "value": block["f1"]["value"],
+        "bar": None,
+        "met": 1,
+    }
+    assert (
+        point["upper_bound"] is None
+        and point["confidence"] == 0.95
+        and "checks only the AUC" in point["rule"]
+    )

@@ -115,7 +115,10 @@ def check_evaluation(run: PipelineRun, metric: str, bar: float) -> dict[str, Any
     point = evaluation["operating_point"]
     assert point["metric"] == metric and point["bar"] == bar
     assert point["value"] == block[metric]["value"]
-    assert point["met"] == int(point["value"] >= bar)
+    # Met unless the test rate's one-sided upper bound is below the bar.
+    assert point["upper_bound"] >= point["value"] and point["confidence"] == 0.95
+    assert point["met"] == int(point["upper_bound"] >= bar)
+    assert "upper bound on the test split's" in point["rule"]
     # The threshold meets the bar on the data it was chosen on.
     bundle = ModelBundle.load(run.model_dir)
     val = read_split(

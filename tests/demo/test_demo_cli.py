@@ -14,6 +14,7 @@ from emulators.sagemaker import ImageMap, LocalEngine, LocalHome, LocalRegistry
 from emulators.sagemaker.pipeline.expressions import to_text
 from rookery.cli.main import app
 from rookery.demo.dataset import bundled_csv
+from rookery.demo.run import DemoOptions, prepare
 
 pytestmark = pytest.mark.slow  # no shared fixture: these spread over the workers
 
@@ -116,3 +117,14 @@ def test_local_run_of_the_bundled_penguins_fails_an_auc_bar_above_the_dev_splits
     # The summary describes only what succeeded: a skipped Register has nothing to show.
     assert "None/None" not in shown and "(None)" not in shown
     assert LocalRegistry(home).packages() == [] and not home.models_dir.exists()
+
+
+def test_the_demo_audits_the_stage_it_deploys_and_no_other_stage_file(
+    tmp_path: Path, weak_stages: Path
+) -> None:
+    """Another stage's file (a user's, broken or slow to synthesize) neither blocks nor slows the demo."""
+    assert prepare(DemoOptions(home=LocalHome(tmp_path))).audit_stages == ("dev",)
+    assert prepare(DemoOptions(stage="prod", home=LocalHome(tmp_path), audit=None)).audit_stages == ("prod",)
+    # A stage from outside infra/stages: `cdk synth` cannot see it, so it is not audited.
+    weak = prepare(DemoOptions(stage="weak", stages_dir=weak_stages, home=LocalHome(tmp_path)))
+    assert weak.audit_stages == ()

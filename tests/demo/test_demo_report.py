@@ -100,6 +100,8 @@ def test_the_report_holds_every_section_from_the_real_artifacts(
         assert f'<section id="{section}">' in html
     assert f'<td>ROC AUC</td><td class="num">{auc:.4f}</td>' in html
     assert str(escape(threshold["reason"])) in html and f"{threshold['value']:.4f}" in html
+    rule = jobs.evaluation["operating_point"]["rule"]
+    assert f'<td id="gate-rule">{escape(rule)}</td>' in html, "the gate's rule, in one paragraph"
     assert "344" in html and "processing failed" in html
     assert str(escape(delivery.failures[0].reason)) in html
     assert "dropped: no target value" in html  # the data report's own reason

@@ -24,13 +24,14 @@ from local_testing import (
 )
 from typer.testing import CliRunner
 
+from emulators.firehose import land
 from emulators.s3 import LocalS3
 from emulators.sagemaker import Execution, ImageMap, InterruptPlan, LocalEngine, LocalHome, LocalRegistry
 from emulators.sagemaker.pipeline.expressions import to_text
 from rookery.cli.main import app
 from rookery.demo.dataset import penguin_records
 from rookery.demo.synthetic import write_jsonl
-from stage import Stage
+from stage import Stage, load_stage
 
 SYNTH_RAW = "s3://rookery-synth-raw/synthetic/ingest_date=2024-05-01/synthetic-1"
 PENGUINS_RAW = "s3://rookery-dev-raw/penguins/ingest_date=2024-05-01"
@@ -208,8 +209,49 @@ def test_the_cli_refuses_data_without_the_schemas_columns(tmp_home: LocalHome, t
     data.write_text("species,sex\nAdelie,male\n")
     result = _cli(tmp_home, "run", "--stage", "dev", "--data", str(data))
     assert result.exit_code == 2
-    assert "the CSV header has no column(s) ['bill_length_mm'" in result.stderr
+    assert "the CSV header lacks 5 column(s) of the 'penguins' schema: 'bill_length_mm'" in result.stderr
+    assert len(result.stderr.splitlines()) == 2, "a few lines, not the column lists"
     assert not tmp_home.executions_dir.exists()
+
+
+def test_a_run_without_data_names_what_it_reads_or_refuses_when_there_is_nothing(
+    tmp_home: LocalHome, tmp_path: Path
+) -> None:
+    result = _cli(tmp_home, "run", "--stage", "dev")
+    assert result.exit_code == 2
+    assert "nothing to read under s3://rookery-dev-raw/penguins/: pass --data FILE" in result.stderr
+    assert not tmp_home.executions_dir.exists()
+    # Only the stage without an earlier run to follow: refused, naming the stages.
+    result = _cli(tmp_home, "run")
+    assert result.exit_code == 2 and "which stage? there is no local run to take it from" in result.stderr
+    assert "(stages: dev, prod" in result.stderr
+
+
+def test_the_local_raw_bucket_is_listed_and_removed_by_prefix(tmp_home: LocalHome, tmp_path: Path) -> None:
+    data = _csv(tmp_path / "mine.csv", ["Adelie,Dream,39.1,18.5,190,3700,male"])
+    stage = load_stage("dev")
+    landed = land(
+        tmp_home, data, schema=stage.dataset, layout=stage.data.layout, raw_bucket="rookery-dev-raw"
+    )
+    LocalS3(tmp_home).put_bytes(
+        b'{"sex": "male"}\n', "s3://rookery-dev-raw/penguins/ingest_date=2026-01-01/x"
+    )
+    listed = _cli(tmp_home, "raw", "list", "--stage", "dev")
+    assert listed.exit_code == 0, listed.output
+    text = listed.stdout
+    assert (
+        "2 object(s)" in text and "uploads/penguins/" in text and "penguins/ingest_date=2026-01-01/x" in text
+    )
+    removed = _cli(tmp_home, "raw", "remove", "uploads/", "--stage", "dev")
+    assert removed.exit_code == 0, removed.output
+    assert f"removed {landed.object_uri}" in " ".join(removed.stdout.split())
+    assert [o.uri for o in LocalS3(tmp_home).objects("s3://rookery-dev-raw/")] == [
+        "s3://rookery-dev-raw/penguins/ingest_date=2026-01-01/x"
+    ]
+    assert not (tmp_home.s3_root / "rookery-dev-raw" / "uploads").exists(), "no empty folders left"
+    nothing = _cli(tmp_home, "raw", "remove", "uploads/", "--stage", "dev")
+    assert nothing.exit_code == 2 and "holds no objects" in nothing.stderr
+    assert _cli(tmp_home, "raw", "remove", "", "--stage", "dev").exit_code == 2
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,6 +40,7 @@ from emulators.sagemaker import (
     ModelPackage,
 )
 from emulators.sagemaker.pipeline.expressions import to_text
+from emulators.sagemaker.storage import stored
 from emulators.sagemaker_runtime import find_endpoint
 from emulators.sagemaker_runtime.client import InvocationError, invoke_endpoint
 from rookery.cli.main import app
@@ -106,13 +108,32 @@ def test_the_cli_run_succeeds_with_every_step_in_order(cli_run: CliRun) -> None:
     assert "registered rookery-dev-models/1" in cli_run.stdout
 
 
+def test_the_summary_tells_the_result_and_the_next_steps_with_the_stage(cli_run: CliRun) -> None:
+    evaluation = _evaluation(cli_run)
+    auc = evaluation["binary_classification_metrics"]["auc"]["value"]
+    threshold = evaluation["decision_threshold"]["value"]
+    point = evaluation["operating_point"]
+    out = cli_run.stdout
+    assert f"test AUC {auc:.4f} (bar 0.85)" in out
+    assert f"threshold {threshold:.4f} (min_sensitivity:0.85): on test sensitivity " in out
+    assert (
+        f"recall {point['value']:.3f} vs bar 0.85, 90% upper bound {point['upper_bound']:.3f} -> met" in out
+    )
+    assert "gate: passed" in out and "registered rookery-dev-models/1 (PendingManualApproval)" in out
+    assert "next: `rookery local approve rookery-dev-models/1`, then `rookery local serve --stage dev`" in out
+    assert re.search(r"stored: [\d.]+ [KM]B \(job sandboxes [\d.]+ [KM]B, step outputs", out)
+
+
 # One progress line per step change when stderr is not a terminal: "[  12.3 s] Train  Succeeded ...".
 _PROGRESS = re.compile(r"^\[\s*\d+\.\d s\] (\S+)\s+(\S+)", re.MULTILINE)
 
 
 def test_the_cli_prints_each_steps_name_and_status_as_it_changes(cli_run: CliRun) -> None:
     assert "rookery local run: stage dev, train variant, home " in cli_run.stderr
-    landed = r"--data: 344 record\(s\) from \S+penguins\.jsonl landed at s3://rookery-dev-raw/penguins/"
+    landed = (
+        r"--data: 344 record\(s\) from \S+penguins\.jsonl landed at s3://rookery-dev-raw/uploads/penguins/"
+        r"[\w-]+/ \([\d.]+ KB; a prefix of its own: this run reads only it\)"
+    )
     assert re.search(landed, cli_run.stderr)
     changes: dict[str, list[str]] = {}
     for step, status in _PROGRESS.findall(cli_run.stderr):
@@ -133,12 +154,13 @@ def test_the_cli_prints_each_steps_name_and_status_as_it_changes(cli_run: CliRun
     assert re.search(r"^\[\s*\d+\.\d s\] Fail\s+Skipped\s+on the else branch of Gate", cli_run.stderr, re.M)
 
 
-def test_data_landed_where_firehose_would_put_it(cli_run: CliRun) -> None:
+def test_data_landed_under_a_prefix_of_its_own_that_the_run_reads(cli_run: CliRun) -> None:
     uri = cli_run.execution.parameters["InputDataUri"]
-    assert re.fullmatch(
-        r"s3://rookery-dev-raw/penguins/ingest_date=\d{4}-\d{2}-\d{2}/rookery-local-data-1-[\w-]+", uri
-    )
-    records = [json.loads(line) for line in lines(LocalS3(cli_run.home).path(uri))]
+    assert re.fullmatch(r"s3://rookery-dev-raw/uploads/penguins/\d{4}(-\d{2}){5}-[0-9a-f]{8}/", uri)
+    [stored] = LocalS3(cli_run.home).objects(uri)
+    assert stored.uri == f"{uri}penguins.jsonl"
+    assert LocalS3(cli_run.home).objects("s3://rookery-dev-raw/penguins/") == [], "not the dataset's prefix"
+    records = [json.loads(line) for line in lines(LocalS3(cli_run.home).path(stored.uri))]
     assert len(records) == 344
     assert records[3]["bill_length_mm"] is None and records[0]["bill_length_mm"] == 39.1  # null stays null
     report = cli_run.execution.step("Preprocess").properties["ProcessingOutputConfig"]["Outputs"]
@@ -430,3 +452,48 @@ def test_rookery_local_serve_runs_until_stopped(cli_run: CliRun, approved: Model
     assert process.returncode == 0, rest
     assert "endpoint serve-cli stopped" in rest
     assert not (cli_run.home.endpoints_dir / "serve-cli" / "endpoint.json").exists()
+
+
+def _copy(cli_run: CliRun, tmp_path: Path) -> LocalHome:
+    """The run's home, copied: what a test changes there leaves the session's run alone."""
+    copy = LocalHome(tmp_path / "home")
+    shutil.copytree(cli_run.home.root, copy.root, symlinks=True)
+    return copy
+
+
+def test_serving_a_version_that_is_not_approved_needs_the_flag(cli_run: CliRun, tmp_path: Path) -> None:
+    copy = _copy(cli_run, tmp_path)
+    # Whatever other tests approved in the session's home: here the version is as registered.
+    LocalRegistry(copy).set_status("rookery-dev-models/1", "PendingManualApproval")
+    home = ["--home", str(copy.root)]
+    refused = CliRunner().invoke(app, ["local", "serve", "rookery-dev-models/1", "--port", "0", *home])
+    assert refused.exit_code == 2, refused.output
+    assert (
+        "rookery-dev-models/1 is PendingManualApproval, not Approved: approve it first "
+        "(`rookery local approve rookery-dev-models/1`), or pass --allow-unapproved" in refused.stderr
+    )
+    # Without --stage: the latest run's stage (dev), whose group has no approved version.
+    latest = CliRunner().invoke(app, ["local", "serve", "--port", "0", *home])
+    assert latest.exit_code == 2, latest.output
+    assert "stage dev (the latest local run's" in latest.stderr and "has no Approved version" in latest.stderr
+
+
+def test_clean_removes_old_executions_intermediate_data_and_keeps_the_registry(
+    cli_run: CliRun, tmp_path: Path
+) -> None:
+    copy = _copy(cli_run, tmp_path)
+    [execution] = LocalEngine(copy, ImageMap()).executions()
+    before = stored(copy, execution)
+    assert before.jobs > 0 and before.outputs > 0 and before.registered > 0 and before.models == 0
+    kept = CliRunner().invoke(app, ["local", "clean", "--home", str(copy.root)])
+    assert kept.exit_code == 0 and "nothing to remove" in kept.stdout, "--keep 1: the newest stays"
+    result = CliRunner().invoke(app, ["local", "clean", "--keep", "0", "--home", str(copy.root)])
+    assert result.exit_code == 0, result.output
+    assert f"execution {execution.id}: removed" in result.stdout
+    after = stored(copy, execution)
+    assert (after.jobs, after.outputs, after.models) == (0, 0, 0)
+    assert after.registered == before.registered, "the registered model's archive stays"
+    [package] = LocalRegistry(copy).packages()
+    assert LocalS3(copy).path(package.inference_spec["model_data_url"]).is_file()
+    assert (execution.path / "execution.json").is_file() and (execution.path / "logs").is_dir()
+    assert [e.id for e in LocalEngine(copy, ImageMap()).executions()] == [execution.id]

@@ -121,6 +121,8 @@ def test_parameters_are_wired_into_the_jobs(definition: dict[str, Any]) -> None:
     assert by_name[steps.EVALUATE]["Arguments"]["AppSpecification"]["ContainerArguments"] == [
         "--operating-point",
         _get(OPERATING_POINT),
+        "--confidence",
+        "0.9",
     ]
     assert by_name[steps.REGISTER]["Arguments"]["ModelApprovalStatus"] == _get(MODEL_APPROVAL_STATUS)
 
@@ -285,6 +287,7 @@ def test_processing_contract(definition: dict[str, Any], dev_stage: Stage) -> No
     assert preprocess["AppSpecification"]["ContainerEntrypoint"] == ["python3", "/opt/program/preprocess.py"]
     assert preprocess["AppSpecification"]["ContainerArguments"] == [
         "--split", "0.7,0.15,0.15", "--seed", str(dev_stage.ml.split.seed), "--standardize", "false",
+        "--max-invalid-fraction", "0.01",
     ]  # fmt: skip
     assert preprocess["Environment"] == {"ROOKERY_DATASET_SCHEMA": dev_stage.dataset.to_json()}
     outputs = {

@@ -31,6 +31,7 @@ from rookery_image import records
 BLOCK_ROWS = 16_384
 
 MISSING_CODE = 0  # TextColumn code of a missing value (levels[0] is None)
+INVALID_EXAMPLES = 3  # distinct invalid values kept per column, for the report and the error
 
 
 @dataclass(frozen=True)
@@ -77,16 +78,18 @@ class _Coder:
         # categories ("1", "true"), so other values always take the slow path.
         self._known: dict[Any, int] = {None: MISSING_CODE, "": MISSING_CODE}
 
-    def codes(self, values: Sequence[Any]) -> tuple[np.ndarray, int]:
-        """The codes of ``values`` (int32) and how many were invalid (lists, objects: coded as missing)."""
+    def codes(self, values: Sequence[Any]) -> tuple[np.ndarray, list[int]]:
+        """The codes of ``values`` (int32) and the positions of invalid ones (lists, objects), coded as
+        missing."""
         try:
             codes = np.fromiter(map(self._known.get, values, repeat(-1)), dtype=np.int32, count=len(values))
         except TypeError:  # an unhashable value (a list or an object) somewhere in the block
             codes = np.full(len(values), -1, dtype=np.int32)
-        invalid = 0
+        invalid = []
         for i in np.flatnonzero(codes < 0).tolist():
             codes[i], bad = self._slow(values[i])
-            invalid += bad
+            if bad:
+                invalid.append(i)
         return codes, invalid
 
     def _slow(self, value: Any) -> tuple[int, int]:
@@ -120,6 +123,7 @@ class Columns:
     categorical: list[TextColumn]
     ids: list[Any] | None  # the id field's values as parsed (None when the schema has no id column)
     invalid_values: dict[str, int]  # column -> invalid values among the kept rows; only columns with some
+    invalid_examples: dict[str, list[str]]  # column -> the first few invalid values, shown (records.describe)
 
 
 def collect(
@@ -193,6 +197,7 @@ class _Builder:
         self.category_blocks: list[list[np.ndarray]] = [[] for _ in categorical]
         self.ids: list[Any] | None = [] if with_ids else None
         self.invalid = dict.fromkeys((*numeric, *categorical), 0)
+        self.examples: dict[str, list[str]] = {}
         self.rows_read = 0
         self.missing_target = 0
 
@@ -215,17 +220,29 @@ class _Builder:
         numeric = np.empty((len(target_codes), len(self.numeric_names)), dtype=np.float64)
         for k, name in enumerate(self.numeric_names):
             numeric[:, k], bad_rows = records.numbers(columns[at])
-            self.invalid[name] += len(bad_rows)
+            self._note_invalid(name, columns[at], bad_rows)
             at += 1
         self.numeric_blocks.append(numeric)
         coders = zip(self.categories, self.category_blocks, self.categorical_names, strict=True)
         for coder, blocks, name in coders:
-            codes, bad = coder.codes(columns[at])
+            codes, bad_rows = coder.codes(columns[at])
             blocks.append(codes)
-            self.invalid[name] += bad
+            self._note_invalid(name, columns[at], bad_rows)
             at += 1
         if self.ids is not None:
             self.ids.extend(columns[at])
+
+    def _note_invalid(self, name: str, values: Sequence[Any], rows: list[int]) -> None:
+        if not rows:
+            return
+        self.invalid[name] += len(rows)
+        shown = self.examples.setdefault(name, [])
+        for i in rows:
+            if len(shown) == INVALID_EXAMPLES:
+                break
+            text = records.describe(values[i])
+            if text not in shown:
+                shown.append(text)
 
     def finish(self, fields: set[str]) -> Columns:
         numeric = (
@@ -242,6 +259,7 @@ class _Builder:
             categorical=[c.column(b) for c, b in zip(self.categories, self.category_blocks, strict=True)],
             ids=self.ids,
             invalid_values={name: count for name, count in self.invalid.items() if count},
+            invalid_examples=self.examples,
         )
 
 

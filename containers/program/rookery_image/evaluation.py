@@ -1,11 +1,13 @@
 """Evaluate job: score the test split, choose the decision threshold on validation, write evaluation.json.
 
-``python3 /opt/program/evaluate.py --operating-point min_sensitivity:0.85`` reads
+``python3 /opt/program/evaluate.py --operating-point min_sensitivity:0.85 [--confidence 0.95]`` reads
 ``processing/input/{model/model.tar.gz,test/test.csv,validation/validation.csv}`` and writes
 ``processing/output/evaluation/{evaluation.json,roc.png,confusion_matrix.png}``. evaluation.json
 follows SageMaker Model Monitor's ``binary_classification_metrics`` layout (plus ``specificity`` and
 ``pr_auc``), with the chosen ``decision_threshold`` and the ``operating_point`` result the
-pipeline's gate reads (``rookery_contracts.evaluation`` names the keys and paths).
+pipeline's gate reads (``rookery_contracts.evaluation`` names the keys and paths). The threshold is
+chosen with a margin and the operating point is judged with one-sided confidence bounds at
+``--confidence`` (:func:`rookery_image.metrics.gate_rule` states the rule).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import json
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,6 +26,7 @@ from rookery_contracts.evaluation import (
     CONFUSION_MATRIX_KEY,
     CONFUSION_PLOT_FILE,
     DATASET_KEY,
+    DEFAULT_GATE_CONFIDENCE,
     EVALUATION_FILE,
     METRICS_KEY,
     OPERATING_POINT_KEY,
@@ -43,12 +47,24 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"evaluate.py arguments: {message}; usage: {self.format_usage().strip()}")
 
 
-def parse_args(argv: Sequence[str]) -> metrics.OperatingPoint:
+@dataclass(frozen=True)
+class Options:
+    point: metrics.OperatingPoint
+    confidence: float = DEFAULT_GATE_CONFIDENCE
+
+
+def parse_args(argv: Sequence[str]) -> Options:
     parser = _Parser(prog="evaluate.py", add_help=False)
     parser.add_argument("--operating-point", default="best_f1")
+    parser.add_argument("--confidence", type=float, default=DEFAULT_GATE_CONFIDENCE)
     args = parser.parse_args(list(argv))
+    if not 0.5 <= args.confidence < 1.0:
+        raise UserError(
+            f"--confidence {args.confidence:g} must be at least 0.5 and below 1 "
+            f"(0.5: no margin; e.g. {DEFAULT_GATE_CONFIDENCE:g})"
+        )
     try:
-        return metrics.parse_operating_point(args.operating_point)
+        return Options(metrics.parse_operating_point(args.operating_point), args.confidence)
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
@@ -106,15 +122,18 @@ def evaluate(
     test: tuple[np.ndarray, np.ndarray],
     validation: tuple[np.ndarray, np.ndarray],
     point: metrics.OperatingPoint,
+    *,
+    confidence: float = DEFAULT_GATE_CONFIDENCE,
 ) -> dict[str, Any]:
     """Build evaluation.json from (features, labels) of the test and validation splits."""
     val_scores = bundle.predict(validation[0])
-    choice = metrics.choose_threshold(validation[1], val_scores, point)
+    choice = metrics.choose_threshold(validation[1], val_scores, point, confidence=confidence)
     test_labels = test[1]
     test_scores = bundle.predict(test[0])
     block = _measure(test_labels, test_scores, choice.value)
-    achieved = float(block[point.metric]["value"])
-    met = point.bar is None or achieved >= point.bar
+    check = metrics.check_operating_point(
+        metrics.Confusion.at(test_labels, test_scores, choice.value), point, confidence=confidence
+    )
     pre = bundle.preprocessor
     return {
         METRICS_KEY: block,
@@ -123,8 +142,11 @@ def evaluate(
             "operating_point": str(point),
             "chosen_on": "validation",
             "reason": choice.reason,
+            "confidence": confidence,
+            "validation_lower_bound": choice.lower_bound,
+            "margin_reached": choice.margin_reached,
         },
-        OPERATING_POINT_KEY: {"metric": point.metric, "value": achieved, "bar": point.bar, "met": int(met)},
+        OPERATING_POINT_KEY: operating_point_block(check, point),
         DATASET_KEY: {
             "positive_class": pre.positive_class,
             "negative_class": pre.negative_class,
@@ -139,8 +161,23 @@ def evaluate(
     }
 
 
+def operating_point_block(check: metrics.GateCheck, point: metrics.OperatingPoint) -> dict[str, Any]:
+    """The gate's section: the test rate, the bar, the one-sided bounds, the verdict and the rule."""
+    return {
+        "metric": check.metric,
+        "value": check.value,
+        "bar": check.bar,
+        "met": int(check.met),
+        "confidence": check.confidence,
+        "lower_bound": check.lower_bound,
+        "upper_bound": check.upper_bound,
+        "rows": check.rows,
+        "rule": metrics.gate_rule(point, check.confidence),
+    }
+
+
 def run(argv: Sequence[str], where: contract.Paths) -> dict[str, Any]:
-    point = parse_args(argv)
+    options = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="rookery-model-") as tmp:
         try:
             folder = extract_archive(where.processing_input("model") / MODEL_ARCHIVE, Path(tmp))
@@ -159,7 +196,9 @@ def run(argv: Sequence[str], where: contract.Paths) -> dict[str, Any]:
                 f"the {name} split has only one class; the metrics need both: rerun preprocess with more data"
             )
         splits[name] = (split.features, split.labels.astype(np.int64))
-    result = evaluate(bundle, splits["test"], splits["validation"], point)
+    result = evaluate(
+        bundle, splits["test"], splits["validation"], options.point, confidence=options.confidence
+    )
 
     out = where.processing_output("evaluation")
     out.mkdir(parents=True, exist_ok=True)
@@ -183,7 +222,8 @@ def main(argv: Sequence[str]) -> int:
             + (
                 ""
                 if point["bar"] is None
-                else f" vs bar {point['bar']} -> {'met' if point['met'] else 'NOT met'}"
+                else f" vs bar {point['bar']} ({point['confidence']:.0%} upper bound "
+                f"{point['upper_bound']:.4f}) -> {'met' if point['met'] else 'NOT met'}"
             ),
             flush=True,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -163,19 +164,83 @@ def parse_operating_point(text: str) -> OperatingPoint:
     return OperatingPoint(kind, bar)
 
 
+# --- confidence bounds on a rate --------------------------------------------------------------
+
+
+def wilson_bounds(
+    successes: np.ndarray | int, trials: int, confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """One-sided Wilson score bounds on a rate observed as ``successes`` of ``trials``.
+
+    The true rate is at least ``lower`` with probability ``confidence``, and at most ``upper`` with
+    the same probability (each bound is one-sided). At ``confidence`` 0.5 both are the observed rate.
+    Wilson's interval keeps its coverage near 0 and 1, where the rates of an operating point live,
+    and never leaves [0, 1]. With no trials the rate is unknown: (0, 1).
+    """
+    k = np.asarray(successes, dtype=np.float64)
+    if trials == 0:
+        return np.zeros_like(k), np.ones_like(k)
+    z = NormalDist().inv_cdf(confidence)
+    p = k / trials
+    z2 = z * z
+    denominator = 1.0 + z2 / trials
+    centre = (p + z2 / (2 * trials)) / denominator
+    half = z * np.sqrt(np.maximum(p * (1 - p), 0.0) / trials + z2 / (4 * trials * trials)) / denominator
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
+# --- choosing the decision threshold and checking it ---------------------------------------------
+
+# The constrained rate of each operating point: (counts of the rate's hits, of its rows) from a confusion.
+_RATE_COUNTS: dict[str, Callable[[Confusion], tuple[int, int]]] = {
+    "min_sensitivity": lambda c: (c.tp, c.tp + c.fn),
+    "min_specificity": lambda c: (c.tn, c.tn + c.fp),
+}
+
+
+def gate_rule(point: OperatingPoint, confidence: float) -> str:
+    """The threshold and gate rule in one paragraph (evaluation.json and the report print it)."""
+    if point.bar is None:
+        return (
+            "best_f1: the threshold with the best F1 on the validation split; the operating point sets no "
+            "bar, so the gate checks only the AUC."
+        )
+    rate = "sensitivity" if point.kind == "min_sensitivity" else "specificity"
+    edge = "highest" if point.kind == "min_sensitivity" else "lowest"
+    level = f"{confidence:.0%}"
+    return (
+        f"{point}: the threshold is the {edge} one on the validation split whose one-sided {level} Wilson "
+        f"lower bound on {rate} is at least {point.bar:g}, a margin that shrinks as the split grows (when no "
+        f"threshold reaches it, the one with the largest lower bound, and the evaluation says so). "
+        f"The gate fails the model only on evidence that it misses the bar: when the one-sided {level} "
+        f"Wilson upper bound on the test split's {rate} at that threshold is below {point.bar:g}. A model "
+        f"whose {rate} truly meets the bar is therefore rejected by chance in at most about "
+        f"{1 - confidence:.0%} of splits."
+    )
+
+
 @dataclass(frozen=True)
 class ThresholdChoice:
     value: float
     reason: str
     confusion: Confusion  # on the data it was chosen on
+    lower_bound: float | None = None  # the constrained rate's lower bound there (None for best_f1)
+    margin_reached: bool = True  # False: no threshold's lower bound reached the bar
 
 
-def choose_threshold(labels: np.ndarray, scores: np.ndarray, point: OperatingPoint) -> ThresholdChoice:
-    """Pick the threshold on (validation) data that meets the operating point.
+def choose_threshold(
+    labels: np.ndarray, scores: np.ndarray, point: OperatingPoint, *, confidence: float
+) -> ThresholdChoice:
+    """Pick the threshold on (validation) data that meets the operating point with a margin.
 
-    * ``min_sensitivity:v`` - the highest threshold whose sensitivity is at least v (best specificity);
-    * ``min_specificity:v`` - the lowest threshold whose specificity is at least v (best sensitivity);
+    * ``min_sensitivity:v`` - the highest threshold whose sensitivity's lower bound is at least v;
+    * ``min_specificity:v`` - the lowest threshold whose specificity's lower bound is at least v;
     * ``best_f1`` - the threshold with the highest F1 (the higher threshold on ties).
+
+    The lower bound is the one-sided Wilson bound at ``confidence`` (:func:`wilson_bounds`): at 0.5 it
+    is the observed rate, so the threshold sits at the exact edge of the bar. When no threshold's
+    bound reaches the bar (a small split), the one with the largest bound is chosen (every validation
+    positive, or negative, classified right) and ``margin_reached`` is False.
 
     Thresholds sit halfway between neighbouring distinct scores, so the choice classifies the data it
     was chosen on exactly as evaluated and is not tied to one record's score.
@@ -191,15 +256,23 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, point: OperatingPoi
     # Neighbouring floats can have no midpoint between them; the upper score then separates them.
     cuts = np.where(middle > lower, middle, upper)
     recall = tp / positives if positives else np.zeros(len(tp))
-    specificity = (negatives - fp) / negatives if negatives else np.ones(len(fp))
+    bound: np.ndarray | None = None
+    reached = True
+    level = f"{confidence:.0%}"
     if point.kind == "min_sensitivity":
         assert point.bar is not None
-        k = int(np.flatnonzero(recall >= point.bar - 1e-12)[0])
-        rule = f"highest threshold with validation sensitivity >= {point.bar:g}"
+        bound = wilson_bounds(tp, positives, confidence)[0]
+        ok = np.flatnonzero(bound >= point.bar - 1e-12)
+        reached = len(ok) > 0
+        k = int(ok[0]) if reached else int(np.argmax(bound))
+        rule = f"highest threshold with a validation sensitivity lower bound ({level}) >= {point.bar:g}"
     elif point.kind == "min_specificity":
         assert point.bar is not None
-        k = int(np.flatnonzero(specificity >= point.bar - 1e-12)[-1])
-        rule = f"lowest threshold with validation specificity >= {point.bar:g}"
+        bound = wilson_bounds(negatives - fp, negatives, confidence)[0]
+        ok = np.flatnonzero(bound >= point.bar - 1e-12)
+        reached = len(ok) > 0
+        k = int(ok[-1]) if reached else len(bound) - 1 - int(np.argmax(bound[::-1]))
+        rule = f"lowest threshold with a validation specificity lower bound ({level}) >= {point.bar:g}"
     else:
         precision = np.divide(tp, tp + fp, out=np.zeros(len(tp)), where=(tp + fp) > 0)
         f1 = np.divide(
@@ -207,14 +280,53 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, point: OperatingPoi
         )
         k = int(np.argmax(f1))
         rule = f"threshold with the best validation F1 ({f1[k]:.4f})"
+    if not reached:
+        rule = (
+            f"{rule} not reachable on {positives if point.kind == 'min_sensitivity' else negatives} "
+            f"validation {'positives' if point.kind == 'min_sensitivity' else 'negatives'}; "
+            "the threshold with the largest lower bound"
+        )
     confusion = Confusion(tp=int(tp[k]), fp=int(fp[k]), fn=positives - int(tp[k]), tn=negatives - int(fp[k]))
     value = float(cuts[k])
+    bound_value = None if bound is None else float(bound[k])
     reason = (
         f"{rule}: at {value:.6f} the {confusion.total} validation rows give "
         f"sensitivity {confusion.recall:.4f}, "
         f"specificity {confusion.specificity:.4f}, precision {confusion.precision:.4f}"
+        + ("" if bound_value is None else f" (lower bound {bound_value:.4f})")
     )
-    return ThresholdChoice(value=value, reason=reason, confusion=confusion)
+    return ThresholdChoice(
+        value=value, reason=reason, confusion=confusion, lower_bound=bound_value, margin_reached=reached
+    )
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """The operating point on the test split: the rate, its one-sided bounds and the verdict."""
+
+    metric: str
+    value: float
+    bar: float | None
+    confidence: float
+    lower_bound: float | None
+    upper_bound: float | None
+    rows: int  # the rate's denominator: test positives (sensitivity) or negatives (specificity)
+    met: bool
+
+
+def check_operating_point(confusion: Confusion, point: OperatingPoint, *, confidence: float) -> GateCheck:
+    """Met unless the rate's one-sided upper bound at ``confidence`` is below the bar.
+
+    The gate then fails a model only on evidence that it misses the bar, not because a small test
+    split measured it a hair below. ``best_f1`` sets no bar and is always met.
+    """
+    value = float(confusion.rates()[point.metric])
+    counts = _RATE_COUNTS.get(point.kind)
+    if point.bar is None or counts is None:
+        return GateCheck(point.metric, value, None, confidence, None, None, confusion.total, True)
+    hits, rows = counts(confusion)
+    low, high = (float(b) for b in wilson_bounds(hits, rows, confidence))
+    return GateCheck(point.metric, value, point.bar, confidence, low, high, rows, high >= point.bar - 1e-12)
 
 
 # --- spread ------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Preprocess job: raw Firehose records in; XGBoost-ready splits, the fitted preprocessor and a report out.
 
-``python3 /opt/program/preprocess.py [--split 0.7,0.15,0.15] [--seed 42] [--standardize false]``
+``python3 /opt/program/preprocess.py [--split 0.7,0.15,0.15] [--seed 42] [--standardize false]
+[--max-invalid-fraction 0.01]``
 reads ``processing/input/raw`` and writes ``processing/output/{train,validation,test,inference,
 preprocessor,report}`` (see containers/README.md for the layouts).
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -19,7 +20,7 @@ import numpy as np
 import orjson
 
 from rookery_contracts.model_layout import PREPROCESSOR_FILE
-from rookery_contracts.schema import DatasetSchema
+from rookery_contracts.schema import DEFAULT_MAX_INVALID_FRACTION, DatasetSchema
 from rookery_image import columns, contract, features, records, splitting
 from rookery_image.columns import MISSING_CODE, TextColumn
 from rookery_image.contract import UserError
@@ -33,6 +34,7 @@ class Options:
     fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)
     seed: int = 42
     standardize: bool = False
+    max_invalid_fraction: float = DEFAULT_MAX_INVALID_FRACTION
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,12 +56,23 @@ def parse_args(argv: Sequence[str]) -> Options:
     parser.add_argument("--split", default="0.7,0.15,0.15")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--standardize", type=_bool, default=False)
+    parser.add_argument("--max-invalid-fraction", type=float, default=DEFAULT_MAX_INVALID_FRACTION)
     args = parser.parse_args(list(argv))
     try:
         fractions = splitting.parse_fractions(args.split)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    return Options(fractions=fractions, seed=args.seed, standardize=args.standardize)
+    if not 0.0 <= args.max_invalid_fraction <= 1.0:
+        raise UserError(
+            f"--max-invalid-fraction {args.max_invalid_fraction:g} must be between 0 and 1, "
+            f"e.g. {DEFAULT_MAX_INVALID_FRACTION:g}"
+        )
+    return Options(
+        fractions=fractions,
+        seed=args.seed,
+        standardize=args.standardize,
+        max_invalid_fraction=args.max_invalid_fraction,
+    )
 
 
 @dataclass
@@ -74,6 +87,7 @@ class Cleaned:
     rows_read: int
     dropped: dict[str, int]
     invalid_values: dict[str, int]
+    invalid_examples: dict[str, list[str]]
     class_counts: dict[str, int]
 
 
@@ -144,8 +158,32 @@ def clean(rows: Iterable[Mapping[str, Any]], schema: DatasetSchema) -> Cleaned:
         rows_read=data.rows_read,
         dropped=dropped,
         invalid_values=data.invalid_values,
+        invalid_examples=data.invalid_examples,
         class_counts={schema.positive_class: positives, negative: len(labels) - positives},
     )
+
+
+def invalid_value_warnings(data: Cleaned, schema: DatasetSchema, options: Options) -> list[str]:
+    """One line per column with invalid values (imputed as missing); UserError above the limit."""
+    kept = len(data.labels)
+    lines: list[str] = []
+    over: list[str] = []
+    for name, count in data.invalid_values.items():
+        kind = "numbers" if name in schema.numeric else "categories"
+        line = (
+            f"column {name!r}: {count} of {kept} values ({count / kept:.1%}) are not {kind} "
+            f"(e.g. {', '.join(data.invalid_examples.get(name, []))})"
+        )
+        (over if count / kept > options.max_invalid_fraction else lines).append(line)
+    if over:
+        raise UserError(
+            "invalid values above the limit of "
+            f"{options.max_invalid_fraction:.1%} per column (stage ml.max_invalid_fraction):\n  "
+            + "\n  ".join(over)
+            + "\nfix the producer or the file; or raise the limit to impute them as missing, knowing the "
+            "endpoint refuses such values"
+        )
+    return [f"{line}: imputed as missing" for line in lines]
 
 
 def split_rows(data: Cleaned, options: Options) -> list[np.ndarray]:
@@ -244,6 +282,17 @@ def _write_raw_records(path: Path, data: Cleaned, schema: DatasetSchema, idx: np
         )
 
 
+def write_splits(
+    data: Cleaned, schema: DatasetSchema, options: Options, folder: Callable[[str], Path]
+) -> tuple[list[np.ndarray], features.Preprocessor]:
+    """Split the cleaned rows, fit the preprocessor on train, write ``folder(<split>)/<split>.csv``."""
+    parts = split_rows(data, options)
+    pre = _fit(schema, data, parts[0], options)
+    for name, idx in zip(splitting.SPLIT_NAMES, parts, strict=True):
+        _write_csv(folder(name) / f"{name}.csv", _encoded(data, pre, idx))
+    return parts, pre
+
+
 def build_report(
     *,
     schema: DatasetSchema,
@@ -297,7 +346,14 @@ def build_report(
         "missing_values": missing,
         "invalid_values": {
             "counts": data.invalid_values,
-            "treatment": "non-numbers in numeric columns and lists/objects count as missing",
+            "fractions": {name: round(count / kept, 6) for name, count in data.invalid_values.items()},
+            "examples": data.invalid_examples,
+            "max_fraction": options.max_invalid_fraction,
+            "warnings": invalid_value_warnings(data, schema, options),
+            "treatment": (
+                "non-numbers in numeric columns and lists/objects count as missing; a column with more "
+                "than max_fraction of them fails the job"
+            ),
         },
         "imputation": {
             "numeric": {c.name: c.median for c in pre.numeric},
@@ -311,10 +367,10 @@ def build_report(
             "imbalance_below": IMBALANCE_FRACTION,
             "suggested_scale_pos_weight": suggested,
             "advice": (
-                f"the minority class is {minority:.1%} of rows: set the hyperparameter "
-                f"scale_pos_weight={suggested} "
-                "(negatives / positives in the training split) and judge the model by AUC, PR AUC and the "
-                "operating point, not accuracy"
+                f"the minority class is {minority:.1%} of rows: set scale_pos_weight = {suggested} "
+                "under the stage's [ml.training.hyperparameters] "
+                "(negatives / positives in the training split; the other defaults stay) and judge the "
+                "model by AUC, PR AUC and the operating point, not accuracy"
                 if unbalanced
                 else "classes are balanced enough; scale_pos_weight is not needed"
             ),
@@ -343,11 +399,9 @@ def run(argv: Sequence[str], where: contract.Paths) -> dict[str, Any]:
     schema = contract.dataset_schema()
     raw = records.RawReader(where.processing_input("raw"))
     data = clean(raw, schema)
-    parts = split_rows(data, options)
-    pre = _fit(schema, data, parts[0], options)
+    invalid_value_warnings(data, schema, options)  # fails before anything is written
     out = where.processing_output
-    for name, idx in zip(splitting.SPLIT_NAMES, parts, strict=True):
-        _write_csv(out(name) / f"{name}.csv", _encoded(data, pre, idx))
+    parts, pre = write_splits(data, schema, options, out)
     _write_raw_records(out("inference") / "test.jsonl", data, schema, parts[2])
     artifact = out("preprocessor") / PREPROCESSOR_FILE
     artifact.parent.mkdir(parents=True, exist_ok=True)
@@ -369,6 +423,8 @@ def main(argv: Sequence[str]) -> int:
             f"split {[report['split'][n]['rows'] for n in splitting.SPLIT_NAMES]}",
             flush=True,
         )
+        for warning in report["invalid_values"]["warnings"]:
+            print(f"preprocess: WARNING {warning}", flush=True)
         if balance["strongly_unbalanced"]:
             print(f"preprocess: WARNING strongly unbalanced target: {balance['advice']}", flush=True)
 
