@@ -131,11 +131,17 @@ class BlueGreenDeployment:
             f"{describe_policy(settings.policy, settings.instances)}{scale}",
             status=EndpointStatus.UPDATING,
         )
+        starting = time.monotonic()
         try:
             self.green = endpoint.start_fleet(target, self.images)
         except EndpointError as exc:
             self._entry("NewFleetUnhealthy", str(exc), status=EndpointStatus.IN_SERVICE)
             return self._finish(UpdateResult.FAILED, f"the new fleet never became healthy: {exc}")
+        # The time scale divides the waits, not the new fleet's start, yet the execution timeout covers
+        # both: the start counts toward it as if it had been scaled too, so a deployment that would
+        # finish in time on SageMaker is not rolled back here for a model server that starts slowly.
+        started = time.monotonic() - starting
+        self.deadline += started - settings.scaled(started)
         endpoint.stage_fleet(self.green)
         self._entry("NewFleetHealthy", f"{target.ref} passed its health check at {self.green.url}")
         endpoint.measurements.watch()

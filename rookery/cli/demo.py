@@ -2,8 +2,9 @@
 
 Synthesizes and audits the stage it runs, ingests the bundled penguins through the real Firehose
 transform, runs the stage's pipeline locally (the train variant, or tuning with ``--tune``),
-approves the registered version, serves it, scores the test split over HTTP and writes
-``<home>/demo/report.html``. Exit codes: 0 every phase passed; 1 a phase failed (the reason is
+approves the registered version, deploys it on a local endpoint and scores the test split over
+HTTP, swaps a second version in under steady traffic, lets the rollback alarms stop a broken one,
+and writes ``<home>/demo/report.html``. Exit codes: 0 every phase passed; 1 a phase failed (the reason is
 printed and the report says where it stopped) or the local engine cannot run the stage's
 definition; 2 a usage or configuration error (nothing ran).
 """
@@ -119,6 +120,7 @@ def _summary(result: DemoResult) -> None:
             f"{data.scoring.records} test records scored over HTTP, {data.scoring.accuracy:.1%} correct, "
             f"{data.scoring.labels_agreeing_with_transform}/{data.scoring.records} equal to batch transform"
         )
+    facts.extend(f"{label}: {value}" for section in data.sections for label, value in section.cards)
     for fact in facts:
         out.print(f"  - {escape(fact)}")
     out.print(f"\nReport: [bold]{escape(str(result.report_path))}[/bold]")

@@ -3,7 +3,9 @@
 ``ReportData`` holds what the demo found, phase by phase (a phase that did not run is None);
 the pure helpers here turn the jobs' own files (``data_report.json``, ``evaluation.json``, the
 evaluation PNGs) into table rows, and ``render_report`` fills ``templates/report.html.j2``
-(Jinja2, autoescaped, strict about undefined names).
+(Jinja2, autoescaped, strict about undefined names). Sections after the core ones (the deployment,
+and whatever a later phase adds) are a list of ``Section``, each with a template of its own under
+``templates/sections/``.
 """
 
 from __future__ import annotations
@@ -256,6 +258,19 @@ class Artifact:
 
 
 @dataclass(frozen=True)
+class Section:
+    """A section after the core ones: its anchor and navigation title, the template that renders it
+    (``templates/sections/<template>``, which reads ``section.data``), and its data (None: the phase
+    that fills it did not run)."""
+
+    id: str
+    title: str
+    template: str
+    data: Any
+    cards: tuple[tuple[str, str], ...] = ()  # (label, value) shown in the summary
+
+
+@dataclass(frozen=True)
 class ReportData:
     stage: str
     variant: str  # "train" | "tune"
@@ -274,6 +289,7 @@ class ReportData:
     execution: ExecutionView | None = None
     package: PackageView | None = None
     scoring: Scoring | None = None
+    sections: tuple[Section, ...] = ()
     artifacts: tuple[Artifact, ...] = field(default=())
 
     @property

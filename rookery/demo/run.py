@@ -1,11 +1,13 @@
 """The demo's phases, in order: audit the stage it deploys, ingest, run the pipeline locally, approve,
-serve and score over HTTP, and write the report.
+deploy on a local endpoint and score over HTTP, swap a second version in under steady traffic, watch
+the rollback alarms stop a broken candidate, and write the report.
 
 ``prepare`` checks everything a user typed before anything slow starts (the stage, ``--param``
 values against the rendered definition, the definition against the local engine). ``run_demo``
 then runs the phases; the first phase that fails stops the demo, and the report is written in
-every case, with what was done and why it stopped. A ``DemoUI`` receives progress (the CLI prints
-it; tests and the benchmark pass ``QuietUI``).
+every case, with what was done and why it stopped. The endpoint lives from the deploy phase to the
+end of the last phase and is stopped before the report is written. A ``DemoUI`` receives progress
+(the CLI prints it; tests and the benchmark pass ``QuietUI``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from emulators.s3 import LocalS3
 from emulators.sagemaker import (
     Execution,
     ImageMap,
-    LocalEndpoint,
     LocalEngine,
     LocalHome,
     LocalRegistry,
@@ -41,7 +42,21 @@ from pipelines.cache import render_definition_cached
 from pipelines.parameters import AUC_THRESHOLD, parse_overrides
 from pipelines.settings import PipelineResources, PipelineSettings
 from rookery.demo.audit import audit_failure, audit_summary
+from rookery.demo.candidates import Fault, faulty_candidate, faulty_image, retrained_candidate
 from rookery.demo.dataset import DemoDataError, demo_records
+from rookery.demo.deployment import (
+    CLIENTS,
+    DeploymentFailed,
+    DeploymentRun,
+    DeploymentStory,
+    Kind,
+    ServedEndpoint,
+    change_status,
+    outcome_of,
+    serve_approved,
+    story,
+    under_traffic,
+)
 from rookery.demo.report import (
     Artifact,
     ExecutionView,
@@ -52,6 +67,7 @@ from rookery.demo.report import (
     Rejected,
     ReportData,
     ReportError,
+    Section,
     StepRow,
     Trial,
     embed_png,
@@ -59,7 +75,15 @@ from rookery.demo.report import (
     shown_path,
     write_report,
 )
-from rookery.demo.scoring import Scoring, ScoringError, parse_predictions, read_labels, score_test_split
+from rookery.demo.scoring import (
+    CONTENT_TYPE,
+    Scoring,
+    ScoringError,
+    parse_predictions,
+    read_labels,
+    score_test_split,
+)
+from rookery.demo.timeline import timeline_png
 from rookery_contracts.evaluation import CONFUSION_PLOT_FILE, EVALUATION_FILE, ROC_PLOT_FILE
 from stage import Stage, available_stages, load_stage
 from stage.names import local_endpoint_name
@@ -68,6 +92,11 @@ DEMO_DIR: Final = "demo"
 REPORT_FILE: Final = "report.html"
 DELIVERY_FILE: Final = "ingestion.json"
 APPROVAL_NOTE: Final = "approved by `rookery demo` after the gate passed"
+SWAP_NOTE: Final = "approved by `rookery demo`: the second version it swaps in under steady traffic"
+BROKEN_NOTE: Final = "approved by `rookery demo`: a broken candidate for the rollback alarms to stop"
+REJECT_NOTE: Final = "rejected by `rookery demo`: the rollback alarms stopped this version"
+DEPLOYMENT_DIR: Final = "deployment"
+FAULT: Final[Fault] = "errors"  # the broken candidate's fault: every invocation answers 500
 
 
 class DemoFailed(Exception):  # noqa: N818 - reads as what happened: the demo failed
@@ -83,6 +112,7 @@ PHASE_ERRORS: Final[tuple[type[Exception], ...]] = (
     LocalEngineError,
     ReportError,
     ScoringError,
+    DeploymentFailed,
     ClientError,
     BotoCoreError,
 )
@@ -283,6 +313,11 @@ class _Demo:
         self.registered_status: str | None = None
         self.scoring: Scoring | None = None
         self.artifacts: list[Artifact] = []
+        # The project image, and the stand-in image of the broken candidate (as if pushed beforehand).
+        faulty_uri, faulty_program = faulty_image(FAULT)
+        self.serving_images = ImageMap({**self.images.images, faulty_uri: faulty_program})
+        self.served: ServedEndpoint | None = None
+        self.story: DeploymentStory | None = None
 
     def artifact(self, label: str, path: Path | str) -> None:
         self.artifacts.append(Artifact(label, shown_path(path)))
@@ -429,35 +464,33 @@ class _Demo:
         return f"{self.package.ref}: {self.registered_status} -> {self.package.approval_status}"
 
     # 5
-    def serve_and_score(self) -> str:
-        assert self.package is not None and self.execution is not None and self.data_report is not None
-        preprocess = self.execution.step(steps.PREPROCESS)
-        records = _single(self.s3.path(processing_output(preprocess, "inference")), "*.jsonl", "test records")
-        labels_csv = _single(self.s3.path(processing_output(preprocess, "test")), "*.csv", "test split")
-        transform = self.execution.step(steps.BATCH_TRANSFORM)
-        transform_out = _single(
-            self.s3.path(str(transform.properties["TransformOutput"]["S3OutputPath"])), "*.out", "output"
+    def deploy_and_score(self) -> str:
+        assert self.package is not None
+        stage = self.p.stage
+        self.served = served = serve_approved(
+            self.home,
+            stage,
+            self.serving_images,
+            group=self.package.group,
+            name=local_endpoint_name(stage, "demo"),
+            raw_bucket=self.p.resources.raw_bucket,
         )
-        name = local_endpoint_name(self.p.stage, "demo")
-        with LocalEndpoint.start(self.home, self.images, self.package, name=name) as endpoint:
-            self.ui.note(
-                f"serving {self.package.ref} at {endpoint.url}/endpoints/{endpoint.name}/invocations"
+        self.story = told = story(served, stage)
+        endpoint = served.endpoint
+        self.ui.note(
+            f"endpoint {endpoint.name} serves {endpoint.package.ref} at {endpoint.url} "
+            f"({served.first_decision}); deploy on approval is on"
+        )
+        self.ui.note(
+            f"{told.policy}; time scale {told.time_scale:g}x (local only): "
+            + ", ".join(f"{w.what} {w.seconds:g} s -> {w.local:g} s" for w in told.waits)
+        )
+        if endpoint.package.arn != self.package.arn:
+            raise DemoFailed(
+                f"the endpoint started with {endpoint.package.ref}, not the approved {self.package.ref}: "
+                f"{served.first_decision}"
             )
-            self.scoring = scoring = score_test_split(
-                endpoint_url=endpoint.url,
-                endpoint_name=endpoint.name,
-                region=self.p.stage.region,
-                records=[line for line in records.read_text(encoding="utf-8").splitlines() if line.strip()],
-                labels=read_labels(
-                    labels_csv.read_text(encoding="utf-8"),
-                    positive=str(self.data_report["positive_class"]),
-                    negative=str(self.data_report["negative_class"]),
-                ),
-                transform=parse_predictions(
-                    transform_out.read_text(encoding="utf-8"), source=str(transform_out)
-                ),
-                positive_class=str(self.data_report["positive_class"]),
-            )
+        self.scoring = scoring = self._score()
         if not scoring.agrees_with_transform:
             raise DemoFailed(
                 "HTTP predictions disagree with the batch transform: "
@@ -466,10 +499,153 @@ class _Demo:
                 f"{scoring.max_probability_difference:.2e}"
             )
         return (
-            f"{scoring.records} test records over HTTP in {scoring.requests} "
-            f"request{'s' if scoring.requests != 1 else ''}: "
+            f"{endpoint.package.ref} deployed on {endpoint.name}; {scoring.records} test records over "
+            f"HTTP in {scoring.requests} request{'s' if scoring.requests != 1 else ''}: "
             f"{scoring.correct} correct ({scoring.accuracy:.1%}), all equal to the batch transform's"
         )
+
+    def _test_split(self) -> tuple[list[str], Path, Path]:
+        """The test split's raw records, its labelled CSV and the batch transform's output for it."""
+        assert self.execution is not None
+        preprocess = self.execution.step(steps.PREPROCESS)
+        records = _single(self.s3.path(processing_output(preprocess, "inference")), "*.jsonl", "test records")
+        labels_csv = _single(self.s3.path(processing_output(preprocess, "test")), "*.csv", "test split")
+        transform = self.execution.step(steps.BATCH_TRANSFORM)
+        transform_out = _single(
+            self.s3.path(str(transform.properties["TransformOutput"]["S3OutputPath"])), "*.out", "output"
+        )
+        lines = [line for line in records.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return lines, labels_csv, transform_out
+
+    def _score(self) -> Scoring:
+        """The test split over HTTP through the endpoint, compared with the labels and batch transform."""
+        assert self.served is not None and self.data_report is not None
+        endpoint = self.served.endpoint
+        records, labels_csv, transform_out = self._test_split()
+        return score_test_split(
+            endpoint_url=endpoint.url,
+            endpoint_name=endpoint.name,
+            region=self.p.stage.region,
+            records=records,
+            labels=read_labels(
+                labels_csv.read_text(encoding="utf-8"),
+                positive=str(self.data_report["positive_class"]),
+                negative=str(self.data_report["negative_class"]),
+            ),
+            transform=parse_predictions(transform_out.read_text(encoding="utf-8"), source=str(transform_out)),
+            positive_class=str(self.data_report["positive_class"]),
+        )
+
+    def _deployed(self) -> tuple[ServedEndpoint, DeploymentStory]:
+        assert self.served is not None and self.story is not None
+        return self.served, self.story
+
+    def _under_traffic(self, kind: Kind, ref: str, note: str) -> DeploymentRun:
+        """Approve ``ref`` while the clients call the endpoint; the deployment it caused, plotted."""
+        served, _ = self._deployed()
+        body = (self._test_split()[0][0] + "\n").encode("utf-8")
+        done, calls = under_traffic(
+            served,
+            body,
+            content_type=CONTENT_TYPE,
+            region=self.p.stage.region,
+            change=lambda: change_status(served, ref, "Approved", description=note, on_entry=self._entry),
+        )
+        run = outcome_of(kind, served, done, calls)
+        path = self.demo_dir / DEPLOYMENT_DIR / f"{kind}.png"
+        if kind == "swap":
+            title = f"swap: {run.previous} -> {run.target} ({run.status.lower()})"
+        else:
+            stopped_by = f"stopped by {run.alarm.name}" if run.alarm else run.status.lower()
+            title = f"rollback: {run.target} {stopped_by}"
+        timeline_png(path, run, title=title)
+        self.artifact(f"deployment timeline plot ({kind})", path)
+        self.artifact(
+            f"deployment record ({kind}: timeline, alarm datapoints, outcome)",
+            served.endpoint.folder / "deployments" / f"{run.deployment_id}.json",
+        )
+        alt = f"traffic share, errors and latency over time during the {kind}"
+        plot = embed_png(path, title=title, alt=alt)
+        return replace(run, plot=plot)
+
+    def _entry(self, entry: Mapping[str, Any]) -> None:
+        if entry.get("Event") != "AlarmsEvaluated":
+            shares = " ".join(f"{k} {v:.0%}" for k, v in (entry.get("Shares") or {}).items())
+            seconds = float(entry.get("Seconds", 0))
+            self.ui.note(f"[{seconds:6.2f} s] {entry.get('Event')} ({shares}): {entry.get('Detail')}")
+
+    # 6
+    def swap(self) -> str:
+        served, told = self._deployed()
+        live = served.endpoint.package
+        candidate = retrained_candidate(self.home, live)
+        self.ui.note(f"registered {candidate.ref} (retrained from {live.ref}); approving it under traffic")
+        told.swap = run = self._under_traffic("swap", candidate.ref, SWAP_NOTE)
+        if run.status != "Succeeded" or run.serving_after != candidate.ref:
+            raise DemoFailed(f"the swap to {candidate.ref} did not succeed: {run.reason}")
+        if run.failures:
+            raise DemoFailed(
+                f"{run.failures} of {run.requests} requests failed during the swap to {candidate.ref}; "
+                "a good candidate swaps without a failed request"
+            )
+        rescored = self._score()
+        told.rescored = (
+            f"{rescored.records} test records scored again on {candidate.ref}: {rescored.correct} correct, "
+            f"{rescored.labels_agreeing_with_transform} of {rescored.records} labels equal to the batch "
+            "transform's"
+        )
+        if not rescored.agrees_with_transform:
+            raise DemoFailed(f"after the swap, {told.rescored}; the same model must answer the same")
+        assert run.full_traffic is not None
+        return (
+            f"{run.previous} -> {run.target} under {CLIENTS} boto3 clients: {run.requests} requests, "
+            f"{run.failures} failed; all traffic on {run.target} {run.full_traffic:.1f} s after the "
+            f"approval, old fleet stopped at {run.ended:.1f} s; p99 {run.steady_p99_ms or 0:.0f} ms steady, "
+            f"{run.change_p99_ms or 0:.0f} ms during the swap"
+        )
+
+    # 7
+    def rollback(self) -> str:
+        served, told = self._deployed()
+        live = served.endpoint.package
+        broken, _ = faulty_candidate(self.home, live, self.serving_images, fault=FAULT)
+        self.ui.note(f"registered {broken.ref}: {live.ref}'s model in a serving image that answers 500")
+        told.rollback = run = self._under_traffic("rollback", broken.ref, BROKEN_NOTE)
+        if run.status == "Succeeded":
+            raise DemoFailed(f"the broken candidate {broken.ref} was deployed: no rollback alarm stopped it")
+        if run.alarm is None or run.serving_after != live.ref:
+            raise DemoFailed(f"the deployment of {broken.ref} failed without an alarm: {run.reason}")
+        if run.failures_after:
+            raise DemoFailed(
+                f"{run.failures_after} requests failed after traffic went back to {live.ref}; none may"
+            )
+        rejected = change_status(served, broken.ref, "Rejected", description=REJECT_NOTE)
+        told.rejected = f"{rejected.decision.get('Action')}: {rejected.decision.get('Reason')}"
+        if rejected.record is not None:
+            raise DemoFailed(f"rejecting {broken.ref} changed the endpoint: {told.rejected}")
+        assert run.restored is not None
+        return (
+            f"{run.target} stopped by {run.alarm.name} ({run.alarm.metric} {run.alarm.statistic} "
+            f"{', '.join(run.alarm.datapoints)} against {run.alarm.threshold}); all traffic back on "
+            f"{live.ref} {run.restored:.1f} s after the approval; {run.canary_failures} of "
+            f"{run.canary_requests} requests failed during the canary, {run.failures_after} after; "
+            f"{broken.ref} rejected"
+        )
+
+    def close(self) -> None:
+        """Stop the endpoint (if it runs) and note what it captured."""
+        served, self.served = self.served, None
+        if served is None:
+            return
+        served.close()
+        capture = served.endpoint.capture
+        if capture is not None and self.story is not None:
+            self.story.capture = (
+                f"{capture.captured} invocations in {len(capture.files)} files under {capture.destination} "
+                f"({capture.settings.sampling_percent}% sampled, SageMaker's capture format)"
+            )
+            if capture.files:
+                self.artifact("data capture (SageMaker's format)", self.s3.path(capture.destination))
 
     def report_data(self, phases: Sequence[Phase], failure: str | None, report_path: Path) -> ReportData:
         execution = self.execution
@@ -511,8 +687,21 @@ class _Demo:
                 registered_status=self.registered_status or self.package.approval_status,
             ),
             scoring=self.scoring,
+            sections=self.sections(),
             artifacts=(Artifact("this report", shown_path(report_path)), *self.artifacts),
         )
+
+    def sections(self) -> tuple[Section, ...]:
+        """The report's sections after the core ones, in order (each says so when its phase did not run)."""
+        told = self.story
+        cards: list[tuple[str, str]] = []
+        if told is not None and told.swap is not None:
+            swap = told.swap
+            cards.append((f"swap to {swap.target}: failed requests", f"{swap.failures} / {swap.requests}"))
+        if told is not None and told.rollback is not None:
+            rollback = told.rollback
+            cards.append(("broken candidate", "rolled back" if rollback.alarm else rollback.status))
+        return (Section("deployment", "Deployment", "deployment.html.j2", told, tuple(cards)),)
 
 
 def run_demo(prepared: Prepared, ui: DemoUI | None = None) -> DemoResult:
@@ -528,27 +717,36 @@ def run_demo(prepared: Prepared, ui: DemoUI | None = None) -> DemoResult:
         ("ingest", "Ingest the bundled penguins through the Firehose transform", demo.ingest),
         ("pipeline", f"Run the {prepared.variant} pipeline locally", demo.pipeline),
         ("approve", "Approve the registered model version", demo.approve),
-        ("serve and score", "Serve it and score the test split over HTTP", demo.serve_and_score),
+        (
+            "deploy and score",
+            "Deploy it on a local endpoint with the stage's serving settings, score the test split over HTTP",
+            demo.deploy_and_score,
+        ),
+        ("swap", "Approve a second version and swap it in blue/green under steady traffic", demo.swap),
+        ("rollback", "Approve a broken candidate and watch the rollback alarms stop it", demo.rollback),
     ]
     if not prepared.audit_stages:
         runners = runners[1:]
     total = len(runners) + 1
     phases: list[Phase] = []
     failure: str | None = None
-    for number, (name, title, runner) in enumerate(runners, start=1):
-        if failure is not None:
-            phases.append(Phase(name, "not run", None, "the demo stopped at an earlier phase"))
-            continue
-        ui.phase(number, total, name, title)
-        started = time.monotonic()
-        try:
-            detail = runner()
-        except PHASE_ERRORS as exc:
-            failure = f"{name}: {exc}"
-            phases.append(Phase(name, "failed", time.monotonic() - started, str(exc)))
-        else:
-            phases.append(Phase(name, "passed", time.monotonic() - started, detail))
-        ui.done(phases[-1])
+    try:
+        for number, (name, title, runner) in enumerate(runners, start=1):
+            if failure is not None:
+                phases.append(Phase(name, "not run", None, "the demo stopped at an earlier phase"))
+                continue
+            ui.phase(number, total, name, title)
+            started = time.monotonic()
+            try:
+                detail = runner()
+            except PHASE_ERRORS as exc:
+                failure = f"{name}: {exc}"
+                phases.append(Phase(name, "failed", time.monotonic() - started, str(exc)))
+            else:
+                phases.append(Phase(name, "passed", time.monotonic() - started, detail))
+            ui.done(phases[-1])
+    finally:
+        demo.close()
     ui.phase(total, total, "report", "Write the report")
     started = time.monotonic()
     report_path = demo.demo_dir / REPORT_FILE

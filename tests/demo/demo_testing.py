@@ -4,7 +4,9 @@ directly on what ingestion delivered (the artifacts the report is built from, wi
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -164,6 +166,13 @@ def report_from(jobs: JobsRun, delivery: Delivery, **changes: object) -> ReportD
     }
     values.update(changes)
     return ReportData(**values)  # type: ignore[arg-type]
+
+
+def embedded_png(html: str, image_id: str) -> bytes:
+    """The PNG embedded as a data URI in the report's image ``image_id``."""
+    found = re.search(rf'<img id="{re.escape(image_id)}" [^>]*src="data:image/png;base64,([^"]+)"', html)
+    assert found is not None, f"no image {image_id} with an embedded PNG in the report"
+    return base64.b64decode(found[1])
 
 
 def open_report(browser: Browser, path: Path) -> tuple[Page, list[str]]:

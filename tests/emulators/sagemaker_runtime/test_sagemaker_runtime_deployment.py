@@ -30,6 +30,7 @@ from emulators.sagemaker_runtime import (
     LocalEndpoint,
     find_endpoint,
 )
+from emulators.sagemaker_runtime.fleets import Fleet
 from emulators.sagemaker_runtime.models import deployment_records
 from rookery.cli.main import app
 from rookery.demo.candidates import faulty_candidate, feature_mismatch_candidate, retrained_candidate
@@ -260,6 +261,32 @@ def test_a_candidate_that_never_becomes_healthy_fails_before_any_traffic_moves(
     assert all(t.shares == {"blue": 1.0} for t in record.timeline)
     assert not failed(traffic.calls)
     assert after["EndpointStatus"] == "InService" and after["ModelPackageArn"] == v1.arn
+
+
+def test_a_new_fleet_slower_to_start_than_the_scaled_execution_timeout_still_deploys(
+    home: LocalHome, model: TrainedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At 1000x the stage's 1800 s execution timeout is 1.8 s here, while the new fleet's start runs in
+    # real time (on SageMaker the timeout leaves 900 s for provisioning). The start counts as scaled.
+    stage = serving_stage(wait_seconds=20, termination_wait_seconds=10, period_seconds=10)
+    settings = settings_for(stage, time_scale=1000)
+    timeout = settings.scaled(stage.serving.deployment.maximum_execution_timeout_seconds)
+    v1 = registered(home, model)
+    with LocalEndpoint.start(home, project_images(), v1, name=NAME, settings=settings) as endpoint:
+        start_fleet = endpoint.start_fleet
+
+        def slowly(package: ModelPackage, images: ImageMap) -> Fleet:
+            time.sleep(timeout + 0.5)  # a model server slower to start than the scaled timeout
+            return start_fleet(package, images)
+
+        monkeypatch.setattr(endpoint, "start_fleet", slowly)
+        record = endpoint.deploy(retrained_candidate(home, v1, approval_status="Approved"))
+        serving = endpoint.package
+
+    assert record.status == "Succeeded", record.reason
+    assert serving.version == 2
+    healthy = next(t for t in record.timeline if t.event == "NewFleetHealthy")
+    assert healthy.seconds > timeout
 
 
 def test_a_linear_policy_shifts_a_step_of_instances_at_a_time(home: LocalHome, model: TrainedModel) -> None:
