@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from stage.loader import available_stages, load_stage, parse_stage
 from stage.model import (
+    APPROVAL_STATUSES,
     DEFAULT_ENDPOINTS,
     DEFAULT_HYPERPARAMETERS,
     ESSENTIAL_ENDPOINTS,
     INTERFACE_ENDPOINTS,
     LOG_RETENTION_DAYS,
+    PENDING_MANUAL_APPROVAL,
+    PRODUCTION_MIN_LOG_RETENTION_DAYS,
     ConfigError,
     DataLayout,
     DatasetField,
@@ -29,11 +32,14 @@ from stage.model import (
 from stage.paths import REPO_ROOT, STAGES_DIR
 
 __all__ = [
+    "APPROVAL_STATUSES",
     "DEFAULT_ENDPOINTS",
     "DEFAULT_HYPERPARAMETERS",
     "ESSENTIAL_ENDPOINTS",
     "INTERFACE_ENDPOINTS",
     "LOG_RETENTION_DAYS",
+    "PENDING_MANUAL_APPROVAL",
+    "PRODUCTION_MIN_LOG_RETENTION_DAYS",
     "REPO_ROOT",
     "STAGES_DIR",
     "ConfigError",
