@@ -8,26 +8,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from infra_testing import Synth
 
-from stage.toolchain import use_venv_node
-
-use_venv_node()
-
-import aws_cdk as cdk  # noqa: E402
-from aws_cdk import aws_kms as kms  # noqa: E402
-from aws_cdk import aws_logs as logs  # noqa: E402
-from aws_cdk import aws_s3 as s3  # noqa: E402
-
-from infra.app import register_audit, repo_context, synthesize  # noqa: E402
-from infra.audit.acknowledge import acknowledge, acknowledge_cross_stack  # noqa: E402
-from infra.audit.assembly import read_assembly  # noqa: E402
-from infra.audit.cfnlint import KEPT_WARNINGS, lint_templates  # noqa: E402
-from infra.audit.exceptions import PACKS, acknowledgment_problems  # noqa: E402
-from infra.audit.gate import evaluate  # noqa: E402
-from infra.audit.guard import CROSS_STACK_RULES, GUARD_PACK, guard_id  # noqa: E402
-from infra.constructs.keys import KeyProps, PurposeKey  # noqa: E402
+from infra.app import register_audit, repo_context, synthesize
+from infra.audit.acknowledge import acknowledge, acknowledge_cross_stack
+from infra.audit.assembly import read_assembly
+from infra.audit.cfnlint import KEPT_WARNINGS, lint_templates
+from infra.audit.exceptions import PACKS, acknowledgment_problems
+from infra.audit.gate import evaluate
+from infra.audit.guard import CROSS_STACK_RULES, GUARD_PACK, guard_id
+from infra.constructs.keys import KeyProps, PurposeKey
 
 # ---------------------------------------------------------------- the shipped stages
 
