@@ -11,10 +11,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
+from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
 
 from infra.audit.assembly import read_assembly
 from infra.audit.gate import GateResult, evaluate
@@ -27,7 +28,7 @@ from infra.stacks.data import DataStack
 from infra.stacks.ml import MlStack
 from infra.stacks.network import NetworkStack
 from infra.stacks.serving import ServingStack
-from infra.stacks.stage_props import stage_errors
+from infra.stacks.stage_props import render_for_stage, stage_errors
 from stage import ConfigError, Stage, load_stage
 from stage.names import CAPTURE_PREFIX, sagemaker_role_path, serving_role_path, stage_tags
 from stage.paths import CDK_CONTEXT_JSON, CDK_JSON, LOCAL_HOME
@@ -69,7 +70,10 @@ def build_stacks(
 ) -> StageStacks:
     env = stage_environment(stage)
     with stage_errors(stage):
-        network = NetworkStack(app, stage=stage, env=env)
+        # The ECR endpoints admit the registries of the pipeline's external images (E1); the ML stack
+        # renders the same definition again from the render cache.
+        rendered = render_for_stage(stage, cache_dir=render_cache)
+        network = NetworkStack(app, stage=stage, env=env, image_accounts=rendered.external_image_accounts())
         # The ML and Serving stacks' roles, by IAM path: the Data stack never references those stacks.
         trusted = [execution_role_exception(sagemaker_role_path(stage))]
         if stage.serving.enabled:
@@ -95,8 +99,13 @@ def build_stacks(
 
 
 def register_audit(app: cdk.App, *, pack: RulePack = ROOKERY_RULES) -> None:
-    """cdk-nag's AwsSolutions and NIST 800-53 rev 5 packs plus rookery's own rules, on every stack."""
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), NIST80053R5Checks(app), RookeryChecks(pack))
+    """cdk-nag's AwsSolutions and NIST 800-53 rev 5 packs, AWS Control Tower's proactive controls
+    (cfn-guard, ``infra.audit.guard``) and rookery's own rules, on every stack."""
+    # The guard plugin is typed against CDK's IPolicyValidationPluginBeta1, the same shape under jsii.
+    guard = cast(cdk.IPolicyValidationPlugin, CfnGuardValidator())
+    cdk.Validations.of(app).add_plugins(
+        AwsSolutionsChecks(app), NIST80053R5Checks(app), guard, RookeryChecks(pack)
+    )
 
 
 def destroy_flag(value: Any) -> bool:

@@ -1,4 +1,4 @@
-"""What each VPC endpoint lets through, with the reason for every scope (controls V2 and D2).
+"""What each VPC endpoint lets through, with the reason for every scope (controls V2, D2 and E1).
 
 Pure data and functions (no CDK): the Network construct turns it into endpoint policies and the
 audit report prints the same reasons. Resource templates use ``{partition}``, ``{region}`` and
@@ -30,9 +30,14 @@ def _own(service: str, resource: str = "*") -> str:
     return f"arn:{{partition}}:{service}:{{region}}:{{account}}:{resource}"
 
 
-_ANY_REGISTRY = (
-    "read-only image pulls; any account because SageMaker's built-in images live in AWS registries"
+# E1: the ECR endpoints admit the project account's repositories; an external image the stage
+# explicitly allows (the built-in XGBoost image) adds its registry's account (``external_registry``).
+ECR_ENDPOINTS: Final = ("ecr.api", "ecr.dkr")
+_PROJECT_REGISTRY = (
+    "read-only image pulls from the project account's repositories only (the project image); the "
+    "pipeline perimeter (T6) admits no other registry"
 )
+_ECR_PULL: Final = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability")
 _NO_RESOURCE_LEVEL = "the action supports no resource-level permissions, so the resource must be '*'"
 
 # Interface endpoints by config name (stage.INTERFACE_ENDPOINTS).
@@ -96,24 +101,14 @@ INTERFACE_ENDPOINT_ACCESS: Final[Mapping[str, tuple[EndpointAccess, ...]]] = {
     "ecr.api": (
         EndpointAccess(("ecr:GetAuthorizationToken",), ("*",), f"registry login; {_NO_RESOURCE_LEVEL}"),
         EndpointAccess(
-            (
-                "ecr:BatchGetImage",
-                "ecr:GetDownloadUrlForLayer",
-                "ecr:BatchCheckLayerAvailability",
-                "ecr:DescribeImages",
-                "ecr:DescribeRepositories",
-            ),
-            ("arn:{partition}:ecr:{region}:*:repository/*",),
-            _ANY_REGISTRY,
+            (*_ECR_PULL, "ecr:DescribeImages", "ecr:DescribeRepositories"),
+            (_own("ecr", "repository/*"),),
+            _PROJECT_REGISTRY,
         ),
     ),
     "ecr.dkr": (
         EndpointAccess(("ecr:GetAuthorizationToken",), ("*",), f"docker login; {_NO_RESOURCE_LEVEL}"),
-        EndpointAccess(
-            ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"),
-            ("arn:{partition}:ecr:{region}:*:repository/*",),
-            _ANY_REGISTRY,
-        ),
+        EndpointAccess(_ECR_PULL, (_own("ecr", "repository/*"),), _PROJECT_REGISTRY),
     ),
     "glue": (EndpointAccess(("glue:*",), (_own("glue"),), "the project account's Data Catalog"),),
     "kinesis-firehose": (
@@ -157,6 +152,19 @@ INTERFACE_ENDPOINT_ACCESS: Final[Mapping[str, tuple[EndpointAccess, ...]]] = {
         ),
     ),
 }
+
+
+def external_registry(account: str) -> EndpointAccess:
+    """E1: image pulls from one other account's repositories, for an external image the stage allows."""
+    if not (len(account) == 12 and account.isdigit()):
+        raise ValueError(f"{account!r} is not an AWS account id (12 digits)")
+    return EndpointAccess(
+        _ECR_PULL,
+        (f"arn:{{partition}}:ecr:{{region}}:{account}:repository/*",),
+        f"read-only pulls from account {account}: the stage explicitly allows an image from its registry "
+        "(ml.training.image, a T6 exception with its reason in the pipeline definition)",
+    )
+
 
 # Read and write actions a workload needs on the project buckets through the S3 gateway endpoint.
 PROJECT_BUCKET_ACTIONS: Final = (

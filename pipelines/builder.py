@@ -126,8 +126,10 @@ class _Parameters:
             transform_count=ParameterInteger(names.TRANSFORM_INSTANCE_COUNT, ml.transform_instance_count),
             auc_threshold=ParameterFloat(names.AUC_THRESHOLD, ml.auc_threshold),
             operating_point=ParameterString(names.OPERATING_POINT, operating_point_arg(ml.operating_point)),
+            # R1: where the stage requires approval, the only value is PendingManualApproval, so no
+            # execution can register an approved version (the execution role is conditioned likewise).
             approval_status=ParameterString(
-                names.MODEL_APPROVAL_STATUS, ml.approval_status, enum_values=list(names.APPROVAL_STATUSES)
+                names.MODEL_APPROVAL_STATUS, ml.approval_status, enum_values=list(ml.registration_statuses)
             ),
         )
 

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from pipelines.definition import iter_steps
 from rookery_contracts.pipeline import INPUT_DATA_PARAMETER
+from stage import APPROVAL_STATUSES, PENDING_MANUAL_APPROVAL
 
 INPUT_DATA_URI: Final = INPUT_DATA_PARAMETER
 PROCESSING_INSTANCE_TYPE: Final = "ProcessingInstanceType"
@@ -39,7 +40,6 @@ ALL: Final = (
     MODEL_APPROVAL_STATUS,
 )
 
-APPROVAL_STATUSES: Final = ("PendingManualApproval", "Approved", "Rejected")
 OPERATING_POINT_KINDS: Final = ("min_sensitivity", "min_specificity", "best_f1")
 
 
@@ -102,6 +102,19 @@ def _semantic_problem(name: str, value: str | int | float | bool) -> str | None:
     return None
 
 
+def _enum_problem(spec: Mapping[str, Any], value: str | int | float | bool) -> str | None:
+    """A value outside the parameter's ``EnumValues`` (SageMaker refuses it when the execution starts)."""
+    allowed = spec.get("EnumValues")
+    if not allowed or value in allowed:
+        return None
+    if spec.get("Name") == MODEL_APPROVAL_STATUS and list(allowed) == [PENDING_MANUAL_APPROVAL]:
+        return (
+            f"must be {allowed[0]}: this stage requires a person to approve every version (control R1); "
+            "approve it in the registry after the run"
+        )
+    return f"must be one of {', '.join(map(str, allowed))} (the definition's EnumValues)"
+
+
 def declared(definition: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """The definition's parameters by name (``{"Name", "Type", "DefaultValue", ...}``)."""
     return {p["Name"]: p for p in definition.get("Parameters", [])}
@@ -139,7 +152,7 @@ def parse_overrides(definition: Mapping[str, Any], pairs: Sequence[str]) -> dict
                 f"--param {name}: the pipeline has no parameter {name!r}; known: {', '.join(sorted(known))}"
             )
         value = _typed(name, str(known[name].get("Type", "String")), raw.strip())
-        problem = _semantic_problem(name, value)
+        problem = _semantic_problem(name, value) or _enum_problem(known[name], value)
         if problem:
             raise ParameterError(f"--param {name}={raw}: {name} {problem}")
         merged[name] = value

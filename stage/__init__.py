@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from stage.loader import available_stages, load_stage, parse_stage
 from stage.model import (
+    APPROVAL_STATUSES,
     DEFAULT_ENDPOINTS,
     ESSENTIAL_ENDPOINTS,
     INTERFACE_ENDPOINTS,
     LOG_RETENTION_DAYS,
+    PENDING_MANUAL_APPROVAL,
+    PRODUCTION_MIN_LOG_RETENTION_DAYS,
     ConfigError,
     DataLayout,
     DatasetField,
@@ -28,10 +31,13 @@ from stage.model import (
 from stage.paths import REPO_ROOT, STAGES_DIR
 
 __all__ = [
+    "APPROVAL_STATUSES",
     "DEFAULT_ENDPOINTS",
     "ESSENTIAL_ENDPOINTS",
     "INTERFACE_ENDPOINTS",
     "LOG_RETENTION_DAYS",
+    "PENDING_MANUAL_APPROVAL",
+    "PRODUCTION_MIN_LOG_RETENTION_DAYS",
     "REPO_ROOT",
     "STAGES_DIR",
     "ConfigError",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -33,6 +33,15 @@ LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
     1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
+
+# AWS Control Tower's CT.CLOUDWATCH.PR.2: a production stage keeps its logs at least a year.
+PRODUCTION_MIN_LOG_RETENTION_DAYS = 365
+
+# Where a model version starts in the registry. A stage requires approval (control R1) when its
+# registrations are PendingManualApproval: then nothing at run time can register another status.
+ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
+PENDING_MANUAL_APPROVAL: Final[ApprovalStatus] = "PendingManualApproval"
+APPROVAL_STATUSES: Final[tuple[ApprovalStatus, ...]] = (PENDING_MANUAL_APPROVAL, "Approved", "Rejected")
 
 # Interface endpoints rookery knows how to create, and why a workload needs each one.
 # Names are the service part of ``com.amazonaws.<region>.<name>`` (``notebook`` is
@@ -234,7 +243,9 @@ class MlSettings(_Model):
     inference_instance_types: tuple[InstanceType, ...] = ("ml.m5.large", "ml.c5.large")
     auc_threshold: float = Field(default=0.80, gt=0, le=1)
     operating_point: OperatingPoint = OperatingPoint()
-    approval_status: Literal["PendingManualApproval", "Approved", "Rejected"] = "PendingManualApproval"
+    approval_status: ApprovalStatus = PENDING_MANUAL_APPROVAL
+    """The status a registered version starts with. ``PendingManualApproval`` (the default, and the only
+    value a production stage accepts) means a person approves every version (control R1)."""
     standardize: bool = False
     # Preprocess fails when more of a feature column's values than this are invalid (else imputes them).
     max_invalid_fraction: float = Field(default=DEFAULT_MAX_INVALID_FRACTION, ge=0, le=1)
@@ -242,11 +253,22 @@ class MlSettings(_Model):
     training: TrainingSettings = TrainingSettings()
     tuning: TuningSettings = TuningSettings()
 
+    @property
+    def requires_approval(self) -> bool:
+        return self.approval_status == PENDING_MANUAL_APPROVAL
+
+    @property
+    def registration_statuses(self) -> tuple[str, ...]:
+        """The statuses a run of the pipeline may register (R1): only pending where approval is required."""
+        return (PENDING_MANUAL_APPROVAL,) if self.requires_approval else APPROVAL_STATUSES
+
 
 # Notebook platforms SageMaker still supports; the Amazon Linux 1 and 2 platforms are deprecated.
 _NOTEBOOK_PLATFORM = re.compile(r"^notebook-al2023-v\d+$")
 # IAM role names (the RoleName API pattern).
 _ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+# A VPC endpoint id, as aws:SourceVpce carries it.
+_VPC_ENDPOINT_ID = re.compile(r"^vpce-[0-9a-f]{8,17}$")
 
 
 class NotebookSettings(_Model):
@@ -260,6 +282,13 @@ class NotebookSettings(_Model):
     # N6: roles of this account that receive the policy to open Jupyter on this notebook (nothing
     # else may: the policy names this notebook's ARN only). Empty: attach the policy yourself.
     access_role_names: tuple[str, ...] = ()
+    # N6: where people may open Jupyter from. The presigned URL is served from SageMaker's public
+    # domain, so the open policy admits requests only through these VPC endpoints (the stage's own
+    # by config name, or other VPCs' by id, "vpce-...") or from these address ranges (the corporate
+    # network's public CIDRs). An enabled notebook needs at least one. Secure default: the stage's own
+    # SageMaker API and notebook endpoints, i.e. people on a network connected to the VPC.
+    open_from_vpc_endpoints: tuple[str, ...] = ("sagemaker.api", "notebook")
+    open_from_cidrs: tuple[str, ...] = ()
 
     @field_validator("platform_identifier")
     @classmethod
@@ -283,6 +312,41 @@ class NotebookSettings(_Model):
         if len(set(v)) != len(v):
             raise ValueError("a role is listed twice; list each once")
         return v
+
+    @field_validator("open_from_vpc_endpoints")
+    @classmethod
+    def _vpc_endpoints(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [e for e in v if e not in INTERFACE_ENDPOINTS and not _VPC_ENDPOINT_ID.match(e)]
+        if bad:
+            raise ValueError(
+                f"{bad} are neither interface endpoint names ({', '.join(sorted(INTERFACE_ENDPOINTS))}) nor "
+                'VPC endpoint ids; e.g. open_from_vpc_endpoints = ["sagemaker.api", "notebook"] or '
+                '["vpce-0123456789abcdef0"]'
+            )
+        if len(set(v)) != len(v):
+            raise ValueError("an endpoint is listed twice; list each once")
+        return v
+
+    @field_validator("open_from_cidrs")
+    @classmethod
+    def _cidrs(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        networks = []
+        for text in v:
+            try:
+                network = ipaddress.ip_network(text, strict=True)
+            except ValueError as exc:
+                raise ValueError(
+                    f'{text!r} is not an address range ({exc}); e.g. open_from_cidrs = ["203.0.113.0/24"]'
+                ) from None
+            if network.prefixlen == 0:
+                raise ValueError(
+                    f"{text!r} is every address: Jupyter would open from anywhere; name the corporate "
+                    'network\'s ranges, e.g. ["203.0.113.0/24"]'
+                )
+            networks.append(str(network))
+        if len(set(networks)) != len(networks):
+            raise ValueError("a range is listed twice; list each once")
+        return tuple(networks)
 
 
 class Stage(_Model):
@@ -398,12 +462,43 @@ class Stage(_Model):
                 f"`rookery local run --data` uploads ({upload_prefix!r}); rename the dataset or set "
                 "data.layout.upload_prefix"
             )
+        self._notebook_source_rules()
         self._serving_rules()
         if self.ml.training.image == "builtin-xgboost" and self.ml.standardize:
             raise ValueError(
                 "ml.standardize needs the project image; the built-in XGBoost image has no preprocessor"
             )
+        if self.production:
+            if self.log_retention_days < PRODUCTION_MIN_LOG_RETENTION_DAYS:
+                raise ValueError(
+                    f"a production stage keeps its logs at least {PRODUCTION_MIN_LOG_RETENTION_DAYS} days "
+                    f"(it says log_retention_days = {self.log_retention_days}); raise it"
+                )
+            if not self.ml.requires_approval:
+                raise ValueError(
+                    f"a production stage registers every model version for a person to approve: set "
+                    f'ml.approval_status = "{PENDING_MANUAL_APPROVAL}" (it is {self.ml.approval_status!r})'
+                )
         return self
+
+    def _notebook_source_rules(self) -> None:
+        notebook = self.notebook
+        if not notebook.enabled:
+            return
+        if not notebook.open_from_vpc_endpoints and not notebook.open_from_cidrs:
+            raise ValueError(
+                "the notebook is enabled but nothing says where Jupyter may be opened from (control N6: "
+                "its URL is served from a public domain); set notebook.open_from_vpc_endpoints (e.g. "
+                '["sagemaker.api", "notebook"], for people on a network connected to the VPC) or '
+                'notebook.open_from_cidrs (the corporate network\'s ranges, e.g. ["203.0.113.0/24"])'
+            )
+        own = [e for e in notebook.open_from_vpc_endpoints if e in INTERFACE_ENDPOINTS]
+        missing = [e for e in own if e not in self.interface_endpoints]
+        if missing:
+            raise ValueError(
+                f"notebook.open_from_vpc_endpoints names {missing}, which interface_endpoints does not "
+                "create; add them to interface_endpoints or remove them"
+            )
 
     def _serving_rules(self) -> None:
         serving = self.serving

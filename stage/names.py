@@ -85,6 +85,15 @@ PRIVATE_ECR_IMAGE: Final = re.compile(
 )
 
 
+def project_role_path(stage: Stage) -> str:
+    """``/<prefix>-<stage>/``: every role of the stage that other stacks trust by pattern lives below it.
+
+    The Data stack's keys (control K1) admit roles under this path without referencing the stacks
+    that create them.
+    """
+    return f"/{stage.qualifier}/"
+
+
 def sagemaker_role_path(stage: Stage) -> str:
     """IAM path of the SageMaker execution role: ``/<prefix>-<stage>/sagemaker-execution/``.
 
@@ -92,11 +101,11 @@ def sagemaker_role_path(stage: Stage) -> str:
     pattern) for D1b, so the Data stack never references the ML stack (no dependency cycle).
     Nothing else of the stage lives under this path.
     """
-    return f"/{stage.qualifier}/sagemaker-execution/"
+    return f"{project_role_path(stage)}sagemaker-execution/"
 
 
 def notebook_role_path(stage: Stage) -> str:
-    return f"/{stage.qualifier}/notebook/"
+    return f"{project_role_path(stage)}notebook/"
 
 
 def notebook_instance_name(stage: Stage) -> str:
@@ -163,12 +172,12 @@ def approval_rule_name(stage: Stage) -> str:
 
 def deployment_role_path(stage: Stage) -> str:
     """IAM path of the CloudFormation service role the deployer passes when it updates the Serving stack."""
-    return f"/{stage.qualifier}/serving-deployment/"
+    return f"{project_role_path(stage)}serving-deployment/"
 
 
 def serving_role_path(stage: Stage) -> str:
     """IAM path of the endpoint's model execution role (the Data stack trusts it for data capture)."""
-    return f"/{stage.qualifier}/serving-model/"
+    return f"{project_role_path(stage)}serving-model/"
 
 
 def api_name(stage: Stage) -> str:

@@ -10,6 +10,7 @@ from aws_cdk import Acknowledgment, Stack, Validations
 from constructs import IConstruct
 
 from infra.audit.exceptions import acknowledgment_problems
+from infra.audit.guard import CROSS_STACK_RULES, guard_id
 
 
 def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
@@ -22,6 +23,22 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     if problems:
         raise ValueError(f"cannot acknowledge at {scope.node.path}: " + "; ".join(problems))
     Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+
+
+def acknowledge_guard(scope: IConstruct, rule: str, reason: str) -> None:
+    """Accept a Control Tower guard finding (``cdk-validator-cfnguard::<rule>``) with its reason."""
+    acknowledge(scope, guard_id(rule), reason)
+
+
+def acknowledge_cross_stack(scope: IConstruct, rule: str, referenced: IConstruct) -> None:
+    """Accept a guard finding on ``scope`` that only its reference to ``referenced`` causes
+    (``infra.audit.guard``): nothing is acknowledged when both live in one stack, for then the rule
+    can read the reference and must pass.
+    """
+    if rule not in CROSS_STACK_RULES:
+        raise ValueError(f"{rule!r} is not a guard rule known to misread cross-stack references")
+    if Stack.of(referenced).node.path != Stack.of(scope).node.path:
+        acknowledge_guard(scope, rule, CROSS_STACK_RULES[rule].reason)
 
 
 def flatten_reference(value: Any) -> str:

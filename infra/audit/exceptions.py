@@ -10,8 +10,11 @@ from __future__ import annotations
 import re
 from typing import Final
 
-# Packs registered by app.py; an acknowledgment must name one of them.
-PACKS: Final = ("AwsSolutions", "NIST.800.53.R5", "Rookery")
+from infra.audit.guard import GUARD_PACK
+
+# Packs registered by app.py; an acknowledgment must name one of them. cdk-nag's and rookery's rules
+# are named ``<pack>-<rule>``; the Control Tower guard rules by their own snake-case names.
+PACKS: Final = ("AwsSolutions", "NIST.800.53.R5", "Rookery", GUARD_PACK)
 MIN_REASON_LENGTH: Final = 40
 # Reasons that say nothing about the resource.
 _EMPTY_REASONS: Final = frozenset(
@@ -29,7 +32,10 @@ _EMPTY_REASONS: Final = frozenset(
         "test",
     }
 )
-_ID: Final = re.compile(r"^(?P<pack>[A-Za-z0-9.]+)::(?P<rule>(?P=pack)-[A-Za-z0-9]+)(?P<finding>\[.+\])?$")
+_ID: Final = re.compile(
+    r"^(?:(?P<pack>[A-Za-z0-9.]+)::(?P<rule>(?P=pack)-[A-Za-z0-9]+)(?P<finding>\[.+\])?"
+    rf"|(?P<guard>{re.escape(GUARD_PACK)})::[a-z0-9]+(?:_[a-z0-9]+)*)$"
+)
 
 
 def acknowledgment_problems(rule_id: str, reason: str | None) -> list[str]:
@@ -42,7 +48,7 @@ def acknowledgment_problems(rule_id: str, reason: str | None) -> list[str]:
             "(e.g. 'AwsSolutions::AwsSolutions-IAM5[Resource::*]'); "
             "without the pack prefix the finding vanishes from the validation report"
         )
-    elif match["pack"] not in PACKS:
+    elif match["guard"] is None and match["pack"] not in PACKS:
         problems.append(f"id {rule_id!r} names pack {match['pack']!r}; registered packs are {list(PACKS)}")
     text = (reason or "").strip()
     if not text:

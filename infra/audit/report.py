@@ -14,6 +14,7 @@ from infra.audit import controls, facts
 from infra.audit.assembly import Assembly
 from infra.audit.cfnlint import LintResult
 from infra.audit.gate import GateResult
+from infra.audit.guard import GUARD_PACK, GUARD_PLUGIN
 from infra.audit.rules import ROOKERY_RULES
 
 SARIF_SCHEMA: Final = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -274,7 +275,12 @@ def render_sarif(report: Mapping[str, Any]) -> dict[str, Any]:
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": runs}
 
 
-_VERSION_KEYS: Final = {"AwsSolutions": "cdk-nag", "NIST.800.53.R5": "cdk-nag", "Rookery": "rookery"}
+_VERSION_KEYS: Final = {
+    "AwsSolutions": "cdk-nag",
+    "NIST.800.53.R5": "cdk-nag",
+    GUARD_PACK: GUARD_PLUGIN,
+    "Rookery": "rookery",
+}
 
 
 def _result(

@@ -26,6 +26,7 @@ from typing import Final
 from infra.audit.assembly import AssemblyError, read_assembly
 from infra.audit.cfnlint import lint_templates
 from infra.audit.gate import evaluate
+from infra.audit.guard import GUARD_PLUGIN
 from infra.audit.report import build_report, render_markdown, render_sarif
 from stage import REPO_ROOT, load_stage
 
@@ -98,6 +99,7 @@ def tool_versions() -> dict[str, str]:
         "aws-cdk-lib": dist("aws-cdk-lib"),
         "constructs": dist("constructs"),
         "cdk-nag": dist("cdk-nag"),
+        GUARD_PLUGIN: dist(GUARD_PLUGIN),
         "cfn-lint": dist("cfn-lint"),
     }
 

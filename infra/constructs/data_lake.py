@@ -27,9 +27,15 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.audit.acknowledge import acknowledge
+from infra.audit.acknowledge import acknowledge, acknowledge_guard
 from infra.audit.rules import EXCEPTION_REASONS, SERVICE_EXCEPTION_REASONS
-from infra.constructs.keys import MAX_PENDING_WINDOW_DAYS, KeyProps, PurposeKey, check_pending_window
+from infra.constructs.keys import (
+    MAX_PENDING_WINDOW_DAYS,
+    KeyProps,
+    KeyUser,
+    PurposeKey,
+    check_pending_window,
+)
 from infra.constructs.props import PropsError, check_qualifier
 from infra.constructs.removal import stateful_removal_policy
 from stage.names import ACCESS_LOG_BUCKET, ALL_BUCKETS, DATA_BUCKETS
@@ -104,12 +110,16 @@ class DataKeysProps:
 
 
 class DataKeys(Construct):
-    """Customer-managed keys per purpose; exposes ``data``, ``artifacts``, ``logs``."""
+    """Customer-managed keys per purpose; exposes ``data``, ``artifacts``, ``logs``.
+
+    ``restrict_use()`` limits the data and artifacts keys to the project's roles (K1); the logs key
+    serves CloudWatch Logs, which encrypts for every log group of the stage.
+    """
 
     def __init__(self, scope: Construct, construct_id: str, *, props: DataKeysProps) -> None:
         super().__init__(scope, construct_id)
 
-        def key(construct_id: str, purpose: str, description: str, *, logs: bool = False) -> kms.Key:
+        def key(construct_id: str, purpose: str, description: str, *, logs: bool = False) -> PurposeKey:
             return PurposeKey(
                 self,
                 construct_id,
@@ -120,11 +130,19 @@ class DataKeys(Construct):
                     for_cloudwatch_logs=logs,
                     pending_window_days=props.pending_window_days,
                 ),
-            ).key
+            )
 
-        self.data = key("Data", "data", "raw and curated records, query results")
-        self.artifacts = key("Artifacts", "artifacts", "models and pipeline outputs")
-        self.logs = key("Logs", "logs", "CloudWatch Logs", logs=True)
+        self._restricted = (
+            key("Data", "data", "raw and curated records, query results"),
+            key("Artifacts", "artifacts", "models and pipeline outputs"),
+        )
+        self.data, self.artifacts = (k.key for k in self._restricted)
+        self.logs = key("Logs", "logs", "CloudWatch Logs", logs=True).key
+
+    def restrict_use(self, users: Sequence[KeyUser]) -> None:
+        """K1: only ``users`` (and AWS service principals) of this account use the data and artifacts keys."""
+        for key in self._restricted:
+            key.restrict_use(users)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,6 +210,17 @@ class DataLake(Construct):
             "NIST.800.53.R5::NIST.800.53.R5-S3DefaultEncryptionKMS",
             "S3 server access log delivery can only write to targets encrypted with SSE-S3, not SSE-KMS",
         )
+        acknowledge_guard(
+            self.access_logs,
+            "s3_bucket_default_encryption_kms_check",
+            "S3 server access log delivery can only write to targets encrypted with SSE-S3, not SSE-KMS",
+        )
+        acknowledge_guard(
+            self.access_logs,
+            "s3_bucket_logging_enabled_check",
+            "this bucket receives the other buckets' server access logs; logging it into itself would "
+            "log every delivery of a log, without end",
+        )
 
         keys_by_purpose: Mapping[str, kms.IKey] = {
             "raw": keys.data,
@@ -235,6 +264,28 @@ class DataLake(Construct):
                 "NIST.800.53.R5::NIST.800.53.R5-S3BucketReplicationEnabled",
                 f"the {purpose} bucket stays in the stage's one region by design; S3 stores it across AZs "
                 "and versioning plus retention protect against deletion",
+            )
+            acknowledge_guard(
+                bucket,
+                "s3_bucket_object_lock_enabled_check",
+                f"the {purpose} bucket's objects must expire and be deletable (lifecycle rules, the stage's "
+                "teardown); versioning, the TLS-only and VPC-endpoint bucket policies and the keys' use "
+                "restriction protect them, and Object Lock would keep them past their lifecycle",
+            )
+            if purpose != "raw":  # the raw bucket notifies EventBridge (the pipeline trigger)
+                acknowledge_guard(
+                    bucket,
+                    "s3_event_notifications_enabled_check",
+                    f"nothing reacts to new objects in the {purpose} bucket: only the raw bucket's "
+                    "notifications start work (the pipeline trigger); access logs record every request",
+                )
+        provider = Stack.of(self).node.try_find_child(_AUTO_DELETE_PROVIDER)
+        if provider is not None:
+            acknowledge_guard(
+                provider,
+                "lambda_inside_vpc_check",
+                "CDK's auto-delete provider runs only on an approved teardown (-c destroy_data=true) and "
+                "calls S3 from Lambda's network; the buckets' policies name it as an exception (D1b)",
             )
 
     def restrict_to_vpc_endpoint(

@@ -16,6 +16,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
 from infra.audit.acknowledge import acknowledge
+from infra.audit.guard import guard_id
 from infra.constructs.props import PropsError
 from stage.alarms import RollbackAlarm
 
@@ -67,11 +68,15 @@ class EndpointRollbackAlarms(Construct):
                 treat_missing_data=alarm.treat_missing_data,
             )
             resource.cfn_options.condition = condition
-            acknowledge(
-                resource,
+            for rule_id in (
                 "NIST.800.53.R5::NIST.800.53.R5-CloudWatchAlarmAction",
-                f"{alarm.name} exists to stop a blue/green deployment: SageMaker watches it during every "
-                "update of the endpoint and rolls back when it fires; it notifies nobody by itself",
-            )
+                guard_id("cloudwatch_alarm_action_check"),
+            ):
+                acknowledge(
+                    resource,
+                    rule_id,
+                    f"{alarm.name} exists to stop a blue/green deployment: SageMaker watches it during every "
+                    "update of the endpoint and rolls back when it fires; it notifies nobody by itself",
+                )
             alarms[alarm.purpose] = resource
         self.alarms: Mapping[str, cloudwatch.CfnAlarm] = MappingProxyType(alarms)

@@ -24,7 +24,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.audit.acknowledge import acknowledge
+from infra.audit.acknowledge import acknowledge, acknowledge_cross_stack, acknowledge_guard
 from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS, encrypted_log_group
 from infra.constructs.props import PropsError, check_qualifier, check_retention
 from infra.lambda_package import LAMBDAS_DIR, package_function
@@ -188,6 +188,14 @@ class ProjectFunction(Construct):
                 POWERTOOLS_LOG_LEVEL_ENV: "INFO",
                 **props.environment,
             },
+        )
+        # The function's subnets and security group come from one stack (the Network stack's).
+        acknowledge_cross_stack(self.function, "lambda_inside_vpc_check", security_group)
+        acknowledge_guard(
+            self.dead_letter_queue,
+            "sqs_dlq_check",
+            f"this queue is the {props.name} function's dead-letter queue, where failed events end; a "
+            "dead-letter queue of its own would only move them once more",
         )
         acknowledge(
             self.role.node.find_child("DefaultPolicy"),

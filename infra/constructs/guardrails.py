@@ -14,7 +14,10 @@ from the Service Authorization Reference for SageMaker):
 - notebooks with root access or direct internet access (``sagemaker:RootAccess``,
   ``sagemaker:DirectInternetAccess``);
 - passing a role to any service but SageMaker (the ceiling admits ``iam:PassRole`` only with
-  ``iam:PassedToService`` = SageMaker).
+  ``iam:PassedToService`` = SageMaker);
+- R1: changing a model version's approval status (``sagemaker:UpdateModelPackage``, always), and,
+  in a stage that requires approval, registering a version that is not ``PendingManualApproval``
+  (``sagemaker:ModelApprovalStatus``): approving is a person's act, never a SageMaker role's.
 
 A missing key is denied as well as a wrong value (``Null``), because an absent setting means the
 unsafe default. The allow statement is only a ceiling: a boundary grants nothing by itself. None of
@@ -33,8 +36,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from infra.audit.acknowledge import acknowledge
+from infra.audit.acknowledge import acknowledge, acknowledge_guard
 from infra.constructs.props import check_qualifier
+from stage import PENDING_MANUAL_APPROVAL
 
 _JOBS: Final = (
     "sagemaker:CreateProcessingJob",
@@ -44,6 +48,9 @@ _JOBS: Final = (
 _MODEL: Final = ("sagemaker:CreateModel",)
 _TRANSFORM: Final = ("sagemaker:CreateTransformJob",)
 _NOTEBOOK: Final = ("sagemaker:CreateNotebookInstance",)
+_REGISTER: Final = ("sagemaker:CreateModelPackage",)
+# R1: the call that approves or rejects a version; no role under the boundary may make it.
+APPROVAL_ACTIONS: Final = ("sagemaker:UpdateModelPackage",)
 
 
 @dataclass(frozen=True)
@@ -58,25 +65,46 @@ class Guardrail:
 
 
 def guardrails(
-    *, subnet_ids: Sequence[str], security_group_ids: Sequence[str], kms_key_arns: Sequence[str]
+    *,
+    subnet_ids: Sequence[str],
+    security_group_ids: Sequence[str],
+    kms_key_arns: Sequence[str],
+    notebook_security_group_ids: Sequence[str] = (),
+    require_approval: bool = True,
 ) -> tuple[Guardrail, ...]:
-    """The deny rules for one stage: its subnets, security groups and keys are the only ones allowed."""
+    """The deny rules for one stage: its subnets, security groups and keys are the only ones allowed.
+
+    Jobs and models may use ``security_group_ids`` only; notebooks ``notebook_security_group_ids``
+    (N7: a notebook never joins the jobs' group), or the same groups when none are given.
+    """
     if not subnet_ids or not security_group_ids or not kms_key_arns:
         raise ValueError(
             "guardrails need the stage's subnets, security groups and KMS keys (none may be empty)"
         )
     in_vpc = (*_JOBS, *_MODEL, *_NOTEBOOK)
-    return (
-        Guardrail(
-            "Subnets", in_vpc, "sagemaker:VpcSubnets", "ForAnyValue:StringNotEquals", tuple(subnet_ids)
-        ),
+    # N7: one rule for jobs and models, one for notebooks (the same groups when none are named).
+    notebook_groups = tuple(notebook_security_group_ids) or tuple(security_group_ids)
+    group_rules = (
         Guardrail(
             "SecurityGroups",
-            in_vpc,
+            (*_JOBS, *_MODEL),
             "sagemaker:VpcSecurityGroupIds",
             "ForAnyValue:StringNotEquals",
             tuple(security_group_ids),
         ),
+        Guardrail(
+            "NotebookSecurityGroups",
+            _NOTEBOOK,
+            "sagemaker:VpcSecurityGroupIds",
+            "ForAnyValue:StringNotEquals",
+            notebook_groups,
+        ),
+    )
+    return (
+        Guardrail(
+            "Subnets", in_vpc, "sagemaker:VpcSubnets", "ForAnyValue:StringNotEquals", tuple(subnet_ids)
+        ),
+        *group_rules,
         Guardrail(
             "VolumeKey",
             (*_JOBS, *_TRANSFORM, *_NOTEBOOK),
@@ -102,6 +130,19 @@ def guardrails(
             "sagemaker:DirectInternetAccess",
             "StringNotEquals",
             ("Disabled",),
+        ),
+        *(
+            (
+                Guardrail(
+                    "ModelApprovalStatus",
+                    _REGISTER,
+                    "sagemaker:ModelApprovalStatus",
+                    "StringNotEquals",
+                    (PENDING_MANUAL_APPROVAL,),
+                ),
+            )
+            if require_approval
+            else ()
         ),
     )
 
@@ -159,6 +200,14 @@ def boundary_statements(rules: Sequence[Guardrail]) -> list[iam.PolicyStatement]
             conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         ),
     ]
+    statements.append(
+        iam.PolicyStatement(
+            sid="DenyApprovalStatusChanges",
+            effect=iam.Effect.DENY,
+            actions=list(APPROVAL_ACTIONS),
+            resources=["*"],
+        )
+    )
     for rule in rules:
         statements.append(
             iam.PolicyStatement(
@@ -185,6 +234,8 @@ def boundary_statements(rules: Sequence[Guardrail]) -> list[iam.PolicyStatement]
 @dataclass(frozen=True, kw_only=True)
 class GuardrailsProps:
     qualifier: str
+    require_approval: bool = True
+    """Secure default: the roles may register ``PendingManualApproval`` versions only (R1)."""
 
     def __post_init__(self) -> None:
         check_qualifier(self)
@@ -203,12 +254,15 @@ class SageMakerGuardrails(Construct):
         subnets: Sequence[ec2.ISubnet],
         security_groups: Sequence[ec2.ISecurityGroup],
         keys: Sequence[kms.IKey],
+        notebook_security_groups: Sequence[ec2.ISecurityGroup] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.rules = guardrails(
             subnet_ids=[s.subnet_id for s in subnets],
             security_group_ids=[g.security_group_id for g in security_groups],
             kms_key_arns=[k.key_arn for k in keys],
+            notebook_security_group_ids=[g.security_group_id for g in notebook_security_groups],
+            require_approval=props.require_approval,
         )
         self.policy = iam.ManagedPolicy(
             self,
@@ -237,6 +291,12 @@ class SageMakerGuardrails(Construct):
                 f"AwsSolutions::AwsSolutions-IAM5[Action::{action}]",
                 f"{action} in the boundary's ceiling only bounds what the roles' own scoped grants may add",
             )
+        acknowledge_guard(
+            self.policy,
+            "iam_managed_policy_no_statements_with_full_access_check",
+            "sagemaker:* is the ceiling of a permissions boundary, which grants nothing by itself; the "
+            "roles under it are granted named SageMaker actions on named resources only",
+        )
         acknowledge(
             self.policy,
             "NIST.800.53.R5::NIST.800.53.R5-IAMPolicyNoStatementsWithFullAccess",

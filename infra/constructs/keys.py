@@ -1,15 +1,28 @@
-"""Control D3: one customer-managed KMS key per purpose, with rotation and a narrow key policy.
+"""Controls D3 and K1: one customer-managed KMS key per purpose, with rotation and a narrow key policy.
 
 Secure defaults (``KeyProps``): rotation always on; the key policy keeps CDK's default statement
-(the account root, so IAM policies written by ``grant*()`` take effect; no ``*`` principal) and
-trusts no service; deletion waits the longest window KMS allows (30 days). Keys that encrypt
-CloudWatch Logs (``for_cloudwatch_logs``) also trust the regional Logs service, but only for log
-groups of this account and region (encryption context).
+(the account root, so IAM policies written by ``grant*()`` take effect and the account keeps
+administering the key) and trusts no service; deletion waits the longest window KMS allows (30
+days). Keys that encrypt CloudWatch Logs (``for_cloudwatch_logs``) also trust the regional Logs
+service, but only for log groups of this account and region (encryption context).
+
+K1, in every key's policy:
+
+- ``DenyGrantsNotForAwsResources``: nobody creates a grant unless an AWS service integrated with
+  KMS asks for it on the caller's behalf (``kms:GrantIsForAWSResource``: SageMaker for job and
+  notebook volumes, Firehose for its stream) or the caller is an AWS service principal. This is
+  the statement AWS Control Tower's CT.KMS.PR.3 requires, in the shape it checks.
+- ``PurposeKey.restrict_use()`` (the data and artifacts keys): principals of this account may
+  encrypt, decrypt, generate data keys and create grants only if they are one of the named
+  ``KeyUser`` patterns (the project's roles, the deployment role); AWS service principals are not
+  affected (``aws:PrincipalIsAWSService``). Administration (``kms:*`` for the account root, key
+  policy changes, deletion schedules) is left alone, so the account can never lock itself out.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -25,6 +38,19 @@ from stage.names import qualified_key_alias
 MIN_PENDING_WINDOW_DAYS: Final = 7
 MAX_PENDING_WINDOW_DAYS: Final = 30
 _PURPOSE: Final = re.compile(r"^[a-z][a-z0-9-]*$")
+# K1: the cryptographic operations ``restrict_use()`` limits to the key's users (not administration,
+# not DescribeKey: CloudFormation and the console describe keys they never use).
+USE_ACTIONS: Final = (
+    "kms:Decrypt",
+    "kms:Encrypt",
+    "kms:GenerateDataKey*",
+    "kms:ReEncrypt*",
+    "kms:CreateGrant",
+)
+DENY_GRANTS_SID: Final = "DenyGrantsNotForAwsResources"
+DENY_USE_SID: Final = "DenyUseOutsideProjectRoles"
+# Where the key users and their reasons travel with the template (the audit report can read them).
+KEY_USERS_METADATA: Final = "rookery:key-users"
 
 
 def check_pending_window(props: object, field: str) -> None:
@@ -63,8 +89,55 @@ class KeyProps:
         check_pending_window(self, "pending_window_days")
 
 
+@dataclass(frozen=True)
+class KeyUser:
+    """Principals of this account that may use a restricted key: an ARN or ARN pattern (``aws:PrincipalArn``)
+    and why they need the key."""
+
+    arn: str  # may hold tokens, e.g. Fn::Sub of the account
+    reason: str
+
+    def __post_init__(self) -> None:
+        if not self.reason.strip():
+            raise ValueError(f"key user {self.arn!r} needs a reason: say what it encrypts or decrypts")
+
+
+def deny_grants_not_for_aws_resources() -> iam.PolicyStatement:
+    """K1 / CT.KMS.PR.3: no grant unless an integrated AWS service creates it or an AWS service asks."""
+    return iam.PolicyStatement(
+        sid=DENY_GRANTS_SID,
+        effect=iam.Effect.DENY,
+        principals=[iam.AnyPrincipal()],
+        actions=["kms:CreateGrant"],
+        resources=["*"],  # in a key policy, "*" means this key
+        conditions={
+            "BoolIfExists": {"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}
+        },
+    )
+
+
+def deny_use_outside(users: Sequence[KeyUser], account: str) -> iam.PolicyStatement:
+    """K1: principals of ``account`` that match none of ``users`` may not use the key."""
+    if not users:
+        raise ValueError("restrict_use needs the key's users (at least the deployment role)")
+    return iam.PolicyStatement(
+        sid=DENY_USE_SID,
+        effect=iam.Effect.DENY,
+        principals=[iam.AnyPrincipal()],
+        actions=list(USE_ACTIONS),
+        resources=["*"],
+        conditions={
+            # Principals of other accounts have no allow in this policy at all; AWS-owned grantees
+            # of grants for AWS resources (other accounts) are the services acting for the project.
+            "StringEquals": {"aws:PrincipalAccount": account},
+            "ArnNotLike": {"aws:PrincipalArn": [u.arn for u in users]},
+            "BoolIfExists": {"aws:PrincipalIsAWSService": "false"},
+        },
+    )
+
+
 class PurposeKey(Construct):
-    """A customer-managed key for one purpose. Exposes ``key``."""
+    """A customer-managed key for one purpose. Exposes ``key``; ``restrict_use()`` names its users (K1)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, props: KeyProps) -> None:
         super().__init__(scope, construct_id)
@@ -77,6 +150,7 @@ class PurposeKey(Construct):
             enable_key_rotation=True,
             pending_window=Duration.days(props.pending_window_days),
         )
+        self.key.add_to_resource_policy(deny_grants_not_for_aws_resources())
         if props.for_cloudwatch_logs:
             self.key.add_to_resource_policy(
                 iam.PolicyStatement(
@@ -102,3 +176,10 @@ class PurposeKey(Construct):
                     },
                 )
             )
+
+    def restrict_use(self, users: Sequence[KeyUser]) -> None:
+        """K1: only ``users`` (and AWS service principals) of this account may use the key."""
+        self.key.add_to_resource_policy(deny_use_outside(users, Stack.of(self).account))
+        cfn = self.key.node.default_child
+        assert isinstance(cfn, kms.CfnKey)
+        cfn.add_metadata(KEY_USERS_METADATA, [{"principal": u.arn, "reason": u.reason} for u in users])

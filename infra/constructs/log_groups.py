@@ -10,7 +10,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stage import LOG_RETENTION_DAYS
+from infra.audit.acknowledge import acknowledge_cross_stack, acknowledge_guard
+from stage import LOG_RETENTION_DAYS, PRODUCTION_MIN_LOG_RETENTION_DAYS
 
 _R = logs.RetentionDays
 RETENTION: Final[Mapping[int, logs.RetentionDays]] = MappingProxyType(
@@ -35,6 +36,16 @@ def encrypted_log_group(
 
     Leave ``name`` unset (a generated name) unless a service writes to a name of its own choosing.
     """
-    return logs.LogGroup(
+    group = logs.LogGroup(
         scope, construct_id, encryption_key=key, retention=RETENTION[days], log_group_name=name
     )
+    acknowledge_cross_stack(group, "cloudwatch_log_group_encrypted_check", key)
+    if days < PRODUCTION_MIN_LOG_RETENTION_DAYS:
+        acknowledge_guard(
+            group,
+            "cloudwatch_log_group_retention_period_check",
+            f"the stage keeps these logs {days} days (its log_retention_days), a cost choice open to "
+            f"development stages only: a production stage must keep logs {PRODUCTION_MIN_LOG_RETENTION_DAYS} "
+            "days or more (stage validation)",
+        )
+    return group

@@ -2,10 +2,14 @@
 
 - Isolated subnets only (no internet gateway, no NAT), default security group stripped of rules,
   flow logs of all traffic to a KMS-encrypted log group with retention.
-- One security group per kind of workload; interface endpoints accept 443 only from them.
+- One security group per kind of workload; interface endpoints accept 443 only from them. Only the
+  jobs' group admits itself (TCP between the instances of a distributed job); the notebook's group
+  (N7) has egress to the endpoints and S3 alone.
 - Every endpoint carries a policy: interface endpoints admit only principals of the project
   account on the resources ``infra.endpoint_policies`` lists; the S3 gateway admits the project
   buckets (``NetworkProps.project_bucket_names``) and the AWS-owned buckets listed there, with reasons.
+- E1: the ECR endpoints admit repositories of the project account, plus the registries of
+  ``NetworkProps.image_accounts`` (external images the stage explicitly allows), nothing else.
 
 None of these is optional. ``NetworkProps`` decides only the address block, the number of AZs, which
 interface endpoints exist (by default only the essential ones), log retention and the key's deletion window.
@@ -24,22 +28,26 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from infra.audit.acknowledge import acknowledge
+from infra.audit.acknowledge import acknowledge, acknowledge_guard
 from infra.constructs.keys import MAX_PENDING_WINDOW_DAYS, KeyProps, PurposeKey, check_pending_window
 from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS, encrypted_log_group
 from infra.constructs.props import PropsError, check_qualifier, check_retention
 from infra.endpoint_policies import (
     AWS_OWNED_BUCKETS,
+    ECR_ENDPOINTS,
     INTERFACE_ENDPOINT_ACCESS,
     PROJECT_BUCKET_ACTIONS,
     EndpointAccess,
     check_known,
+    external_registry,
 )
 from stage.model import ESSENTIAL_ENDPOINTS
 
 # Subnets are /24: room for SageMaker job, endpoint and Lambda ENIs plus one ENI per interface endpoint.
 SUBNET_MASK: Final = 24
 HTTPS: Final = 443
+# The custom-resource provider CDK adds for ``restrict_default_security_group``.
+_RESTRICT_DEFAULT_SG_PROVIDER: Final = "Custom::VpcRestrictDefaultSGCustomResourceProvider"
 # An environment-agnostic stack sees this many Availability Zones (CDK cannot look them up offline).
 AGNOSTIC_AZS: Final = 2
 
@@ -47,8 +55,11 @@ AGNOSTIC_AZS: Final = 2
 # Serving stacks attach their jobs, notebook, endpoints and Lambdas to these).
 WORKLOADS: Final[Mapping[str, str]] = MappingProxyType(
     {
-        "sagemaker": "SageMaker jobs, notebook instance and endpoints",
+        "sagemaker": "SageMaker pipeline jobs",
         "lambda": "project Lambda functions",
+        # N7: a group of its own: code run in the notebook reaches the endpoints and S3, never a job
+        # instance or an endpoint (nothing admits it), and no job reaches the notebook.
+        "notebook": "SageMaker notebook instance",
     }
 )
 
@@ -92,6 +103,9 @@ class NetworkProps:
     """Secure default: a year of flow logs."""
     key_pending_window_days: int = MAX_PENDING_WINDOW_DAYS
     """Deletion window of the flow-logs key; see ``KeyProps.pending_window_days``."""
+    image_accounts: tuple[str, ...] = ()
+    """Secure default: the ECR endpoints admit the project account's repositories only (E1). Accounts
+    (12 digits) whose registries hold an external image the stage explicitly allows."""
 
     def __post_init__(self) -> None:
         check_qualifier(self)
@@ -131,6 +145,11 @@ class NetworkProps:
             ) from None
         check_retention(self)
         check_pending_window(self, "key_pending_window_days")
+        for account in self.image_accounts:
+            try:
+                external_registry(account)
+            except ValueError as error:
+                raise PropsError(self, "image_accounts", f"{error}; e.g. ('123456789012',)") from None
 
 
 @dataclass(frozen=True)
@@ -212,6 +231,13 @@ class PrivateNetwork(Construct):
             "and write to the one flow-log group, nothing else",
         )
 
+        acknowledge_guard(
+            stack.node.find_child(_RESTRICT_DEFAULT_SG_PROVIDER),
+            "lambda_inside_vpc_check",
+            "CDK's provider that strips the default security group's rules runs once per deployment and "
+            "calls only EC2's API, from Lambda's network; no workload or data is reachable from it",
+        )
+
         self.workload_security_groups: Mapping[str, ec2.SecurityGroup] = MappingProxyType(
             {
                 name: ec2.SecurityGroup(
@@ -271,10 +297,21 @@ class PrivateNetwork(Construct):
         )
 
         self.interface_endpoints: Mapping[str, ec2.InterfaceVpcEndpoint] = MappingProxyType(
-            {name: self._interface_endpoint(name, arn) for name in props.interface_endpoints}
+            {
+                name: self._interface_endpoint(
+                    name,
+                    arn,
+                    extra=tuple(external_registry(a) for a in props.image_accounts)
+                    if name in ECR_ENDPOINTS
+                    else (),
+                )
+                for name in props.interface_endpoints
+            }
         )
 
-    def _interface_endpoint(self, name: str, arn: _Arn) -> ec2.InterfaceVpcEndpoint:
+    def _interface_endpoint(
+        self, name: str, arn: _Arn, *, extra: tuple[EndpointAccess, ...]
+    ) -> ec2.InterfaceVpcEndpoint:
         endpoint = self.vpc.add_interface_endpoint(
             _construct_id(name),
             service=_SERVICES[name],
@@ -283,9 +320,10 @@ class PrivateNetwork(Construct):
             open=False,  # ingress comes only from the rules above
             private_dns_enabled=True,
         )
-        for access in INTERFACE_ENDPOINT_ACCESS[name]:
+        accesses = (*INTERFACE_ENDPOINT_ACCESS[name], *extra)
+        for access in accesses:
             endpoint.add_to_policy(_statement(access, arn))
-        _record_reasons(endpoint, [(a.actions, a.reason) for a in INTERFACE_ENDPOINT_ACCESS[name]])
+        _record_reasons(endpoint, [(a.actions, a.reason) for a in accesses])
         return endpoint
 
 

@@ -1,17 +1,20 @@
-"""Controls N1-N6: the stage's notebook instance, its role, its idle auto-stop, and who may open it.
+"""Controls N1-N7: the stage's notebook instance, its role, its idle auto-stop, and who may open it.
 
-- N1-N5: in a private subnet behind the SageMaker security group, no direct internet access,
-  no root access, its volume encrypted with the data key, IMDSv2 only, a supported Amazon Linux
-  2023 platform, and a lifecycle configuration that stops it after ``NotebookProps.idle_minutes``
-  without activity (``notebook_autostop.py``: standard library only, Jupyter on localhost, the
-  AWS CLI through the ``sagemaker.api`` endpoint; nothing is installed or downloaded).
+- N1-N5: in a private subnet behind a security group of its own (N7: not the jobs'), no direct
+  internet access, no root access, its volume encrypted with the data key, IMDSv2 only, a supported
+  Amazon Linux 2023 platform, and a lifecycle configuration that stops it after
+  ``NotebookProps.idle_minutes`` without activity (``notebook_autostop.py``: standard library
+  only, Jupyter on localhost, the AWS CLI through the ``sagemaker.api`` endpoint; nothing is
+  installed or downloaded).
 - Its own role (under the stage's guardrails boundary): read the dataset prefix of the raw
   bucket, the curated bucket and the pipeline's artifacts, write under ``notebooks/`` of the
   artifacts bucket, decrypt with the data and artifacts keys, write its own logs, stop itself.
 - N6: ``open_policy`` allows ``CreatePresignedNotebookInstanceUrl`` (and describe/start/stop)
-  on this notebook's ARN only; it is attached to the roles named in ``NotebookProps.access_role_names``.
-  The URL it returns opens Jupyter only through the VPC's ``notebook`` endpoint (the instance has no
-  internet access), whose policy admits principals of this account only.
+  on this notebook's ARN only, and only for requests through the VPC endpoints or from the address
+  ranges ``NotebookProps`` names (``aws:SourceVpce``, ``aws:SourceIp``); it is attached to the roles
+  named in ``NotebookProps.access_role_names``. The condition matters because the URL is served from
+  SageMaker's public notebook domain: SageMaker evaluates the policy again for every HTTP request
+  and WebSocket frame of the session, so a URL opened from another network is refused.
 
 Subnet, security group, keys, buckets and the boundary are required arguments; internet access,
 root access and the IMDS version are not options.
@@ -20,6 +23,7 @@ root access and the IMDS version are not options.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +37,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.audit.acknowledge import acknowledge
+from infra.audit.acknowledge import acknowledge, acknowledge_cross_stack
 from infra.constructs.policies import Grant, attach
 from infra.constructs.props import PropsError, check_prefix, check_qualifier, check_role_path
 
@@ -91,6 +95,11 @@ class NotebookProps:
     access_role_names: tuple[str, ...] = ()
     """Secure default: no role may open Jupyter; the open policy (N6) is created attached to nothing.
     Names (not ARNs) of this account's roles that receive it."""
+    source_vpc_endpoint_ids: tuple[str, ...] = ()
+    """VPC endpoints (ids, may be tokens) through which Jupyter may be opened (``aws:SourceVpce``)."""
+    source_cidrs: tuple[str, ...] = ()
+    """Address ranges from which Jupyter may be opened (``aws:SourceIp``). No default for either:
+    one of them must say where people open the notebook from."""
 
     def __post_init__(self) -> None:
         check_qualifier(self)
@@ -112,6 +121,20 @@ class NotebookProps:
                 f"the OnStart script is {len(content)} base64 characters; SageMaker allows "
                 f"{MAX_LIFECYCLE_SCRIPT}: shorten {AUTOSTOP_SCRIPT.name}",
             )
+        if not self.source_vpc_endpoint_ids and not self.source_cidrs:
+            raise PropsError(
+                self,
+                "source_vpc_endpoint_ids",
+                "name the VPC endpoints or (source_cidrs) the address ranges Jupyter may be opened from: "
+                "without a source condition the presigned URL opens from any network (N6)",
+            )
+        for cidr in self.source_cidrs:
+            try:
+                network = ipaddress.ip_network(cidr, strict=True)
+            except ValueError as error:
+                raise PropsError(self, "source_cidrs", f"{error}; e.g. ('203.0.113.0/24',)") from None
+            if network.prefixlen == 0:
+                raise PropsError(self, "source_cidrs", f"{cidr} is every address; name the corporate ranges")
         bad = [r for r in self.access_role_names if not _ROLE_NAME.match(r)]
         if bad:
             raise PropsError(
@@ -119,6 +142,30 @@ class NotebookProps:
                 "access_role_names",
                 f"{bad} are not IAM role names; give names, not ARNs, e.g. ('DataScientist',)",
             )
+
+
+def open_statements(notebook_arn: str, props: NotebookProps) -> list[iam.PolicyStatement]:
+    """N6: open this notebook only through the named VPC endpoints or from the named ranges (one
+    statement each, so either source suffices)."""
+    sources = [
+        (
+            "OpenThisNotebookThroughVpcEndpoints",
+            "StringEquals",
+            "aws:SourceVpce",
+            props.source_vpc_endpoint_ids,
+        ),
+        ("OpenThisNotebookFromNetworks", "IpAddress", "aws:SourceIp", props.source_cidrs),
+    ]
+    return [
+        iam.PolicyStatement(
+            sid=sid,
+            actions=list(OPEN_ACTIONS),
+            resources=[notebook_arn],
+            conditions={operator: {key: list(values)}},
+        )
+        for sid, operator, key, values in sources
+        if values
+    ]
 
 
 class ProjectNotebook(Construct):
@@ -263,6 +310,11 @@ class ProjectNotebook(Construct):
                 minimum_instance_metadata_service_version="2"
             ),
         )
+        for rule in (
+            "sagemaker_notebook_no_direct_internet_access_check",
+            "sagemaker_notebook_instance_inside_vpc_check",
+        ):
+            acknowledge_cross_stack(self.instance, rule, subnet)
         # The instance starts at creation: its role's policy must exist by then.
         self.instance.node.add_dependency(self.role.node.find_child("DefaultPolicy"))
 
@@ -270,11 +322,7 @@ class ProjectNotebook(Construct):
             self,
             "OpenPolicy",
             description=f"{props.qualifier}: open Jupyter on {self.name} (start or stop it), nothing else",
-            statements=[
-                iam.PolicyStatement(
-                    sid="OpenThisNotebookOnly", actions=list(OPEN_ACTIONS), resources=[self.arn]
-                )
-            ],
+            statements=open_statements(self.arn, props),
             roles=[
                 iam.Role.from_role_name(self, f"Opener{i}", name)
                 for i, name in enumerate(props.access_role_names)

@@ -51,6 +51,11 @@ class RenderedPipeline:
         found = {text for text in texts if PRIVATE_ECR_IMAGE.match(text)}
         return tuple(sorted(found - {self.placeholders.image_uri}))
 
+    def external_image_accounts(self) -> tuple[str, ...]:
+        """The accounts whose registries hold ``external_images()`` (control E1)."""
+        matches = (PRIVATE_ECR_IMAGE.match(image) for image in self.external_images())
+        return tuple(sorted({m["account"] for m in matches if m is not None}))
+
 
 @dataclass(frozen=True, kw_only=True)
 class DeployedResources:

@@ -10,7 +10,10 @@ carries its reason (``execution_grants``):
 - ECR: pull from the project image's repository (``grant_pull``) and, if the stage trains on
   SageMaker's built-in image, from that one repository.
 - SageMaker: create, describe and stop the kinds of job the pipeline has, on the names Pipelines
-  gives them; register versions in the stage's model package group only.
+  gives them; register versions in the stage's model package group only, and (R1) only with the
+  statuses ``ExecutionScope.registration_statuses`` allows (``sagemaker:ModelApprovalStatus``):
+  ``PendingManualApproval`` where the stage requires approval. The role can never change a
+  version's status (no ``UpdateModelPackage``): approving is a person's act, not the pipeline's.
 - CloudWatch Logs: the ``/aws/sagemaker/*Jobs`` groups SageMaker writes to, streams of those jobs.
 - ``iam:PassRole`` on itself, to SageMaker only (``iam:PassedToService``).
 - EC2: the network interfaces of VPC jobs, in the stage's VPC only.
@@ -39,6 +42,7 @@ from infra.audit.acknowledge import acknowledge
 from infra.constructs.data_lake import TrustedPrincipal
 from infra.constructs.policies import Grant, attach
 from infra.constructs.props import check_qualifier, check_role_path, role_path_problem
+from stage import APPROVAL_STATUSES, PENDING_MANUAL_APPROVAL
 from stage.names import PRIVATE_ECR_IMAGE
 
 # Pipelines names every processing, training and transform job it launches
@@ -57,8 +61,17 @@ class ExecutionScope:
     model_package_group: str
     tune: bool  # the pipeline has a tuning step (else a training step)
     external_images: tuple[str, ...] = ()  # image URIs the definition names besides the project image
+    registration_statuses: tuple[str, ...] = (PENDING_MANUAL_APPROVAL,)
+    """Secure default: Register may create pending versions only (R1); a stage without manual approval
+    lists the statuses it registers with."""
 
     def __post_init__(self) -> None:
+        unknown = [s for s in self.registration_statuses if s not in APPROVAL_STATUSES]
+        if unknown or not self.registration_statuses:
+            raise ValueError(
+                f"registration_statuses {list(self.registration_statuses)}: give one or more of "
+                f"{list(APPROVAL_STATUSES)} (normally just {PENDING_MANUAL_APPROVAL})"
+            )
         for image in self.external_images:
             if PRIVATE_ECR_IMAGE.match(image) is None:
                 raise ValueError(
@@ -168,14 +181,17 @@ def execution_grants(
         ),
         Grant(
             "RegisterInStageGroup",
-            (
-                "sagemaker:CreateModelPackage",
-                "sagemaker:DescribeModelPackage",
-                "sagemaker:UpdateModelPackage",
-                "sagemaker:AddTags",
-            ),
+            ("sagemaker:CreateModelPackage",),
             (sagemaker("model-package", f"{group}/*"),),
-            f"Register adds numbered versions to the stage's group {group} only",
+            f"Register adds numbered versions to the stage's group {group} only, with the statuses the "
+            "stage allows (R1: only PendingManualApproval where a person approves every version)",
+            {"StringEquals": {"sagemaker:ModelApprovalStatus": list(execution.registration_statuses)}},
+        ),
+        Grant(
+            "ReadStageGroupVersions",
+            ("sagemaker:DescribeModelPackage", "sagemaker:AddTags"),
+            (sagemaker("model-package", f"{group}/*"),),
+            f"Register describes and tags the versions it adds to {group}; it never changes their status",
         ),
         Grant(
             "ReadStageGroup",

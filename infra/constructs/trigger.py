@@ -29,6 +29,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.audit.acknowledge import acknowledge
+from infra.audit.guard import guard_id
 from infra.constructs.function import FunctionProps, ProjectFunction
 from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS
 from infra.constructs.props import PropsError, check_prefix, check_qualifier, check_retention
@@ -151,12 +152,13 @@ class PipelineTrigger(Construct):
             enforce_ssl=True,
             retention_period=QUEUE_RETENTION,
         )
-        acknowledge(
-            self.rule_dead_letter_queue,
-            "AwsSolutions::AwsSolutions-SQS3",
-            "this queue is the dead-letter queue of the EventBridge rule's target (cdk-nag recognizes only "
-            "SQS redrive and Lambda DLQs); a dead-letter queue of a dead-letter queue would add nothing",
-        )
+        for rule_id in ("AwsSolutions::AwsSolutions-SQS3", guard_id("sqs_dlq_check")):
+            acknowledge(
+                self.rule_dead_letter_queue,
+                rule_id,
+                "this queue is the dead-letter queue of the EventBridge rule's target (the packs recognize "
+                "only SQS redrive and Lambda DLQs); a dead-letter queue of a dead-letter queue adds nothing",
+            )
         self.rule = events.Rule(
             self,
             "Rule",

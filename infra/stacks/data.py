@@ -1,15 +1,16 @@
-"""``Rookery-<stage>-Data``: keys, the data lake, the catalog, Athena and ingestion (D1, D1b, D3-D7)."""
+"""``Rookery-<stage>-Data``: keys, the data lake, the catalog, Athena and ingestion (D1, D1b, D3-D7, K1)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Environment
+from aws_cdk import Environment, Fn
 from constructs import Construct
 
 from infra.constructs.catalog import DataCatalog, QueryWorkgroup
 from infra.constructs.data_lake import DataKeys, DataLake, TrustedPrincipal, deployment_role
 from infra.constructs.ingestion import IngestionStream
+from infra.constructs.keys import KeyUser
 from infra.constructs.network import PrivateNetwork
 from infra.stacks.base import StageStack
 from infra.stacks.stage_props import (
@@ -20,6 +21,7 @@ from infra.stacks.stage_props import (
     workgroup_props,
 )
 from stage import Stage
+from stage.names import project_role_path
 
 
 class DataStack(StageStack):
@@ -78,10 +80,32 @@ class DataStack(StageStack):
             subnets=network.subnets,
             function_security_group=network.workload_security_groups["lambda"],
         )
+        deployer = deployment_role(self)
+        self.keys.restrict_use(
+            [
+                KeyUser(
+                    deployer.arn,
+                    "CloudFormation creates the stream, notebook and endpoint configs on these keys",
+                ),
+                KeyUser(self.ingestion.role.role_arn, "Firehose writes the raw bucket with the data key"),
+                KeyUser(
+                    self.ingestion.transform.role.role_arn,
+                    "the transform Lambda's dead-letter queue is encrypted with the data key",
+                ),
+                KeyUser(self.catalog.crawler_role.role_arn, "the Glue crawler reads the raw bucket"),
+                KeyUser(
+                    Fn.sub(
+                        f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role{project_role_path(stage)}*"
+                    ),
+                    "the ML and Serving stacks' roles (pipeline execution, notebook, endpoint model, "
+                    "deployment), named by their IAM path so this stack never references those stacks",
+                ),
+            ]
+        )
         self.lake.restrict_to_vpc_endpoint(
             endpoint_id=network.s3_endpoint.vpc_endpoint_id,
             trusted=[
-                deployment_role(self),
+                deployer,
                 TrustedPrincipal(
                     arn=self.ingestion.role.role_arn,
                     reason="Firehose delivers into the raw bucket from the Firehose service network",

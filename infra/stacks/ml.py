@@ -1,5 +1,5 @@
 """``Rookery-<stage>-ML``: the pipeline, its role and guardrails, the image, the registry, the notebook and
-the trigger (I1, N1-N6, T1-T6, D7 for the registry, L1 for the trigger)."""
+the trigger (I1, N1-N7, R1, T1-T6, D7 for the registry, L1 for the trigger)."""
 
 from __future__ import annotations
 
@@ -68,6 +68,7 @@ class MlStack(StageStack):
         }
         subnets = network.vpc.select_subnets(subnet_type=network.subnets.subnet_type).subnets
         sagemaker_group = network.workload_security_groups["sagemaker"]
+        notebook_group = network.workload_security_groups["notebook"]
         rendered = render_for_stage(stage, cache_dir=render_cache)
         if len(subnets) != len(rendered.placeholders.subnet_ids):
             raise ConfigError(
@@ -84,6 +85,7 @@ class MlStack(StageStack):
             subnets=subnets,
             security_groups=[sagemaker_group],
             keys=[keys.artifacts, keys.data],
+            notebook_security_groups=[notebook_group],
         )
         self.registry = ModelRegistry(self, "Registry", props=registry_props(stage))
         self.execution = SageMakerExecutionRole(
@@ -137,9 +139,13 @@ class MlStack(StageStack):
             self.notebook = ProjectNotebook(
                 self,
                 "Notebook",
-                props=notebook_props(stage, pipeline_name=self.pipeline.pipeline_name),
+                props=notebook_props(
+                    stage,
+                    pipeline_name=self.pipeline.pipeline_name,
+                    endpoint_ids={n: e.vpc_endpoint_id for n, e in network.interface_endpoints.items()},
+                ),
                 subnet=subnets[0],
-                security_group=sagemaker_group,
+                security_group=notebook_group,
                 raw_bucket=buckets["raw"],
                 curated_bucket=buckets["curated"],
                 artifacts_bucket=buckets["artifacts"],

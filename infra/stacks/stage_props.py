@@ -8,7 +8,7 @@ that rejects what the stage produced raises ``PropsError``; ``stage_errors`` tur
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -84,7 +84,9 @@ def bucket_names(stage: Stage, *, account: str, region: str) -> dict[str, str]:
     return {purpose: bucket_name(stage, purpose, account=account, region=region) for purpose in ALL_BUCKETS}
 
 
-def network_props(stage: Stage, *, account: str, region: str) -> NetworkProps:
+def network_props(
+    stage: Stage, *, account: str, region: str, image_accounts: tuple[str, ...] = ()
+) -> NetworkProps:
     return NetworkProps(
         qualifier=stage.qualifier,
         vpc_cidr=stage.vpc_cidr,
@@ -94,6 +96,7 @@ def network_props(stage: Stage, *, account: str, region: str) -> NetworkProps:
         project_bucket_names=tuple(bucket_names(stage, account=account, region=region).values()),
         log_retention_days=stage.log_retention_days,
         key_pending_window_days=key_pending_window_days(stage),
+        image_accounts=image_accounts,
     )
 
 
@@ -171,7 +174,7 @@ def pipeline_props(stage: Stage, rendered: RenderedPipeline) -> PipelineProps:
 
 
 def guardrails_props(stage: Stage) -> GuardrailsProps:
-    return GuardrailsProps(qualifier=stage.qualifier)
+    return GuardrailsProps(qualifier=stage.qualifier, require_approval=stage.ml.requires_approval)
 
 
 def registry_props(stage: Stage) -> RegistryProps:
@@ -192,6 +195,7 @@ def execution_role_props(stage: Stage, rendered: RenderedPipeline) -> ExecutionR
             model_package_group=rendered.placeholders.model_package_group_name,
             tune=rendered.has_tuning,
             external_images=rendered.external_images(),
+            registration_statuses=stage.ml.registration_statuses,
         ),
     )
 
@@ -217,7 +221,8 @@ def trigger_props(stage: Stage, *, pipeline_name: str, pipeline_arn: str) -> Tri
     )
 
 
-def notebook_props(stage: Stage, *, pipeline_name: str) -> NotebookProps:
+def notebook_props(stage: Stage, *, pipeline_name: str, endpoint_ids: Mapping[str, str]) -> NotebookProps:
+    """``endpoint_ids``: the stage's interface endpoint ids by config name (the open policy names them)."""
     notebook = stage.notebook
     return NotebookProps(
         qualifier=stage.qualifier,
@@ -230,6 +235,8 @@ def notebook_props(stage: Stage, *, pipeline_name: str) -> NotebookProps:
         platform_identifier=notebook.platform_identifier,
         idle_minutes=notebook.idle_minutes,
         access_role_names=notebook.access_role_names,
+        source_vpc_endpoint_ids=tuple(endpoint_ids.get(e, e) for e in notebook.open_from_vpc_endpoints),
+        source_cidrs=notebook.open_from_cidrs,
     )
 
 

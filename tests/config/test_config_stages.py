@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rookery_contracts.evaluation import DEFAULT_GATE_CONFIDENCE
-from rookery_image.hyperparameters import parse as parse_hyperparameters
 from rookery_contracts.hyperparameters import TRAINING_DEFAULTS
 from rookery_contracts.schema import DEFAULT_MAX_INVALID_FRACTION
+from rookery_image.hyperparameters import parse as parse_hyperparameters
 from stage import (
     DEFAULT_ENDPOINTS,
     ESSENTIAL_ENDPOINTS,
@@ -332,6 +332,8 @@ def test_any_bytes_as_a_stage_file_load_or_give_a_config_error(tmp_path: Path, c
         load_stage("fuzz", stages_dir=tmp_path)
     except ConfigError as exc:
         assert "fuzz" in str(exc)
+
+
 # ---------------------------------------------------------------- training hyperparameters
 
 
@@ -384,3 +386,84 @@ def test_the_image_and_the_stage_validate_with_one_definition() -> None:
     parsed = parse_hyperparameters({k: str(v) for k, v in merged.items()})
     assert parsed.num_round == 200 and parsed.early_stopping_rounds == 20
     assert parsed.booster_params["scale_pos_weight"] == 9.5
+
+
+# ---------------------------------------------------------------- N6, R1, Control Tower's log retention
+
+
+_PROD: dict[str, Any] = {
+    "production": True,
+    "account": "123456789012",
+    "termination_protection": True,
+    "log_retention_days": 365,
+    "serving": {
+        "min_instances": 2,
+        "initial_instance_count": 2,
+        "max_instances": 3,
+        "instance_type": "ml.m5.large",
+    },
+}
+
+
+def test_jupyter_opens_by_default_only_through_the_stages_own_endpoints() -> None:
+    notebook = parse_stage("dev", _stage(), source="test.toml").notebook
+    assert (notebook.open_from_vpc_endpoints, notebook.open_from_cidrs) == (("sagemaker.api", "notebook"), ())
+    chosen = parse_stage(
+        "dev",
+        _stage(
+            notebook={
+                "open_from_vpc_endpoints": ["vpce-0123456789abcdef0"],
+                "open_from_cidrs": ["203.0.113.0/24"],
+            }
+        ),
+        source="test.toml",
+    ).notebook
+    assert chosen.open_from_vpc_endpoints == ("vpce-0123456789abcdef0",)
+    assert chosen.open_from_cidrs == ("203.0.113.0/24",)
+    # No notebook, no source needed.
+    assert (
+        parse_stage(
+            "dev", _stage(notebook={"enabled": False, "open_from_vpc_endpoints": []}), source="test.toml"
+        ).notebook.open_from_vpc_endpoints
+        == ()
+    )
+
+
+@pytest.mark.parametrize(
+    ("notebook", "fragment"),
+    [
+        ({"open_from_vpc_endpoints": []}, "nothing says where Jupyter may be opened from (control N6"),
+        ({"open_from_vpc_endpoints": ["sagemaker"]}, "are neither interface endpoint names"),
+        ({"open_from_vpc_endpoints": ["vpce-XYZ"]}, "nor VPC endpoint ids"),
+        ({"open_from_vpc_endpoints": ["notebook", "notebook"]}, "an endpoint is listed twice"),
+        (
+            {"open_from_vpc_endpoints": ["athena"]},
+            "names ['athena'], which interface_endpoints does not create",
+        ),
+        ({"open_from_cidrs": ["0.0.0.0/0"]}, "is every address: Jupyter would open from anywhere"),
+        ({"open_from_cidrs": ["::/0"]}, "is every address"),
+        ({"open_from_cidrs": ["203.0.113.7/24"]}, "is not an address range"),
+        ({"open_from_cidrs": ["office"]}, "is not an address range"),
+    ],
+)
+def test_where_jupyter_opens_from_is_validated(notebook: dict[str, Any], fragment: str) -> None:
+    assert fragment in _error(_stage(notebook=notebook))
+
+
+def test_a_production_stage_requires_manual_approval() -> None:
+    parse_stage("prod", _stage(**_PROD), source="test.toml")
+    for status in ("Approved", "Rejected"):
+        message = _error(_stage(**_PROD, ml={"approval_status": status}), name="prod")
+        assert 'set ml.approval_status = "PendingManualApproval"' in message, message
+    # A development stage may skip it; the audit (R1) then fails unless acknowledged with a reason.
+    ml = parse_stage("dev", _stage(ml={"approval_status": "Approved"}), source="test.toml").ml
+    assert (ml.requires_approval, ml.registration_statuses) == (
+        False,
+        ("PendingManualApproval", "Approved", "Rejected"),
+    )
+    assert load_stage("dev").ml.registration_statuses == ("PendingManualApproval",)
+
+
+def test_a_production_stage_keeps_logs_a_year() -> None:
+    message = _error(_stage(**{**_PROD, "log_retention_days": 90}), name="prod")
+    assert "keeps its logs at least 365 days (it says log_retention_days = 90)" in message

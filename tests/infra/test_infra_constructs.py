@@ -43,7 +43,7 @@ from infra.constructs.data_lake import DataKeys, DataKeysProps, DataLake, DataLa
 from infra.constructs.function import FunctionProps
 from infra.constructs.guardrails import GuardrailsProps, SageMakerGuardrails, guardrails
 from infra.constructs.ingestion import TRANSFORM_CONCURRENCY, IngestionProps, IngestionStream
-from infra.constructs.keys import KeyProps, PurposeKey
+from infra.constructs.keys import DENY_GRANTS_SID, KeyProps, PurposeKey
 from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS
 from infra.constructs.network import NetworkProps, PrivateNetwork
 from infra.constructs.notebook import NotebookProps, ProjectNotebook
@@ -197,6 +197,7 @@ def _notebook(**overrides: Any) -> NotebookProps:
         "pipeline_name": "probe-pipeline",
         "instance_type": "ml.t3.medium",
         "volume_size_gb": 5,
+        "source_vpc_endpoint_ids": ("vpce-0123456789abcdef0",),  # no default: N6 needs a source
     }
     return NotebookProps(**{**fields, **overrides})
 
@@ -589,7 +590,11 @@ def test_a_key_rotates_waits_30_days_to_be_deleted_and_trusts_no_service(probe: 
         assert props["EnableKeyRotation"] is True
         assert props["PendingWindowInDays"] == 30
     statements = probe.props(probe.key.key)["KeyPolicy"]["Statement"]
-    assert [s["Principal"] for s in statements] == [
+    # K1: besides the account's own statement, one deny: grants only for AWS resources.
+    assert [(s.get("Sid"), s["Effect"]) for s in statements if s["Effect"] == "Deny"] == [
+        (DENY_GRANTS_SID, "Deny")
+    ]
+    assert [s["Principal"] for s in statements if s["Effect"] == "Allow"] == [
         {
             "AWS": {
                 "Fn::Join": [

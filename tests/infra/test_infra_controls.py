@@ -7,6 +7,7 @@ import tarfile
 from pathlib import Path
 
 import cdk_nag
+import cdklabs.cdk_validator_cfnguard as cfnguard
 import pytest
 
 from infra.audit import controls
@@ -19,6 +20,7 @@ from infra.audit.controls import (
     resolve,
 )
 from infra.audit.exceptions import PACKS
+from infra.audit.guard import CROSS_STACK_RULES, GUARD_PACK
 from infra.audit.rules import ROOKERY_RULES, rule
 from infra.audit.rules.pack import declared
 from stage import REPO_ROOT
@@ -76,7 +78,9 @@ def test_the_catalogue_is_complete_for_each_control() -> None:
         for path in control.tests:
             assert (REPO_ROOT / path).is_file(), f"{control.id}: {path} does not exist"
         for pack_rule in control.pack_rules:
-            assert pack_rule.split("-", 1)[0] in PACKS, f"{control.id}: {pack_rule} names no registered pack"
+            # cdk-nag's rules carry their pack as a prefix; Control Tower's are snake-case names.
+            pack = GUARD_PACK if re.fullmatch(r"[a-z0-9_]+", pack_rule) else pack_rule.split("-", 1)[0]
+            assert pack in PACKS, f"{control.id}: {pack_rule} names no registered pack"
         if control.status == "implemented":
             # Met only when a test proves it on the synthesized output.
             assert control.tests, f"{control.id} is implemented but names no test"
@@ -103,12 +107,28 @@ def _cdk_nag_rule_names() -> set[str]:
     return names
 
 
-def test_every_pack_rule_the_catalogue_names_is_a_rule_of_cdk_nag() -> None:
-    known = _cdk_nag_rule_names()
-    assert "AwsSolutions-IAM5" in known and "NIST.800.53.R5-S3BucketReplicationEnabled" in known
+def _control_tower_rule_names() -> set[str]:
+    """Every Control Tower guard rule name the cfn-guard plugin bundles (the names its findings carry)."""
+    [bundle] = (Path(cfnguard.__file__).parent / "_jsii").glob("cdk-validator-cfnguard@*.jsii.tgz")
+    names: set[str] = set()
+    with tarfile.open(bundle) as archive:
+        for member in archive.getmembers():
+            if member.name.startswith("package/rules/control-tower/") and member.name.endswith(".guard"):
+                source = archive.extractfile(member)
+                assert source is not None
+                names |= set(
+                    re.findall(r"^rule (\w+) when is_cfn_template", source.read().decode(), re.MULTILINE)
+                )
+    return names
+
+
+def test_every_pack_rule_the_catalogue_names_is_a_rule_of_cdk_nag_or_control_tower() -> None:
+    nag, guard = _cdk_nag_rule_names(), _control_tower_rule_names()
+    assert "AwsSolutions-IAM5" in nag and "NIST.800.53.R5-S3BucketReplicationEnabled" in nag
+    assert "kms_create_grant_aws_service_check" in guard and set(CROSS_STACK_RULES) <= guard
     for control in CONTROLS:
-        unknown = sorted(set(control.pack_rules) - known)
-        assert not unknown, f"{control.id}: cdk-nag has no rule {unknown}"
+        unknown = sorted(set(control.pack_rules) - nag - guard)
+        assert not unknown, f"{control.id}: neither cdk-nag nor Control Tower has rule {unknown}"
 
 
 def test_docs_controls_md_is_the_rendered_catalogue() -> None:
@@ -122,7 +142,7 @@ def test_the_document_shows_each_controls_status_and_its_rookery_rules() -> None
     [d1b] = [line for line in document.splitlines() if line.startswith("| D1b |")]
     assert "rookery: Rookery-D1b, Rookery-D1b2" in d1b and d1b.endswith("| **implemented** |")
     [n7] = [line for line in document.splitlines() if line.startswith("| N7 |")]
-    assert "**planned**: the notebook shares" in n7
+    assert "**implemented**: its group has egress on 443 to the interface endpoints and S3 only" in n7
     assert "| Rookery-T6 | T6 |" in document and "`infra/audit/rules/pipeline.py`" in document
     # Each rule claims the controls its check covers: the boundary rule proves I2, not I1.
     rows = {line.split(" | ")[0][2:]: line for line in document.splitlines() if line.startswith("| ")}

@@ -19,9 +19,11 @@ from infra.constructs.data_lake import (
     DataLake,
     TrustedPrincipal,
     TrustedService,
+    deployment_role,
     prefix_limit_sid,
 )
 from infra.constructs.function import RUNTIME
+from infra.constructs.keys import DENY_GRANTS_SID, DENY_USE_SID, KEY_USERS_METADATA, USE_ACTIONS
 from infra.stacks.stage_props import data_keys_props, data_lake_props
 from infra.stateful import STATEFUL_RESOURCE_TYPES
 from rookery_contracts.ingest import (
@@ -32,7 +34,7 @@ from rookery_contracts.ingest import (
     TRANSFORM_RETRIES,
 )
 from stage import load_stage
-from stage.names import DATA_BUCKETS
+from stage.names import DATA_BUCKETS, project_role_path
 
 pytestmark = pytest.mark.xdist_group("infra-synth")
 
@@ -77,7 +79,9 @@ def test_one_rotating_customer_key_per_purpose(synth: Synth) -> None:
         assert props["EnableKeyRotation"] is True
         assert aliases[flatten(arn_of(synth.logical_id(key)))] == f"alias/{synth.stage.qualifier}/{purpose}"
         for statement in props["KeyPolicy"]["Statement"]:
-            assert statement["Principal"] not in ("*", {"AWS": "*"}), purpose
+            # A "*" principal only ever in a conditioned deny (K1), never in an allow.
+            if statement["Principal"] in ("*", {"AWS": "*"}):
+                assert statement["Effect"] == "Deny" and statement["Condition"], purpose
     assert len(resources(synth.data, "AWS::KMS::Key")) == 3
 
 
@@ -90,6 +94,112 @@ def test_only_the_logs_key_trusts_cloudwatch_logs_and_only_for_this_account(synt
     assert context.endswith(f":{account}:log-group:*")
     for key in (keys.data, keys.artifacts):
         assert all("Service" not in s["Principal"] for s in synth.props(key)["KeyPolicy"]["Statement"])
+
+
+# ---------------------------------------------------------------- K1 key policies
+
+
+def _key_statements(synth: Synth, key: Any) -> dict[str, dict[str, Any]]:
+    return {s.get("Sid", "root"): s for s in synth.props(key)["KeyPolicy"]["Statement"]}
+
+
+def _all_keys(synth: Synth) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (f"{name}/{logical_id}", key["Properties"])
+        for name, template in (("network", synth.network), ("data", synth.data), ("ml", synth.ml))
+        for logical_id, key in resources(template, "AWS::KMS::Key").items()
+    ]
+
+
+def test_every_key_denies_grants_that_are_not_for_aws_resources(synth: Synth) -> None:
+    """CT.KMS.PR.3's shape: deny kms:CreateGrant to every principal unless an integrated service asks."""
+    keys = _all_keys(synth)
+    assert len(keys) == 5  # flow logs, data, artifacts, logs, queue
+    for where, props in keys:
+        [deny] = [s for s in props["KeyPolicy"]["Statement"] if s.get("Sid") == DENY_GRANTS_SID]
+        assert deny == {
+            "Sid": DENY_GRANTS_SID,
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Action": "kms:CreateGrant",
+            "Resource": "*",
+            "Condition": {
+                "BoolIfExists": {"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}
+            },
+        }, where
+        # The account keeps administering every key (nothing denies administration).
+        root = [
+            s for s in props["KeyPolicy"]["Statement"] if s["Effect"] == "Allow" and s["Action"] == "kms:*"
+        ]
+        [admin] = [flatten(s["Principal"]["AWS"]) for s in root]
+        assert admin.startswith("arn:") and admin.endswith(
+            f":iam::{synth.stage.account or '<AWS::AccountId>'}:root"
+        ), where
+        denied = {
+            a for s in props["KeyPolicy"]["Statement"] if s["Effect"] == "Deny" for a in _as_list(s["Action"])
+        }
+        assert denied <= set(USE_ACTIONS), where
+
+
+def test_data_and_artifacts_keys_serve_only_the_projects_roles(synth: Synth) -> None:
+    keys = synth.stacks.data.keys
+    stage = synth.stage
+    for key in (keys.data, keys.artifacts):
+        deny = _key_statements(synth, key)[DENY_USE_SID]
+        assert deny["Effect"] == "Deny" and deny["Principal"] == {"AWS": "*"} and deny["Resource"] == "*"
+        assert sorted(_as_list(deny["Action"])) == sorted(USE_ACTIONS)
+        condition = deny["Condition"]
+        assert condition["StringEquals"] == {
+            "aws:PrincipalAccount": stage.account or {"Ref": "AWS::AccountId"}
+        }
+        assert condition["BoolIfExists"] == {"aws:PrincipalIsAWSService": "false"}
+        users = [flatten(u) for u in condition["ArnNotLike"]["aws:PrincipalArn"]]
+        data = synth.stacks.data
+        assert users == [
+            flatten(data.resolve(deployment_role(data).arn)),
+            f"<{synth.logical_id(data.ingestion.role)}>",
+            f"<{synth.logical_id(data.ingestion.transform.role)}>",
+            f"<{synth.logical_id(data.catalog.crawler_role)}>",
+            f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role{project_role_path(stage)}*",
+        ]
+        reasons = synth.resource(key)["Metadata"][KEY_USERS_METADATA]
+        assert len(reasons) == len(users) and all(r["reason"] for r in reasons)
+    assert DENY_USE_SID not in _key_statements(synth, keys.logs)  # CloudWatch Logs encrypts for every group
+
+
+def test_every_role_granted_the_data_or_artifacts_key_is_one_of_its_users(synth: Synth) -> None:
+    """Reasoned from the templates: a role an IAM policy lets use either key must pass the key's deny."""
+    keys = synth.stacks.data.keys
+    key_ids = [synth.logical_id(keys.data), synth.logical_id(keys.artifacts)]
+    data_users = {
+        flatten(u)
+        for u in _key_statements(synth, keys.data)[DENY_USE_SID]["Condition"]["ArnNotLike"][
+            "aws:PrincipalArn"
+        ]
+    }
+    templates = {
+        "data": synth.data,
+        "ml": synth.ml,
+        **({"serving": synth.serving} if synth.stacks.serving else {}),
+    }
+    checked = set()
+    for name, template in templates.items():
+        roles = resources(template, "AWS::IAM::Role")
+        for policy in resources(template, "AWS::IAM::Policy").values():
+            uses = [
+                s
+                for s in policy["Properties"]["PolicyDocument"]["Statement"]
+                if s["Effect"] == "Allow"
+                and set(_as_list(s["Action"])) & {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*"}
+                and any(k in json.dumps(s["Resource"]) for k in key_ids)
+            ]
+            for role in (r["Ref"] for r in policy["Properties"]["Roles"]) if uses else ():
+                path = roles[role]["Properties"].get("Path", "/")
+                local = name == "data" and f"<{role}>" in data_users
+                assert local or path.startswith(project_role_path(synth.stage)), (name, role, path)
+                checked.add((name, role))
+    # The crawler, Firehose, the transform Lambda, the execution role and the notebook at least.
+    assert len(checked) >= 5, checked
 
 
 # ---------------------------------------------------------------- D1 buckets

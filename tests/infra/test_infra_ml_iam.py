@@ -6,6 +6,7 @@ and the construct objects, never from hard-coded logical ids.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -181,7 +182,13 @@ def test_the_execution_roles_sagemaker_actions_are_on_pipeline_jobs_and_the_stag
         for sid, s in statements.items()
         if any(a.startswith("sagemaker:") for a in _as_list(s["Action"]))
     }
-    expected = {"RunPipelineJobs", "CreatePipelineModels", "RegisterInStageGroup", "ReadStageGroup"}
+    expected = {
+        "RunPipelineJobs",
+        "CreatePipelineModels",
+        "RegisterInStageGroup",
+        "ReadStageGroupVersions",
+        "ReadStageGroup",
+    }
     if stage.ml.tuning.enabled:
         expected.add("RunTuningJobs")
     assert set(sagemaker) == expected  # tuning permissions only where the stage tunes
@@ -191,6 +198,15 @@ def test_the_execution_roles_sagemaker_actions_are_on_pipeline_jobs_and_the_stag
     )
     group = ml.registry.group_name
     assert flatten(sagemaker["RegisterInStageGroup"]["Resource"]).endswith(f":model-package/{group}/*")
+    # R1: pending registrations only; the role never changes a version's status.
+    assert sagemaker["RegisterInStageGroup"]["Action"] == "sagemaker:CreateModelPackage"
+    assert sagemaker["RegisterInStageGroup"]["Condition"] == {
+        "StringEquals": {"sagemaker:ModelApprovalStatus": ["PendingManualApproval"]}
+    }
+    assert sorted(_as_list(sagemaker["ReadStageGroupVersions"]["Action"])) == [
+        "sagemaker:AddTags",
+        "sagemaker:DescribeModelPackage",
+    ]
     assert flatten(sagemaker["ReadStageGroup"]["Resource"]).endswith(f":model-package-group/{group}")
     all_actions = {a for s in sagemaker.values() for a in _as_list(s["Action"])}
     assert not {
@@ -271,26 +287,27 @@ _IN_VPC = {*_JOBS, "CreateModel", "CreateNotebookInstance"}
 @pytest.mark.parametrize(
     ("key", "actions"),
     [
-        ("sagemaker:VpcSubnets", _IN_VPC),
-        ("sagemaker:VpcSecurityGroupIds", _IN_VPC),
-        ("sagemaker:VolumeKmsKey", {*_JOBS, "CreateTransformJob", "CreateNotebookInstance"}),
-        ("sagemaker:OutputKmsKey", {*_JOBS, "CreateTransformJob"}),
-        ("sagemaker:NetworkIsolation", {*_JOBS, "CreateModel"}),
-        ("sagemaker:InterContainerTrafficEncryption", _JOBS),
-        ("sagemaker:RootAccess", {"CreateNotebookInstance"}),
-        ("sagemaker:DirectInternetAccess", {"CreateNotebookInstance"}),
+        ("sagemaker:VpcSubnets", [_IN_VPC]),
+        # N7: jobs and models in the jobs' group, notebooks in theirs: one statement each.
+        ("sagemaker:VpcSecurityGroupIds", [{*_JOBS, "CreateModel"}, {"CreateNotebookInstance"}]),
+        ("sagemaker:VolumeKmsKey", [{*_JOBS, "CreateTransformJob", "CreateNotebookInstance"}]),
+        ("sagemaker:OutputKmsKey", [{*_JOBS, "CreateTransformJob"}]),
+        ("sagemaker:NetworkIsolation", [{*_JOBS, "CreateModel"}]),
+        ("sagemaker:InterContainerTrafficEncryption", [_JOBS]),
+        ("sagemaker:RootAccess", [{"CreateNotebookInstance"}]),
+        ("sagemaker:DirectInternetAccess", [{"CreateNotebookInstance"}]),
+        ("sagemaker:ModelApprovalStatus", [{"CreateModelPackage"}]),  # R1
     ],
 )
 def test_the_boundary_denies_a_missing_setting_with_the_sagemaker_condition_key(
-    synth: Synth, key: str, actions: set[str]
+    synth: Synth, key: str, actions: list[set[str]]
 ) -> None:
     missing = [
         s
         for s in _denies(synth).values()
         if s.get("Condition") == {"Null": {key: "true"}} and s["Resource"] == "*"
     ]
-    assert len(missing) == 1, key
-    assert {a.removeprefix("sagemaker:") for a in _as_list(missing[0]["Action"])} == actions
+    assert [{a.removeprefix("sagemaker:") for a in _as_list(m["Action"])} for m in missing] == actions, key
 
 
 def test_the_boundary_denies_unsafe_values(synth: Synth) -> None:
@@ -321,6 +338,40 @@ def test_the_boundary_denies_unsafe_values(synth: Synth) -> None:
     }
 
 
+def test_the_boundary_denies_approving_and_registering_anything_but_pending(synth: Synth) -> None:
+    """R1: no SageMaker role of the stage can approve a version or register an approved one."""
+    for guardrails_ in (
+        synth.stacks.ml.guardrails,
+        *([synth.stacks.serving.guardrails] if synth.stacks.serving else []),
+    ):
+        denies = {
+            s["Sid"]: s
+            for s in synth.props(guardrails_.policy)["PolicyDocument"]["Statement"]
+            if s["Effect"] == "Deny"
+        }
+        assert denies["DenyApprovalStatusChanges"] == {
+            "Sid": "DenyApprovalStatusChanges",
+            "Effect": "Deny",
+            "Action": "sagemaker:UpdateModelPackage",
+            "Resource": "*",
+        }
+        assert denies["DenyModelApprovalStatusOther"]["Action"] == "sagemaker:CreateModelPackage"
+        assert denies["DenyModelApprovalStatusOther"]["Condition"] == {
+            "StringNotEquals": {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}
+        }
+
+
+def test_no_role_of_the_stage_may_change_an_approval_status(synth: Synth) -> None:
+    """R1: UpdateModelPackage (approve, reject) is nobody's in the stacks: a person approves."""
+    for template in (synth.ml, *([synth.serving] if synth.stacks.serving else [])):
+        for logical_id, policy in resources(template, "AWS::IAM::Policy").items():
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                actions = _as_list(statement["Action"])
+                assert statement["Effect"] != "Allow" or not [
+                    a for a in actions if fnmatch.fnmatchcase("sagemaker:UpdateModelPackage", a)
+                ], logical_id
+
+
 def test_the_boundary_ceiling_grants_no_iam_but_passing_roles_to_sagemaker(synth: Synth) -> None:
     allows = {s["Sid"]: s for s in _boundary(synth) if s["Effect"] == "Allow"}
     assert set(allows) == {"Ceiling", "CeilingPassRoleToSageMakerOnly"}
@@ -332,8 +383,12 @@ def test_the_boundary_ceiling_grants_no_iam_but_passing_roles_to_sagemaker(synth
 
 
 def test_the_boundary_covers_every_key_the_audit_rule_requires() -> None:
-    rules = guardrails(subnet_ids=["subnet-1"], security_group_ids=["sg-1"], kms_key_arns=["arn:key"])
+    rules = guardrails(
+        subnet_ids=["subnet-1"], security_group_ids=["sg-1"], kms_key_arns=["arn:key"], require_approval=False
+    )
     assert {r.key.lower() for r in rules} == GUARDRAIL_KEYS
+    approval = guardrails(subnet_ids=["subnet-1"], security_group_ids=["sg-1"], kms_key_arns=["arn:key"])
+    assert {r.key.lower() for r in approval} == {*GUARDRAIL_KEYS, "sagemaker:modelapprovalstatus"}
 
 
 def test_guardrails_refuse_an_empty_perimeter() -> None:

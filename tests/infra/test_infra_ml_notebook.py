@@ -1,4 +1,4 @@
-"""Controls N1-N6: the notebook instance, its role, its idle auto-stop and who may open it.
+"""Controls N1-N7: the notebook instance, its role, its idle auto-stop and who may open it.
 
 The auto-stop program runs for real: against a Jupyter stand-in on 127.0.0.1 and an ``aws``
 executable that records its arguments, and the lifecycle script runs under bash in a sandbox.
@@ -52,7 +52,7 @@ def test_the_notebook_is_private_rootless_encrypted_and_imdsv2_only(synth: Synth
     assert props["KmsKeyId"] == ml.resolve(synth.stacks.data.keys.data.key_arn)
     assert props["SubnetId"] == ml.resolve(network.vpc.isolated_subnets[0].subnet_id)
     assert props["SecurityGroupIds"] == [
-        ml.resolve(network.workload_security_groups["sagemaker"].security_group_id)
+        ml.resolve(network.workload_security_groups["notebook"].security_group_id)
     ]
     settings = synth.stage.notebook
     assert props["PlatformIdentifier"] == settings.platform_identifier == "notebook-al2023-v1"
@@ -325,6 +325,16 @@ def test_opening_jupyter_is_allowed_on_this_notebook_only(synth: Synth) -> None:
     policy = synth.props(ml.notebook.open_policy)
     [statement] = policy["PolicyDocument"]["Statement"]
     assert statement["Effect"] == "Allow"
+    # N6: only through the stage's own SageMaker API and notebook endpoints (the shipped stages' choice).
+    endpoints = synth.stacks.network.network.interface_endpoints
+    assert synth.stage.notebook.open_from_vpc_endpoints == ("sagemaker.api", "notebook")
+    assert statement["Condition"] == {
+        "StringEquals": {
+            "aws:SourceVpce": [
+                ml.resolve(endpoints[e].vpc_endpoint_id) for e in ("sagemaker.api", "notebook")
+            ]
+        }
+    }
     assert sorted(statement["Action"]) == sorted(OPEN_ACTIONS)
     assert "sagemaker:CreatePresignedNotebookInstanceUrl" in statement["Action"]
     assert statement["Resource"] == ml.resolve(ml.notebook.arn)
@@ -374,7 +384,7 @@ def test_the_open_policy_is_attached_to_the_roles_the_stage_names() -> None:
     notebook = ProjectNotebook(
         stack,
         "Notebook",
-        props=notebook_props(stage, pipeline_name="rookery-dev-pipeline"),
+        props=notebook_props(stage, pipeline_name="rookery-dev-pipeline", endpoint_ids=PROBE_ENDPOINTS),
         subnet=vpc.isolated_subnets[0],
         security_group=ec2.SecurityGroup(stack, "Group", vpc=vpc),
         raw_bucket=bucket,
@@ -391,3 +401,123 @@ def test_the_open_policy_is_attached_to_the_roles_the_stage_names() -> None:
     assert isinstance(resource, cdk.CfnElement)
     policy = template["Resources"][stack.get_logical_id(resource)]
     assert policy["Properties"]["Roles"] == ["DataScientist", "MlLead"]
+
+
+PROBE_ENDPOINTS = {"sagemaker.api": "vpce-0aaaaaaaaaaaaaaaa", "notebook": "vpce-0bbbbbbbbbbbbbbbb"}
+
+
+def _open_statements(**notebook: Any) -> list[dict[str, Any]]:
+    import aws_cdk as cdk  # noqa: PLC0415
+
+    from infra.constructs.notebook import open_statements  # noqa: PLC0415
+    from infra.stacks.stage_props import notebook_props  # noqa: PLC0415
+    from stage import load_stage  # noqa: PLC0415
+
+    stage = load_stage("dev")
+    stage = stage.model_copy(update={"notebook": stage.notebook.model_copy(update=notebook)})
+    props = notebook_props(stage, pipeline_name="rookery-dev-pipeline", endpoint_ids=PROBE_ENDPOINTS)
+    stack = cdk.Stack(cdk.App(), "OpenProbe")
+    return [stack.resolve(s.to_statement_json()) for s in open_statements("arn:notebook", props)]
+
+
+def test_jupyter_opens_only_through_the_named_endpoints_or_from_the_named_ranges() -> None:
+    [through] = _open_statements()
+    assert through["Sid"] == "OpenThisNotebookThroughVpcEndpoints"
+    assert through["Condition"] == {"StringEquals": {"aws:SourceVpce": list(PROBE_ENDPOINTS.values())}}
+    [office] = _open_statements(open_from_vpc_endpoints=(), open_from_cidrs=("203.0.113.0/24",))
+    assert office["Sid"] == "OpenThisNotebookFromNetworks"
+    assert office["Condition"] == {"IpAddress": {"aws:SourceIp": ["203.0.113.0/24"]}}
+    # Either source suffices: one statement each (conditions in one statement would both apply).
+    both = _open_statements(
+        open_from_vpc_endpoints=("vpce-0123456789abcdef0",), open_from_cidrs=("2001:db8::/32",)
+    )
+    assert [(s["Sid"], s["Condition"]) for s in both] == [
+        (
+            "OpenThisNotebookThroughVpcEndpoints",
+            {"StringEquals": {"aws:SourceVpce": ["vpce-0123456789abcdef0"]}},
+        ),
+        ("OpenThisNotebookFromNetworks", {"IpAddress": {"aws:SourceIp": ["2001:db8::/32"]}}),
+    ]
+    for statement in (through, office, *both):
+        assert statement["Resource"] == "arn:notebook"
+        assert sorted(statement["Action"]) == sorted(OPEN_ACTIONS)
+
+
+def test_the_open_policy_needs_a_source() -> None:
+    from infra.constructs.notebook import NotebookProps  # noqa: PLC0415
+    from infra.constructs.props import PropsError  # noqa: PLC0415
+
+    base: dict[str, Any] = {
+        "qualifier": "rookery-dev",
+        "name": "rookery-dev-notebook",
+        "role_path": "/rookery-dev/notebook/",
+        "data_prefix": "penguins/",
+        "pipeline_name": "rookery-dev-pipeline",
+        "instance_type": "ml.t3.medium",
+        "volume_size_gb": 20,
+    }
+    with pytest.raises(
+        PropsError, match="without a source condition the presigned URL opens from any network"
+    ):
+        NotebookProps(**base)
+    with pytest.raises(PropsError, match=r"0\.0\.0\.0/0 is every address"):
+        NotebookProps(**base, source_cidrs=("0.0.0.0/0",))
+    with pytest.raises(PropsError, match="source_cidrs"):
+        NotebookProps(**base, source_cidrs=("10.0.0.1/8",))
+    assert NotebookProps(**base, source_cidrs=("203.0.113.0/24",)).source_cidrs == ("203.0.113.0/24",)
+
+
+# ---------------------------------------------------------------- N7: a security group of its own
+
+
+@synthesized
+def test_the_notebook_has_a_group_of_its_own_that_reaches_only_the_endpoints_and_s3(synth: Synth) -> None:
+    network = synth.stacks.network.network
+    groups = network.workload_security_groups
+    notebook, jobs = groups["notebook"], groups["sagemaker"]
+    notebook_id, jobs_id = (synth.logical_id(g) for g in (notebook, jobs))
+    assert notebook_id != jobs_id
+    # Nothing admits the notebook's group but the interface endpoints (HTTPS); it admits nothing.
+    ingress = [r["Properties"] for r in resources(synth.network, "AWS::EC2::SecurityGroupIngress").values()]
+    from_notebook = [
+        r for r in ingress if r["SourceSecurityGroupId"] == {"Fn::GetAtt": [notebook_id, "GroupId"]}
+    ]
+    assert [(r["GroupId"], r["FromPort"], r["ToPort"]) for r in from_notebook] == [
+        ({"Fn::GetAtt": [synth.logical_id(network.endpoint_security_group), "GroupId"]}, 443, 443)
+    ]
+    assert [r for r in ingress if r["GroupId"] == {"Fn::GetAtt": [notebook_id, "GroupId"]}] == []
+    assert "SecurityGroupIngress" not in synth.props(notebook)
+    egress = [r["Properties"] for r in resources(synth.network, "AWS::EC2::SecurityGroupEgress").values()]
+    assert [
+        (flatten(r["DestinationSecurityGroupId"]), r["FromPort"], r["ToPort"])
+        for r in egress
+        if r["GroupId"] == {"Fn::GetAtt": [notebook_id, "GroupId"]}
+    ] == [(f"<{synth.logical_id(network.endpoint_security_group)}>", 443, 443)]
+    # The jobs' group (all TCP between a job's instances) admits itself alone.
+    jobs_sources = {
+        flatten(r["SourceSecurityGroupId"])
+        for r in ingress
+        if r["GroupId"] == {"Fn::GetAtt": [jobs_id, "GroupId"]}
+    }
+    assert jobs_sources == {f"<{jobs_id}>"}
+
+
+@synthesized
+def test_the_boundary_keeps_notebooks_in_their_group_and_jobs_in_theirs(synth: Synth) -> None:
+    ml, groups = synth.stacks.ml, synth.stacks.network.network.workload_security_groups
+    boundary = synth.props(ml.guardrails.policy)["PolicyDocument"]["Statement"]
+    denies = {s["Sid"]: s for s in boundary if s["Effect"] == "Deny"}
+    notebook = denies["DenyNotebookSecurityGroupsOther"]
+    assert notebook["Action"] == "sagemaker:CreateNotebookInstance"
+    assert notebook["Condition"] == {
+        "ForAnyValue:StringNotEquals": {
+            "sagemaker:VpcSecurityGroupIds": [ml.resolve(groups["notebook"].security_group_id)]
+        }
+    }
+    jobs = denies["DenySecurityGroupsOther"]
+    assert "sagemaker:CreateNotebookInstance" not in _as_list(jobs["Action"])
+    assert jobs["Condition"] == {
+        "ForAnyValue:StringNotEquals": {
+            "sagemaker:VpcSecurityGroupIds": [ml.resolve(groups["sagemaker"].security_group_id)]
+        }
+    }

@@ -224,13 +224,19 @@ def test_n5_fires_on_a_lifecycle_without_on_start() -> None:
     ]
 
 
-def _policy(resource: Any, action: str = "sagemaker:CreatePresignedNotebookInstanceUrl") -> dict[str, Any]:
-    return {
-        "Type": "AWS::IAM::ManagedPolicy",
-        "Properties": {
-            "PolicyDocument": {"Statement": [{"Effect": "Allow", "Action": action, "Resource": resource}]}
-        },
-    }
+VPCE = {"Fn::GetStackOutput": {"StackName": "Rookery-dev-Network", "OutputName": "NotebookEndpoint"}}
+FROM_ENDPOINT = {"StringEquals": {"aws:SourceVpce": [VPCE]}}
+
+
+def _policy(
+    resource: Any,
+    action: str = "sagemaker:CreatePresignedNotebookInstanceUrl",
+    condition: dict[str, Any] | None = FROM_ENDPOINT,
+) -> dict[str, Any]:
+    statement = {"Effect": "Allow", "Action": action, "Resource": resource}
+    if condition is not None:
+        statement["Condition"] = condition
+    return {"Type": "AWS::IAM::ManagedPolicy", "Properties": {"PolicyDocument": {"Statement": [statement]}}}
 
 
 @pytest.mark.parametrize(
@@ -251,6 +257,36 @@ def test_n6_fires_when_jupyter_can_be_opened_on_any_notebook(
         "Resources": {"Open": _policy(resource, action or "sagemaker:CreatePresignedNotebookInstanceUrl")}
     }
     assert bool(_messages(template, "Rookery-N6")) is fires
+
+
+NOTEBOOK = "arn:aws:sagemaker:eu-west-1:123456789012:notebook-instance/rookery-dev-notebook"
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        (FROM_ENDPOINT, None),
+        ({"ForAnyValue:StringEquals": {"aws:sourceVpce": ["vpce-0123456789abcdef0"]}}, None),
+        ({"IpAddress": {"aws:SourceIp": ["203.0.113.0/24", "2001:db8::/32"]}}, None),
+        (None, "has no aws:SourceVpce (StringEquals) or aws:SourceIp (IpAddress) condition"),
+        ({"StringEquals": {"aws:PrincipalAccount": "123456789012"}}, "has no aws:SourceVpce"),
+        # Negated operators in an allow admit every network but the one named.
+        ({"StringNotEquals": {"aws:SourceVpce": "vpce-0123456789abcdef0"}}, "has no aws:SourceVpce"),
+        ({"NotIpAddress": {"aws:SourceIp": "203.0.113.0/24"}}, "has no aws:SourceVpce"),
+        ({"IpAddress": {"aws:SourceIp": "0.0.0.0/0"}}, "admits every address (0.0.0.0/0)"),
+        ({"IpAddress": {"aws:SourceIp": ["203.0.113.0/24", "::/0"]}}, "admits every address (::/0)"),
+        ({"StringEquals": {"aws:SourceVpce": "vpce-*"}}, "admits any VPC endpoint"),
+    ],
+)
+def test_n6_fires_when_jupyter_can_be_opened_from_any_network(
+    condition: dict[str, Any] | None, message: str | None
+) -> None:
+    template = {"Resources": {"Open": _policy(NOTEBOOK, condition=condition)}}
+    found = _messages(template, "Rookery-N6")
+    if message is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and message in found[0], found
 
 
 def test_n6_ignores_permission_boundaries_which_grant_nothing() -> None:
@@ -321,3 +357,151 @@ def test_l2_requires_a_dlq_and_a_bounded_retry_policy_on_lambda_targets() -> Non
     assert [m for m in _messages(_event_target(**no_dlq), "Rookery-L2") if "dead-letter" in m]
     no_retry = {"DeadLetterConfig": good["DeadLetterConfig"]}
     assert [m for m in _messages(_event_target(**no_retry), "Rookery-L2") if "retry policy" in m]
+
+
+# ---------------------------------------------------------------- R1
+
+
+PENDING = "PendingManualApproval"
+
+
+PARAMETER_STATUS = {"Get": "Parameters.ModelApprovalStatus"}
+_UNSET: Any = object()
+
+
+def _approval_template(
+    *,
+    status: Any = _UNSET,
+    enum: list[str] | None = _UNSET,
+    default: str = PENDING,
+    register: dict[str, Any] | None = None,
+    extra_statements: tuple[dict[str, Any], ...] = (),
+    boundary: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A pipeline that registers a model, its execution role, the role's policy and boundary."""
+    status = PARAMETER_STATUS if status is _UNSET else status
+    enum = [PENDING] if enum is _UNSET else enum
+    parameter: dict[str, Any] = {"Name": "ModelApprovalStatus", "Type": "String", "DefaultValue": default}
+    if enum is not None:
+        parameter["EnumValues"] = enum
+    step = {"Name": "Register", "Type": "RegisterModel", "Arguments": {"ModelApprovalStatus": status}}
+    gate = {"Name": "Gate", "Type": "Condition", "Arguments": {"IfSteps": [step], "ElseSteps": []}}
+    definition = {"Version": "2020-12-01", "Parameters": [parameter], "Steps": [gate]}
+    register = (
+        register
+        if register is not None
+        else {
+            "Effect": "Allow",
+            "Action": "sagemaker:CreateModelPackage",
+            "Resource": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/rookery-dev-models/*",
+            "Condition": {"StringEquals": {"sagemaker:ModelApprovalStatus": [PENDING]}},
+        }
+    )
+    denies = (
+        boundary
+        if boundary is not None
+        else [
+            {"Effect": "Deny", "Action": "sagemaker:UpdateModelPackage", "Resource": "*"},
+            {
+                "Effect": "Deny",
+                "Action": "sagemaker:CreateModelPackage",
+                "Resource": "*",
+                "Condition": {"StringNotEquals": {"sagemaker:ModelApprovalStatus": PENDING}},
+            },
+        ]
+    )
+    return {
+        "Resources": {
+            "Pipeline": {
+                "Type": "AWS::SageMaker::Pipeline",
+                "Properties": {
+                    "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]},
+                    "PipelineDefinition": {
+                        "PipelineDefinitionBody": {"Fn::Join": ["", [json.dumps(definition)]]}
+                    },
+                },
+            },
+            "Role": {"Type": "AWS::IAM::Role", "Properties": {"PermissionsBoundary": {"Ref": "Boundary"}}},
+            "Policy": {
+                "Type": "AWS::IAM::Policy",
+                "Properties": {
+                    "Roles": [{"Ref": "Role"}],
+                    "PolicyDocument": {"Statement": [register, *extra_statements]},
+                },
+            },
+            "Boundary": {
+                "Type": "AWS::IAM::ManagedPolicy",
+                "Properties": {
+                    "PolicyDocument": {
+                        "Statement": [{"Effect": "Allow", "Action": "sagemaker:*", "Resource": "*"}, *denies]
+                    }
+                },
+            },
+        }
+    }
+
+
+def test_r1_accepts_a_pending_only_registration_under_a_boundary_that_denies_approval() -> None:
+    assert _messages(_approval_template(), "Rookery-R1") == []
+    assert _messages(_approval_template(status=PENDING), "Rookery-R1") == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        # What the pipeline accepted before R1: any of the three statuses at run time.
+        (
+            {"enum": [PENDING, "Approved", "Rejected"]},
+            "accepts ['PendingManualApproval', 'Approved', 'Rejected']",
+        ),
+        ({"enum": None}, "accepts any value at run time"),
+        ({"default": "Approved", "enum": ["Approved"]}, "accepts ['Approved']"),
+        ({"status": "Approved"}, 'ModelApprovalStatus is "Approved"'),
+        ({"status": {"Get": "Parameters.Other"}}, "parameter Other, which the definition does not declare"),
+        (
+            {"register": {"Effect": "Allow", "Action": "sagemaker:CreateModelPackage", "Resource": "*"}},
+            "may sagemaker:CreateModelPackage with statuses other than pending",
+        ),
+        (
+            {
+                "register": {
+                    "Effect": "Allow",
+                    "Action": "sagemaker:Create*",
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"sagemaker:ModelApprovalStatus": [PENDING, "Approved"]}},
+                }
+            },
+            "may sagemaker:CreateModelPackage with statuses other than pending",
+        ),
+        (
+            {
+                "extra_statements": [
+                    {"Effect": "Allow", "Action": "sagemaker:UpdateModelPackage", "Resource": "*"}
+                ]
+            },
+            "may sagemaker:UpdateModelPackage: it can approve what it registers",
+        ),
+        (
+            {"extra_statements": ({"Effect": "Allow", "Action": "sagemaker:*", "Resource": "*"},)},
+            "may sagemaker:UpdateModelPackage",
+        ),
+        ({"boundary": []}, "its boundary does not deny sagemaker:UpdateModelPackage"),
+        (
+            {"boundary": [{"Effect": "Deny", "Action": "sagemaker:UpdateModelPackage", "Resource": "*"}]},
+            "its boundary does not deny sagemaker:CreateModelPackage unless",
+        ),
+    ],
+)
+def test_r1_fails_whenever_an_approved_version_can_be_registered_or_approved(
+    changes: dict[str, Any], message: str
+) -> None:
+    found = _messages(_approval_template(**changes), "Rookery-R1")
+    assert [m for m in found if message in m], found
+
+
+def test_r1_cannot_check_a_pipeline_whose_role_lives_elsewhere() -> None:
+    template = _approval_template()
+    template["Resources"]["Pipeline"]["Properties"]["RoleArn"] = {"Fn::ImportValue": "role"}
+    assert _messages(template, "Rookery-R1") == [
+        "the pipeline's execution role is not in this template and cannot be checked"
+    ]

@@ -10,11 +10,20 @@ from infra_testing import Synth, resources
 
 from infra.audit.template import flatten
 from infra.constructs.network import WORKLOADS
-from infra.endpoint_policies import AWS_OWNED_BUCKETS, INTERFACE_ENDPOINT_ACCESS, PROJECT_BUCKET_ACTIONS
+from infra.endpoint_policies import (
+    AWS_OWNED_BUCKETS,
+    ECR_ENDPOINTS,
+    INTERFACE_ENDPOINT_ACCESS,
+    PROJECT_BUCKET_ACTIONS,
+)
 from stage import DEFAULT_ENDPOINTS, available_stages, load_stage
 from stage.names import ALL_BUCKETS
 
 pytestmark = pytest.mark.xdist_group("infra-synth")
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _account(synth: Synth) -> Any:
@@ -83,7 +92,11 @@ def test_flow_log_key_trusts_cloudwatch_logs_only_for_this_accounts_log_groups(s
     [logs] = [s for s in policy if s.get("Sid") == "AllowCloudWatchLogsOfThisAccount"]
     assert "logs." in flatten(logs["Principal"]["Service"])
     assert "kms:EncryptionContext:aws:logs:arn" in logs["Condition"]["ArnLike"]
-    assert all(s["Principal"] != {"AWS": "*"} and s["Principal"] != "*" for s in policy)
+    # A "*" principal only in a conditioned deny (K1's grant rule), never in an allow.
+    assert all(
+        s["Principal"] not in ({"AWS": "*"}, "*") or (s["Effect"] == "Deny" and s["Condition"])
+        for s in policy
+    )
 
 
 # ---------------------------------------------------------------- V2
@@ -254,3 +267,69 @@ def test_s3_bucket_names_match_the_data_stack(synth: Synth) -> None:
 def test_network_stack_name_and_termination_protection(synth: Synth) -> None:
     stack = synth.assembly.stack(f"Rookery-{synth.stage.name}-Network")
     assert stack.termination_protection is synth.stage.production
+
+
+# ---------------------------------------------------------------- E1
+
+
+def test_ecr_endpoints_admit_only_the_projects_registry(synth: Synth) -> None:
+    endpoints = synth.stacks.network.network.interface_endpoints
+    for name in ECR_ENDPOINTS:
+        pulls = [
+            s
+            for s in synth.props(endpoints[name])["PolicyDocument"]["Statement"]
+            if "ecr:BatchGetImage" in _as_list(s["Action"])
+        ]
+        # The shipped stages train on the project image: no other registry is admitted.
+        assert [flatten(s["Resource"]) for s in pulls] == [
+            f"arn:<AWS::Partition>:ecr:<AWS::Region>:{flatten(_account(synth))}:repository/*"
+        ], name
+
+
+def test_an_external_image_the_stage_allows_adds_its_registrys_account_to_the_ecr_endpoints_only() -> None:
+    import aws_cdk as cdk  # noqa: PLC0415
+
+    from infra.constructs.network import NetworkProps, PrivateNetwork  # noqa: PLC0415
+    from infra.constructs.props import PropsError  # noqa: PLC0415
+
+    fields: dict[str, Any] = {
+        "qualifier": "probe-dev",
+        "vpc_cidr": "10.0.0.0/16",
+        "project_bucket_names": ("probe-raw",),
+    }
+    stack = cdk.Stack(cdk.App(), "EcrProbe")
+    network = PrivateNetwork(stack, "Network", props=NetworkProps(**fields, image_accounts=("141502667606",)))
+    for name, endpoint in network.interface_endpoints.items():
+        document = stack.resolve(endpoint.node.default_child.policy_document)  # type: ignore[union-attr]
+        resources_ = [flatten(r) for s in document["Statement"] for r in _as_list(s["Resource"])]
+        external = [r for r in resources_ if "141502667606" in r]
+        expected = (
+            ["arn:<AWS::Partition>:ecr:<AWS::Region>:141502667606:repository/*"]
+            if name in ECR_ENDPOINTS
+            else []
+        )
+        assert external == expected, name
+    with pytest.raises(PropsError, match=r"image_accounts.*'1415' is not an AWS account id"):
+        NetworkProps(**fields, image_accounts=("1415",))
+
+
+def test_the_rendered_pipeline_names_the_accounts_of_its_external_images() -> None:
+    from infra.constructs.pipeline import RenderedPipeline  # noqa: PLC0415
+    from pipelines import PipelineResources, PipelineSettings  # noqa: PLC0415
+
+    stage = load_stage("dev")
+    settings = PipelineSettings.from_stage(stage, PipelineResources.placeholders(stage))
+    builtin = "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+    definition = {
+        "Steps": [
+            {"Name": "Train", "Arguments": {"AlgorithmSpecification": {"TrainingImage": builtin}}},
+            {
+                "Name": "Evaluate",
+                "Arguments": {"AppSpecification": {"ImageUri": settings.resources.image_uri}},
+            },
+        ]
+    }
+    assert RenderedPipeline(settings=settings, definition=definition).external_image_accounts() == (
+        "141502667606",
+    )
+    assert RenderedPipeline(settings=settings, definition={"Steps": []}).external_image_accounts() == ()

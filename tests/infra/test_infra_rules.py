@@ -378,3 +378,66 @@ def test_the_pack_order_names_every_declared_rule_once() -> None:
 def test_flatten_renders_intrinsics_readably() -> None:
     value = {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::", {"Fn::GetAtt": ["B", "Arn"]}]]}
     assert flatten(value) == "arn:<AWS::Partition>:s3:::<B>"
+
+
+def _ecr_endpoint(service: str, *resources: Any, actions: Any = "ecr:BatchGetImage") -> dict[str, Any]:
+    return {
+        "Type": "AWS::EC2::VPCEndpoint",
+        "Properties": {
+            "VpcEndpointType": "Interface",
+            "ServiceName": {"Fn::Join": ["", ["com.amazonaws.", {"Ref": "AWS::Region"}, service]]},
+            "PolicyDocument": {
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": ANY,
+                        "Action": "ecr:GetAuthorizationToken",
+                        "Resource": "*",
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Principal": ANY,
+                        "Action": actions,
+                        "Resource": list(resources),
+                        "Condition": ACCOUNT,
+                    },
+                ]
+            },
+        },
+    }
+
+
+OWN_REPOSITORIES = {
+    "Fn::Join": [
+        "",
+        [
+            "arn:",
+            {"Ref": "AWS::Partition"},
+            ":ecr:",
+            {"Ref": "AWS::Region"},
+            ":",
+            {"Ref": "AWS::AccountId"},
+            ":repository/*",
+        ],
+    ]
+}
+
+
+@pytest.mark.parametrize("service", [".ecr.api", ".ecr.dkr"])
+def test_e1_ecr_endpoints_admit_named_accounts_only(service: str) -> None:
+    allowed = _t(
+        E=_ecr_endpoint(service, OWN_REPOSITORIES, "arn:aws:ecr:eu-west-1:141502667606:repository/x")
+    )
+    assert _findings(allowed, "Rookery-E1") == []
+    # What the endpoints allowed before E1: image pulls from repositories of any account.
+    any_account = _t(E=_ecr_endpoint(service, "arn:aws:ecr:eu-west-1:*:repository/*"))
+    assert _findings(any_account, "Rookery-E1") == [
+        ("E", "'arn:aws:ecr:eu-west-1:*:repository/*' admits repositories of any account, not named ones")
+    ]
+    assert _findings(_t(E=_ecr_endpoint(service, "arn:aws:ecr:*:12345678901?:repository/*")), "Rookery-E1")
+    everything = _t(E=_ecr_endpoint(service, "*"))
+    assert _findings(everything, "Rookery-E1") == [
+        ("E", "['ecr:batchgetimage'] are allowed on every registry ('*')")
+    ]
+    # Other endpoints are V2c's and D2's business.
+    assert _findings(_t(E=_ecr_endpoint(".sts", "*")), "Rookery-E1") == []

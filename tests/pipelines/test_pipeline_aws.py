@@ -103,12 +103,15 @@ def test_start_checks_overrides_against_the_deployed_definition(train_definition
         latest_execution(connection, "demo")
 
     first = start_execution(connection, "demo")
-    second = start_execution(connection, "demo", ["AucThreshold=0.9", "ModelApprovalStatus=Approved"])
+    # R1: the stage requires approval; an approved registration is refused before the call.
+    with pytest.raises(ParameterError, match="ModelApprovalStatus must be PendingManualApproval"):
+        start_execution(connection, "demo", ["ModelApprovalStatus=Approved"])
+    second = start_execution(connection, "demo", ["AucThreshold=0.9", "OperatingPoint=best_f1"])
     parameters = boto3.client("sagemaker").list_pipeline_parameters_for_execution(
         PipelineExecutionArn=second
     )["PipelineParameters"]
     assert {"Name": "AucThreshold", "Value": "0.9"} in parameters
-    assert {"Name": "ModelApprovalStatus", "Value": "Approved"} in parameters
+    assert {"Name": "OperatingPoint", "Value": "best_f1"} in parameters
     assert first != second and latest_execution(connection, "demo") in (first, second)
 
     # moto does not list steps: the state says so instead of failing.

@@ -99,8 +99,22 @@ def test_parameters_and_defaults(definition: dict[str, Any], dev_stage: Stage) -
         OPERATING_POINT: ("String", "min_sensitivity:0.85"),
         MODEL_APPROVAL_STATUS: ("String", "PendingManualApproval"),
     }
+    # R1: the stage requires approval, so no execution can pass another status (SageMaker and the
+    # local engine refuse a value outside EnumValues).
     approval = next(p for p in definition["Parameters"] if p["Name"] == MODEL_APPROVAL_STATUS)
-    assert approval["EnumValues"] == ["PendingManualApproval", "Approved", "Rejected"]
+    assert approval["EnumValues"] == ["PendingManualApproval"]
+
+
+def test_only_a_stage_that_skips_approval_accepts_other_statuses(dev_stage: Stage) -> None:
+    stage = dev_stage.model_copy(
+        update={"ml": dev_stage.ml.model_copy(update={"approval_status": "Approved"})}
+    )
+    definition = render(PipelineSettings.from_stage(stage, PipelineResources.placeholders(stage)))
+    approval = next(p for p in definition["Parameters"] if p["Name"] == MODEL_APPROVAL_STATUS)
+    assert (approval["DefaultValue"], approval["EnumValues"]) == (
+        "Approved",
+        ["PendingManualApproval", "Approved", "Rejected"],
+    )
 
 
 def test_parameters_are_wired_into_the_jobs(definition: dict[str, Any]) -> None:

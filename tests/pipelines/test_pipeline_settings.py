@@ -200,3 +200,24 @@ def test_overrides_become_typed_execution_parameters() -> None:
 def test_bad_overrides_name_the_parameter_and_the_fix(pair: str, message: str) -> None:
     with pytest.raises(ParameterError, match=message):
         parse_overrides(DEFINITION, [pair])
+
+
+def test_a_stage_that_requires_approval_refuses_any_other_registration_status() -> None:
+    """R1: the rendered parameter admits PendingManualApproval alone; the override says why."""
+    definition = {
+        **DEFINITION,
+        "Parameters": [
+            {"Name": "ModelApprovalStatus", "Type": "String", "EnumValues": ["PendingManualApproval"]},
+            {"Name": "OperatingPoint", "Type": "String", "EnumValues": ["best_f1"]},
+        ],
+    }
+    for status in ("Approved", "Rejected"):
+        with pytest.raises(
+            ParameterError, match="must be PendingManualApproval: this stage requires a person"
+        ):
+            parse_overrides(definition, [f"ModelApprovalStatus={status}"])
+    assert parse_overrides(definition, ["ModelApprovalStatus=PendingManualApproval"]) == {
+        "ModelApprovalStatus": "PendingManualApproval"
+    }
+    with pytest.raises(ParameterError, match=r"must be one of best_f1 \(the definition's EnumValues\)"):
+        parse_overrides(definition, ["OperatingPoint=min_sensitivity:0.9"])

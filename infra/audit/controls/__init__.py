@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
+from infra.audit.guard import CROSS_STACK_RULES, GUARD_PACK
 from stage import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -42,7 +43,9 @@ class Control:
     title: str  # what must be true
     where: str  # the CloudFormation resources or definition fields that carry it
     status: Status
-    pack_rules: tuple[str, ...] = ()  # cdk-nag rules that check it, as the validation report names them
+    pack_rules: tuple[
+        str, ...
+    ] = ()  # cdk-nag and Control Tower rules that check it, as the report names them
     tests: tuple[str, ...] = ()  # test files that prove it on the synthesized output
     note: str = ""  # what is missing (partial, planned), or what else enforces it
 
@@ -70,6 +73,15 @@ _GUARDRAILS_TOO: Final = (
     "launched without it"
 )
 _NOTEBOOK_GUARDRAIL: Final = "the guardrails boundary (I2) also denies creating a notebook without it"
+# AWS Control Tower's proactive controls, as the cfn-guard plugin names its rules (infra.audit.guard).
+_LOG_GROUP_RULES: Final = (
+    "cloudwatch_log_group_encrypted_check",
+    "cloudwatch_log_group_retention_period_check",
+)
+_GUARD_CROSS_STACK: Final = (
+    "Control Tower's rule reads the Network stack's subnet, a cross-stack reference, as missing: "
+    "acknowledged with that reason (docs/controls.md, last section)"
+)
 
 CONTROLS: Final[tuple[Control, ...]] = (
     # ---------------------------------------------------------------- network
@@ -86,6 +98,7 @@ CONTROLS: Final[tuple[Control, ...]] = (
             f"{_NIST}VPCDefaultSecurityGroupClosed",
             f"{_NIST}VPCNoUnrestrictedRouteToIGW",
             f"{_NIST}VPCSubnetAutoAssignPublicIpDisabled",
+            *_LOG_GROUP_RULES,
         ),
         tests=_NETWORK_TESTS,
     ),
@@ -128,6 +141,10 @@ CONTROLS: Final[tuple[Control, ...]] = (
             f"{_NIST}S3BucketSSLRequestsOnly",
             f"{_NIST}S3BucketVersioningEnabled",
             f"{_NIST}S3DefaultEncryptionKMS",
+            "s3_bucket_default_encryption_kms_check",
+            "s3_bucket_logging_enabled_check",
+            "s3_bucket_object_lock_enabled_check",
+            "s3_event_notifications_enabled_check",
         ),
         tests=_DATA_TESTS,
     ),
@@ -196,9 +213,9 @@ CONTROLS: Final[tuple[Control, ...]] = (
         "The notebook runs in a private subnet of the stage's VPC, behind a security group",
         "`AWS::SageMaker::NotebookInstance.SubnetId`, `SecurityGroupIds`",
         "implemented",
-        pack_rules=("AwsSolutions-SM1",),
+        pack_rules=("AwsSolutions-SM1", "sagemaker_notebook_instance_inside_vpc_check"),
         tests=_NOTEBOOK_TESTS,
-        note=_NOTEBOOK_GUARDRAIL,
+        note=f"{_NOTEBOOK_GUARDRAIL}; {_GUARD_CROSS_STACK}",
     ),
     Control(
         "N2",
@@ -206,9 +223,13 @@ CONTROLS: Final[tuple[Control, ...]] = (
         "The notebook has no direct internet access (the default is Enabled)",
         "`AWS::SageMaker::NotebookInstance.DirectInternetAccess`",
         "implemented",
-        pack_rules=("AwsSolutions-SM3", f"{_NIST}SageMakerNotebookNoDirectInternetAccess"),
+        pack_rules=(
+            "AwsSolutions-SM3",
+            f"{_NIST}SageMakerNotebookNoDirectInternetAccess",
+            "sagemaker_notebook_no_direct_internet_access_check",
+        ),
         tests=_NOTEBOOK_TESTS,
-        note=_NOTEBOOK_GUARDRAIL,
+        note=f"{_NOTEBOOK_GUARDRAIL}; {_GUARD_CROSS_STACK}",
     ),
     Control(
         "N3",
@@ -247,19 +268,23 @@ CONTROLS: Final[tuple[Control, ...]] = (
         "`CreatePresignedNotebookInstanceUrl` scoped to the notebook and conditioned on "
         "`aws:SourceVpce` or `aws:SourceIp` (the presigned URL is served from a public domain, so "
         "without a source condition the VPC perimeter does not apply)",
-        "IAM: the notebook's open policy",
-        "partial",
-        tests=_NOTEBOOK_TESTS,
-        note="the action is scoped to the notebook's ARN and attached to the named roles only; the "
-        "`aws:SourceVpce` / `aws:SourceIp` condition is not built yet",
+        "IAM: the notebook's open policy; the stage's `notebook.open_from_vpc_endpoints` / `open_from_cidrs`",
+        "implemented",
+        tests=(*_NOTEBOOK_TESTS, "tests/infra/test_infra_ml_rules.py", "tests/config/test_config_stages.py"),
+        note="scoped to the notebook's ARN, attached to the named roles only; by default only through the "
+        "stage's own `sagemaker.api` and `notebook` endpoints; SageMaker evaluates the policy again for "
+        "every HTTP request and WebSocket frame of the session",
     ),
     Control(
         "N7",
         "SageMaker",
         "The notebook has a security group of its own: it cannot reach job or endpoint instances",
         "`AWS::SageMaker::NotebookInstance.SecurityGroupIds`, security-group rules",
-        "planned",
-        note="the notebook shares the SageMaker workload security group with the pipeline's jobs",
+        "implemented",
+        tests=(*_NOTEBOOK_TESTS, *_NETWORK_TESTS, *_IAM_TESTS),
+        note="its group has egress on 443 to the interface endpoints and S3 only, and nothing admits it "
+        "but the endpoints; the guardrails boundary denies a notebook in any other group, and jobs "
+        "or models in the notebook's",
     ),
     Control(
         "R1",
@@ -267,10 +292,17 @@ CONTROLS: Final[tuple[Control, ...]] = (
         "Registration is always `PendingManualApproval` where a stage requires approval: the "
         "execution role cannot create approved packages or update approval status",
         "pipeline parameter `ModelApprovalStatus`, IAM condition `sagemaker:ModelApprovalStatus`, boundary",
-        "planned",
-        note="the parameter defaults to the stage's `approval_status` (`PendingManualApproval` in prod), "
-        "but the execution role's `CreateModelPackage` and `UpdateModelPackage` carry no "
-        "`sagemaker:ModelApprovalStatus` condition yet",
+        "implemented",
+        tests=(
+            *_IAM_TESTS,
+            "tests/infra/test_infra_ml_rules.py",
+            "tests/pipelines/test_pipeline_definition.py",
+            "tests/pipelines/test_pipeline_settings.py",
+        ),
+        note="the parameter's `EnumValues` is `PendingManualApproval` alone (the local engine and "
+        "`--param` refuse another value); the execution role may `CreateModelPackage` only with that "
+        "status and has no `UpdateModelPackage`; the boundary denies both; a production stage must "
+        "require approval",
     ),
     Control(
         "T1",
@@ -375,7 +407,7 @@ CONTROLS: Final[tuple[Control, ...]] = (
         "changes the endpoint only through its stack, with a CloudFormation role scoped to that stack",
         "`AWS::SageMaker::Endpoint.DeploymentConfig`, IAM",
         "implemented",
-        pack_rules=(f"{_NIST}CloudWatchAlarmAction",),
+        pack_rules=(f"{_NIST}CloudWatchAlarmAction", "cloudwatch_alarm_action_check"),
         tests=(*_SERVING_TESTS, "tests/config/test_config_alarms.py", *_DEPLOYER_TESTS, *_SERVING_RULE_TESTS),
         note="the deployer (an approval rule starting a Step Functions state machine) updates only the "
         "Serving stack's model parameter, through a CloudFormation service role scoped to that stack's "
@@ -405,8 +437,13 @@ CONTROLS: Final[tuple[Control, ...]] = (
             f"{_NIST}LambdaConcurrency",
             f"{_NIST}LambdaDLQ",
             f"{_NIST}LambdaInsideVPC",
+            "lambda_inside_vpc_check",
+            "sqs_dlq_check",
+            *_LOG_GROUP_RULES,
         ),
         tests=(*_DATA_TESTS, "tests/infra/test_infra_ml_trigger.py", "tests/infra/test_infra_deployer.py"),
+        note="Control Tower's Lambda rule reads the Network stack's subnets, a cross-stack reference, as "
+        "missing: acknowledged with that reason (docs/controls.md, last section)",
     ),
     Control(
         "A1",
@@ -416,6 +453,7 @@ CONTROLS: Final[tuple[Control, ...]] = (
         "`AWS::ApiGateway::*`, `AWS::WAFv2::WebACL`",
         "implemented",
         pack_rules=(
+            *_LOG_GROUP_RULES,
             "AwsSolutions-APIG1",
             "AwsSolutions-APIG2",
             "AwsSolutions-APIG3",
@@ -438,18 +476,24 @@ CONTROLS: Final[tuple[Control, ...]] = (
         "Key policies deny grant creation unless for an AWS resource; data and artifacts keys usable "
         "only by the project's roles and the services acting for them",
         "`AWS::KMS::Key.KeyPolicy`",
-        "planned",
-        note="key policies keep CDK's account-root statement, so IAM grants decide; only the execution "
-        "role's own `kms:CreateGrant` is conditioned on `kms:GrantIsForAWSResource`",
+        "implemented",
+        pack_rules=("kms_create_grant_aws_service_check",),
+        tests=_DATA_TESTS,
+        note="every key denies `kms:CreateGrant` unless `kms:GrantIsForAWSResource` or an AWS service "
+        "principal (Control Tower CT.KMS.PR.3); the data and artifacts keys deny use to principals of the "
+        "account other than the deployment role, the Data stack's Firehose, transform and crawler roles "
+        "and the roles under the stage's IAM path (`/<prefix>-<stage>/`); the account root keeps "
+        "administering every key",
     ),
     Control(
         "E1",
         "Compute and access",
         "ECR endpoint policies admit only the project's account (plus explicitly allowed image accounts)",
         "`AWS::EC2::VPCEndpoint` (`ecr.api`, `ecr.dkr`)",
-        "planned",
-        note="the ECR endpoint policies allow image pulls from repositories of any account, so that "
-        "SageMaker's built-in images can be pulled",
+        "implemented",
+        tests=(*_NETWORK_TESTS, "tests/infra/test_infra_rules.py"),
+        note="a stage that trains on SageMaker's built-in image (a T6 exception with its reason) adds "
+        "that registry's account, read from the rendered definition",
     ),
     Control(
         "I1",
@@ -464,6 +508,7 @@ CONTROLS: Final[tuple[Control, ...]] = (
             f"{_NIST}IAMNoInlinePolicy",
             f"{_NIST}IAMPolicyNoStatementsWithAdminAccess",
             f"{_NIST}IAMPolicyNoStatementsWithFullAccess",
+            "iam_managed_policy_no_statements_with_full_access_check",
         ),
         tests=_IAM_TESTS,
     ),
@@ -535,7 +580,8 @@ def render_markdown(pack: RulePack) -> str:
         "edit those, not this file (a test compares them). -->",
         "",
         "Every control a stage must meet: what must be true, where it lives in CloudFormation (or in "
-        "the pipeline definition), and what checks it: cdk-nag pack rules, rookery's own rules "
+        "the pipeline definition), and what checks it: cdk-nag and AWS Control Tower (cfn-guard) pack "
+        "rules, rookery's own rules "
         "(`infra/audit/rules`, acknowledged as `Rookery::<rule>`) and the tests that prove it on "
         "the synthesized output. Control ids in the code, the README and the audit report "
         "(`rookery audit`) refer to this list.",
@@ -570,5 +616,22 @@ def render_markdown(pack: RulePack) -> str:
     for rule in pack.rules:
         module = rule.check.__module__.replace(".", "/") + ".py"
         cells = [rule.id, rule.control, rule.title, rule.fix, f"`{module}`"]
+        out.append("| " + " | ".join(_cell(x) for x in cells) + " |")
+    out += [
+        "",
+        "## Control Tower rules that cannot read cross-stack references",
+        "",
+        f"The audit runs AWS Control Tower's proactive controls (`{GUARD_PACK}`, acknowledged as "
+        f"`{GUARD_PACK}::<rule>`). These rules accept a property only as a literal or a reference to a "
+        "resource of the same template; rookery's stacks pass subnets, security groups and keys from the "
+        "Network and Data stacks as cross-stack references (`Fn::GetStackOutput`), which cfn-guard cannot "
+        "resolve at synth time. Their findings on such a reference are false positives, acknowledged "
+        "with the reason below only where the reference really crosses stacks (`infra/audit/guard.py`).",
+        "",
+        "| rule | Control Tower id | reads | what proves it instead |",
+        "|---|---|---|---|",
+    ]
+    for guard in CROSS_STACK_RULES.values():
+        cells = [guard.rule, guard.control_tower_id, guard.reads, guard.proof]
         out.append("| " + " | ".join(_cell(x) for x in cells) + " |")
     return "\n".join(out) + "\n"

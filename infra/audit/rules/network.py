@@ -1,4 +1,4 @@
-"""rookery's network rules (V1, V2, D2): no way to the internet, flow logs, and what each VPC endpoint
+"""rookery's network rules (V1, V2, D2, E1): no way to the internet, flow logs, and what each VPC endpoint
 admits."""
 
 from __future__ import annotations
@@ -174,3 +174,35 @@ def _s3_gateway_buckets(template: Template) -> Iterator[tuple[str, str]]:
                         f"({flatten(statement.get('Resource'))}); list each bucket"
                     ),
                 )
+
+
+# One ARN field: literal text or a flattened reference such as <AWS::AccountId>.
+_FIELD: Final = r"(?:<[^>]*>|[^:<])*"
+_ECR_REPOSITORY: Final = re.compile(rf"^arn:{_FIELD}:ecr:{_FIELD}:(?P<account>{_FIELD}):repository/.+$")
+_ECR_LOGIN: Final = frozenset({"ecr:getauthorizationtoken"})
+
+
+@rule(
+    id="Rookery-E1",
+    control="E1",
+    title="ECR endpoints admit the project account's repositories (and named image accounts) only",
+    fix="name the repositories' account (the stack's account, or the account of an image the stage allows)",
+)
+def _ecr_endpoint_accounts(template: Template) -> Iterator[tuple[str, str]]:
+    for logical_id, resource in resources(template, "AWS::EC2::VPCEndpoint"):
+        service = flatten(props(resource).get("ServiceName"))
+        if not (service.endswith(".ecr.api") or service.endswith(".ecr.dkr")):
+            continue
+        for statement in statements(props(resource).get("PolicyDocument")):
+            if statement.get("Effect") != "Allow":
+                continue
+            actions = {a.lower() for a in as_list(statement.get("Action")) if isinstance(a, str)}
+            for arn in (flatten(r) for r in as_list(statement.get("Resource"))):
+                if arn == "*":
+                    if not actions <= _ECR_LOGIN:
+                        yield logical_id, f"{sorted(actions)} are allowed on every registry ('*')"
+                    continue
+                match = _ECR_REPOSITORY.match(arn)
+                account = match["account"] if match else ""
+                if not (account == "<AWS::AccountId>" or (len(account) == 12 and account.isdigit())):
+                    yield logical_id, f"{arn!r} admits repositories of any account, not named ones"
