@@ -35,7 +35,6 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -45,6 +44,7 @@ from infra.constructs.function import FunctionProps, ProjectFunction
 from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS, encrypted_log_group
 from infra.constructs.policies import Grant, attach
 from infra.constructs.props import PropsError, check_qualifier, check_retention, check_role_path
+from infra.constructs.rule_dead_letters import rule_dead_letter_queue
 from rookery_contracts.deployer import (
     ERROR_KEY,
     EXECUTION_KEY,
@@ -76,7 +76,6 @@ APPROVAL_DETAIL_TYPE: Final = "SageMaker Model Package State Change"
 # EventBridge's delivery to the state machine: bounded, then the rule's queue.
 RULE_RETRIES: Final = 4
 RULE_MAX_AGE: Final = Duration.hours(2)
-QUEUE_RETENTION: Final = Duration.days(14)
 # A couple of executions at once (an approval while another deploys) never need more.
 TASK_CONCURRENCY: Final = 2
 # A task's own error (an AWS error it cannot classify) is retried this often before it is published.
@@ -656,29 +655,13 @@ class ModelDeployer(Construct):
 
     def _rule(self, stack: Stack, props: DeployerProps, queue_key: kms.IKey) -> None:
         rule_arn = stack.format_arn(service="events", resource="rule", resource_name=props.rule_name)
-        # EventBridge encrypts what it dead-letters with the queue's key: only this rule may.
-        queue_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="ApprovalRuleDeadLetters",
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                resources=["*"],  # in a key policy, "*" means this key
-                conditions={"ArnEquals": {"aws:SourceArn": rule_arn}},
-            )
-        )
-        self.rule_dead_letter_queue = sqs.Queue(
+        self.rule_dead_letter_queue = rule_dead_letter_queue(
             self,
             "RuleDeadLetterQueue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=queue_key,
-            enforce_ssl=True,
-            retention_period=QUEUE_RETENTION,
-        )
-        acknowledge(
-            self.rule_dead_letter_queue,
-            "AwsSolutions::AwsSolutions-SQS3",
-            "this queue is the dead-letter queue of the approval rule's target (cdk-nag recognizes only SQS "
-            "redrive and Lambda DLQs); a dead-letter queue of a dead-letter queue would add nothing",
+            queue_key=queue_key,
+            rule_arn=rule_arn,
+            sid="ApprovalRuleDeadLetters",
+            rule="approval rule",
         )
         self.rule = events.Rule(
             self,

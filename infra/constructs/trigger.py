@@ -25,14 +25,12 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.audit.acknowledge import acknowledge
-from infra.audit.guard import guard_id
 from infra.constructs.function import FunctionProps, ProjectFunction
 from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS
 from infra.constructs.props import PropsError, check_prefix, check_qualifier, check_retention
+from infra.constructs.rule_dead_letters import rule_dead_letter_queue
 from pipelines.parameters import INPUT_DATA_URI
 from rookery_contracts.env import DATA_PREFIX_ENV, ERROR_PREFIX_ENV, INPUT_PARAMETER_ENV, PIPELINE_NAME_ENV
 
@@ -45,7 +43,6 @@ ASYNC_MAX_AGE: Final = Duration.hours(1)
 # EventBridge's own delivery to the function (throttling, service errors): bounded, then its queue.
 RULE_RETRIES: Final = 4
 RULE_MAX_AGE: Final = Duration.hours(2)
-QUEUE_RETENTION: Final = Duration.days(14)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,31 +131,14 @@ class PipelineTrigger(Construct):
 
         rule_name = props.rule_name
         rule_arn = stack.format_arn(service="events", resource="rule", resource_name=rule_name)
-        # EventBridge encrypts what it dead-letters with the queue's key: only this rule may.
-        queue_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="EventBridgeRuleDeadLetters",
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                resources=["*"],  # in a key policy, "*" means this key
-                conditions={"ArnEquals": {"aws:SourceArn": rule_arn}},
-            )
-        )
-        self.rule_dead_letter_queue = sqs.Queue(
+        self.rule_dead_letter_queue = rule_dead_letter_queue(
             self,
             "RuleDeadLetterQueue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=queue_key,
-            enforce_ssl=True,
-            retention_period=QUEUE_RETENTION,
+            queue_key=queue_key,
+            rule_arn=rule_arn,
+            sid="EventBridgeRuleDeadLetters",
+            rule="EventBridge rule",
         )
-        for rule_id in ("AwsSolutions::AwsSolutions-SQS3", guard_id("sqs_dlq_check")):
-            acknowledge(
-                self.rule_dead_letter_queue,
-                rule_id,
-                "this queue is the dead-letter queue of the EventBridge rule's target (the packs recognize "
-                "only SQS redrive and Lambda DLQs); a dead-letter queue of a dead-letter queue adds nothing",
-            )
         self.rule = events.Rule(
             self,
             "Rule",
