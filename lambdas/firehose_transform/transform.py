@@ -33,6 +33,11 @@ No record can make the transformation raise: whatever its bytes, an unforeseen f
 handling one record becomes that record's ``ProcessingFailed`` answer. Only an event that is not a
 Firehose event at all (no ``records`` list, a record without a ``recordId``) is refused as a whole,
 because no answer could be matched to its records.
+
+The answer is bounded: :func:`fit_response` keeps the serialized response within
+``rookery_contracts.ingest.TRANSFORM_RESPONSE_BUDGET_BYTES`` by answering the records that no longer
+fit as ``ProcessingFailed`` (Firehose keeps their original data under the error prefix), so a batch
+of tiny records that stamping would grow past Lambda's response limit cannot fail the whole batch.
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ class Outcome:
     result: Literal["Ok", "ProcessingFailed"]
     data: str  # base64, as Firehose expects it
     reason: str | None = None
+    over_budget: bool = False  # a valid record failed only because the answer had no room left for it
 
     @property
     def ok(self) -> bool:
@@ -134,6 +140,41 @@ def transform_record(record: Mapping[str, Any], schema: DatasetSchema, *, positi
             original,
             f"could not be processed ({type(exc).__name__}); the record is kept under the error prefix",
         )
+
+
+def fit_response(
+    outcomes: Sequence[Outcome], budget: int = ingest.TRANSFORM_RESPONSE_BUDGET_BYTES
+) -> list[Outcome]:
+    """The outcomes, with those that no longer fit ``budget`` bytes of response answered without data.
+
+    Sizes are those of the response as Lambda serializes it (``json.dumps``). Every record is
+    first reserved its smallest answer (its id, ``ProcessingFailed``, no data), which is never
+    larger than the record in the request; outcomes then take their full size in order while it
+    fits. One that does not fit is answered ``ProcessingFailed`` without data, with a reason saying
+    why (Firehose writes its original data under the error prefix).
+    """
+    smallest = [_answer_bytes(o.record_id, PROCESSING_FAILED, "") for o in outcomes]
+    spare = budget - len(json.dumps({"records": []})) - sum(smallest) - 2 * max(len(outcomes) - 1, 0)
+    fitted: list[Outcome] = []
+    for outcome, floor in zip(outcomes, smallest, strict=True):
+        extra = _answer_bytes(outcome.record_id, outcome.result, outcome.data) - floor
+        if extra <= spare:
+            spare -= extra
+            fitted.append(outcome)
+            continue
+        if outcome.ok:
+            reason = (
+                f"valid, but the batch's answer would exceed {budget} bytes (Lambda's response limit); "
+                "send whole rows rather than many tiny records, and replay this one from the error prefix"
+            )
+            fitted.append(Outcome(outcome.record_id, PROCESSING_FAILED, "", reason, over_budget=True))
+        else:
+            fitted.append(Outcome(outcome.record_id, PROCESSING_FAILED, "", outcome.reason))
+    return fitted
+
+
+def _answer_bytes(record_id: str, result: str, data: str) -> int:
+    return len(json.dumps({"recordId": record_id, "result": result, "data": data}))
 
 
 def ingest_timestamp(arrival_ms: object) -> str:

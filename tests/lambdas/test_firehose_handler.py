@@ -20,6 +20,11 @@ from palmerpenguins import load_penguins
 from firehose_transform.events import build_firehose_event, read_response
 from firehose_transform.settings import ConfigurationError
 from firehose_transform.transform import FirehoseEventError
+from rookery_contracts.ingest import (
+    LAMBDA_PAYLOAD_LIMIT_BYTES,
+    TRANSFORM_BUFFER_MIB,
+    TRANSFORM_RESPONSE_BUDGET_BYTES,
+)
 
 # Fixtures from conftest.py: a fake Lambda context and a cold-start importer of handler modules.
 LoadHandler = Callable[[str, Mapping[str, str]], ModuleType]
@@ -234,3 +239,55 @@ def test_property_no_record_makes_the_handler_raise(
     assert [a["recordId"] for a in answers] == [r["recordId"] for r in event["records"]]
     assert all(a["result"] in {"Ok", "ProcessingFailed"} for a in answers)
     json.dumps(response)  # what the Lambda runtime does with it
+
+
+def firehose_sized_ids(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with record ids as long as Firehose's (56 digits), which every answer repeats."""
+    for i, record in enumerate(event["records"]):
+        record["recordId"] = f"{i:056d}"
+    return event
+
+
+def test_a_processor_buffer_of_the_tiniest_records_is_answered_within_the_response_limit(
+    handler: ModuleType, lambda_context: FakeLambdaContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The smallest record that stamping turns into a whole row (every column, the arrival time, the
+    # id): about forty times its size in the answer. Firehose hands the function the processor
+    # buffer's worth of them (as the construct configures it), as many as one request can carry.
+    tiny = '{"sex":"a"}'
+    one = firehose_sized_ids(build_firehose_event([tiny], arrival=ARRIVAL))
+    per_record = len(json.dumps(one["records"][0])) + len(", ")
+    count = min(
+        TRANSFORM_BUFFER_MIB * 1024 * 1024 // len(tiny),
+        (LAMBDA_PAYLOAD_LIMIT_BYTES - len(json.dumps({**one, "records": []}))) // per_record,
+    )
+    event = firehose_sized_ids(build_firehose_event([tiny] * count, arrival=ARRIVAL))
+    assert len(json.dumps(event)) <= LAMBDA_PAYLOAD_LIMIT_BYTES
+
+    response = handler.lambda_handler(event, lambda_context)
+
+    assert len(json.dumps(response)) <= TRANSFORM_RESPONSE_BUDGET_BYTES < LAMBDA_PAYLOAD_LIMIT_BYTES
+    answers = read_response(response)
+    assert [a.record_id for a in answers] == [r["recordId"] for r in event["records"]]
+    results = [a.result for a in answers]
+    fitted = results.index("ProcessingFailed")
+    assert (
+        fitted > 1_000 and set(results[:fitted]) == {"Ok"} and set(results[fitted:]) == {"ProcessingFailed"}
+    )
+    assert all(a.data == b"" for a in answers[fitted:]), "records that do not fit are answered without data"
+    [overflow] = [r for r in caplog.records if r.getMessage() == "valid records did not fit the response"]
+    assert overflow.records == count - fitted  # type: ignore[attr-defined]
+
+
+def test_a_processor_buffer_of_whole_rows_is_answered_in_full(
+    handler: ModuleType, lambda_context: FakeLambdaContext
+) -> None:
+    rows = load_penguins().dropna().to_json(orient="records", lines=True).splitlines()
+    budget = TRANSFORM_BUFFER_MIB * 1024 * 1024
+    payloads = [rows[i % len(rows)] for i in range(budget // max(len(r) for r in rows))]
+    event = firehose_sized_ids(build_firehose_event(payloads, arrival=ARRIVAL))
+
+    response = handler.lambda_handler(event, lambda_context)
+
+    assert {a.result for a in read_response(response)} == {"Ok"}
+    assert len(json.dumps(response)) <= TRANSFORM_RESPONSE_BUDGET_BYTES
