@@ -250,6 +250,68 @@ def test_media_types() -> None:
     assert caught.value.status == 406
 
 
+ACCEPT = {
+    "*/* keeps the request's format": ("*/*", "json", "json"),
+    "text/* picks CSV": ("text/*", "json", "csv"),
+    "application/* keeps JSON lines": ("application/*", "jsonlines", "jsonlines"),
+    "application/* from CSV": ("application/*", "csv", "json"),
+    "q orders the ranges": ("text/*;q=0.5, application/json;q=0.4", "json", "csv"),
+    "q=0 excludes the exact type": ("application/json;q=0, */*", "json", "csv"),
+    "a more specific range decides": ("text/csv;q=0, */*;q=0.1", "csv", "json"),
+    "ties go to the request's format": ("application/json, text/csv", "csv", "csv"),
+    "then to the first named": ("application/jsonl, text/csv", "json", "jsonlines"),
+    "case and spaces": (" Text/CSV ; Q=0.8 ", "json", "csv"),
+    "parameters other than q": ("text/csv;charset=utf-8", "json", "csv"),
+    "unsupported first": ("image/png, text/*;q=0.2", "json", "csv"),
+}
+
+
+@pytest.mark.parametrize(("accept", "request_fmt", "answer"), ACCEPT.values(), ids=ACCEPT.keys())
+def test_accept_media_ranges_and_q_values_follow_rfc_9110(accept: str, request_fmt: str, answer: str) -> None:
+    assert codec.response_format(accept, request_fmt) == answer
+
+
+@pytest.mark.parametrize(
+    ("accept", "status", "message"),
+    [
+        ("*/*;q=0", 406, "admits no supported type"),
+        ("text/csv;q=0, application/*;q=0", 406, "admits no supported type"),
+        ("text/html, image/*", 406, "admits no supported type"),
+        ("text/csv;q=2", 400, "q=2 is not a quality from 0 to 1"),
+        ("text/csv;q=high", 400, "q=high is not a quality from 0 to 1"),
+        ("csv", 400, "'csv' is not a media range such as text/csv or text/*"),
+        ("*/csv", 400, "'*/csv' is not a media range"),
+    ],
+)
+def test_accept_refusals_name_the_problem(accept: str, status: int, message: str) -> None:
+    with pytest.raises(codec.PayloadError) as caught:
+        codec.response_format(accept, "csv")
+    assert caught.value.status == status and message in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "record", "line"),
+    [
+        ('1,2,"red\n1,2,blue\n', 1, 1),
+        ('1,2,red\n\n1,2,"blue\n1,2,green\n', 2, 3),
+        ('1,2,"re""d"\n1,2,"blue\n', 2, 2),
+    ],
+)
+def test_csv_unclosed_quote_is_reported_as_such(body: str, record: int, line: int) -> None:
+    with pytest.raises(codec.PayloadError) as caught:
+        codec.decode_csv(body.encode(), fitted())
+    assert caught.value.status == 400 and caught.value.record == record
+    assert caught.value.message.startswith(
+        f"record {record} (line {line}) is not valid CSV: "
+        'a quoted field there is never closed (an unclosed ")'
+    )
+
+
+def test_csv_stray_quotes_inside_a_field_are_still_read_leniently() -> None:
+    batch = codec.decode_csv(b'1,2,"re"d\n1,2,bl"ue\n', fitted())
+    assert batch.categories == [["red", 'bl"ue']]
+
+
 def test_encode_in_every_format() -> None:
     probabilities = np.array([0.1234567, 0.9])
     positive = probabilities >= 0.5

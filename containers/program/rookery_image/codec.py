@@ -75,16 +75,62 @@ def request_format(content_type: str | None) -> str:
 
 
 def response_format(accept: str | None, request_fmt: str) -> str:
-    """The first supported type in Accept; a missing or wildcard Accept answers in the request's format."""
-    if not accept:
+    """The answer's format for an ``Accept`` header, as RFC 9110 section 12.5.1 reads it.
+
+    Each supported type takes the quality of the most specific range that matches it (``text/csv``
+    over ``text/*`` over ``*/*``; 1 when the range has no ``q``), and ``q=0`` means "not acceptable".
+    The best quality wins; on a tie the request's own format, then the first named. A missing
+    header answers in the request's format; 406 only when no supported type is acceptable.
+    """
+    if not accept or not accept.strip():
         return request_fmt
-    for part in accept.split(","):
-        media = _media(part)
-        if media in ("*/*", "application/*", ""):
-            return request_fmt
-        if media in FORMATS:
-            return FORMATS[media]
-    raise PayloadError(406, f"Accept {accept!r} names no supported type; accept {SUPPORTED}")
+    ranges = [_media_range(part, accept) for part in accept.split(",") if part.strip()]
+    if not ranges:
+        return request_fmt
+    best: tuple[float, bool, int] | None = None
+    chosen = request_fmt
+    for media, fmt in FORMATS.items():
+        quality, position = _quality(media, ranges)
+        rank = (quality, fmt == request_fmt, -position)
+        if quality > 0 and (best is None or rank > best):
+            best, chosen = rank, fmt
+    if best is None:
+        raise PayloadError(406, f"Accept {accept!r} admits no supported type; accept {SUPPORTED}")
+    return chosen
+
+
+def _media_range(part: str, accept: str) -> tuple[str, float]:
+    """One element of Accept: its media range (lower case) and its quality."""
+    media, *params = (piece.strip() for piece in part.split(";"))
+    media = media.lower()
+    kind, slash, sub = media.partition("/")
+    if not slash or not kind or not sub or (kind == "*" and sub != "*"):
+        raise PayloadError(
+            400, f"Accept {accept!r}: {media!r} is not a media range such as text/csv or text/*"
+        )
+    quality = 1.0
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                quality = float(value.strip())
+            except ValueError:
+                quality = -1.0
+            if not 0.0 <= quality <= 1.0:
+                raise PayloadError(400, f"Accept {accept!r}: q={value.strip()} is not a quality from 0 to 1")
+    return media, quality
+
+
+def _quality(media: str, ranges: Sequence[tuple[str, float]]) -> tuple[float, int]:
+    """The quality Accept gives ``media`` (that of the most specific matching range; 0 when none
+    matches) and the position of the range that decided it."""
+    kind = media.split("/", 1)[0]
+    for pattern in (media, f"{kind}/*", "*/*"):
+        matches = [(quality, -at) for at, (candidate, quality) in enumerate(ranges) if candidate == pattern]
+        if matches:
+            quality, at = max(matches)
+            return quality, -at
+    return 0.0, len(ranges)
 
 
 @dataclass
@@ -158,20 +204,48 @@ def _split_rows(text: str) -> list[list[str]]:
 
 
 def _quoted_rows(text: str) -> list[list[str]]:
-    r"""CSV with quotes, read by the csv module; the same records and blank lines as :func:`_split_rows`."""
+    r"""CSV with quotes, read by the csv module; the same records and blank lines as :func:`_split_rows`.
+
+    Read strictly first, which only a malformed body fails: a quote left open to the end of the body
+    is reported as such (csv's lenient mode would swallow the rest of the body into that field);
+    any other strict complaint (such as ``"a"b``) falls back to csv's lenient reading.
+    """
+    try:
+        return _read_csv(text, strict=True)
+    except _UnclosedQuoteError as exc:
+        raise PayloadError(
+            400,
+            f"record {exc.record} (line {exc.line}) is not valid CSV: a quoted field there is never "
+            f'closed (an unclosed "); {CSV_FIX}',
+            record=exc.record,
+        ) from None
+    except PayloadError:
+        return _read_csv(text, strict=False)
+
+
+class _UnclosedQuoteError(Exception):
+    def __init__(self, record: int, line: int) -> None:
+        self.record, self.line = record, line
+
+
+def _read_csv(text: str, *, strict: bool) -> list[list[str]]:
     # StringIO hands csv lines cut at "\n" only (its newline="\n"), as _split_rows cuts them; csv
     # gives [] for an empty line and [" "] for a whitespace-only one.
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text), strict=strict)
     rows: list[list[str]] = []
+    started = 1  # the line the next record starts on
     try:
         for row in reader:
             if row and (len(row) > 1 or row[0].strip()):
                 rows.append(row)
+            started = reader.line_num + 1
     except csv.Error as exc:
         reason = str(exc)
+        record = len(rows) + 1
+        if reason == "unexpected end of data":
+            raise _UnclosedQuoteError(record, started) from None
         if reason.startswith("new-line character seen in unquoted field"):
             reason = "a carriage return (\\r) inside an unquoted field"
-        record = len(rows) + 1
         raise PayloadError(
             400,
             f"record {record} (line {reader.line_num}) is not valid CSV: {reason}; {CSV_FIX}",
