@@ -307,9 +307,13 @@ def test_csv_unclosed_quote_is_reported_as_such(body: str, record: int, line: in
     )
 
 
-def test_csv_stray_quotes_inside_a_field_are_still_read_leniently() -> None:
-    batch = codec.decode_csv(b'1,2,"re"d\n1,2,bl"ue\n', fitted())
+def test_csv_is_read_as_rfc_4180_reads_it() -> None:
+    """A quote inside an unquoted field is a character; text after a closing quote is an error."""
+    batch = codec.decode_csv(b'1,2,"red"\n1,2,bl"ue\n', fitted())
     assert batch.categories == [["red", 'bl"ue']]
+    with pytest.raises(codec.PayloadError) as caught:
+        codec.decode_csv(b'1,2,red\n1,2,"re"d\n', fitted())
+    assert caught.value.message.startswith("record 2 (line 2) is not valid CSV: ',' expected after '\"'")
 
 
 def test_encode_in_every_format() -> None:
