@@ -326,7 +326,7 @@ def test_a_body_that_stops_arriving_times_out() -> None:
     async def send(message: Any) -> None:
         sent.append(dict(message))
 
-    assert asyncio.run(app._rest_of_body(b"39.1,", receive, send)) is None
+    assert asyncio.run(app._body(receive, send)) is None
     assert sent[0]["status"] == 408
     assert json.loads(sent[1]["body"])["error"] == "the request body did not arrive within 1 s"
 
