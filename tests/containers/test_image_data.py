@@ -316,6 +316,58 @@ def test_csv_is_read_as_rfc_4180_reads_it() -> None:
     assert caught.value.message.startswith("record 2 (line 2) is not valid CSV: ',' expected after '\"'")
 
 
+def big_json_list(records: list[dict[str, object]]) -> bytes:
+    """A JSON list of ``records`` repeated past the size above which a body is read a record at a time."""
+    one = json.dumps(records)[1:-1].encode()
+    copies = codec.JSON_STREAM_BYTES // len(one) + 1
+    return b"[\n " + b",\n ".join([one] * copies) + b"\n]\n"
+
+
+def test_a_large_json_list_is_read_a_record_at_a_time_into_the_same_batch() -> None:
+    pre = fitted()
+    records: list[dict[str, object]] = [
+        {"a": 1.5, "b": None, "colour": "red"},
+        {"a": -2, "b": 20, "colour": None},
+    ]
+    body = big_json_list(records)
+    assert len(body) > codec.JSON_STREAM_BYTES
+    streamed = codec.decode_json(body, pre)
+    whole = codec.decode_json(json.dumps(records * (streamed.size // 2)).encode(), pre)
+    assert streamed.size == whole.size > 1000
+    assert np.array_equal(streamed.numeric, whole.numeric, equal_nan=True)
+    assert streamed.categories == whole.categories
+
+
+@pytest.mark.parametrize(
+    ("tail", "message"),
+    [
+        (b"", "the body is not valid JSON: expected ',' or ']'"),
+        (b",", "the body is not valid JSON: Expecting value"),
+        (b"]]", "the body is not valid JSON: unexpected content"),
+        (b"}", "the body is not valid JSON: expected ',' or ']'"),
+    ],
+    ids=["cut short", "trailing comma", "trailing data", "wrong closer"],
+)
+def test_a_large_malformed_json_list_is_refused(tail: bytes, message: str) -> None:
+    body = big_json_list([{"a": 1, "b": 2, "colour": "red"}]).rstrip()[:-1] + tail
+    with pytest.raises(codec.PayloadError) as caught:
+        codec.decode_json(body, fitted())
+    assert caught.value.status == 400 and caught.value.message.startswith(message), caught.value.message
+
+
+def test_a_large_json_list_refuses_nan_and_names_the_bad_record() -> None:
+    body = big_json_list([{"a": 1, "b": 2, "colour": "red"}])
+    with pytest.raises(codec.PayloadError) as caught:
+        codec.decode_json(body.replace(b'"a": 1', b'"a": NaN', 1), fitted())
+    assert caught.value.message == "the body is not valid JSON: NaN is not a JSON value"
+    records: list[dict[str, object]] = [{"a": 1, "b": 2, "colour": "red"}] * 9000 + [
+        {"a": 1, "colour": "red"}
+    ]
+    with pytest.raises(codec.PayloadError) as caught:
+        codec.decode_json(json.dumps(records).encode(), fitted())
+    assert caught.value.record == 9001 and "lacks field(s) ['b']" in caught.value.message
+
+
 def test_encode_in_every_format() -> None:
     probabilities = np.array([0.1234567, 0.9])
     positive = probabilities >= 0.5

@@ -29,6 +29,10 @@ TIMEOUT = 2  # SAGEMAKER_MODEL_SERVER_TIMEOUT for the timeout tests
 # The smallest valid CSV record, repeated to the payload limit: the most records one request can hold.
 TINY_RECORD = b"1,1,1,1,Adelie,Dream\n"
 MAX_BODY = TINY_RECORD * (MAX_PAYLOAD_BYTES // len(TINY_RECORD))
+TINY_JSON_RECORD = (
+    b'{"bill_length_mm":1,"bill_depth_mm":1,"flipper_length_mm":1,"body_mass_g":1,'
+    b'"species":"Adelie","island":"Dream"}'
+)
 
 
 @pytest.fixture
@@ -148,6 +152,16 @@ MEMORY_CASES = {
     "one-character lines": (b"1\n" * (MAX_PAYLOAD_BYTES // 2), "text/csv", 400),
     "smallest valid CSV records": (MAX_BODY, "text/csv", 200),
     "empty JSON lines": (b"{}\n" * (MAX_PAYLOAD_BYTES // 3), "application/jsonlines", 400),
+    "a JSON list of empty objects": (
+        b"[" + b"{}," * (MAX_PAYLOAD_BYTES // 3 - 2) + b"{}]",
+        "application/json",
+        400,
+    ),
+    "a JSON list of the smallest valid records": (
+        b"[" + b",".join([TINY_JSON_RECORD] * (MAX_PAYLOAD_BYTES // (len(TINY_JSON_RECORD) + 1))) + b"]",
+        "application/json",
+        200,
+    ),
 }
 
 

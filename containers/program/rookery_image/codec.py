@@ -15,6 +15,8 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +34,9 @@ csv.field_size_limit(MAX_PAYLOAD_BYTES)
 # Records decoded, encoded and predicted at a time: a request holds Python objects for this many
 # records at most, whatever the body's size, and numpy/xgboost still work on whole columns.
 CHUNK_RECORDS = 8192
+# A JSON body over this size is read a record at a time rather than parsed whole: orjson turns a list
+# of small objects into Python objects tens of times the size of their text.
+JSON_STREAM_BYTES = 256 * 1024
 
 FORMATS = {
     "text/csv": "csv",
@@ -371,7 +376,19 @@ def _json_lines(body: bytes) -> Iterator[Any]:
 
 
 def json_batches(body: bytes, pre: Preprocessor) -> Iterator[Batch]:
-    """The JSON body's records (a record, a list of records, or one document per line)."""
+    """The JSON body's records (a record, a list of records, or one document per line).
+
+    A body over :data:`JSON_STREAM_BYTES` that is a list, or one document per line, is read a
+    record at a time; orjson reads a smaller body (or one large record) whole, faster.
+    """
+    if len(body) > JSON_STREAM_BYTES:
+        start = body.lstrip()[:1]
+        if start == b"[":
+            yield from _record_batches(_array_items(body), pre)
+            return
+        if start == b"{" and body.strip().count(b"\n"):
+            yield from _record_batches(_json_lines(body), pre)
+            return
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -392,6 +409,48 @@ def json_batches(body: bytes, pre: Preprocessor) -> Iterator[Batch]:
             400, f"the JSON body is a {type(document).__name__}; send a record (object) or a list of records"
         )
     yield from _record_batches(items, pre)
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _array_items(body: bytes) -> Iterator[Any]:
+    """The items of a JSON list, parsed one at a time (the standard library's decoder, which can)."""
+    _check_utf8(body)
+    text = body.decode("utf-8")
+    decoder = json.JSONDecoder(parse_constant=_not_a_number)
+    at = _skip_space(text, _skip_space(text, 0) + 1)  # past the "[" the body starts with
+    if text.startswith("]", at):
+        at += 1
+    else:
+        while True:
+            try:
+                item, at = decoder.raw_decode(text, at)
+            except json.JSONDecodeError as exc:
+                raise PayloadError(400, f"the body is not valid JSON: {exc}") from None
+            except RecursionError:
+                raise PayloadError(400, "the body is not valid JSON: nested too deeply") from None
+            yield item
+            at = _skip_space(text, at)
+            if text.startswith(",", at):
+                at = _skip_space(text, at + 1)
+                continue
+            if text.startswith("]", at):
+                at += 1
+                break
+            raise PayloadError(400, f"the body is not valid JSON: expected ',' or ']' at character {at}")
+    if _skip_space(text, at) != len(text):
+        raise PayloadError(400, f"the body is not valid JSON: unexpected content at character {at}")
+
+
+def _skip_space(text: str, at: int) -> int:
+    """The first position at or after ``at`` that is not JSON whitespace."""
+    match = _WHITESPACE.match(text, at)
+    return match.end() if match else at
+
+
+def _not_a_number(name: str) -> Any:
+    raise PayloadError(400, f"the body is not valid JSON: {name} is not a JSON value")
 
 
 def jsonlines_batches(body: bytes, pre: Preprocessor) -> Iterator[Batch]:
