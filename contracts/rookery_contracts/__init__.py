@@ -11,6 +11,8 @@ constructs and the CLI import the same modules. One module per concern:
 - :mod:`rookery_contracts.evaluation`: the layout of ``evaluation.json``;
 - :mod:`rookery_contracts.ingest`: what the Firehose transform receives and stamps on every record;
 - :mod:`rookery_contracts.pipeline`: the pipeline parameter the trigger function fills;
+- :mod:`rookery_contracts.raw_objects`: which objects below the dataset's prefix are training data;
+- :mod:`rookery_contracts.invocations`: what one endpoint invocation may carry.
 - :mod:`rookery_contracts.deployment`: which model version an endpoint serves, shared by the AWS
   deployer and the local endpoint.
 """

@@ -2,7 +2,8 @@
 
 Firehose hands the transform at most :data:`TRANSFORM_BUFFER_MIB` of records per invocation and
 retries a failed invocation :data:`TRANSFORM_RETRIES` times before writing the batch under the
-error prefix. A valid record is re-emitted as one newline-terminated JSON object: the dataset
+error prefix. The transform's answer stays within :data:`TRANSFORM_RESPONSE_BUDGET_BYTES` whatever
+the batch holds. A valid record is re-emitted as one newline-terminated JSON object: the dataset
 schema's columns in schema order, then the ingest metadata (:func:`stamp`). Firehose writes the
 records as they are (:data:`DELIVERY_COMPRESSION`): JSON lines that the Glue raw table, Athena and
 the preprocess job read.
@@ -24,6 +25,12 @@ METADATA_COLUMNS: Final = (INGEST_TS_COLUMN, RECORD_ID_COLUMN)
 TRANSFORM_BUFFER_MIB: Final = 1
 TRANSFORM_INTERVAL_SECONDS: Final = 60
 TRANSFORM_RETRIES: Final = 3
+# Lambda's limit on a synchronous request and on its response alike (6 MB); Firehose fails the whole
+# batch when the transform's response is larger. Stamping grows a tiny record tens of times (every
+# schema column, the arrival time and the record id are written out), so the transform keeps its
+# serialized response within a budget below the limit, with room for the runtime's framing.
+LAMBDA_PAYLOAD_LIMIT_BYTES: Final = 6 * 1024 * 1024
+TRANSFORM_RESPONSE_BUDGET_BYTES: Final = LAMBDA_PAYLOAD_LIMIT_BYTES - 256 * 1024
 # Delivered objects are plain JSON lines.
 DELIVERY_COMPRESSION: Final = "UNCOMPRESSED"
 

@@ -9,13 +9,18 @@ unmodified boto3 client raises ``ModelError`` exactly as against AWS. ``Inferenc
 the endpoint's variant.
 
 Connections are HTTP/1.1 keep-alive: a client's connection is served by one thread for as long as
-the client keeps it, whichever fleets its requests go to.
+the client keeps it, whichever fleets its requests go to. The front end guards itself as the model
+server does: a listen backlog for bursts of clients, the same payload limit (413), a request's
+headers and body must arrive within :data:`READ_TIMEOUT_SECONDS` (408), and a request it cannot
+frame (a malformed ``Content-Length``, a chunked body) gets a 400 and the connection is closed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +29,7 @@ from urllib.parse import unquote, urlsplit
 
 from emulators.sagemaker_runtime.exceptions import ServiceError, validation_error
 from emulators.sagemaker_runtime.models import Handled, LocalEndpoint
+from rookery_contracts.invocations import MAX_PAYLOAD_BYTES
 from stage.names import VARIANT_NAME
 
 PASS_HEADERS: Final = ("Content-Type", "Accept", "X-Amzn-SageMaker-Custom-Attributes")
@@ -31,14 +37,21 @@ INFERENCE_ID_HEADER: Final = "X-Amzn-SageMaker-Inference-Id"
 TARGET_VARIANT_HEADER: Final = "X-Amzn-SageMaker-Target-Variant"
 # SageMaker names the model's container "primary" in ModelError messages.
 CONTAINER: Final = "primary"
-# A request body larger than InvokeEndpoint's limit (6 MB) is refused before it reaches a model.
-MAX_BODY_BYTES: Final = 6 * 1024 * 1024
+# A request's headers and body must arrive within this long (the model server's default
+# SAGEMAKER_MODEL_SERVER_TIMEOUT); an idle keep-alive connection is closed after it too.
+READ_TIMEOUT_SECONDS: Final = 60.0
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 dropped connections when many clients connect at once.
+    request_queue_size = socket.SOMAXCONN
+    daemon_threads = True
 
 
 class FrontEnd:
     """The HTTP server in front of the fleets, on 127.0.0.1."""
 
-    def __init__(self, server: ThreadingHTTPServer, thread: threading.Thread) -> None:
+    def __init__(self, server: _Server, thread: threading.Thread) -> None:
         self.server = server
         self.thread = thread
         self.url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -46,8 +59,7 @@ class FrontEnd:
     @classmethod
     def listen(cls, endpoint: LocalEndpoint, port: int) -> Self:
         handler = type("Handler", (InvokeEndpointHandler,), {"endpoint": endpoint})
-        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", port), handler)
         thread = threading.Thread(target=server.serve_forever, name=f"endpoint-{endpoint.name}", daemon=True)
         thread.start()
         return cls(server, thread)
@@ -62,36 +74,125 @@ class InvokeEndpointHandler(BaseHTTPRequestHandler):
     endpoint: LocalEndpoint
     protocol_version = "HTTP/1.1"
     server_version = "rookery-local-runtime"
+    read_timeout: float = READ_TIMEOUT_SECONDS
+    # Per request: whether it has been answered (by the handler or by the watchdog), under _lock.
+    _lock: threading.Lock
+    _answered: bool
+    _request_line_read: bool
+    _watchdog: threading.Timer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # each fleet's model log is the log; the front end stays quiet
 
-    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+    def handle_one_request(self) -> None:
+        # A watchdog bounds the whole read of a request, which a socket timeout cannot: a client
+        # that trickles one byte at a time would reset it forever.
+        self._request_line_read = False
+        self._answered = False
+        self._watchdog = threading.Timer(self.read_timeout, self._read_timed_out)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+        try:
+            super().handle_one_request()
+        except OSError:
+            self.close_connection = True  # the watchdog or the client closed the connection
+        finally:
+            self._watchdog.cancel()
+
+    def parse_request(self) -> bool:
+        self._request_line_read = True
+        return super().parse_request()
+
+    def _read_timed_out(self) -> None:
+        with self._lock:
+            if self._answered:
+                return  # the handler has the whole request and answers it
+            self._answered = True
+            if self._request_line_read:
+                with contextlib.suppress(OSError):  # the client may be gone already
+                    self._error(
+                        ServiceError(
+                            408,
+                            "RequestTimeout",
+                            f"the request did not arrive within {self.read_timeout:g} s; send it whole",
+                        ),
+                        close=True,
+                    )
+        # Wakes the handler's blocked read; it then ends the connection quietly.
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def setup(self) -> None:
+        super().setup()
+        self._lock = threading.Lock()
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str], *, close: bool = False) -> None:
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("x-amzn-RequestId", os.urandom(16).hex())
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
 
-    def _error(self, error: ServiceError) -> None:
+    def _error(self, error: ServiceError, *, close: bool = False) -> None:
         body = json.dumps(
             {"__type": error.code, "message": error.message, "Message": error.message, **error.extra}
         ).encode()
-        self._send(error.status, body, {"Content-Type": "application/json", "x-amzn-ErrorType": error.code})
+        self._send(
+            error.status,
+            body,
+            {"Content-Type": "application/json", "x-amzn-ErrorType": error.code},
+            close=close,
+        )
+
+    def _refuse(self, error: ServiceError) -> None:
+        """Answer a request whose body is not read: the connection cannot carry another request."""
+        with self._lock:
+            if not self._answered:
+                self._answered = True
+                self._error(error, close=True)
 
     def _read_body(self) -> bytes | None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            self._error(
+        """The body, or None after answering (or when the client or the watchdog closed the connection)."""
+        if self.headers.get("Transfer-Encoding") is not None:
+            self._refuse(
                 validation_error(
-                    f"the request body is {length} bytes; InvokeEndpoint accepts at most {MAX_BODY_BYTES}"
+                    f"Transfer-Encoding {self.headers['Transfer-Encoding']!r} is not supported; "
+                    "send the body with a Content-Length"
                 )
             )
             return None
-        return self.rfile.read(length) if length else b""
+        lengths = self.headers.get_all("Content-Length") or []
+        if len({value.strip() for value in lengths}) > 1 or not all(v.strip().isdigit() for v in lengths):
+            self._refuse(
+                validation_error(
+                    f"Content-Length {', '.join(lengths)!r} is not one byte count; send the body's size "
+                    "in bytes"
+                )
+            )
+            return None
+        length = int(lengths[0]) if lengths else 0
+        if length > MAX_PAYLOAD_BYTES:
+            self._refuse(
+                ServiceError(
+                    413,
+                    "ValidationError",
+                    f"the request body is {length} bytes; InvokeEndpoint accepts at most {MAX_PAYLOAD_BYTES}",
+                )
+            )
+            return None
+        body = self.rfile.read(length) if length else b""
+        with self._lock:
+            if self._answered or len(body) < length:
+                self.close_connection = True
+                return None
+            self._watchdog.cancel()
+            self._answered = True  # from here on the handler answers, not the watchdog
+        return body
 
     def do_GET(self) -> None:
         if self._read_body() is not None:

@@ -19,13 +19,25 @@ whose schema columns have these types (decided with the preprocessing step in mi
 - the id column (when the schema has one): a non-blank string or an integer, or null/missing.
 - fields outside the schema are not kept; a record that carries none of the schema's columns is
   rejected (field names are case-sensitive, so this is almost always a producer using other names).
-- duplicate keys, ``NaN``/``Infinity`` and numbers too large for a double are rejected.
+- duplicate keys, ``NaN``/``Infinity``, numbers too large for a double, integer literals longer than
+  :data:`MAX_INTEGER_DIGITS` (in any field) and strings holding a lone UTF-16 surrogate escape (a
+  string cut mid-character, which has no UTF-8 form) are rejected.
 
 A valid record is re-emitted as one newline-terminated JSON object, stamped as
 ``rookery_contracts.ingest`` says: the schema columns in schema order (missing ones as null), then
 ``_ingest_ts`` (ISO-8601 UTC, milliseconds, from the record's ``approximateArrivalTimestamp``) and
 ``_firehose_record_id``. A failed record keeps its original data
 and gets a reason, which the handler logs (Firehose's error output has no place for it).
+
+No record can make the transformation raise: whatever its bytes, an unforeseen failure while
+handling one record becomes that record's ``ProcessingFailed`` answer. Only an event that is not a
+Firehose event at all (no ``records`` list, a record without a ``recordId``) is refused as a whole,
+because no answer could be matched to its records.
+
+The answer is bounded: :func:`fit_response` keeps the serialized response within
+``rookery_contracts.ingest.TRANSFORM_RESPONSE_BUDGET_BYTES`` by answering the records that no longer
+fit as ``ProcessingFailed`` (Firehose keeps their original data under the error prefix), so a batch
+of tiny records that stamping would grow past Lambda's response limit cannot fail the whole batch.
 """
 
 from __future__ import annotations
@@ -45,6 +57,9 @@ from rookery_contracts.schema import DatasetSchema
 OK: Literal["Ok"] = "Ok"
 PROCESSING_FAILED: Literal["ProcessingFailed"] = "ProcessingFailed"
 _PREVIEW = 40
+# Longer integer literals are refused before Python converts them: the conversion costs quadratic
+# time and, past sys.get_int_max_str_digits(), raises. No value that fits a double needs more.
+MAX_INTEGER_DIGITS = 1000
 _HOW_TO_INVOKE = (
     "invoke the function from Firehose, or build the event with "
     "firehose_transform.events.build_firehose_event"
@@ -67,6 +82,7 @@ class Outcome:
     result: Literal["Ok", "ProcessingFailed"]
     data: str  # base64, as Firehose expects it
     reason: str | None = None
+    over_budget: bool = False  # a valid record failed only because the answer had no room left for it
 
     @property
     def ok(self) -> bool:
@@ -107,15 +123,58 @@ def transform_record(record: Mapping[str, Any], schema: DatasetSchema, *, positi
         # Without an id no answer can be matched to the record: the whole batch is malformed.
         raise FirehoseEventError(f"record {position} has no 'recordId' string; Firehose always sends one")
     data = record.get("data")
+    original = data if isinstance(data, str) else ""
     try:
         ingest_ts = ingest_timestamp(record.get("approximateArrivalTimestamp"))
         row = parse_row(decode_data(data))
         values = validate_row(row, schema)
+        stamped = ingest.stamp(values, ingest_ts=ingest_ts, record_id=record_id)
+        line = json.dumps(stamped, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
+        return Outcome(record_id, OK, base64.b64encode(line.encode("utf-8")).decode("ascii"))
     except RecordError as exc:
-        return Outcome(record_id, PROCESSING_FAILED, data if isinstance(data, str) else "", str(exc))
-    stamped = ingest.stamp(values, ingest_ts=ingest_ts, record_id=record_id)
-    line = json.dumps(stamped, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
-    return Outcome(record_id, OK, base64.b64encode(line.encode("utf-8")).decode("ascii"))
+        return Outcome(record_id, PROCESSING_FAILED, original, str(exc))
+    except Exception as exc:  # one record's failure must not fail the batch
+        return Outcome(
+            record_id,
+            PROCESSING_FAILED,
+            original,
+            f"could not be processed ({type(exc).__name__}); the record is kept under the error prefix",
+        )
+
+
+def fit_response(
+    outcomes: Sequence[Outcome], budget: int = ingest.TRANSFORM_RESPONSE_BUDGET_BYTES
+) -> list[Outcome]:
+    """The outcomes, with those that no longer fit ``budget`` bytes of response answered without data.
+
+    Sizes are those of the response as Lambda serializes it (``json.dumps``). Every record is
+    first reserved its smallest answer (its id, ``ProcessingFailed``, no data), which is never
+    larger than the record in the request; outcomes then take their full size in order while it
+    fits. One that does not fit is answered ``ProcessingFailed`` without data, with a reason saying
+    why (Firehose writes its original data under the error prefix).
+    """
+    smallest = [_answer_bytes(o.record_id, PROCESSING_FAILED, "") for o in outcomes]
+    spare = budget - len(json.dumps({"records": []})) - sum(smallest) - 2 * max(len(outcomes) - 1, 0)
+    fitted: list[Outcome] = []
+    for outcome, floor in zip(outcomes, smallest, strict=True):
+        extra = _answer_bytes(outcome.record_id, outcome.result, outcome.data) - floor
+        if extra <= spare:
+            spare -= extra
+            fitted.append(outcome)
+            continue
+        if outcome.ok:
+            reason = (
+                f"valid, but the batch's answer would exceed {budget} bytes (Lambda's response limit); "
+                "send whole rows rather than many tiny records, and replay this one from the error prefix"
+            )
+            fitted.append(Outcome(outcome.record_id, PROCESSING_FAILED, "", reason, over_budget=True))
+        else:
+            fitted.append(Outcome(outcome.record_id, PROCESSING_FAILED, "", outcome.reason))
+    return fitted
+
+
+def _answer_bytes(record_id: str, result: str, data: str) -> int:
+    return len(json.dumps({"recordId": record_id, "result": result, "data": data}))
 
 
 def ingest_timestamp(arrival_ms: object) -> str:
@@ -154,7 +213,12 @@ def decode_data(data: object) -> str:
 def parse_row(text: str) -> dict[str, Any]:
     """Parse one JSON object; duplicate keys and non-finite constants are errors."""
     try:
-        row = json.loads(text, object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant)
+        row = json.loads(
+            text,
+            object_pairs_hook=_object_without_duplicates,
+            parse_constant=_reject_constant,
+            parse_int=_bounded_int,
+        )
     except json.JSONDecodeError as exc:
         hint = "; send exactly one JSON object per record" if exc.msg == "Extra data" else ""
         raise RecordError(
@@ -207,7 +271,9 @@ def _check_numeric(value: Any) -> str | None:
 def _check_text(value: Any) -> str | None:
     if not isinstance(value, str):
         return f"must be a JSON string or null, got {_json_type(value)} {_preview(value)}"
-    return None if value.strip() else "is a blank string; send null (or omit the field) for a missing value"
+    if not value.strip():
+        return "is a blank string; send null (or omit the field) for a missing value"
+    return _lone_surrogate(value)
 
 
 def _check_target(value: Any) -> str | None:
@@ -216,18 +282,18 @@ def _check_target(value: Any) -> str | None:
             f"(the target) must be the class name as a JSON string, or null when unknown; "
             f"got {_json_type(value)} {_preview(value)}"
         )
-    return (
-        None
-        if value.strip()
-        else "(the target) is a blank string; send null (or omit it) when the label is unknown"
-    )
+    if not value.strip():
+        return "(the target) is a blank string; send null (or omit it) when the label is unknown"
+    return _lone_surrogate(value)
 
 
 def _check_id(value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return None
     if isinstance(value, str):
-        return None if value.strip() else "(the id) is a blank string; send null or a real id"
+        return (
+            _lone_surrogate(value) if value.strip() else "(the id) is a blank string; send null or a real id"
+        )
     return f"(the id) must be a JSON string or integer, got {_json_type(value)} {_preview(value)}"
 
 
@@ -237,6 +303,27 @@ def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         dupes = sorted(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
         raise RecordError(f"duplicate keys {dupes}; send each field once")
     return obj
+
+
+def _lone_surrogate(value: str) -> str | None:
+    """The problem with a string that has no UTF-8 form, or None."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"holds a lone UTF-16 surrogate escape (\\u{ord(value[exc.start]):04x} at character "
+            f"{exc.start}): the string was cut mid-character; send whole characters"
+        )
+    return None
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise RecordError(
+            f"an integer literal has {len(digits.lstrip('-'))} digits (at most {MAX_INTEGER_DIGITS}); "
+            "no column value needs more: send a number that fits a double"
+        )
+    return int(digits)
 
 
 def _reject_constant(name: str) -> float:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeNotificationEvent
 
 from pipeline_trigger.settings import Settings
+from rookery_contracts import raw_objects
 
 EVENT_SOURCE = "aws.s3"
 DETAIL_TYPE = "Object Created"
@@ -25,6 +26,9 @@ TOKEN_VERSION = "rookery-trigger/v1"
 TOKEN_LABEL = "trigger-token"
 # Executions started for an event are created after the event's time; allow for clock skew.
 CLOCK_SKEW = timedelta(minutes=5)
+# Event times whose duplicate-check window (CLOCK_SKEW either side, in UTC) is representable.
+_EARLIEST = datetime.min.replace(tzinfo=UTC) + CLOCK_SKEW
+_LATEST = datetime.max.replace(tzinfo=UTC) - CLOCK_SKEW
 _DESCRIPTION_MAX = 3072  # StartPipelineExecution's PipelineExecutionDescription limit
 
 
@@ -118,7 +122,8 @@ def request_token(pipeline_name: str, obj: CreatedObject) -> str:
 
 
 def plan(obj: CreatedObject, settings: Settings) -> Ignore | Start:
-    """Ignore error output, objects outside the dataset's prefix and folder markers; else start a run."""
+    """Ignore error output, objects outside the dataset's prefix, folder markers and what Preprocess
+    skips (``rookery_contracts.raw_objects``); else start a run."""
     if obj.key.startswith(settings.error_prefix):
         return Ignore(
             f"{obj.uri} is Firehose error output (under {settings.error_prefix!r}), not training data"
@@ -127,6 +132,9 @@ def plan(obj: CreatedObject, settings: Settings) -> Ignore | Start:
         return Ignore(f"{obj.uri} is outside the dataset prefix {settings.data_prefix!r}")
     if obj.key.endswith("/"):
         return Ignore(f"{obj.uri} is a folder marker, not data")
+    skipped = raw_objects.skip_reason(obj.key[len(settings.data_prefix) :])
+    if skipped:
+        return Ignore(f"{obj.uri} is {skipped}, which Preprocess does not read")
     if obj.size == 0:
         return Ignore(f"{obj.uri} is empty")
     input_uri = f"s3://{obj.bucket}/{settings.data_prefix}"
@@ -172,5 +180,13 @@ def _event_time(value: object) -> datetime:
     if moment.tzinfo is None:
         raise MalformedEventError(
             f"the event's 'time' = {value!r} has no time zone (EventBridge sends UTC 'Z')"
+        )
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not _EARLIEST <= utc <= _LATEST:
+        raise MalformedEventError(
+            f"the event's 'time' = {value!r} is out of range (EventBridge sends the current UTC time)"
         )
     return moment

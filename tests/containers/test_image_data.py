@@ -250,6 +250,124 @@ def test_media_types() -> None:
     assert caught.value.status == 406
 
 
+ACCEPT = {
+    "*/* keeps the request's format": ("*/*", "json", "json"),
+    "text/* picks CSV": ("text/*", "json", "csv"),
+    "application/* keeps JSON lines": ("application/*", "jsonlines", "jsonlines"),
+    "application/* from CSV": ("application/*", "csv", "json"),
+    "q orders the ranges": ("text/*;q=0.5, application/json;q=0.4", "json", "csv"),
+    "q=0 excludes the exact type": ("application/json;q=0, */*", "json", "csv"),
+    "a more specific range decides": ("text/csv;q=0, */*;q=0.1", "csv", "json"),
+    "ties go to the request's format": ("application/json, text/csv", "csv", "csv"),
+    "then to the first named": ("application/jsonl, text/csv", "json", "jsonlines"),
+    "case and spaces": (" Text/CSV ; Q=0.8 ", "json", "csv"),
+    "parameters other than q": ("text/csv;charset=utf-8", "json", "csv"),
+    "unsupported first": ("image/png, text/*;q=0.2", "json", "csv"),
+}
+
+
+@pytest.mark.parametrize(("accept", "request_fmt", "answer"), ACCEPT.values(), ids=ACCEPT.keys())
+def test_accept_media_ranges_and_q_values_follow_rfc_9110(accept: str, request_fmt: str, answer: str) -> None:
+    assert codec.response_format(accept, request_fmt) == answer
+
+
+@pytest.mark.parametrize(
+    ("accept", "status", "message"),
+    [
+        ("*/*;q=0", 406, "admits no supported type"),
+        ("text/csv;q=0, application/*;q=0", 406, "admits no supported type"),
+        ("text/html, image/*", 406, "admits no supported type"),
+        ("text/csv;q=2", 400, "q=2 is not a quality from 0 to 1"),
+        ("text/csv;q=high", 400, "q=high is not a quality from 0 to 1"),
+        ("csv", 400, "'csv' is not a media range such as text/csv or text/*"),
+        ("*/csv", 400, "'*/csv' is not a media range"),
+    ],
+)
+def test_accept_refusals_name_the_problem(accept: str, status: int, message: str) -> None:
+    with pytest.raises(codec.PayloadError) as caught:
+        codec.response_format(accept, "csv")
+    assert caught.value.status == status and message in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "record", "line"),
+    [
+        ('1,2,"red\n1,2,blue\n', 1, 1),
+        ('1,2,red\n\n1,2,"blue\n1,2,green\n', 2, 3),
+        ('1,2,"re""d"\n1,2,"blue\n', 2, 2),
+    ],
+)
+def test_csv_unclosed_quote_is_reported_as_such(body: str, record: int, line: int) -> None:
+    with pytest.raises(codec.PayloadError) as caught:
+        codec.decode_csv(body.encode(), fitted())
+    assert caught.value.status == 400 and caught.value.record == record
+    assert caught.value.message.startswith(
+        f"record {record} (line {line}) is not valid CSV: "
+        'a quoted field there is never closed (an unclosed ")'
+    )
+
+
+def test_csv_is_read_as_rfc_4180_reads_it() -> None:
+    """A quote inside an unquoted field is a character; text after a closing quote is an error."""
+    batch = codec.decode_csv(b'1,2,"red"\n1,2,bl"ue\n', fitted())
+    assert batch.categories == [["red", 'bl"ue']]
+    with pytest.raises(codec.PayloadError) as caught:
+        codec.decode_csv(b'1,2,red\n1,2,"re"d\n', fitted())
+    assert caught.value.message.startswith("record 2 (line 2) is not valid CSV: ',' expected after '\"'")
+
+
+def big_json_list(records: list[dict[str, object]]) -> bytes:
+    """A JSON list of ``records`` repeated past the size above which a body is read a record at a time."""
+    one = json.dumps(records)[1:-1].encode()
+    copies = codec.JSON_STREAM_BYTES // len(one) + 1
+    return b"[\n " + b",\n ".join([one] * copies) + b"\n]\n"
+
+
+def test_a_large_json_list_is_read_a_record_at_a_time_into_the_same_batch() -> None:
+    pre = fitted()
+    records: list[dict[str, object]] = [
+        {"a": 1.5, "b": None, "colour": "red"},
+        {"a": -2, "b": 20, "colour": None},
+    ]
+    body = big_json_list(records)
+    assert len(body) > codec.JSON_STREAM_BYTES
+    streamed = codec.decode_json(body, pre)
+    whole = codec.decode_json(json.dumps(records * (streamed.size // 2)).encode(), pre)
+    assert streamed.size == whole.size > 1000
+    assert np.array_equal(streamed.numeric, whole.numeric, equal_nan=True)
+    assert streamed.categories == whole.categories
+
+
+@pytest.mark.parametrize(
+    ("tail", "message"),
+    [
+        (b"", "the body is not valid JSON: expected ',' or ']'"),
+        (b",", "the body is not valid JSON: Expecting value"),
+        (b"]]", "the body is not valid JSON: unexpected content"),
+        (b"}", "the body is not valid JSON: expected ',' or ']'"),
+    ],
+    ids=["cut short", "trailing comma", "trailing data", "wrong closer"],
+)
+def test_a_large_malformed_json_list_is_refused(tail: bytes, message: str) -> None:
+    body = big_json_list([{"a": 1, "b": 2, "colour": "red"}]).rstrip()[:-1] + tail
+    with pytest.raises(codec.PayloadError) as caught:
+        codec.decode_json(body, fitted())
+    assert caught.value.status == 400 and caught.value.message.startswith(message), caught.value.message
+
+
+def test_a_large_json_list_refuses_nan_and_names_the_bad_record() -> None:
+    body = big_json_list([{"a": 1, "b": 2, "colour": "red"}])
+    with pytest.raises(codec.PayloadError) as caught:
+        codec.decode_json(body.replace(b'"a": 1', b'"a": NaN', 1), fitted())
+    assert caught.value.message == "the body is not valid JSON: NaN is not a JSON value"
+    records: list[dict[str, object]] = [{"a": 1, "b": 2, "colour": "red"}] * 9000 + [
+        {"a": 1, "colour": "red"}
+    ]
+    with pytest.raises(codec.PayloadError) as caught:
+        codec.decode_json(json.dumps(records).encode(), fitted())
+    assert caught.value.record == 9001 and "lacks field(s) ['b']" in caught.value.message
+
+
 def test_encode_in_every_format() -> None:
     probabilities = np.array([0.1234567, 0.9])
     positive = probabilities >= 0.5

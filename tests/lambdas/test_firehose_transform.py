@@ -172,6 +172,41 @@ def test_a_number_too_large_for_a_double_is_rejected(schema: DatasetSchema) -> N
     assert "'body_mass_g' = inf is not a finite number" in failed(payload, schema)
 
 
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ('{"species": "\\ud83d", "sex": "male"}', "'species' holds a lone UTF-16 surrogate escape (\\ud83d"),
+        ('{"sex": "fem\\udc00"}', "'sex' holds a lone UTF-16 surrogate escape (\\udc00 at character 3)"),
+        ('{"species": "Adelie", "body_mass_g": ' + "7" * 5000 + "}", "an integer literal has 5000 digits"),
+        ('{"species": "Adelie", "year": -' + "1" * 4301 + "}", "an integer literal has 4301 digits"),
+        ('{"species": "Adelie", "notes": [' + "9" * 1001 + "]}", "an integer literal has 1001 digits"),
+    ],
+    ids=[
+        "surrogate in a feature",
+        "surrogate in the target",
+        "long int",
+        "long int outside schema",
+        "nested",
+    ],
+)
+def test_text_without_utf8_form_and_overlong_integers_are_processing_failed(
+    schema: DatasetSchema, payload: str, message: str
+) -> None:
+    assert message in failed(payload, schema)
+
+
+def test_a_surrogate_escape_in_a_field_outside_the_schema_is_dropped_with_the_field(
+    schema: DatasetSchema,
+) -> None:
+    row = emitted(transform_record(firehose_record('{"species": "Adelie", "note": "\\ud83d"}'), schema))
+    assert row["species"] == "Adelie" and "note" not in row
+
+
+def test_a_surrogate_pair_escape_is_one_character(schema: DatasetSchema) -> None:
+    row = emitted(transform_record(firehose_record('{"species": "\\ud83d\\udc27"}'), schema))
+    assert row["species"] == "\N{PENGUIN}"
+
+
 def test_duplicate_keys_are_rejected_rather_than_silently_resolved(schema: DatasetSchema) -> None:
     payload = '{"species": "Adelie", "sex": "male", "sex": "female"}'
     assert "duplicate keys ['sex']" in failed(payload, schema)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from pipeline_trigger.plan import (
     Ignore,
@@ -19,6 +25,8 @@ from pipeline_trigger.plan import (
     token_marker,
 )
 from pipeline_trigger.settings import ConfigurationError, Settings, load_settings
+from rookery_image.contract import UserError
+from rookery_image.records import RawReader
 
 EventFactory = Callable[..., dict[str, Any]]
 SETTINGS = Settings(pipeline_name="rookery-dev-pipeline", data_prefix="penguins/", error_prefix="errors/")
@@ -115,6 +123,12 @@ IGNORED = {
     "outside data prefix": ("athena-results/q.csv", "is outside the dataset prefix 'penguins/'"),
     "similar prefix": ("penguins-old/x.json", "is outside the dataset prefix 'penguins/'"),
     "folder marker": ("penguins/ingest_date=2024-05-01/", "is a folder marker"),
+    "errors folder below the prefix": (
+        "penguins/errors/ingest_date=2024-05-01/x.json",
+        "is Firehose error output (failed records), which Preprocess does not read",
+    ),
+    "hidden file": ("penguins/ingest_date=2024-05-01/.x.json.swp", "is a hidden file or folder"),
+    "hidden folder": ("penguins/.staging/x.json", "is a hidden file or folder"),
 }
 
 
@@ -164,6 +178,10 @@ MALFORMED: dict[str, tuple[Callable[[EventFactory], object], str]] = {
     "no time": (lambda make: _without(make(), "time"), "the event's 'time' = None is missing"),
     "bad time": (lambda make: make(time="yesterday"), "'yesterday' is not an ISO-8601 timestamp"),
     "naive time": (lambda make: make(time="2024-05-01T12:00:05"), "has no time zone"),
+    "first moment": (lambda make: make(time="0001-01-01T00:00:00Z"), "is out of range"),
+    "last moment": (lambda make: make(time="9999-12-31T23:59:59.999999Z"), "is out of range"),
+    "before year 1 in UTC": (lambda make: make(time="0001-01-01T00:00:00+01:00"), "is out of range"),
+    "after 9999 in UTC": (lambda make: make(time="9999-12-31T23:00:00-05:00"), "is out of range"),
 }
 
 
@@ -236,3 +254,74 @@ def test_the_description_stays_within_the_api_limit_and_keeps_the_token(
     assert len(start.description) == 3072
     assert "..." in start.description
     assert start.description.endswith(token_marker(start.client_request_token))
+
+
+# Key segments that matter to the rule, and ordinary ones.
+segments = st.sampled_from(
+    ["errors", ".hidden", "ingest_date=2024-05-01", "part-1.json", "error", "errors.json", "_tmp", "x.gz"]
+)
+relative_keys = st.lists(segments, min_size=1, max_size=4).map("/".join)
+
+
+# The fixture is a plain event factory: nothing in it is per-example state.
+FACTORY_FIXTURE = settings(
+    suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None, database=None
+)
+
+
+@settings(FACTORY_FIXTURE, max_examples=60)
+@given(keys=st.lists(relative_keys, min_size=1, max_size=6, unique=True))
+def test_property_a_key_starts_the_pipeline_exactly_when_preprocess_reads_it(
+    object_created_event: EventFactory, keys: list[str]
+) -> None:
+    started = set()
+    for key in keys:
+        event = object_created_event(quote_plus(f"penguins/{key}", safe="/"))
+        if isinstance(plan(parse_object_created(event), SETTINGS), Start):
+            started.add(key)
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        written = []
+        for key in keys:
+            path = root / key
+            if any(p.is_file() for p in [path, *path.parents]) or path.is_dir():
+                continue  # a key that is also another key's folder cannot exist on a file system
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text('{"species": "Adelie"}\n', encoding="utf-8")
+            written.append(key)
+        reader = RawReader(root)
+        with contextlib.suppress(UserError):  # raised when nothing was readable
+            for _ in reader:
+                pass
+    assert set(reader.files) == started & set(written)
+
+
+iso_offsets = st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1).map(
+    lambda minutes: (
+        "Z"
+        if minutes == 0
+        else f"{'+' if minutes > 0 else '-'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    )
+)
+event_times = st.one_of(
+    st.builds(lambda moment, offset: moment.isoformat() + offset, st.datetimes(), iso_offsets),
+    st.datetimes().map(datetime.isoformat),
+    st.text(max_size=30),
+    st.none() | st.integers() | st.floats(),
+)
+
+
+@settings(FACTORY_FIXTURE, max_examples=300)
+@example(time="0001-01-01T00:04:59+00:00")
+@given(time=event_times)
+def test_property_any_event_time_is_read_or_refused_as_malformed(
+    object_created_event: EventFactory, time: object
+) -> None:
+    event = object_created_event()
+    event["time"] = time
+    try:
+        obj = parse_object_created(event)
+    except MalformedEventError:
+        return
+    decision = plan(obj, SETTINGS)
+    assert isinstance(decision, Start) and decision.created_after.tzinfo is not None

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rookery_contracts import invocations
 from rookery_contracts.env import (
     BASE_DIR_ENV,
     BIND_HOST_ENV,
@@ -36,8 +37,8 @@ from rookery_contracts.schema import DatasetSchema, SchemaError, parse_schema
 
 DEFAULT_BASE_DIR = "/opt/ml"
 
-# SageMaker's real-time and batch-transform payload limit.
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+# SageMaker's real-time and batch-transform payload limit (the local front end enforces it too).
+MAX_PAYLOAD_BYTES = invocations.MAX_PAYLOAD_BYTES
 
 # Exit codes: SageMaker only needs non-zero; the local engine and humans can tell the kinds apart.
 EXIT_USER_ERROR = 1

@@ -23,10 +23,10 @@ from typing import Any, Protocol
 import numpy as np
 import orjson
 
+from rookery_contracts import raw_objects
 from rookery_image.contract import UserError
 
 GZIP_MAGIC = b"\x1f\x8b"
-ERRORS_FOLDER = "errors"  # Firehose's error output prefix (stage.DataLayout.error_prefix)
 
 
 def number(value: Any) -> float:
@@ -239,12 +239,11 @@ class RawReader:
             rel = path.relative_to(folder)
             if not path.is_file():
                 continue
-            if any(part.startswith(".") for part in rel.parts):
+            reason = raw_objects.skip_reason(rel.as_posix())
+            if reason == raw_objects.HIDDEN:
                 continue
-            if ERRORS_FOLDER in rel.parts[:-1]:
-                self.skipped.append(
-                    {"path": rel.as_posix(), "reason": "Firehose error output (failed records)"}
-                )
+            if reason:
+                self.skipped.append({"path": rel.as_posix(), "reason": reason})
                 continue
             self.records += yield from read_file(path, rel.as_posix())
             self.files.append(rel.as_posix())

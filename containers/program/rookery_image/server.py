@@ -4,22 +4,31 @@
 runs :class:`rookery_image.codec.Predictor`; ``GET /execution-parameters`` tells batch transform how
 to batch. No web framework sits in between: routing is three paths, and every microsecond of
 per-request overhead shows at one record per request.
+
+The event loop only moves bytes: decoding and prediction run on one thread per worker, so ``/ping``
+answers while the largest request is being predicted. ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` bounds
+how long a request's headers (:class:`GuardedHttpProtocol`) and its body may take to arrive (408),
+and a graceful shutdown answers a request whose body is still arriving at once instead of waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
 from typing import Any
 
 import orjson
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import Multiprocess
 
 from rookery_contracts.env import DECISION_THRESHOLD_ENV
@@ -57,6 +66,9 @@ class InferenceApp:
         self._loader = loader
         self.predictor: Predictor | None = None
         self.settings: contract.ServingSettings | None = None
+        # One prediction at a time per worker (the model runs one OpenMP thread); requests beyond it
+        # wait with their body read, and the event loop stays free for /ping.
+        self._predicting = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
 
     def load(self) -> None:
         self.settings = contract.ServingSettings.from_env()
@@ -130,16 +142,14 @@ class InferenceApp:
         if length is not None and length.isdigit() and int(length) > contract.MAX_PAYLOAD_BYTES:
             await _error(send, PayloadError(413, _too_large(int(length))))
             return
-        message = await receive()
-        if message["type"] == "http.disconnect":
+        body = await self._body(receive, send)
+        if body is None:
             return
-        body = message.get("body", b"")
-        if message.get("more_body", False):
-            body = await self._rest_of_body(body, receive, send)
-            if body is None:
-                return
+        loop = asyncio.get_running_loop()
         try:
-            status, media, answer = predictor.invoke(body, content_type, accept)
+            status, media, answer = await loop.run_in_executor(
+                self._predicting, predictor.invoke, body, content_type, accept
+            )
         except Exception:  # a bug must cost one request, never the worker
             log.exception("invocation failed")
             status, media, answer = (
@@ -149,8 +159,10 @@ class InferenceApp:
             )
         await _respond(send, status, media, answer)
 
-    async def _rest_of_body(self, first: bytes, receive: Receive, send: Send) -> bytes | None:
-        chunks, size, more = [first], len(first), True
+    async def _body(self, receive: Receive, send: Send) -> bytes | None:
+        """The whole body, or None after answering 408/413 (or when the client went away)."""
+        chunks: list[bytes] = []
+        size, more = 0, True
         timeout = self.settings.timeout_seconds if self.settings else 60
         try:
             async with asyncio.timeout(timeout):
@@ -168,7 +180,7 @@ class InferenceApp:
         except TimeoutError:
             await _error(send, PayloadError(408, f"the request body did not arrive within {timeout} s"))
             return None
-        return b"".join(chunks)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _too_large(size: int, *, at_least: bool = False) -> str:
@@ -180,21 +192,89 @@ def _too_large(size: int, *, at_least: bool = False) -> str:
 
 
 async def _error(send: Send, exc: PayloadError) -> None:
-    await _respond(send, exc.status, JSON, exc.body())
+    # A body that did not arrive leaves the connection mid-request: close it. (A body over the limit
+    # is still read, and dropped, by uvicorn, so that the client sees the 413 before it stops sending.)
+    await _respond(send, exc.status, JSON, exc.body(), close=exc.status == 408)
 
 
-async def _respond(send: Send, status: int, media: bytes, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", media), (b"content-length", str(len(body)).encode())],
-        }
-    )
+async def _respond(send: Send, status: int, media: bytes, body: bytes, *, close: bool = False) -> None:
+    headers = [(b"content-type", media), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 app = InferenceApp()
+
+
+@functools.cache
+def _timeout_seconds() -> int:
+    return contract.ServingSettings.from_env().timeout_seconds
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with two guards it lacks.
+
+    A request's headers must be complete within ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` of the connection
+    opening or of the request's first byte: a client that trickles them gets a 408 and the
+    connection is closed. On a graceful shutdown, a request whose body is still arriving is answered
+    503 and closed at once (uvicorn would wait for it, then cancel it with a 500).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._header_timer is None:
+            self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def shutdown(self) -> None:
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not cycle.response_started:
+            self._close_with(503, b'{"error": "the server is shutting down; retry the request"}')
+            cycle.disconnected = True  # the app's receive() now says http.disconnect: no 500
+            cycle.message_event.set()
+            return
+        super().shutdown()
+
+    def _arm(self) -> None:
+        self._header_timer = self.loop.call_later(_timeout_seconds(), self._headers_timed_out)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_timed_out(self) -> None:
+        self._header_timer = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request is being answered; a pipelined one waits its turn
+        message = f"the request headers did not arrive within {_timeout_seconds()} s"
+        self._close_with(408, orjson.dumps({"error": message}))
+
+    def _close_with(self, status: int, body: bytes) -> None:
+        if self.transport.is_closing():
+            return
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (status, HTTPStatus(status).phrase.encode(), len(body), body)
+        )
+        self.transport.close()
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -229,7 +309,7 @@ def main() -> int:
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        http=GuardedHttpProtocol,
         lifespan="on",
         access_log=False,
         server_header=False,
