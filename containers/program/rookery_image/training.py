@@ -4,7 +4,8 @@ Every round prints ``[<round>] train-<metric>:<value> validation-<metric>:<value
 ``rookery_contracts.metrics`` formats it for SageMaker's metric definitions; the last line,
 ``[model] ...``, is the saved model's score. Checkpoints go to the contract's checkpoint folder
 every ``checkpoint_frequency`` rounds and on SIGTERM; a restarted job resumes from the newest one
-and ends with the same number of rounds.
+and trains the very model an uninterrupted job would (row and column sampling are a function of
+the seed and the round: :mod:`rookery_image.sampling`), so it stops at the same round too.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 
 from rookery_contracts.metrics import log_item, log_name
 from rookery_contracts.model_layout import METADATA_FILE, MODEL_FILE, PREPROCESSOR_FILE
-from rookery_image import checkpoints, contract
+from rookery_image import checkpoints, contract, sampling
 from rookery_image import hyperparameters as hp_mod
 from rookery_image.contract import Interrupted, UserError
 from rookery_image.features import Preprocessor
@@ -166,7 +167,12 @@ def train(where: contract.Paths, stop: StopFlag) -> dict[str, Any]:
     if val_split is not None:
         dval = xgb.DMatrix(val_split.features, label=val_split.labels, feature_names=names, nthread=nthread)
         evals.append((dval, "validation"))
-    booster_params = {**params.booster_params, "eval_metric": list(params.eval_metrics), "nthread": nthread}
+    booster_params = {
+        **params.booster_params,
+        "eval_metric": list(params.eval_metrics),
+        "nthread": nthread,
+        **sampling.BOOSTER_PARAMS,
+    }
 
     files = [pre_file, *train_split.files, *(val_split.files if val_split else [])]
     store = checkpoints.CheckpointStore(
@@ -190,6 +196,7 @@ def train(where: contract.Paths, stop: StopFlag) -> dict[str, Any]:
                 flush=True,
             )
             break
+        sampling.fresh_round(booster)
         booster.update(dtrain, iteration=i)
         scores = parse_evaluation(booster.eval_set(evals, iteration=i))
         print(metric_line(str(i), scores), flush=True)
