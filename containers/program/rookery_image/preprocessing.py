@@ -67,6 +67,7 @@ class Cleaned:
     """The kept rows, column-wise, with what happened on the way."""
 
     ids: list[Any] | None
+    groups: TextColumn | None  # the group column's values (None when the schema names no group column)
     numeric: np.ndarray  # (n, len(schema.numeric)) float64, NaN = missing
     categories: list[TextColumn]  # one per categorical column
     labels: np.ndarray  # int8, 1 = positive class
@@ -88,6 +89,7 @@ def clean(rows: Iterable[Mapping[str, Any]], schema: DatasetSchema) -> Cleaned:
         numeric=schema.numeric,
         categorical=schema.categorical,
         id_column=schema.id_column,
+        group_column=schema.group_column,
     )
     present = data.fields
     absent = [c for c in (*schema.features, schema.target) if c not in present]
@@ -124,19 +126,23 @@ def clean(rows: Iterable[Mapping[str, Any]], schema: DatasetSchema) -> Cleaned:
 
     # Duplicates: the same record delivered twice (Firehose is at-least-once). First copy wins.
     kept = len(target)
-    unique = columns.first_copies(data.numeric, [*data.categorical, target], data.ids)
+    groups = [] if data.groups is None else [data.groups]
+    unique = columns.first_copies(data.numeric, [*data.categorical, target, *groups], data.ids)
     dropped["duplicate"] = kept - len(unique)
+    group_column = data.groups
     if len(unique) < kept:
         numeric = data.numeric[unique]
         categories = [col.take(unique) for col in data.categorical]
         ids = None if data.ids is None else [data.ids[j] for j in unique.tolist()]
         target = target.take(unique)
+        group_column = None if group_column is None else group_column.take(unique)
     else:
         numeric, categories, ids = data.numeric, data.categorical, data.ids
     labels = (target.codes == target.levels.index(schema.positive_class)).astype(np.int8)
     positives = int(labels.sum())
     return Cleaned(
         ids=ids,
+        groups=group_column,
         numeric=numeric,
         categories=categories,
         labels=labels,
@@ -148,8 +154,27 @@ def clean(rows: Iterable[Mapping[str, Any]], schema: DatasetSchema) -> Cleaned:
     )
 
 
+def unit_hashes(data: Cleaned, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's split unit (:mod:`rookery_image.splitting`: its group, else its id, else its content)
+    and its content hash."""
+    keys = []
+    if data.groups is not None:
+        keys.append(splitting.text_hashes(data.groups.texts(), seed))
+    if data.ids is not None:
+        keys.append(splitting.value_hashes(data.ids, seed))
+    content = splitting.content_hashes(
+        data.numeric, [col.texts() for col in data.categories], data.labels, seed
+    )
+    return splitting.unit_hashes(keys=keys, content=content), content
+
+
 def split_rows(data: Cleaned, options: Options) -> list[np.ndarray]:
-    parts = splitting.stratified_split(data.labels, options.fractions, options.seed)
+    """Row indices of each split, ordered by hash: neither membership nor order depends on input order."""
+    units, content = unit_hashes(data, options.seed)
+    plan = splitting.plan(splitting.Units.of(units, data.labels), options.fractions)
+    split = splitting.assign(plan, units, data.labels)
+    order = np.lexsort((content, units))
+    parts = [order[split[order] == k] for k in range(len(splitting.SPLIT_NAMES))]
     for name, idx in zip(splitting.SPLIT_NAMES, parts, strict=True):
         positives = int(data.labels[idx].sum())
         if positives == 0 or positives == len(idx):
@@ -323,6 +348,9 @@ def build_report(
             "fractions": list(options.fractions),
             "seed": options.seed,
             "stratified": True,
+            "method": "keyed hash of each row's unit (group, else id, else content), cut per stratum",
+            "group_column": schema.group_column,
+            "groups": None if data.groups is None else len(data.groups.used_levels()),
             **{
                 name: {"rows": len(idx), "positives": int(data.labels[idx].sum())}
                 for name, idx in zip(splitting.SPLIT_NAMES, parts, strict=True)
