@@ -89,7 +89,7 @@ class DatasetSchema:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """Every column an ingested record carries, in output order: id, group, numeric, categorical, target."""
+        """Every column an ingested record carries, in order: id, group, numeric, categorical, target."""
         lead = dict.fromkeys(c for c in (self.id_column, self.group_column) if c)
         return (*lead, *self.features, self.target)
 

@@ -146,7 +146,8 @@ def test_the_training_log_line_is_what_the_metric_definitions_parse() -> None:
 # --- dataset schema (its rules: tests/contracts/test_contracts_schema.py) ------------------------
 
 GOOD_SCHEMA = {"name": "penguins", "target": "sex", "positive_class": "female",
-               "numeric": ["body_mass_g"], "categorical": ["island"], "id_column": None, "group_column": None}  # fmt: skip
+               "numeric": ["body_mass_g"], "categorical": ["island"], "id_column": None,
+               "group_column": None}  # fmt: skip
 
 
 def test_the_job_reads_the_schema_from_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
