@@ -1,6 +1,7 @@
 """Preprocess job: raw Firehose records in; XGBoost-ready splits, the fitted preprocessor and a report out.
 
-``python3 /opt/program/preprocess.py [--split 0.7,0.15,0.15] [--seed 42] [--standardize false]``
+``python3 /opt/program/preprocess.py [--split 0.7,0.15,0.15] [--seed 42] [--standardize false]
+[--train-files 1]``
 reads ``processing/input/raw`` and writes ``processing/output/{train,validation,test,inference,
 preprocessor,report}`` (see containers/README.md for the layouts).
 """
@@ -24,6 +25,8 @@ from rookery_image import columns, contract, features, records, splitting
 from rookery_image.columns import MISSING_CODE, TextColumn
 from rookery_image.contract import UserError
 
+# --train-files: one file per training instance (SageMaker's training instance limit is far below this).
+MAX_TRAIN_FILES = 1000
 # Below this share of rows the minority class is "strongly unbalanced" and the report says so.
 IMBALANCE_FRACTION = 0.2
 
@@ -33,6 +36,7 @@ class Options:
     fractions: tuple[float, float, float] = (0.70, 0.15, 0.15)
     seed: int = 42
     standardize: bool = False
+    train_files: int = 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,17 +53,30 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_TRAIN_FILES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file count in 1..{MAX_TRAIN_FILES}")
+    return value
+
+
 def parse_args(argv: Sequence[str]) -> Options:
     parser = _Parser(prog="preprocess.py", add_help=False)
     parser.add_argument("--split", default="0.7,0.15,0.15")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--standardize", type=_bool, default=False)
+    parser.add_argument("--train-files", type=_count, default=1)
     args = parser.parse_args(list(argv))
     try:
         fractions = splitting.parse_fractions(args.split)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    return Options(fractions=fractions, seed=args.seed, standardize=args.standardize)
+    return Options(
+        fractions=fractions, seed=args.seed, standardize=args.standardize, train_files=args.train_files
+    )
 
 
 @dataclass
@@ -375,6 +392,12 @@ def run(argv: Sequence[str], where: contract.Paths) -> dict[str, Any]:
     pre = _fit(schema, data, parts[0], options)
     out = where.processing_output
     for name, idx in zip(splitting.SPLIT_NAMES, parts, strict=True):
+        if name == "train" and options.train_files > 1:
+            # One file per training instance, for ShardedByS3Key: every file gets rows of every stretch.
+            for k in range(options.train_files):
+                path = out(name) / f"{name}-{k + 1:04d}-of-{options.train_files:04d}.csv"
+                _write_csv(path, _encoded(data, pre, idx[k :: options.train_files]))
+            continue
         _write_csv(out(name) / f"{name}.csv", _encoded(data, pre, idx))
     _write_raw_records(out("inference") / "test.jsonl", data, schema, parts[2])
     artifact = out("preprocessor") / PREPROCESSOR_FILE
