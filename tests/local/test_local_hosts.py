@@ -5,6 +5,7 @@ model artifact comes out; the execution goes on to register and transform as wit
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,9 @@ def test_three_training_hosts_run_end_to_end(tmp_path: Path) -> None:
     assert config["current_host"] == "algo-2" and config["hosts"] == ["algo-1", "algo-2", "algo-3"]
     assert not any((jobs / f / "model").exists() for f in ("Train.algo-2", "Train.algo-3")), "one model"
     assert execution.step("BatchTransform").status == "Succeeded"
+    described = CliRunner().invoke(
+        app, ["local", "describe", execution.id, "--home", str(home.root)], env={"COLUMNS": "400"}
+    )
+    assert described.exit_code == 0, described.output
+    for host, log in zip(("algo-1", "algo-2", "algo-3"), logs, strict=True):
+        assert re.search(rf"Train \({host}\)\s+.*{re.escape(log.name)}", described.output), described.output
