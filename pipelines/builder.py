@@ -173,12 +173,14 @@ class _Builder:
             subnets=list(self.resources.subnet_ids),
         )
 
-    def processor(self, entrypoint: tuple[str, ...], env: dict[str, str] | None = None) -> Any:
+    def processor(
+        self, entrypoint: tuple[str, ...], env: dict[str, str] | None = None, *, instance_count: Any = None
+    ) -> Any:
 
         return Processor(
             role=self.resources.role_arn,
             image_uri=self.resources.image_uri,
-            instance_count=self.params.processing_count,
+            instance_count=self.params.processing_count if instance_count is None else instance_count,
             instance_type=self.params.processing_type,
             entrypoint=list(entrypoint),
             volume_kms_key=self.resources.volume_kms_key_arn,
@@ -228,6 +230,9 @@ class _Builder:
                 "true" if self.settings.ml.standardize else "false",
                 "--max-invalid-fraction",
                 f"{self.settings.ml.max_invalid_fraction:g}",
+                "--train-files",
+                # A container argument is a string; Join renders the integer parameter as one.
+                Join(on="", values=[self.params.training_count]),
             ],
         )
         return ProcessingStep(name=PREPROCESS, step_args=step_args)
@@ -371,7 +376,8 @@ class _Builder:
             output_name=contract.EVALUATION_OUTPUT,
             path=evaluation.EVALUATION_FILE,
         )
-        step_args = self.processor(contract.EVALUATE_ENTRYPOINT).run(
+        # One instance: the test metrics and the threshold are computed over the whole split.
+        step_args = self.processor(contract.EVALUATE_ENTRYPOINT, instance_count=1).run(
             inputs=[
                 ProcessingInput(
                     input_name=name,

@@ -25,6 +25,10 @@ PREPROCESS_OUTPUTS: Final = ("train", "validation", "test", "inference", "prepro
 TRAIN_CHANNELS: Final = ("train", "validation")
 PREPROCESSOR_CHANNEL: Final = "preprocessor"
 TRAIN_CONTENT_TYPE: Final = "text/csv"
+# With several training instances each gets its share of the train channel's objects (Preprocess
+# writes one file per training instance: --train-files); every instance reads all of validation.
+SHARDED_CHANNEL: Final = "train"
+SHARDED: Final = "ShardedByS3Key"
 # How often (in boosting rounds) the project image writes /opt/ml/checkpoints.
 CHECKPOINT_FREQUENCY: Final = 10
 

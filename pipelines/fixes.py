@@ -16,6 +16,7 @@ import copy
 from typing import Any
 
 from pipelines import parameters as names
+from pipelines.contract import SHARDED, SHARDED_CHANNEL
 from pipelines.definition import iter_steps
 from pipelines.settings import PipelineSettings
 from pipelines.steps import INTER_CONTAINER_ENCRYPTION, NETWORK_ISOLATION
@@ -59,9 +60,25 @@ def wire_transform_instance_count(definition: dict[str, Any]) -> dict[str, Any]:
     return fixed
 
 
+def shard_training_data(definition: dict[str, Any]) -> dict[str, Any]:
+    """Each training instance reads its share of the train channel's objects (``ShardedByS3Key``; with
+    one instance that share is all of them); ``InputData`` renders every channel fully replicated."""
+    fixed = copy.deepcopy(definition)
+    for step in iter_steps(fixed.get("Steps", [])):
+        if step.get("Type") not in ("Training", "Tuning"):
+            continue
+        job = step["Arguments"].get("TrainingJobDefinition", step["Arguments"])
+        for channel in job.get("InputDataConfig", []):
+            if channel["ChannelName"] == SHARDED_CHANNEL:
+                channel["DataSource"]["S3DataSource"]["S3DataDistributionType"] = SHARDED
+    return fixed
+
+
 def apply(definition: dict[str, Any], settings: PipelineSettings) -> dict[str, Any]:
     """Every fix, in order; the result is what CDK embeds, the CLI upserts and the local engine runs."""
     fixed = restore_tuning_perimeter(definition, settings)
     fixed = wire_training_max_runtime(fixed)
     fixed = wire_transform_instance_count(fixed)
+    if not settings.builtin_image:  # the built-in algorithm's data layout is its own
+        fixed = shard_training_data(fixed)
     return fixed

@@ -33,6 +33,12 @@ BIND_HOST_ENV: Final = "ROOKERY_BIND_HOST"
 BIND_PORT_ENV: Final = "SAGEMAKER_BIND_TO_PORT"
 SERVER_WORKERS_ENV: Final = "SAGEMAKER_MODEL_SERVER_WORKERS"
 SERVER_TIMEOUT_ENV: Final = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
+# Train on several hosts (resourceconfig.json): where the workers reach the XGBoost tracker the first
+# host runs (default: the first host's name and port 9099; the local engine sets 127.0.0.1 and a free
+# port), and the seconds a host waits for its peers, to join or in any collective step (default 600).
+COLLECTIVE_HOST_ENV: Final = "ROOKERY_COLLECTIVE_HOST"
+COLLECTIVE_PORT_ENV: Final = "ROOKERY_COLLECTIVE_PORT"
+COLLECTIVE_TIMEOUT_ENV: Final = "ROOKERY_COLLECTIVE_TIMEOUT"
 # Train and evaluate default it to PASSIVE: spinning OpenMP threads made XGBoost ~25x slower whenever
 # another process shared the cores. An explicit value wins.
 OMP_WAIT_POLICY_ENV: Final = "OMP_WAIT_POLICY"

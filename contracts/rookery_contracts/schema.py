@@ -17,7 +17,7 @@ from typing import Any, Final
 # Glue and Athena fold names to lower case, and a column name is also a JSON field of every record.
 # \Z, not $: a trailing newline is no part of a name.
 COLUMN_NAME: Final = re.compile(r"^[a-z_][a-z0-9_]{0,63}\Z")
-FIELDS: Final = ("name", "target", "positive_class", "numeric", "categorical", "id_column")
+FIELDS: Final = ("name", "target", "positive_class", "numeric", "categorical", "id_column", "group_column")
 REQUIRED: Final = ("name", "target", "positive_class")
 # The share of a feature column's values that may be invalid (text in a numeric column, a list or an
 # object) before the preprocess job refuses the data instead of imputing them as missing; a stage
@@ -63,6 +63,8 @@ class DatasetSchema:
     ``name`` is the dataset's name: the raw-bucket prefix and the Glue table names derive from it.
     ``positive_class`` is the target value that counts as positive. ``numeric`` and ``categorical``
     are the feature columns (lists are accepted and kept as tuples); ``id_column`` is optional.
+    ``group_column`` (optional) names the entity a row belongs to (a person, an account): all rows of
+    one group land in the same train/validation/test split, so no entity is both trained and tested on.
     """
 
     name: str
@@ -71,6 +73,7 @@ class DatasetSchema:
     numeric: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
     id_column: str | None = None
+    group_column: str | None = None
 
     def __post_init__(self) -> None:
         given = {field: getattr(self, field) for field in FIELDS}  # as passed, for the messages
@@ -90,8 +93,8 @@ class DatasetSchema:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """Every column an ingested record carries, in output order: id, numeric, categorical, target."""
-        lead = (self.id_column,) if self.id_column else ()
+        """Every column an ingested record carries, in order: id, group, numeric, categorical, target."""
+        lead = dict.fromkeys(c for c in (self.id_column, self.group_column) if c)
         return (*lead, *self.features, self.target)
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,6 +106,7 @@ class DatasetSchema:
             "numeric": list(self.numeric),
             "categorical": list(self.categorical),
             "id_column": self.id_column,
+            "group_column": self.group_column,
         }
 
     def to_json(self) -> str:
@@ -158,7 +162,7 @@ def _field_problems(schema: DatasetSchema, given: Mapping[str, object]) -> list[
                 "must be lower-case letters, digits and '_' (a Glue table and S3 prefix); e.g. 'penguins'",
             )
         )
-    for field in ("target", "id_column"):
+    for field in ("target", "id_column", "group_column"):
         value = getattr(schema, field)
         if (value is not None or field == "target") and not _is_column(value):
             problems.append(
@@ -226,6 +230,15 @@ def _consistency_problems(schema: DatasetSchema) -> list[Problem]:
                 "id_column",
                 schema.id_column,
                 f"id_column {schema.id_column!r} is also a feature or the target; use a separate column",
+            )
+        )
+    if schema.group_column is not None and schema.group_column in (*features, schema.target):
+        problems.append(
+            Problem(
+                "group_column",
+                schema.group_column,
+                f"group_column {schema.group_column!r} is also a feature or the target; name the column "
+                "that identifies the entity (e.g. 'customer_id'), which the model does not see",
             )
         )
     return problems

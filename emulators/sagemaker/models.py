@@ -144,7 +144,8 @@ class StepRecord:
     # The SageMaker-shaped properties other steps may Get (Describe* response of the step's job).
     properties: dict[str, Any] = field(default_factory=dict)
     log_path: Path | None = None
-    # Training: final_metrics, interruptions, resumed_from_round; tuning: trials, best; transform: batches.
+    # Training: final_metrics, interruptions, resumed_from_round (several instances: hosts, host_logs);
+    # tuning: trials, best; transform: batches.
     metrics: dict[str, Any] = field(default_factory=dict)
     job_dir: Path | None = None
 

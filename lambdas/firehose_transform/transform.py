@@ -17,6 +17,7 @@ whose schema columns have these types (decided with the preprocessing step in mi
   null/missing. Unlabelled records are accepted because preprocessing drops and reports them; a
   blank string is rejected because it would silently become the negative class.
 - the id column (when the schema has one): a non-blank string or an integer, or null/missing.
+- the group column (when the schema has one): the same rule as the id.
 - fields outside the schema are not kept; a record that carries none of the schema's columns is
   rejected (field names are case-sensitive, so this is almost always a producer using other names).
 - duplicate keys, ``NaN``/``Infinity``, numbers too large for a double, integer literals longer than
@@ -237,6 +238,7 @@ def validate_row(row: Mapping[str, Any], schema: DatasetSchema) -> dict[str, Any
     values: dict[str, Any] = {}
     checks = (
         ((schema.id_column,) if schema.id_column else (), _check_id),
+        ((schema.group_column,) if schema.group_column not in (None, schema.id_column) else (), _check_group),
         (schema.numeric, _check_numeric),
         (schema.categorical, _check_text),
         ((schema.target,), _check_target),
@@ -295,6 +297,14 @@ def _check_id(value: Any) -> str | None:
             _lone_surrogate(value) if value.strip() else "(the id) is a blank string; send null or a real id"
         )
     return f"(the id) must be a JSON string or integer, got {_json_type(value)} {_preview(value)}"
+
+
+def _check_group(value: Any) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return None if value.strip() else "(the group) is a blank string; send null or the entity's id"
+    return f"(the group) must be a JSON string or integer, got {_json_type(value)} {_preview(value)}"
 
 
 def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -374,7 +374,10 @@ def describe(
     logs.add_column("step")
     logs.add_column("log", overflow="fold")
     for step in execution.steps:
-        if step.log_path:
+        host_logs = step.metrics.get("host_logs") or []  # a training job on several instances: one per host
+        for host, path in zip(step.metrics.get("hosts") or [], host_logs, strict=False):
+            logs.add_row(f"{step.name} ({host})", str(path))
+        if step.log_path and not host_logs:
             logs.add_row(step.name, str(step.log_path))
     out.print(Group(parameters, _summary(execution), logs))
     if execution.status == "Failed":

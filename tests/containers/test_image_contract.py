@@ -74,11 +74,13 @@ def test_channels_are_checked_against_inputdataconfig(tmp_path: Path) -> None:
         contract.channel_dir("train", required=True, purpose="rows", where=where)
 
 
-def test_several_instances_are_refused(tmp_path: Path) -> None:
+def test_a_host_missing_from_its_own_resource_config_is_refused(tmp_path: Path) -> None:
+    """Several hosts train together (tests/containers/test_image_hosts.py); a config naming a current
+    host outside its hosts is refused before anything waits for peers."""
     where = contract.Paths(tmp_path)
     where.input_config.mkdir(parents=True)
-    where.resourceconfig.write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1", "algo-2"]}))
-    with pytest.raises(UserError, match="set the training instance count to 1"):
+    where.resourceconfig.write_text(json.dumps({"current_host": "algo-3", "hosts": ["algo-1", "algo-2"]}))
+    with pytest.raises(UserError, match="current_host 'algo-3' is not among hosts"):
         training.train(where, training.StopFlag())
 
 
@@ -146,7 +148,8 @@ def test_the_training_log_line_is_what_the_metric_definitions_parse() -> None:
 # --- dataset schema (its rules: tests/contracts/test_contracts_schema.py) ------------------------
 
 GOOD_SCHEMA = {"name": "penguins", "target": "sex", "positive_class": "female",
-               "numeric": ["body_mass_g"], "categorical": ["island"], "id_column": None}  # fmt: skip
+               "numeric": ["body_mass_g"], "categorical": ["island"], "id_column": None,
+               "group_column": None}  # fmt: skip
 
 
 def test_the_job_reads_the_schema_from_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:

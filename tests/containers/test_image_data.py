@@ -130,14 +130,22 @@ def test_a_numeric_column_without_training_values_is_an_error() -> None:
 # --- split --------------------------------------------------------------------------------------
 
 
+def _split(labels: np.ndarray, seed: int) -> list[np.ndarray]:
+    """Rows as their own units (content = the row number), split by the seed."""
+    hashes = splitting.content_hashes(np.arange(len(labels), dtype=np.float64)[:, None], [], labels, seed)
+    plan = splitting.plan(splitting.Units.of(hashes, labels), (0.7, 0.15, 0.15))
+    split = splitting.assign(plan, hashes, labels)
+    return [np.flatnonzero(split == k) for k in range(3)]
+
+
 def test_split_is_stratified_seeded_and_complete() -> None:
     labels = np.array([1] * 100 + [0] * 900)
-    parts = splitting.stratified_split(labels, (0.7, 0.15, 0.15), seed=42)
+    parts = _split(labels, seed=42)
     assert sorted(np.concatenate(parts).tolist()) == list(range(1000)), "every row lands in exactly one split"
     assert [len(p) for p in parts] == [700, 150, 150]
     assert [int(labels[p].sum()) for p in parts] == [70, 15, 15]
-    again = splitting.stratified_split(labels, (0.7, 0.15, 0.15), seed=42)
-    other = splitting.stratified_split(labels, (0.7, 0.15, 0.15), seed=43)
+    again = _split(labels, seed=42)
+    other = _split(labels, seed=43)
     assert all((a == b).all() for a, b in zip(parts, again, strict=True))
     assert not (parts[0] == other[0]).all()
 

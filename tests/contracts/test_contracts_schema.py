@@ -53,7 +53,7 @@ def test_the_json_is_compact_and_keeps_non_ascii_class_names() -> None:
     schema = DatasetSchema(name="loans", target="paid", positive_class="nein, säumig", numeric=("income",))
     assert schema.to_json() == (
         '{"name":"loans","target":"paid","positive_class":"nein, säumig","numeric":["income"],'
-        '"categorical":[],"id_column":null}'
+        '"categorical":[],"id_column":null,"group_column":null}'
     )
 
 
@@ -61,6 +61,14 @@ def test_columns_lead_with_the_id_and_end_with_the_target() -> None:
     schema = schema_from_mapping({**BASE, "id_column": "penguin_id"})
     assert schema.features == ("bill_length_mm", "body_mass_g", "species", "island")
     assert schema.columns == ("penguin_id", *schema.features, "sex")
+
+
+def test_a_group_column_is_carried_after_the_id_and_once_when_it_is_the_id() -> None:
+    schema = schema_from_mapping({**BASE, "id_column": "penguin_id", "group_column": "nest"})
+    assert schema.columns == ("penguin_id", "nest", *schema.features, "sex")
+    assert parse_schema(schema.to_json()) == schema
+    same = schema_from_mapping({**BASE, "id_column": "penguin_id", "group_column": "penguin_id"})
+    assert same.columns == ("penguin_id", *schema.features, "sex")
 
 
 def test_lists_become_tuples_so_schemas_compare_and_hash() -> None:
@@ -104,6 +112,12 @@ INVALID = {
         {"id_column": "sex"},
         "id_column",
         "id_column 'sex' is also a feature or the target",
+    ),
+    "bad group column": ({"group_column": "Nest"}, "group_column", "lower-case letters, digits and '_'"),
+    "group column is a feature": (
+        {"group_column": "island"},
+        "group_column",
+        "group_column 'island' is also a feature or the target; name the column that identifies the entity",
     ),
     "unknown field": ({"label": "sex"}, "label", "unknown field; remove it or check its spelling"),
 }

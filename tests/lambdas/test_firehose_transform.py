@@ -275,6 +275,17 @@ def test_id_column_accepts_strings_and_integers_only() -> None:
     )
 
 
+def test_the_group_column_is_kept_with_the_id_rule() -> None:
+    schema = parse_schema(
+        json.dumps(
+            {"name": "t", "target": "y", "positive_class": "yes", "numeric": ["x"], "group_column": "person"}
+        )
+    )
+    kept = emitted(transform_record(firehose_record({"person": "p1", "x": 1.5, "y": "yes", "z": 0}), schema))
+    assert kept["person"] == "p1" and "z" not in kept
+    assert "(the group) is a blank string" in failed({"person": " ", "x": 1}, schema)
+
+
 def test_an_empty_batch_gives_an_empty_answer(schema: DatasetSchema) -> None:
     assert transform_batch([], schema) == []
 

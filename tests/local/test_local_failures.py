@@ -260,7 +260,7 @@ def test_the_local_raw_bucket_is_listed_and_removed_by_prefix(tmp_home: LocalHom
         (["run", "--stage", "nope"], "unknown stage 'nope'"),
         (["run", "--stage", "dev", "--param", "Nope=1"], "the pipeline has no parameter 'Nope'"),
         (["run", "--stage", "dev", "--param", "AucThreshold"], "write NAME=VALUE"),
-        (["run", "--stage", "dev", "--param", "ProcessingInstanceCount=3"], "one instance per job"),
+        (["run", "--stage", "dev", "--param", "ProcessingInstanceCount=3"], "processing jobs on one"),
         (["approve", "rookery-dev-models/7"], "no model package 'rookery-dev-models/7'"),
         (["approve", "not a ref"], "is not a model package reference"),
         (["invoke", "-"], "no local endpoint is running"),

@@ -278,13 +278,6 @@ REFUSALS = [
         "'ManifestFile' is not supported locally",
     ),
     (
-        "two training instances",
-        _edit("Train", _set(["ResourceConfig", "InstanceCount"], 2)),
-        "Train",
-        "Arguments.ResourceConfig.InstanceCount",
-        "one instance per job",
-    ),
-    (
         "a transform with a join filter",
         _edit("BatchTransform", _set(["DataProcessing"], {"JoinSource": "Input"})),
         "BatchTransform",

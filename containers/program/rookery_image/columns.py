@@ -122,6 +122,7 @@ class Columns:
     numeric: np.ndarray  # (rows, len(schema.numeric)) float64, NaN = missing
     categorical: list[TextColumn]
     ids: list[Any] | None  # the id field's values as parsed (None when the schema has no id column)
+    groups: TextColumn | None  # the group field's values as texts (None when the schema has no group column)
     invalid_values: dict[str, int]  # column -> invalid values among the kept rows; only columns with some
     invalid_examples: dict[str, list[str]]  # column -> the first few invalid values, shown (records.describe)
 
@@ -133,6 +134,7 @@ def collect(
     numeric: Sequence[str],
     categorical: Sequence[str],
     id_column: str | None,
+    group_column: str | None = None,
 ) -> Columns:
     """Take the named fields of every record, a block at a time; keep rows that have a target.
 
@@ -140,7 +142,7 @@ def collect(
     before its features are looked at, so invalid values are counted among kept rows only.
     """
     with _no_cyclic_gc():
-        return _collect(rows, target, numeric, categorical, id_column)
+        return _collect(rows, target, numeric, categorical, id_column=id_column, group_column=group_column)
 
 
 @contextmanager
@@ -162,10 +164,18 @@ def _collect(
     target: str,
     numeric: Sequence[str],
     categorical: Sequence[str],
+    *,
     id_column: str | None,
+    group_column: str | None,
 ) -> Columns:
-    builder = _Builder(numeric, categorical, id_column is not None)
-    names = (target, *numeric, *categorical, *((id_column,) if id_column else ()))
+    builder = _Builder(numeric, categorical, id_column is not None, group_column is not None)
+    names = (
+        target,
+        *numeric,
+        *categorical,
+        *((id_column,) if id_column else ()),
+        *((group_column,) if group_column else ()),
+    )
     # itemgetter of several names gives a tuple, of one name the bare value.
     every = operator.itemgetter(*names) if len(names) > 1 else lambda row: (row[target],)
     fields: set[str] = set()
@@ -187,7 +197,9 @@ def _collect(
 
 
 class _Builder:
-    def __init__(self, numeric: Sequence[str], categorical: Sequence[str], with_ids: bool) -> None:
+    def __init__(
+        self, numeric: Sequence[str], categorical: Sequence[str], with_ids: bool, with_groups: bool
+    ) -> None:
         self.numeric_names = tuple(numeric)
         self.categorical_names = tuple(categorical)
         self.target = _Coder()
@@ -196,6 +208,8 @@ class _Builder:
         self.numeric_blocks: list[np.ndarray] = []
         self.category_blocks: list[list[np.ndarray]] = [[] for _ in categorical]
         self.ids: list[Any] | None = [] if with_ids else None
+        self.groups = _Coder() if with_groups else None
+        self.group_blocks: list[np.ndarray] = []
         self.invalid = dict.fromkeys((*numeric, *categorical), 0)
         self.examples: dict[str, list[str]] = {}
         self.rows_read = 0
@@ -231,6 +245,9 @@ class _Builder:
             at += 1
         if self.ids is not None:
             self.ids.extend(columns[at])
+            at += 1
+        if self.groups is not None:
+            self.group_blocks.append(self.groups.codes(columns[at])[0])  # a list or object: no group
 
     def _note_invalid(self, name: str, values: Sequence[Any], rows: list[int]) -> None:
         if not rows:
@@ -258,6 +275,7 @@ class _Builder:
             numeric=numeric,
             categorical=[c.column(b) for c, b in zip(self.categories, self.category_blocks, strict=True)],
             ids=self.ids,
+            groups=None if self.groups is None else self.groups.column(self.group_blocks),
             invalid_values={name: count for name, count in self.invalid.items() if count},
             invalid_examples=self.examples,
         )

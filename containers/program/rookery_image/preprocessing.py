@@ -1,7 +1,7 @@
 """Preprocess job: raw Firehose records in; XGBoost-ready splits, the fitted preprocessor and a report out.
 
 ``python3 /opt/program/preprocess.py [--split 0.7,0.15,0.15] [--seed 42] [--standardize false]
-[--max-invalid-fraction 0.01]``
+[--max-invalid-fraction 0.01] [--train-files 1]``
 reads ``processing/input/raw`` and writes ``processing/output/{train,validation,test,inference,
 preprocessor,report}`` (see containers/README.md for the layouts).
 """
@@ -25,6 +25,8 @@ from rookery_image import columns, contract, features, records, splitting
 from rookery_image.columns import MISSING_CODE, TextColumn
 from rookery_image.contract import UserError
 
+# --train-files: one file per training instance (SageMaker's training instance limit is far below this).
+MAX_TRAIN_FILES = 1000
 # Below this share of rows the minority class is "strongly unbalanced" and the report says so.
 IMBALANCE_FRACTION = 0.2
 
@@ -35,6 +37,7 @@ class Options:
     seed: int = 42
     standardize: bool = False
     max_invalid_fraction: float = DEFAULT_MAX_INVALID_FRACTION
+    train_files: int = 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,12 +54,23 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_TRAIN_FILES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file count in 1..{MAX_TRAIN_FILES}")
+    return value
+
+
 def parse_args(argv: Sequence[str]) -> Options:
     parser = _Parser(prog="preprocess.py", add_help=False)
     parser.add_argument("--split", default="0.7,0.15,0.15")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--standardize", type=_bool, default=False)
     parser.add_argument("--max-invalid-fraction", type=float, default=DEFAULT_MAX_INVALID_FRACTION)
+    parser.add_argument("--train-files", type=_count, default=1)
     args = parser.parse_args(list(argv))
     try:
         fractions = splitting.parse_fractions(args.split)
@@ -72,6 +86,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         seed=args.seed,
         standardize=args.standardize,
         max_invalid_fraction=args.max_invalid_fraction,
+        train_files=args.train_files,
     )
 
 
@@ -80,6 +95,7 @@ class Cleaned:
     """The kept rows, column-wise, with what happened on the way."""
 
     ids: list[Any] | None
+    groups: TextColumn | None  # the group column's values (None when the schema names no group column)
     numeric: np.ndarray  # (n, len(schema.numeric)) float64, NaN = missing
     categories: list[TextColumn]  # one per categorical column
     labels: np.ndarray  # int8, 1 = positive class
@@ -102,6 +118,7 @@ def clean(rows: Iterable[Mapping[str, Any]], schema: DatasetSchema) -> Cleaned:
         numeric=schema.numeric,
         categorical=schema.categorical,
         id_column=schema.id_column,
+        group_column=schema.group_column,
     )
     present = data.fields
     absent = [c for c in (*schema.features, schema.target) if c not in present]
@@ -138,19 +155,23 @@ def clean(rows: Iterable[Mapping[str, Any]], schema: DatasetSchema) -> Cleaned:
 
     # Duplicates: the same record delivered twice (Firehose is at-least-once). First copy wins.
     kept = len(target)
-    unique = columns.first_copies(data.numeric, [*data.categorical, target], data.ids)
+    groups = [] if data.groups is None else [data.groups]
+    unique = columns.first_copies(data.numeric, [*data.categorical, target, *groups], data.ids)
     dropped["duplicate"] = kept - len(unique)
+    group_column = data.groups
     if len(unique) < kept:
         numeric = data.numeric[unique]
         categories = [col.take(unique) for col in data.categorical]
         ids = None if data.ids is None else [data.ids[j] for j in unique.tolist()]
         target = target.take(unique)
+        group_column = None if group_column is None else group_column.take(unique)
     else:
         numeric, categories, ids = data.numeric, data.categorical, data.ids
     labels = (target.codes == target.levels.index(schema.positive_class)).astype(np.int8)
     positives = int(labels.sum())
     return Cleaned(
         ids=ids,
+        groups=group_column,
         numeric=numeric,
         categories=categories,
         labels=labels,
@@ -186,8 +207,27 @@ def invalid_value_warnings(data: Cleaned, schema: DatasetSchema, options: Option
     return [f"{line}: imputed as missing" for line in lines]
 
 
+def unit_hashes(data: Cleaned, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's split unit (:mod:`rookery_image.splitting`: its group, else its id, else its content)
+    and its content hash."""
+    keys = []
+    if data.groups is not None:
+        keys.append(splitting.text_hashes(data.groups.texts(), seed))
+    if data.ids is not None:
+        keys.append(splitting.value_hashes(data.ids, seed))
+    content = splitting.content_hashes(
+        data.numeric, [col.texts() for col in data.categories], data.labels, seed
+    )
+    return splitting.unit_hashes(keys=keys, content=content), content
+
+
 def split_rows(data: Cleaned, options: Options) -> list[np.ndarray]:
-    parts = splitting.stratified_split(data.labels, options.fractions, options.seed)
+    """Row indices of each split, ordered by hash: neither membership nor order depends on input order."""
+    units, content = unit_hashes(data, options.seed)
+    plan = splitting.plan(splitting.Units.of(units, data.labels), options.fractions)
+    split = splitting.assign(plan, units, data.labels)
+    order = np.lexsort((content, units))
+    parts = [order[split[order] == k] for k in range(len(splitting.SPLIT_NAMES))]
     for name, idx in zip(splitting.SPLIT_NAMES, parts, strict=True):
         positives = int(data.labels[idx].sum())
         if positives == 0 or positives == len(idx):
@@ -285,10 +325,17 @@ def _write_raw_records(path: Path, data: Cleaned, schema: DatasetSchema, idx: np
 def write_splits(
     data: Cleaned, schema: DatasetSchema, options: Options, folder: Callable[[str], Path]
 ) -> tuple[list[np.ndarray], features.Preprocessor]:
-    """Split the cleaned rows, fit the preprocessor on train, write ``folder(<split>)/<split>.csv``."""
+    """Split the cleaned rows, fit the preprocessor on train, write ``folder(<split>)/<split>.csv``
+    (train as ``--train-files`` files when several training instances shard it)."""
     parts = split_rows(data, options)
     pre = _fit(schema, data, parts[0], options)
     for name, idx in zip(splitting.SPLIT_NAMES, parts, strict=True):
+        if name == "train" and options.train_files > 1:
+            # One file per training instance, for ShardedByS3Key: every file gets rows of every stretch.
+            for k in range(options.train_files):
+                path = folder(name) / f"{name}-{k + 1:04d}-of-{options.train_files:04d}.csv"
+                _write_csv(path, _encoded(data, pre, idx[k :: options.train_files]))
+            continue
         _write_csv(folder(name) / f"{name}.csv", _encoded(data, pre, idx))
     return parts, pre
 
@@ -379,6 +426,9 @@ def build_report(
             "fractions": list(options.fractions),
             "seed": options.seed,
             "stratified": True,
+            "method": "keyed hash of each row's unit (group, else id, else content), cut per stratum",
+            "group_column": schema.group_column,
+            "groups": None if data.groups is None else len(data.groups.used_levels()),
             **{
                 name: {"rows": len(idx), "positives": int(data.labels[idx].sum())}
                 for name, idx in zip(splitting.SPLIT_NAMES, parts, strict=True)

@@ -4,11 +4,13 @@ Every round prints ``[<round>] train-<metric>:<value> validation-<metric>:<value
 ``rookery_contracts.metrics`` formats it for SageMaker's metric definitions; the last line,
 ``[model] ...``, is the saved model's score. Checkpoints go to the contract's checkpoint folder
 every ``checkpoint_frequency`` rounds and on SIGTERM; a restarted job resumes from the newest one
-and ends with the same number of rounds.
+and trains the very model an uninterrupted job would (row and column sampling are a function of
+the seed and the round: :mod:`rookery_image.sampling`), so it stops at the same round too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -25,7 +27,7 @@ import numpy as np
 
 from rookery_contracts.metrics import log_item, log_name
 from rookery_contracts.model_layout import METADATA_FILE, MODEL_FILE, PREPROCESSOR_FILE
-from rookery_image import checkpoints, contract
+from rookery_image import checkpoints, cluster, contract, sampling
 from rookery_image import hyperparameters as hp_mod
 from rookery_image.contract import Interrupted, UserError
 from rookery_image.features import Preprocessor
@@ -41,8 +43,12 @@ class Split:
     files: list[Path]
 
 
-def read_split(folder: Path, channel: str, n_features: int) -> Split:
-    """Every CSV file of a channel (label first, no header) as float32 features and 0/1 labels."""
+def read_split(folder: Path, channel: str, n_features: int, *, both_classes: bool = True) -> Split:
+    """Every CSV file of a channel (label first, no header) as float32 features and 0/1 labels.
+
+    ``both_classes=False`` leaves the check that the train channel holds both classes to the caller
+    (a host's shard may hold one class when the job as a whole holds both).
+    """
     files = contract.data_files(folder)
     tables = []
     for path in files:
@@ -77,7 +83,7 @@ def read_split(folder: Path, channel: str, n_features: int) -> Split:
         )
     table = np.concatenate(tables)
     labels = table[:, 0].astype(np.int8)
-    if channel == "train" and len(np.unique(labels)) < 2:
+    if both_classes and channel == "train" and len(np.unique(labels)) < 2:
         raise UserError(f"channel {channel!r} has only class {int(labels[0])}; training needs both classes")
     return Split(features=np.ascontiguousarray(table[:, 1:]), labels=labels, files=files)
 
@@ -131,15 +137,24 @@ class StopFlag:
 
 
 def train(where: contract.Paths, stop: StopFlag) -> dict[str, Any]:
+    """Train and write the model (the first host); the model's metadata, or {} on the other hosts."""
     import xgboost as xgb  # noqa: PLC0415 (after the SIGTERM handler and argument checks: fail fast)
 
     started = time.perf_counter()
-    resources = contract.read_resource_config(where)
-    if len(resources.hosts) > 1:
-        raise UserError(
-            f"this job has {len(resources.hosts)} instances {list(resources.hosts)}; rookery trains on one: "
-            "set the training instance count to 1"
-        )
+    with cluster.joined(contract.read_resource_config(where)) as hosts:
+        return _train(xgb, where, stop, hosts, started)
+
+
+@dataclass
+class _Inputs:
+    params: hp_mod.Hyperparameters
+    pre: Preprocessor
+    pre_file: Path
+    train: Split
+    validation: Split | None
+
+
+def _read_inputs(where: contract.Paths, hosts: cluster.Cluster) -> _Inputs:
     params = hp_mod.parse(contract.read_hyperparameters(where))
     pre_dir = contract.channel_dir(
         "preprocessor", required=True, purpose="the preprocess job's preprocessor.json", where=where
@@ -156,8 +171,28 @@ def train(where: contract.Paths, stop: StopFlag) -> dict[str, Any]:
         )
     pre, pre_file = read_preprocessor(pre_dir)
     n_features = len(pre.feature_names)
-    train_split = read_split(train_dir, "train", n_features)
+    train_split = read_split(train_dir, "train", n_features, both_classes=not hosts.distributed)
     val_split = read_split(val_dir, "validation", n_features) if val_dir else None
+    return _Inputs(params, pre, pre_file, train_split, val_split)
+
+
+def _train(
+    xgb: Any, where: contract.Paths, stop: StopFlag, hosts: cluster.Cluster, started: float
+) -> dict[str, Any]:
+    try:
+        inputs = _read_inputs(where, hosts)
+    except UserError as exc:
+        hosts.agree(exc)
+        raise
+    hosts.agree(None)
+    params, pre, pre_file = inputs.params, inputs.pre, inputs.pre_file
+    train_split, val_split = inputs.train, inputs.validation
+    classes = hosts.total(np.bincount(train_split.labels, minlength=2).astype(np.int64))
+    if hosts.distributed and classes.min() == 0:
+        raise UserError(
+            f"channel 'train' has only class {int(classes.argmax())} on all {hosts.size} hosts; "
+            "training needs both classes"
+        )
 
     names = xgboost_feature_names(pre.feature_names)
     nthread = int(params.booster_params.get("nthread", contract.usable_cpus()))
@@ -166,13 +201,24 @@ def train(where: contract.Paths, stop: StopFlag) -> dict[str, Any]:
     if val_split is not None:
         dval = xgb.DMatrix(val_split.features, label=val_split.labels, feature_names=names, nthread=nthread)
         evals.append((dval, "validation"))
-    booster_params = {**params.booster_params, "eval_metric": list(params.eval_metrics), "nthread": nthread}
+    booster_params = {
+        **params.booster_params,
+        "eval_metric": list(params.eval_metrics),
+        "nthread": nthread,
+        **sampling.BOOSTER_PARAMS,
+    }
 
     files = [pre_file, *train_split.files, *(val_split.files if val_split else [])]
-    store = checkpoints.CheckpointStore(
-        where.checkpoints, checkpoints.fingerprint(params.fingerprint(), files)
+    # Every host's data goes into the fingerprint, so the hosts agree on which checkpoints are theirs.
+    local = checkpoints.fingerprint(params.fingerprint(), files)
+    shared = hashlib.sha256("".join(hosts.gather(local)).encode()).hexdigest() if hosts.distributed else local
+    store = checkpoints.CheckpointStore(where.checkpoints, shared)
+    # The first host picks the checkpoint and sends it to the others: all resume from the same round.
+    raw, resumed_from = hosts.from_first(_resume(xgb, store, params.num_round) if hosts.first else None)
+    cache = [d for d, _ in evals]
+    booster = (
+        xgb.Booster(booster_params, cache, model_file=raw) if raw else xgb.Booster(booster_params, cache)
     )
-    booster, resumed_from = _resume(xgb, store, booster_params, [d for d, _ in evals], params.num_round)
     watch = log_name("validation", params.stopping_metric)
     maximize = params.stopping_metric in hp_mod.MAXIMIZED_METRICS
     stopped_early = False
@@ -190,6 +236,7 @@ def train(where: contract.Paths, stop: StopFlag) -> dict[str, Any]:
                 flush=True,
             )
             break
+        sampling.fresh_round(booster)
         booster.update(dtrain, iteration=i)
         scores = parse_evaluation(booster.eval_set(evals, iteration=i))
         print(metric_line(str(i), scores), flush=True)
@@ -199,10 +246,11 @@ def train(where: contract.Paths, stop: StopFlag) -> dict[str, Any]:
             if best is None or (score > float(best) if maximize else score < float(best)):
                 booster.set_attr(best_score=repr(score), best_iteration=str(i))
         done = i + 1
-        if stop.requested or done % params.checkpoint_frequency == 0:
+        stopping = hosts.any(stop.requested)  # SageMaker stops every host: they stop after the same round
+        if hosts.first and (stopping or done % params.checkpoint_frequency == 0):
             store.save(booster.save_raw(raw_format="ubj"), done)
             written += 1
-        if stop.requested:
+        if stopping:
             print(f"train: SIGTERM received; checkpoint saved after round {done}", flush=True)
             raise Interrupted(
                 f"stopped by SIGTERM after round {done} of {params.num_round}; checkpoint saved in "
@@ -215,6 +263,10 @@ def train(where: contract.Paths, stop: StopFlag) -> dict[str, Any]:
         final = booster[: int(best_iteration) + 1]
     final_scores = parse_evaluation(final.eval_set(evals, iteration=final.num_boosted_rounds() - 1))
     print(metric_line("model", final_scores), flush=True)
+    train_rows = int(classes.sum())
+    if not hosts.first:
+        print(f"train: host {hosts.current_host} done; the first host {hosts.hosts[0]} writes the model")
+        return {}
 
     model_dir = where.model
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -238,8 +290,9 @@ def train(where: contract.Paths, stop: StopFlag) -> dict[str, Any]:
         "metrics": final_scores,
         "hyperparameters": params.given,
         "feature_names": list(pre.feature_names),
-        "train_rows": len(train_split.labels),
+        "train_rows": train_rows,
         "validation_rows": len(val_split.labels) if val_split else 0,
+        "hosts": hosts.size,
         "training_seconds": round(seconds, 3),
         "decision_threshold": 0.5,
     }
@@ -248,18 +301,19 @@ def train(where: contract.Paths, stop: StopFlag) -> dict[str, Any]:
 
 
 def _resume(
-    xgb: Any, store: checkpoints.CheckpointStore, params: dict[str, Any], cache: list[Any], num_round: int
-) -> tuple[Any, int | None]:
+    xgb: Any, store: checkpoints.CheckpointStore, num_round: int
+) -> tuple[bytearray | None, int | None]:
+    """The newest usable checkpoint's bytes and rounds (None, None when there is none)."""
     usable, skipped = store.candidates()
     for note in skipped:
         print(f"train: ignoring checkpoint {note}", flush=True)
     for ckpt in usable:
+        raw = bytearray(ckpt.model.read_bytes())
         try:
-            booster = xgb.Booster(params, cache, model_file=str(ckpt.model))
+            rounds = xgb.Booster(model_file=raw).num_boosted_rounds()
         except xgb.core.XGBoostError as exc:
             print(f"train: ignoring unreadable checkpoint {ckpt.model.name}: {exc}", flush=True)
             continue
-        rounds = booster.num_boosted_rounds()
         if rounds > num_round:
             print(
                 f"train: ignoring checkpoint {ckpt.model.name}: {rounds} rounds exceed num_round={num_round}"
@@ -268,9 +322,9 @@ def _resume(
         print(
             f"train: resuming from checkpoint {ckpt.model.name} at round {rounds} of {num_round}", flush=True
         )
-        return booster, rounds
+        return raw, rounds
     print(f"train: no checkpoint to resume from; starting at round 0 of {num_round}", flush=True)
-    return xgb.Booster(params, cache), None
+    return None, None
 
 
 def main() -> int:
@@ -279,6 +333,8 @@ def main() -> int:
 
     def job() -> None:
         metadata = train(contract.paths(), stop)
+        if not metadata:  # a host other than the first: it writes no model
+            return
         print(
             f"train: saved a {metadata['rounds']}-round model to the model folder "
             f"({metadata['train_rows']} training rows, {metadata['training_seconds']} s)",

@@ -1,4 +1,4 @@
-"""Job options the engine cannot honour: several instances, Pipe mode, manifests, early stopping, ..."""
+"""Job options the engine cannot honour: several processing instances, Pipe mode, manifests, ..."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ def _single_instance(fields: StepFields, path: str) -> None:
     if count is not None and count != 1:
         raise fields.refuse(
             f"Arguments.{path}",
-            f"{count} instances: the local engine runs one instance per job; set the count to 1 "
-            "(e.g. --param ...InstanceCount=1)",
+            f"{count} instances: the local engine runs processing jobs on one instance (training jobs "
+            "on several); set the count to 1 (e.g. --param ProcessingInstanceCount=1)",
         )
 
 
@@ -53,7 +53,6 @@ def _training_job(fields: StepFields, p: str, job: Mapping[str, Any]) -> None:
             raise fields.refuse(
                 f"Arguments.{p}AlgorithmSpecification.MetricDefinitions[{i}].Regex", str(exc)
             ) from None
-    _single_instance(fields, f"{p}ResourceConfig.InstanceCount")
     fields.absent(f"{p}ResourceConfig.InstanceGroups", "heterogeneous clusters need several instances")
     for i, channel in enumerate(job.get("InputDataConfig", []) or []):
         base = f"{p}InputDataConfig[{i}]"

@@ -15,6 +15,7 @@ import re
 import shutil
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from emulators.sagemaker.exceptions import StepFailedError
 from emulators.sagemaker.models import now
 from emulators.sagemaker.pipeline.context import StepContext, StepResult
 from emulators.sagemaker.pipeline.expressions import to_text
+from emulators.sagemaker.steps import hosts
 from emulators.sagemaker.steps.spot import InterruptPlan, Trigger
 from pipelines.contract import CHECKPOINT_LOCAL_PATH
 from rookery_contracts.model_layout import MODEL_ARCHIVE
@@ -67,7 +69,9 @@ def model_artifact_uri(output_path: str, training_job_name: str) -> str:
     return f"{output_path.rstrip('/')}/{training_job_name}/output/{MODEL_ARCHIVE}"
 
 
-def _write_config(sandbox: Sandbox, request: dict[str, Any], name: str) -> None:
+def _write_config(
+    sandbox: Sandbox, request: dict[str, Any], name: str, host: str, all_hosts: list[str]
+) -> None:
     hyperparameters = {str(k): to_text(v) for k, v in (request.get("HyperParameters") or {}).items()}
     mode = request.get("AlgorithmSpecification", {}).get("TrainingInputMode", "File")
     channels = {}
@@ -86,9 +90,9 @@ def _write_config(sandbox: Sandbox, request: dict[str, Any], name: str) -> None:
         hyperparameters,
         channels,
         {
-            "current_host": "algo-1",
+            "current_host": host,
             "current_instance_type": resources.get("InstanceType", "local"),
-            "hosts": ["algo-1"],
+            "hosts": all_hosts,
             "network_interface_name": "eth0",
             "training_job_name": name,
         },
@@ -109,7 +113,11 @@ def run_training_job(
     """Run one training job to the end: ``DescribeTrainingJobResponse``-shaped properties and the
     local metrics (final metric values, interruptions). Raises :class:`StepFailedError` on failure.
     """
-    fresh_dir(sandbox)
+    count = int((request.get("ResourceConfig") or {}).get("InstanceCount") or 1)
+    names = hosts.host_names(count)
+    dirs = hosts.host_dirs(sandbox, count)
+    for folder in dirs:
+        fresh_dir(folder)
     algorithm = request["AlgorithmSpecification"]
     output_path = request["OutputDataConfig"]["S3OutputPath"]
     spot = bool(request.get("EnableManagedSpotTraining"))
@@ -123,33 +131,37 @@ def run_training_job(
     }
     if request.get("CheckpointConfig") and checkpoint_uri:
         properties["CheckpointConfig"] = {**request["CheckpointConfig"], "S3Uri": checkpoint_uri}
-    job = Sandbox(sandbox)
-    _write_config(job, request, name)
-    for channel in request.get("InputDataConfig", []) or []:
-        source = channel["DataSource"]["S3DataSource"]
-        ctx.download(
-            source["S3Uri"],
-            source.get("S3DataType", "S3Prefix"),
-            job.channel(channel["ChannelName"]),
-            f"channel {channel['ChannelName']!r}",
-        )
+    jobs = [Sandbox(folder) for folder in dirs]
+    job = jobs[0]
+    for index, host_job in enumerate(jobs):
+        _write_config(host_job, request, name, names[index], names)
+        for channel in request.get("InputDataConfig", []) or []:
+            source = channel["DataSource"]["S3DataSource"]
+            target = host_job.channel(channel["ChannelName"])
+            ctx.download(
+                source["S3Uri"],
+                source.get("S3DataType", "S3Prefix"),
+                target,
+                f"channel {channel['ChannelName']!r}",
+            )
+            if source.get("S3DataDistributionType") == hosts.SHARDED:
+                hosts.keep_share(target, index, count)
     local_checkpoints = None
+    host_checkpoints: list[Path] = []
     if checkpoint_uri:
         local = (request.get("CheckpointConfig") or {}).get("LocalPath") or CHECKPOINT_LOCAL_PATH
-        local_checkpoints = job.path(local)
+        host_checkpoints = [host_job.path(local) for host_job in jobs]
+        local_checkpoints = host_checkpoints[0]
     argv = ctx.images.command(
         algorithm["TrainingImage"], algorithm.get("ContainerEntrypoint"), default="train"
     )
     argv += [to_text(a) for a in algorithm.get("ContainerArguments", []) or []]
-    env = ctx.images.environment(
-        algorithm["TrainingImage"],
-        sandbox,
-        {
-            **{k: to_text(v) for k, v in (request.get("Environment") or {}).items()},
-            "TRAINING_JOB_NAME": name,
-            "TRAINING_JOB_ARN": properties["TrainingJobArn"],
-        },
-    )
+    job_vars = {
+        **{k: to_text(v) for k, v in (request.get("Environment") or {}).items()},
+        "TRAINING_JOB_NAME": name,
+        "TRAINING_JOB_ARN": properties["TrainingJobArn"],
+    }
+    env = ctx.images.environment(algorithm["TrainingImage"], sandbox, job_vars)
     max_runtime = (request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
     metrics = MetricParser(algorithm.get("MetricDefinitions", []) or [])
     interruptions_left = interrupt.times if interrupt is not None and spot else 0
@@ -157,13 +169,18 @@ def run_training_job(
     trained_seconds = 0.0
     started = now()
     properties["TrainingStartTime"] = started.isoformat()
-    with log_path.open("a", encoding="utf-8") as log:
+    host_logs = [hosts.host_log_path(log_path, host) for host in names[1:]]
+    with log_path.open("a", encoding="utf-8") as log, ExitStack() as opened:
+        peer_logs = [opened.enter_context(path.open("a", encoding="utf-8")) for path in host_logs]
         while True:
             if local_checkpoints is not None and checkpoint_uri:
-                fresh_dir(local_checkpoints)
+                # SageMaker copies the checkpoint prefix to every instance before the job starts.
+                for folder in host_checkpoints:
+                    fresh_dir(folder)
                 restored = ctx.s3.list_prefix(checkpoint_uri)
                 if restored:
-                    ctx.download(checkpoint_uri, "S3Prefix", local_checkpoints, "checkpoints")
+                    for folder in host_checkpoints:
+                        ctx.download(checkpoint_uri, "S3Prefix", folder, "checkpoints")
                     log.write(
                         f"[rookery local] restored {len(restored)} checkpoint file(s) from {checkpoint_uri}\n"
                     )
@@ -180,17 +197,46 @@ def run_training_job(
             # MaxRuntimeInSeconds bounds the job's training time across restarts, as on SageMaker.
             remaining = None if max_runtime is None else max(float(max_runtime) - trained_seconds, 0.0)
             with ctx.slots:
-                outcome = procs.run(
-                    argv,
-                    env=env,
-                    cwd=sandbox,
-                    log=log,
-                    max_runtime=remaining,
-                    on_line=on_line,
-                    interrupt_when=trigger,
-                    cancel=ctx.cancel,
-                )
+                if count == 1:
+                    outcome = procs.run(
+                        argv,
+                        env=env,
+                        cwd=sandbox,
+                        log=log,
+                        max_runtime=remaining,
+                        on_line=on_line,
+                        interrupt_when=trigger,
+                        cancel=ctx.cancel,
+                    )
+                    outcomes = [outcome]
+                else:
+                    log.write(
+                        f"[rookery local] {count} hosts {names}; the others log to "
+                        f"{[str(p) for p in host_logs]}\n"
+                    )
+                    log.flush()
+                    tracker = hosts.collective_env()  # each attempt: new instances, a new tracker
+                    outcomes = hosts.run_all(
+                        argv,
+                        envs=[
+                            ctx.images.environment(algorithm["TrainingImage"], d, {**job_vars, **tracker})
+                            for d in dirs
+                        ],
+                        dirs=dirs,
+                        logs=[log, *peer_logs],
+                        max_runtime=remaining,
+                        on_line=on_line,
+                        interrupt_when=trigger,
+                        cancel=ctx.cancel,
+                    )
+                    outcome = _job_outcome(outcomes)
             trained_seconds += outcome.seconds
+            reasons = [
+                j.failure_file.read_text(encoding="utf-8").strip()
+                if o.exit_code and j.failure_file.is_file()
+                else ""
+                for j, o in zip(jobs, outcomes, strict=True)
+            ]
             if local_checkpoints is not None and checkpoint_uri:
                 uploaded = ctx.s3.upload(local_checkpoints, checkpoint_uri)
                 log.write(
@@ -206,8 +252,9 @@ def run_training_job(
                 log.flush()
                 if progress:
                     progress(f"{name}: spot interruption, restarting from checkpoint")
-                for folder in ("model", "output"):
-                    fresh_dir(sandbox / folder)
+                for host_dir in dirs:
+                    fresh_dir(host_dir / "model")
+                    fresh_dir(host_dir / "output")
                 continue
             if outcome.interrupted:
                 log.write("[rookery local] the job finished before the interruption took effect\n")
@@ -222,8 +269,12 @@ def run_training_job(
             "FinalMetricDataList": metrics.final_metric_data_list(),
         }
     )
-    local_metrics = {"final_metrics": metrics.values(), "interruptions": interruptions, "log": str(log_path)}
-    failure_file = job.failure_file
+    local_metrics = {
+        "final_metrics": metrics.values(),
+        "interruptions": interruptions,
+        "log": str(log_path),
+        **({"hosts": names, "host_logs": [str(log_path), *map(str, host_logs)]} if count > 1 else {}),
+    }
     if outcome.exit_code != 0 or outcome.runtime_exceeded or outcome.stopped:
         if outcome.runtime_exceeded:
             properties.update(TrainingJobStatus="Stopped", SecondaryStatus="MaxRuntimeExceeded")
@@ -233,7 +284,7 @@ def run_training_job(
             reason = "Stopped: the execution was stopped"
         else:
             properties.update(TrainingJobStatus="Failed", SecondaryStatus="Failed")
-            written = failure_file.read_text(encoding="utf-8").strip() if failure_file.is_file() else ""
+            written = reasons[0] if count == 1 else hosts.failure_reason(names, reasons)
             reason = written or (
                 f"AlgorithmError: the training job exited with code {outcome.exit_code}; see {log_path}"
             )
@@ -254,6 +305,19 @@ def run_training_job(
         ModelArtifacts={"S3ModelArtifacts": model_uri},
     )
     return StepResult(properties, local_metrics)
+
+
+def _job_outcome(outcomes: list[procs.Outcome]) -> procs.Outcome:
+    """One outcome for the job: it failed if any host did; interrupted or stopped if the first host was."""
+    first = outcomes[0]
+    failed = next((o.exit_code for o in outcomes if o.exit_code != 0), 0)
+    return procs.Outcome(
+        exit_code=failed,
+        seconds=max(o.seconds for o in outcomes),
+        runtime_exceeded=any(o.runtime_exceeded for o in outcomes),
+        interrupted=first.interrupted,
+        stopped=first.stopped,
+    )
 
 
 def run_training(ctx: StepContext) -> StepResult:
