@@ -19,7 +19,9 @@ CHECKPOINT_LOCAL_PATH: Final = "/opt/ml/checkpoints"
 
 # Preprocess: one input, one ProcessingOutput per artifact (each its own S3 prefix).
 RAW_INPUT: Final = "raw"
-PREPROCESS_OUTPUTS: Final = ("train", "validation", "test", "inference", "preprocessor", "report")
+PREPROCESS_OUTPUTS: Final = (
+    "train", "validation", "test", "inference", "preprocessor", "report", "training_records",
+)  # fmt: skip
 
 # Training channels (SageMaker mounts them at /opt/ml/input/data/<channel>).
 TRAIN_CHANNELS: Final = ("train", "validation")
