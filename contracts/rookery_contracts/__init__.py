@@ -10,5 +10,6 @@ constructs and the CLI import the same modules. One module per concern:
 - :mod:`rookery_contracts.model_layout`: the files of a trained model;
 - :mod:`rookery_contracts.evaluation`: the layout of ``evaluation.json``;
 - :mod:`rookery_contracts.ingest`: what the Firehose transform receives and stamps on every record;
-- :mod:`rookery_contracts.pipeline`: the pipeline parameter the trigger function fills.
+- :mod:`rookery_contracts.pipeline`: the pipeline parameter the trigger function fills;
+- :mod:`rookery_contracts.monitoring`: the monitoring container contract, baseline files and metrics.
 """
