@@ -54,9 +54,10 @@ image-lock: $(UV) ## recompile containers/requirements.txt from requirements.in
 	$(UV) pip compile --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 	  --generate-hashes --no-header containers/requirements.in -o containers/requirements.txt
 
-lint: setup ## ruff lint and format check
+lint: setup ## ruff lint and format check, the layering contract (pyproject [tool.importlinter])
 	ruff check .
 	ruff format --check .
+	PYTHONPATH=contracts:containers/program:lambdas lint-imports --no-cache
 
 format: setup ## apply ruff fixes and formatting
 	ruff check --fix .

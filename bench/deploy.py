@@ -30,7 +30,8 @@ from typing import Final
 from bench.serving import build_model, csv_body
 from emulators.core.home import LocalHome
 from emulators.core.images import ImageMap
-from emulators.sagemaker.registry import LocalRegistry, ModelPackage
+from emulators.s3 import LocalS3
+from emulators.sagemaker.models import LocalRegistry, ModelPackage
 from emulators.sagemaker_runtime import DeploymentRecord, EndpointSettings, LocalDeployer, LocalEndpoint
 from pipelines.settings import PipelineResources
 from rookery.demo.candidates import faulty_image, register_version, retrained_candidate
@@ -80,7 +81,7 @@ def main() -> None:
         model_dir, rows = build_model(root / "model")
         home = LocalHome(root / "home")
         uri = f"s3://{resources.artifacts_bucket}/models/penguins/output/model.tar.gz"
-        archive = home.s3_path(uri)
+        archive = LocalS3(home).path(uri)
         archive.parent.mkdir(parents=True)
         with tarfile.open(archive, "w:gz") as tar:
             for path in sorted(model_dir.iterdir()):

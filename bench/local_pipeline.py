@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from emulators.s3 import LocalS3
 from emulators.sagemaker import Execution, ImageMap, LocalEngine, LocalHome, StepEvent
 from pipelines import PipelineResources, PipelineSettings, render_definition_cached
 from rookery.demo.synthetic import SYNTHETIC_SCHEMA, write_jsonl
@@ -61,7 +62,7 @@ def run_once(rows: int, definition: dict[str, Any], stage: Stage, work: Path) ->
     home = LocalHome(work / f"home-{rows}")
     resources = PipelineResources.placeholders(stage)
     raw = f"s3://{resources.raw_bucket}/{stage.data.layout.partition(stage.dataset, '2024-05-01')}part-1"
-    write_jsonl(home.s3_path(raw), rows, seed=rows)
+    write_jsonl(LocalS3(home).path(raw), rows, seed=rows)
     engine = LocalEngine(home, ImageMap.project(resources.image_uri))
     cpu: dict[str, float] = {}
     marks: dict[str, float] = {}

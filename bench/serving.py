@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import functools
-import importlib.resources
 import io
 import json
 import os
@@ -34,11 +32,16 @@ from typing import Any
 
 import uvloop
 
+from emulators.core.images import ImageMap
+from emulators.core.sandbox import LOCAL_IMAGE, Sandbox
+from pipelines.contract import PROGRAM_DIR as CONTAINER_PROGRAM_DIR
+from rookery.demo.dataset import penguin_records
 from stage.paths import CONTRACTS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 PROGRAM = REPO / "containers" / "program"
 IMAGE_PYTHON = REPO / ".venv-image" / "bin" / "python"
+IMAGES = ImageMap.project(LOCAL_IMAGE)
 GUNICORN = REPO / ".venv" / "bin" / "gunicorn"
 WORKERS = 2
 RUN_SECONDS = 1.5  # per measurement and round
@@ -61,8 +64,13 @@ GOALS = {
 }
 
 
+def entrypoint(script: str) -> list[str]:
+    """The command line of one of the project image's entrypoints, as the local engine runs it."""
+    return IMAGES.command(LOCAL_IMAGE, [f"{CONTAINER_PROGRAM_DIR}/{script}"], default="")
+
+
 def image_env(**extra: str) -> dict[str, str]:
-    """The image interpreter's environment: rookery_contracts on its path, as in /opt/program."""
+    """The environment of the other servers and of the in-process loop (not an entrypoint of the image)."""
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_", "ROOKERY_", "PYTHON"))
     }
@@ -76,33 +84,30 @@ def image_env(**extra: str) -> dict[str, str]:
 
 def build_model(root: Path) -> tuple[Path, list[list[str]]]:
     """Run the real preprocess and train entrypoints on penguins; return the model folder and CSV rows."""
-    text = (importlib.resources.files("palmerpenguins") / "data" / "penguins.csv").read_text(encoding="utf-8")
-    raw = root / "prep" / "processing" / "input" / "raw" / "penguins" / "ingest_date=2024-05-01" / "part-0"
+    prep = Sandbox(root / "prep")
+    raw = prep.processing_input("raw") / "penguins" / "ingest_date=2024-05-01" / "part-0"
     raw.parent.mkdir(parents=True)
-    numeric = set(NUMERIC)
-    with raw.open("w") as out:
-        for row in csv.DictReader(text.splitlines()):
-            record = {k: (None if v == "NA" else float(v) if k in numeric else v) for k, v in row.items()}
-            out.write(json.dumps(record) + "\n")
-    env = image_env(SAGEMAKER_BASE_DIR=str(root / "prep"), ROOKERY_DATASET_SCHEMA=json.dumps(SCHEMA))
-    subprocess.run(
-        [str(IMAGE_PYTHON), str(PROGRAM / "preprocess.py")], env=env, check=True, capture_output=True
+    raw.write_text("".join(json.dumps(record) + "\n" for record in penguin_records()))
+    env = IMAGES.environment(LOCAL_IMAGE, prep.base, {"ROOKERY_DATASET_SCHEMA": json.dumps(SCHEMA)})
+    subprocess.run(entrypoint("preprocess.py"), env=env, check=True, capture_output=True)
+    train = Sandbox(root / "train")
+    channels = {"train": "text/csv", "validation": "text/csv", "preprocessor": "application/json"}
+    train.write_training_config(
+        {k: str(v) for k, v in HYPERPARAMETERS.items()},
+        {name: {"ContentType": content_type} for name, content_type in channels.items()},
+        {"current_host": "algo-1", "hosts": ["algo-1"]},
     )
-    out_dir = root / "prep" / "processing" / "output"
-    train = root / "train"
-    (train / "input" / "config").mkdir(parents=True)
-    (train / "input" / "config" / "hyperparameters.json").write_text(json.dumps(HYPERPARAMETERS))
-    for channel in ("train", "validation", "preprocessor"):
-        (train / "input" / "data").mkdir(exist_ok=True)
-        (train / "input" / "data" / channel).symlink_to(out_dir / channel)
-    env = image_env(SAGEMAKER_BASE_DIR=str(train))
-    subprocess.run([str(IMAGE_PYTHON), str(PROGRAM / "train")], env=env, check=True, capture_output=True)
+    for channel in channels:
+        train.channel(channel).parent.mkdir(parents=True, exist_ok=True)
+        train.channel(channel).symlink_to(prep.processing_output(channel))
+    env = IMAGES.environment(LOCAL_IMAGE, train.base, {})
+    subprocess.run(entrypoint("train"), env=env, check=True, capture_output=True)
     columns = NUMERIC + CATEGORICAL
     rows = []
-    for line in (out_dir / "inference" / "test.jsonl").read_text().splitlines():
+    for line in (prep.processing_output("inference") / "test.jsonl").read_text().splitlines():
         record = json.loads(line)
         rows.append(["" if record[c] is None else str(record[c]) for c in columns])
-    return train / "model", rows
+    return train.model_dir, rows
 
 
 def csv_body(rows: list[list[str]], count: int) -> bytes:
@@ -416,13 +421,16 @@ def started(
 def rookery_server(
     model_dir: Path, port: int
 ) -> contextlib.AbstractContextManager[tuple[subprocess.Popen[bytes], float]]:
-    env = image_env(
-        SAGEMAKER_BASE_DIR=str(model_dir.parent),
-        SAGEMAKER_BIND_TO_PORT=str(port),
-        SAGEMAKER_MODEL_SERVER_WORKERS=str(WORKERS),
-        ROOKERY_BIND_HOST="127.0.0.1",
+    env = IMAGES.environment(
+        LOCAL_IMAGE,
+        model_dir.parent,
+        {
+            "SAGEMAKER_BIND_TO_PORT": str(port),
+            "SAGEMAKER_MODEL_SERVER_WORKERS": str(WORKERS),
+            "ROOKERY_BIND_HOST": "127.0.0.1",
+        },
     )
-    return started([str(IMAGE_PYTHON), str(PROGRAM / "serve")], env, port)
+    return started(entrypoint("serve"), env, port)
 
 
 def floor_server(

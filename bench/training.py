@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from stage.paths import CONTRACTS_DIR
+from emulators.core.images import ImageMap
+from emulators.core.sandbox import LOCAL_IMAGE, Sandbox
+from stage.paths import PROGRAM_DIR
 
-REPO = Path(__file__).resolve().parents[1]
-PROGRAM = REPO / "containers" / "program"
-IMAGE_PYTHON = REPO / ".venv-image" / "bin" / "python"
+IMAGES = ImageMap.project(LOCAL_IMAGE)
+TRAIN = IMAGES.command(LOCAL_IMAGE, None, default="train")
 ROWS = 100_000
 COLUMNS = 20
 NUM_ROUND = 100
@@ -39,7 +40,7 @@ HYPERPARAMETERS = {
 
 def write_job(base: Path) -> None:
     """A SageMaker training sandbox: config files and the train/validation/preprocessor channels."""
-    sys.path.insert(0, str(PROGRAM))
+    sys.path.insert(0, str(PROGRAM_DIR))
     from rookery_image import features  # noqa: PLC0415 (the image's package, found on its own path)
 
     rng = np.random.default_rng(3)
@@ -50,18 +51,23 @@ def write_job(base: Path) -> None:
         dataset="bench", target="y", positive_class="1", negative_class="0", id_column=None,
         numeric_names=names, numeric_train=x, categorical_names=[], categorical_levels=[], standardize=False,
     )  # fmt: skip
-    data = base / "input" / "data"
+    job = Sandbox(base)
     cut = int(ROWS * 0.8)
     for name, part in (("train", slice(0, cut)), ("validation", slice(cut, ROWS))):
-        (data / name).mkdir(parents=True)
+        job.channel(name).mkdir(parents=True)
         np.savetxt(
-            data / name / f"{name}.csv", np.column_stack([y[part], x[part]]), fmt="%.6g", delimiter=","
+            job.channel(name) / f"{name}.csv", np.column_stack([y[part], x[part]]), fmt="%.6g", delimiter=","
         )
-    (data / "preprocessor").mkdir()
-    (data / "preprocessor" / "preprocessor.json").write_text(json.dumps(pre.to_dict()))
-    (base / "input" / "config").mkdir(parents=True)
-    (base / "input" / "config" / "hyperparameters.json").write_text(
-        json.dumps({k: str(v) for k, v in HYPERPARAMETERS.items()})
+    job.channel("preprocessor").mkdir()
+    (job.channel("preprocessor") / "preprocessor.json").write_text(json.dumps(pre.to_dict()))
+    job.write_training_config(
+        {k: str(v) for k, v in HYPERPARAMETERS.items()},
+        {
+            "train": {"ContentType": "text/csv"},
+            "validation": {"ContentType": "text/csv"},
+            "preprocessor": {"ContentType": "application/json"},
+        },
+        {"current_host": "algo-1", "hosts": ["algo-1"]},
     )
 
 
@@ -72,16 +78,13 @@ def fresh_copy(source: Path, target: Path) -> Path:
 
 
 def env(base: Path) -> dict[str, str]:
-    clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_", "ROOKERY_", "PYTHON"))
-    }
-    return {**clean, "PYTHONPATH": str(CONTRACTS_DIR), "SAGEMAKER_BASE_DIR": str(base)}
+    """The job's environment, as the local engine gives it."""
+    return IMAGES.environment(LOCAL_IMAGE, base, {})
 
 
 def run(base: Path) -> tuple[float, str]:
     start = time.perf_counter()
-    command = [str(IMAGE_PYTHON), str(PROGRAM / "train")]
-    result = subprocess.run(command, env=env(base), capture_output=True, text=True, check=False)
+    result = subprocess.run(TRAIN, env=env(base), capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(result.stderr)
     return time.perf_counter() - start, result.stdout
@@ -91,7 +94,7 @@ def interrupted(base: Path, at_round: int) -> tuple[float, int]:
     """Run until the job prints ``[at_round]``, send SIGTERM, wait; return (seconds, rounds done)."""
     start = time.perf_counter()
     process = subprocess.Popen(
-        [str(IMAGE_PYTHON), str(PROGRAM / "train")],
+        TRAIN,
         env=env(base),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

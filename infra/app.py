@@ -40,7 +40,8 @@ DESTROY_CONTEXT: Final = "destroy_data"
 
 @dataclass(frozen=True)
 class FoundationStacks:
-    """The stacks of issue 2; later stacks take them as inputs (``network.network.vpc``, ``data.lake``)."""
+    """The network and data stacks, which the stacks built on them take as inputs (``network.network.vpc``,
+    ``data.lake``)."""
 
     network: NetworkStack
     data: DataStack

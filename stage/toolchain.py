@@ -10,7 +10,7 @@ from pathlib import Path
 def use_venv_node() -> None:
     """Point jsii at the venv's Node unless ``JSII_NODE`` is already set.
 
-    The system Node may be one jsii no longer supports; the venv always carries a supported
+    The system Node may be one jsii does not support; the venv always carries a supported
     one. Call this before importing ``aws_cdk``.
     """
     node = Path(sys.executable).with_name("node")

@@ -1,17 +1,16 @@
-"""Where the local engine keeps everything: one folder (default ``<repo>/.rookery``, git-ignored).
+"""Where the local emulators keep everything: one folder (default ``<repo>/.rookery``, git-ignored).
 
-``s3://bucket/key`` lives at ``<root>/s3/bucket/key``; executions, the model registry, models and
-endpoints have their own folders beside it.
+Each service has its folder in it: the local S3's buckets, the pipeline executions, the model
+registry, models, endpoints, and a cache of rendered definitions.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Final
 
-from emulators.core.errors import LocalEngineError
 from stage.paths import LOCAL_HOME
 
 HOME_ENV: Final = "ROOKERY_HOME"
@@ -22,21 +21,9 @@ def default_home_root() -> Path:
     return Path(os.environ.get(HOME_ENV) or LOCAL_HOME)
 
 
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/key`` -> ``("bucket", "key")``; refuses other schemes and ``..`` segments."""
-    if not isinstance(uri, str) or not uri.startswith("s3://"):
-        raise LocalEngineError(f"{uri!r} is not an s3:// URI; write it as s3://bucket/key")
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    if not bucket or "/" in bucket or bucket in (".", ".."):
-        raise LocalEngineError(f"{uri!r} has no bucket name; write it as s3://bucket/key")
-    if any(part in (".", "..") for part in key.split("/")):
-        raise LocalEngineError(f"{uri!r} has a '.' or '..' segment; S3 keys here must not climb folders")
-    return bucket, key
-
-
 @dataclass(frozen=True)
 class LocalHome:
-    """Everything the local engine writes, under ``root``."""
+    """Everything the local emulators write, under ``root``."""
 
     root: Path
 
@@ -47,20 +34,6 @@ class LocalHome:
     @property
     def s3_root(self) -> Path:
         return self.root / "s3"
-
-    def s3_path(self, uri: str) -> Path:
-        """``s3://bucket/key`` -> ``<root>/s3/bucket/key``."""
-        bucket, key = split_s3_uri(uri)
-        return self.s3_root.joinpath(bucket, *[p for p in key.split("/") if p])
-
-    def s3_uri(self, path: Path) -> str:
-        """The inverse of :meth:`s3_path` (``path`` must lie under ``<root>/s3/<bucket>``)."""
-        resolved = Path(os.path.abspath(path))
-        base = Path(os.path.abspath(self.s3_root))
-        if not resolved.is_relative_to(base) or resolved == base:
-            raise LocalEngineError(f"{path} is not inside the local S3 folder {base}")
-        parts = PurePosixPath(*resolved.relative_to(base).parts).parts
-        return f"s3://{parts[0]}/" + "/".join(parts[1:])
 
     @property
     def executions_dir(self) -> Path:

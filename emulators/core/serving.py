@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Self
 
+from emulators.core.files import fresh_dir
 from emulators.core.images import ImageMap
-from emulators.sagemaker.context import fresh_dir
 from rookery_contracts.env import BIND_HOST_ENV, BIND_PORT_ENV, SERVER_WORKERS_ENV
 
 START_TIMEOUT_SECONDS: Final = 60.0

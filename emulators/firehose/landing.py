@@ -18,17 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from emulators.core.errors import LocalEngineError
 from emulators.core.home import LocalHome
-from emulators.s3 import storage
+from emulators.firehose.exceptions import DataFileError
+from emulators.s3 import LocalS3
 from stage import DataLayout, DatasetSchema
 
 # CSV spellings of a missing value (R's NA as in the penguins CSV, pandas' NaN, empty).
 MISSING: Final = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"})
-
-
-class DataFileError(LocalEngineError):
-    """The --data file cannot be read for the stage's schema; the message names the problem and the fix."""
 
 
 @dataclass(frozen=True)
@@ -133,5 +129,5 @@ def land(
     stamp = moment.strftime("%Y-%m-%d-%H-%M-%S")
     uri = f"s3://{raw_bucket}/{prefix}rookery-local-data-1-{stamp}-{uuid.uuid4()}"
     body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
-    target = storage.put_bytes(home, body, uri)
+    target = LocalS3(home).put_bytes(body, uri)
     return Landed(uri=uri, records=len(records), path=target)

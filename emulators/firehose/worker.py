@@ -1,6 +1,6 @@
 """Run the real Firehose transform handler for local delivery: ``python worker.py JOB ANSWERS``.
 
-Started by ``emulators.firehose.delivery.invoke_transform`` in a fresh process whose environment is the
+Started by ``emulators.firehose.transform.invoke_transform`` in a fresh process whose environment is the
 function's own and whose ``PYTHONPATH`` is ``lambdas/`` and ``contracts/`` only (what the bundle's
 root holds: the function's package and ``rookery_contracts``), so importing the handler is a cold
 start exactly as in Lambda (and stdout, where Powertools logs, is the function's log). Imports

@@ -1,26 +1,21 @@
-"""The local engine: run the rendered SageMaker pipeline definition on one machine, no AWS, no Docker.
+"""The local SageMaker: run the rendered pipeline definition on one machine, no AWS, no Docker.
 
-Processing, training, tuning and transform jobs run the project image's entrypoints as
-subprocesses, each in its own ``/opt/ml`` sandbox; ``s3://bucket/key`` is ``<home>/s3/bucket/key``;
-the model registry, executions and endpoints live under the same home (``.rookery/``). See
-``engine.py`` for the scheduling semantics and each step module for what it emulates.
+``models`` (the state: executions, the model registry, models), ``responses`` (ARNs, names and
+``Describe*`` shapes), ``exceptions``; the engine in ``pipeline/`` (scheduling, expressions,
+parameters), one module per step type in ``steps/``, and what the engine refuses in ``checks/``.
+Jobs run the project image's entrypoints as subprocesses, each in its own ``/opt/ml`` sandbox;
+``s3://bucket/key`` is the local S3 (``emulators.s3``). See README.md for the semantics.
 """
 
 from __future__ import annotations
 
-from emulators.core.errors import (
-    EndpointError,
-    ExecutionNotFoundError,
-    LocalEngineError,
-    RegistryError,
-    UnsupportedDefinition,
-)
+from emulators.core.errors import EndpointError, LocalEngineError
 from emulators.core.home import LocalHome
 from emulators.core.images import ImageMap
-from emulators.sagemaker.context import InterruptPlan
-from emulators.sagemaker.engine import LocalEngine
-from emulators.sagemaker.records import Execution, StepEvent, StepRecord
-from emulators.sagemaker.registry import LocalRegistry, ModelPackage
+from emulators.sagemaker.exceptions import ExecutionNotFoundError, RegistryError, UnsupportedDefinition
+from emulators.sagemaker.models import Execution, LocalRegistry, ModelPackage, StepEvent, StepRecord
+from emulators.sagemaker.pipeline.engine import LocalEngine
+from emulators.sagemaker.steps.spot import InterruptPlan
 from emulators.sagemaker_runtime.models import LocalEndpoint
 from pipelines.parameters import ParameterError
 

@@ -15,9 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from emulators.core.errors import RegistryError
-from emulators.sagemaker.records import now
-from emulators.sagemaker.registry import LocalRegistry, ModelPackage
+from emulators.sagemaker.exceptions import RegistryError
+from emulators.sagemaker.models import LocalRegistry, ModelPackage, now
 
 SOURCE: Final = "aws.sagemaker"
 DETAIL_TYPE: Final = "SageMaker Model Package State Change"

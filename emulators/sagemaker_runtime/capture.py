@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from emulators.core.errors import EndpointError, LocalEngineError
-from emulators.core.home import LocalHome, split_s3_uri
+from emulators.core.home import LocalHome
+from emulators.s3 import LocalS3
+from emulators.s3.responses import split_s3_uri
 from stage.capture import EVENT_VERSION, capture_key, text_encoding
 
 QUEUE_SIZE: Final = 10_000
@@ -231,7 +233,7 @@ class CaptureWriter:
         os.fsync(current.handle.fileno())
         current.handle.close()
         uri = f"s3://{self._bucket}/{current.key}"
-        target = self.home.s3_path(uri)
+        target = LocalS3(self.home).path(uri)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(current.staging, target)
         self.files.append(uri)

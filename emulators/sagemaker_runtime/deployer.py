@@ -21,11 +21,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from emulators.core.errors import EndpointError, LocalEngineError, RegistryError
+from emulators.core.errors import EndpointError, LocalEngineError
 from emulators.core.home import LocalHome
 from emulators.sagemaker.events import POLL_SECONDS, Event, RegistryWatcher, modified_ns
-from emulators.sagemaker.records import now
-from emulators.sagemaker.registry import LocalRegistry, ModelPackage
+from emulators.sagemaker.exceptions import RegistryError
+from emulators.sagemaker.models import LocalRegistry, ModelPackage, now
 from emulators.sagemaker_runtime.exceptions import EndpointNotFoundError
 from emulators.sagemaker_runtime.models import (
     DEPLOYMENTS_DIR,

@@ -24,8 +24,7 @@ from typing import Any
 
 from emulators.core.errors import EndpointError
 from emulators.core.images import ImageMap
-from emulators.sagemaker.records import now
-from emulators.sagemaker.registry import ModelPackage
+from emulators.sagemaker.models import ModelPackage, now
 from emulators.sagemaker_runtime.fleets import Fleet
 from emulators.sagemaker_runtime.metrics import AlarmState, AlarmWatch, Period
 from emulators.sagemaker_runtime.models import DeploymentRecord, EndpointStatus, LocalEndpoint

@@ -23,7 +23,8 @@ from emulators.core.errors import EndpointError, LocalEngineError
 from emulators.core.home import LocalHome
 from emulators.core.images import ImageError, ImageMap
 from emulators.core.serving import ServeError, ServeProcess
-from emulators.sagemaker.registry import ModelPackage
+from emulators.s3 import LocalS3
+from emulators.sagemaker.models import ModelPackage
 
 # SageMaker's InvokeEndpoint waits at most 60 s for the container's answer.
 MODEL_TIMEOUT_SECONDS: Final = 60.0
@@ -70,7 +71,7 @@ class Fleet:
         """Start ``package``'s container and wait for ``GET /ping``; EndpointError says why it did not."""
         spec = package.inference_spec
         try:
-            archive = home.s3_path(str(spec.get("model_data_url")))
+            archive = LocalS3(home).path(str(spec.get("model_data_url")))
         except LocalEngineError as exc:
             raise EndpointError(f"model package {package.ref}: {exc}") from None
         if not archive.is_file():

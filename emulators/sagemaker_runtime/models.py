@@ -32,8 +32,7 @@ from typing import TYPE_CHECKING, Any, Final, Self
 from emulators.core.errors import EndpointError
 from emulators.core.home import LocalHome
 from emulators.core.images import ImageMap
-from emulators.sagemaker.records import now
-from emulators.sagemaker.registry import ModelPackage
+from emulators.sagemaker.models import ModelPackage, now
 from emulators.sagemaker_runtime.capture import Captured, CaptureSettings, CaptureWriter
 from emulators.sagemaker_runtime.exceptions import (
     DeploymentInProgressError,

@@ -141,7 +141,7 @@ def demo(
     param: ParamOption = None,
 ) -> None:
     # Imported here: every `rookery` command loads this module, and the demo's imports are heavy.
-    from emulators.core.errors import UnsupportedDefinition  # noqa: PLC0415
+    from emulators.sagemaker.exceptions import UnsupportedDefinition  # noqa: PLC0415
     from rookery.demo.run import DemoOptions, prepare, run_demo  # noqa: PLC0415
 
     options = DemoOptions(

@@ -30,7 +30,7 @@ from rich.text import Text
 
 from emulators.core.errors import EndpointError
 from emulators.core.home import LocalHome
-from emulators.firehose.landing import land
+from emulators.firehose import land
 from emulators.sagemaker import (
     Execution,
     ImageMap,

@@ -26,7 +26,8 @@ from typing import Any, Final, Literal
 
 from emulators.core.home import LocalHome
 from emulators.core.images import ImageMap, Program
-from emulators.sagemaker.registry import LocalRegistry, ModelPackage
+from emulators.s3 import LocalS3
+from emulators.sagemaker.models import LocalRegistry, ModelPackage
 
 FAULTY_CONTAINER: Final = Path(__file__).resolve().parent / "faulty_container"
 FAULTY_IMAGE: Final = "local/rookery-faulty-serving:{fault}"
@@ -82,7 +83,7 @@ def feature_mismatch_candidate(
     home: LocalHome, base: ModelPackage, *, approval_status: str = PENDING
 ) -> ModelPackage:
     """A candidate whose preprocessor encodes one feature fewer than its booster was trained on."""
-    archive = home.s3_path(str(base.inference_spec["model_data_url"]))
+    archive = LocalS3(home).path(str(base.inference_spec["model_data_url"]))
     members: dict[str, bytes] = {}
     with tarfile.open(archive, "r:*") as tar:
         for member in tar.getmembers():
@@ -104,7 +105,7 @@ def feature_mismatch_candidate(
     members[name] = json.dumps(preprocessor, indent=2).encode()
     bucket = str(base.inference_spec["model_data_url"]).removeprefix("s3://").split("/", 1)[0]
     uri = f"s3://{bucket}/candidates/{base.group}-{uuid.uuid4().hex[:12]}/model.tar.gz"
-    target = home.s3_path(uri)
+    target = LocalS3(home).path(uri)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(target, "w:gz") as tar:
         for member_name, data in members.items():

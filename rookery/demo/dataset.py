@@ -1,5 +1,6 @@
 """The demo's input: the bundled Palmer penguins rows as a producer would send them, and a few
-deliberately invalid records so that ingestion's error path is visible.
+deliberately invalid records so that ingestion's error path is visible. ``penguin_records`` is the
+same bundled data for the tests and the benchmarks.
 
 The rows come from the ``palmerpenguins`` package's CSV (read with the standard library): ``NA`` and
 empty cells become JSON null, the schema's numeric columns JSON numbers, everything else text. The
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from emulators.firehose import ProducerRecord
 from stage import DatasetSchema
 
 PACKAGE: Final = "palmerpenguins"
@@ -29,11 +31,10 @@ class DemoDataError(ValueError):
 
 
 @dataclass(frozen=True)
-class ProducerRecord:
-    """One record exactly as a producer PUTs it to Firehose."""
+class DemoRecord(ProducerRecord):
+    """A record the demo sends; for a deliberately invalid one, what is wrong with it (the transform
+    must reject it)."""
 
-    payload: bytes
-    # For a deliberately invalid record: what is wrong with it (the transform must reject it).
     invalid_because: str | None = None
 
 
@@ -45,6 +46,26 @@ def bundled_csv() -> str:
             f"the {PACKAGE!r} package is not installed (it ships the demo's data); run `make setup`"
         )
     return (Path(spec.origin).parent / "data" / CSV_NAME).read_text(encoding="utf-8")
+
+
+def penguin_records() -> list[dict[str, Any]]:
+    """The bundled penguins as JSON records whatever the stage: every column, ``NA`` and empty cells as
+    null, every number a JSON number (whole numbers as integers). The tests' and benchmarks' data."""
+    return [
+        {column: _number_or_text(raw) for column, raw in row.items()}
+        for row in csv.DictReader(bundled_csv().splitlines())
+    ]
+
+
+def _number_or_text(raw: str) -> Any:
+    if raw.strip() in _MISSING:
+        return None
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            continue
+    return raw
 
 
 def bundled_rows(schema: DatasetSchema, text: str | None = None) -> list[dict[str, Any]]:
@@ -86,14 +107,14 @@ def _json(record: Mapping[str, Any]) -> bytes:
     return json.dumps(record, separators=(",", ":")).encode("utf-8")
 
 
-def invalid_records(schema: DatasetSchema, template: Mapping[str, Any]) -> list[ProducerRecord]:
+def invalid_records(schema: DatasetSchema, template: Mapping[str, Any]) -> list[DemoRecord]:
     """What a buggy producer sends, each built from a valid ``template`` row and saying why it must fail."""
-    out: list[ProducerRecord] = []
+    out: list[DemoRecord] = []
     if schema.numeric:
         column = schema.numeric[-1]
         value = template.get(column) if template.get(column) is not None else 1
         out.append(
-            ProducerRecord(
+            DemoRecord(
                 _json({**template, column: str(value)}),
                 f"{column!r} sent as the text {str(value)!r} instead of a number",
             )
@@ -101,24 +122,24 @@ def invalid_records(schema: DatasetSchema, template: Mapping[str, Any]) -> list[
     if schema.categorical:
         column = schema.categorical[0]
         out.append(
-            ProducerRecord(_json({**template, column: " "}), f"{column!r} is a blank string instead of null")
+            DemoRecord(_json({**template, column: " "}), f"{column!r} is a blank string instead of null")
         )
     out.append(
-        ProducerRecord(
+        DemoRecord(
             ",".join("" if v is None else str(v) for v in template.values()).encode("utf-8"),
             "a CSV line instead of a JSON object",
         )
     )
     renamed = {k.title().replace("_", ""): v for k, v in template.items()}
     out.append(
-        ProducerRecord(
+        DemoRecord(
             _json(renamed),
             f"field names in another spelling ({next(iter(renamed))!r}), so none of the schema's columns "
             "is present",
         )
     )
     out.append(
-        ProducerRecord(
+        DemoRecord(
             _json({**template, schema.target: ""}),
             f"the target {schema.target!r} is a blank string instead of null",
         )
@@ -126,15 +147,13 @@ def invalid_records(schema: DatasetSchema, template: Mapping[str, Any]) -> list[
     return out
 
 
-def demo_records(
-    schema: DatasetSchema, rows: Sequence[Mapping[str, Any]] | None = None
-) -> list[ProducerRecord]:
+def demo_records(schema: DatasetSchema, rows: Sequence[Mapping[str, Any]] | None = None) -> list[DemoRecord]:
     """The bundled rows with the invalid records spread among them, in a fixed (reproducible) order."""
     valid = list(rows) if rows is not None else bundled_rows(schema)
     if not valid:
         raise DemoDataError("no rows to ingest: the bundled CSV is empty")
     bad = invalid_records(schema, next((r for r in valid if None not in r.values()), valid[0]))
-    records = [ProducerRecord(_json(r)) for r in valid]
+    records = [DemoRecord(_json(r)) for r in valid]
     step = max(1, len(records) // (len(bad) + 1))
     # Insert from the back so earlier positions stay where they were computed.
     for i, record in reversed(list(enumerate(bad, start=1))):

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import jinja2
 
-from emulators.firehose.delivery import Delivery
+from emulators.firehose import Delivery
 from infra.audit.run import AuditResult
 from rookery.demo.scoring import Scoring
 from rookery_contracts.evaluation import (

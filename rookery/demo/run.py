@@ -22,7 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 import stage as config
 from emulators.core.errors import LocalEngineError
-from emulators.firehose.delivery import Delivery, DeliveryStream, IngestionError, deliver
+from emulators.firehose import Delivery, DeliveryStream, IngestionError, deliver
+from emulators.s3 import LocalS3
 from emulators.sagemaker import (
     Execution,
     ImageMap,
@@ -262,6 +263,7 @@ class _Demo:
         self.p = prepared
         self.ui = ui
         self.home = prepared.options.home
+        self.s3 = LocalS3(self.home)
         self.demo_dir = self.home.root / DEMO_DIR
         self.images = ImageMap.project(prepared.resources.image_uri)
         self.audits: list[AuditResult] = []
@@ -315,9 +317,9 @@ class _Demo:
         (self.demo_dir / DELIVERY_FILE).write_text(json.dumps(delivery.to_json(), indent=2), encoding="utf-8")
         self.artifact("transform Lambda log (reasons for rejected records)", delivery.log_path)
         for uri in delivery.data_objects:
-            self.artifact("ingested records (Firehose object)", self.home.s3_path(uri))
+            self.artifact("ingested records (Firehose object)", self.s3.path(uri))
         for uri in delivery.error_objects:
-            self.artifact("rejected records (Firehose error output)", self.home.s3_path(uri))
+            self.artifact("rejected records (Firehose error output)", self.s3.path(uri))
         if delivery.ok == 0:
             raise DemoFailed(f"no record passed the transform; see {delivery.log_path}")
         return (
@@ -331,12 +333,7 @@ class _Demo:
         if not manifest.is_file():
             return
         previous = Delivery.from_json(json.loads(manifest.read_text(encoding="utf-8")))
-        removed = 0
-        for uri in previous.written:
-            path = self.home.s3_path(uri)
-            if path.is_file():
-                path.unlink()
-                removed += 1
+        removed = sum(self.s3.delete(uri) for uri in previous.written)
         manifest.unlink()
         if removed:
             self.ui.note(f"removed the {removed} objects the previous demo run ingested")
@@ -371,16 +368,14 @@ class _Demo:
         """Whatever the finished steps left behind, for the report (also after a failure)."""
         preprocess = _record(execution, steps.PREPROCESS)
         if preprocess and preprocess.status == "Succeeded":
-            report = _single(
-                self.home.s3_path(processing_output(preprocess, "report")), "*.json", "data report"
-            )
+            report = _single(self.s3.path(processing_output(preprocess, "report")), "*.json", "data report")
             self.data_report = json.loads(report.read_text(encoding="utf-8"))
             self.artifact("data report (Preprocess)", report)
             for name in ("train", "validation", "test", "inference"):
-                self.artifact(f"{name} split", self.home.s3_path(processing_output(preprocess, name)))
+                self.artifact(f"{name} split", self.s3.path(processing_output(preprocess, name)))
         evaluate = _record(execution, steps.EVALUATE)
         if evaluate and evaluate.status == "Succeeded":
-            folder = self.home.s3_path(processing_output(evaluate, contract.EVALUATION_OUTPUT))
+            folder = self.s3.path(processing_output(evaluate, contract.EVALUATION_OUTPUT))
             evaluation_path = folder / EVALUATION_FILE
             self.evaluation = json.loads(evaluation_path.read_text(encoding="utf-8"))
             self.plots = (
@@ -396,7 +391,7 @@ class _Demo:
             record = _record(execution, name)
             uri = (record.properties.get("ModelArtifacts") or {}).get("S3ModelArtifacts") if record else None
             if uri:
-                self.artifact("model artifact (model.tar.gz)", self.home.s3_path(uri))
+                self.artifact("model artifact (model.tar.gz)", self.s3.path(uri))
         register = _record(execution, steps.REGISTER)
         if register and register.status == "Succeeded":
             arn = str(register.properties["ModelPackageArn"])
@@ -406,7 +401,7 @@ class _Demo:
                 self.artifact("model package version (registry)", self.package.path)
         transform = _record(execution, steps.BATCH_TRANSFORM)
         if transform and transform.status == "Succeeded":
-            output = self.home.s3_path(str(transform.properties["TransformOutput"]["S3OutputPath"]))
+            output = self.s3.path(str(transform.properties["TransformOutput"]["S3OutputPath"]))
             self.artifact("batch transform output (test split)", _single(output, "*.out", "transform output"))
 
     def _gate(self, execution: Execution) -> Gate:
@@ -432,13 +427,11 @@ class _Demo:
     def serve_and_score(self) -> str:
         assert self.package is not None and self.execution is not None and self.data_report is not None
         preprocess = self.execution.step(steps.PREPROCESS)
-        records = _single(
-            self.home.s3_path(processing_output(preprocess, "inference")), "*.jsonl", "test records"
-        )
-        labels_csv = _single(self.home.s3_path(processing_output(preprocess, "test")), "*.csv", "test split")
+        records = _single(self.s3.path(processing_output(preprocess, "inference")), "*.jsonl", "test records")
+        labels_csv = _single(self.s3.path(processing_output(preprocess, "test")), "*.csv", "test split")
         transform = self.execution.step(steps.BATCH_TRANSFORM)
         transform_out = _single(
-            self.home.s3_path(str(transform.properties["TransformOutput"]["S3OutputPath"])), "*.out", "output"
+            self.s3.path(str(transform.properties["TransformOutput"]["S3OutputPath"])), "*.out", "output"
         )
         name = local_endpoint_name(self.p.stage, "demo")
         with LocalEndpoint.start(self.home, self.images, self.package, name=name) as endpoint:

@@ -18,10 +18,11 @@ from image_helpers import (
     built_once,
     finished_pipeline,
     loan_records,
-    penguin_records,
     run_pipeline,
     serving,
 )
+
+from rookery.demo.dataset import penguin_records
 
 PENGUIN_HYPERPARAMETERS = {
     "num_round": 40,

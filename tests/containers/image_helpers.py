@@ -1,30 +1,33 @@
 """Helpers for the project-image tests: datasets as Firehose writes them, /opt/ml sandboxes, real entrypoints.
 
-Entrypoints run as subprocesses with ``.venv-image/bin/python``: the interpreter built from exactly
-``containers/requirements.txt``, the file the Dockerfile installs.
+Entrypoints run as subprocesses with ``.venv-image/bin/python`` (the interpreter built from exactly
+``containers/requirements.txt``, the file the Dockerfile installs) in the environment the local
+engine gives them (``emulators.core.images.ImageMap``), each in a job's /opt/ml
+(``emulators.core.sandbox.Sandbox``).
 """
 
 from __future__ import annotations
 
-import csv
 import fcntl
 import gzip
-import importlib.resources
 import json
-import os
 import shutil
 import socket
 import subprocess
-import tarfile
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
+
+from emulators.core.images import ImageMap
+from emulators.core.sandbox import LOCAL_IMAGE
+from emulators.core.sandbox import Sandbox as JobSandbox
+from pipelines.contract import PROGRAM_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINERS = REPO / "containers"
@@ -49,24 +52,6 @@ LOANS_SCHEMA: dict[str, Any] = {
     "categorical": ["region", "employment"],
     "id_column": "loan_id",
 }
-
-
-def penguin_records() -> list[dict[str, Any]]:
-    """The bundled Palmer penguins rows as JSON records (missing as null; the extra `year` field kept)."""
-    text = (importlib.resources.files("palmerpenguins") / "data" / "penguins.csv").read_text(encoding="utf-8")
-    numeric = set(PENGUINS_SCHEMA["numeric"]) | {"year"}
-    rows = []
-    for row in csv.DictReader(text.splitlines()):
-        record: dict[str, Any] = {}
-        for key, value in row.items():
-            if value in ("NA", ""):
-                record[key] = None
-            elif key in numeric:
-                record[key] = float(value) if "." in value else int(value)
-            else:
-                record[key] = value
-        rows.append(record)
-    return rows
 
 
 def loan_records(n: int = 1500, seed: int = 7) -> list[dict[str, Any]]:
@@ -144,38 +129,36 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def hermetic_env(**extra: str) -> dict[str, str]:
-    """The caller's environment without SageMaker or rookery variables, plus ``extra``.
-
-    ``PYTHONPATH`` is ``contracts/`` alone: the image finds ``rookery_contracts`` in ``/opt/program``,
-    next to the entrypoints whose folder Python puts on the path itself.
-    """
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_", "ROOKERY_", "PYTHON"))
-    }
-    env["PYTHONPATH"] = str(CONTRACTS)
-    env.update(extra)
-    return env
+# The project image as the local engine runs it: its interpreter, its programs, its environment.
+IMAGES: Final = ImageMap.project(LOCAL_IMAGE)
+# What SageMaker declares for each channel of a File-mode training job.
+CHANNEL: Final = {
+    "TrainingInputMode": "File",
+    "S3DistributionType": "FullyReplicated",
+    "RecordWrapperType": "None",
+}
 
 
-@dataclass
-class Sandbox:
-    """One job's /opt/ml, in a temporary folder (SAGEMAKER_BASE_DIR points at it)."""
+@dataclass(frozen=True)
+class Sandbox(JobSandbox):
+    """One job's /opt/ml in a temporary folder (``emulators.core.sandbox``), and the entrypoints run in it."""
 
-    base: Path
     schema: Mapping[str, Any] | None = None
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = hermetic_env(SAGEMAKER_BASE_DIR=str(self.base), **extra)
+        values = dict(extra)
         if self.schema is not None:
-            env["ROOKERY_DATASET_SCHEMA"] = json.dumps(self.schema)
-        return env
+            values["ROOKERY_DATASET_SCHEMA"] = json.dumps(self.schema)
+        return IMAGES.environment(LOCAL_IMAGE, self.base, values)
+
+    def argv(self, entrypoint: str, *args: str) -> list[str]:
+        return IMAGES.command(LOCAL_IMAGE, [f"{PROGRAM_DIR}/{entrypoint}", *args], default="")
 
     def run(
         self, entrypoint: str, *args: str, timeout: float = 120, **extra: str
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(IMAGE_PYTHON), str(PROGRAM / entrypoint), *args],
+            self.argv(entrypoint, *args),
             env=self.env(**extra),
             capture_output=True,
             text=True,
@@ -190,7 +173,7 @@ class Sandbox:
         out = log.open("w") if log else subprocess.PIPE
         try:
             return subprocess.Popen(
-                [str(IMAGE_PYTHON), str(PROGRAM / entrypoint), *args],
+                self.argv(entrypoint, *args),
                 env=self.env(**extra),
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -202,13 +185,7 @@ class Sandbox:
 
     @property
     def failure(self) -> str:
-        return (self.base / "output" / "failure").read_text(encoding="utf-8")
-
-    def processing_output(self, name: str) -> Path:
-        return self.base / "processing" / "output" / name
-
-    def processing_input(self, name: str) -> Path:
-        return self.base / "processing" / "input" / name
+        return self.failure_file.read_text(encoding="utf-8")
 
     def training_job(
         self,
@@ -218,42 +195,19 @@ class Sandbox:
         declare: Sequence[str] | None = None,
     ) -> None:
         """Lay out /opt/ml/input as SageMaker does: config files and one folder per channel."""
-        config = self.base / "input" / "config"
-        config.mkdir(parents=True, exist_ok=True)
-        (config / "hyperparameters.json").write_text(
-            json.dumps({k: str(v) for k, v in hyperparameters.items()})
-        )
-        declared = list(channels) if declare is None else list(declare)
-        (config / "inputdataconfig.json").write_text(
-            json.dumps(
-                {
-                    name: {
-                        "ContentType": "application/json" if name == "preprocessor" else "text/csv",
-                        "TrainingInputMode": "File",
-                        "S3DistributionType": "FullyReplicated",
-                        "RecordWrapperType": "None",
-                    }
-                    for name in declared
-                }
-            )
-        )
-        (config / "resourceconfig.json").write_text(
-            json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"})
+        self.write_training_config(
+            {k: str(v) for k, v in hyperparameters.items()},
+            {
+                name: {"ContentType": "application/json" if name == "preprocessor" else "text/csv", **CHANNEL}
+                for name in (list(channels) if declare is None else list(declare))
+            },
+            {"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"},
         )
         for name, source in channels.items():
-            target = self.base / "input" / "data" / name
+            target = self.channel(name)
             target.mkdir(parents=True, exist_ok=True)
             for path in source.iterdir():
                 (target / path.name).write_bytes(path.read_bytes())
-
-    def pack_model(self, into: Path) -> Path:
-        """model.tar.gz of /opt/ml/model, as SageMaker (and the local engine) uploads it."""
-        into.mkdir(parents=True, exist_ok=True)
-        archive = into / "model.tar.gz"
-        with tarfile.open(archive, "w:gz") as tar:
-            for path in sorted((self.base / "model").iterdir()):
-                tar.add(path, arcname=path.name)
-        return archive
 
 
 def check(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from image_helpers import PENGUINS_SCHEMA, Sandbox, penguin_records, write_firehose
+from image_helpers import PENGUINS_SCHEMA, Sandbox, write_firehose
+
+from rookery.demo.dataset import penguin_records
 
 pytestmark = pytest.mark.slow
 
@@ -153,7 +155,7 @@ def test_missing_schema_and_bad_arguments(tmp_path: Path) -> None:
     prep = Sandbox(tmp_path)
     write_firehose(prep.processing_input("raw"), "penguins", penguin_records())
     assert "ROOKERY_DATASET_SCHEMA is not set" in fail(prep, "preprocess.py")
-    prep.schema = PENGUINS_SCHEMA
+    prep = Sandbox(tmp_path, PENGUINS_SCHEMA)
     assert "adds up to 1.1" in fail(prep, "preprocess.py", "--split", "0.7,0.2,0.2")
     assert "unrecognized arguments: --shuffle" in fail(prep, "preprocess.py", "--shuffle")
 

@@ -15,7 +15,8 @@ from demo_testing import ARRIVAL, CHROMIUM_FLAGS, REPO, JobsRun, chromium, run_j
 from playwright.sync_api import Browser, sync_playwright
 
 from emulators.core.home import LocalHome
-from emulators.firehose.delivery import Delivery, DeliveryStream, deliver
+from emulators.firehose import Delivery, DeliveryStream, deliver
+from emulators.s3 import LocalS3
 from rookery.demo.dataset import demo_records
 from rookery.demo.run import DemoOptions, DemoResult, prepare, run_demo
 from stage import Stage, load_stage
@@ -45,7 +46,7 @@ def jobs(
 ) -> JobsRun:
     """Preprocess, Train and Evaluate run directly on the delivered raw data (no engine)."""
     home, _ = delivered
-    raw = home.s3_path(f"s3://{DeliveryStream.for_stage(dev).bucket}/{dev.dataset.name}")
+    raw = LocalS3(home).path(f"s3://{DeliveryStream.for_stage(dev).bucket}/{dev.dataset.name}")
     return run_jobs(
         raw,
         dev.dataset.to_json(),

@@ -5,20 +5,22 @@ directly on what ingestion delivered (the artifacts the report is built from, wi
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from playwright.sync_api import Browser, Page, Request
 
 from emulators.core.home import LocalHome
-from emulators.firehose.delivery import Delivery
+from emulators.core.images import ImageMap
+from emulators.core.sandbox import LOCAL_IMAGE, Sandbox
+from emulators.firehose import Delivery
+from emulators.s3 import LocalS3
+from pipelines.contract import PROGRAM_DIR
 from rookery.demo.report import (
     Artifact,
     ExecutionView,
@@ -30,28 +32,25 @@ from rookery.demo.report import (
     embed_png,
     gate_checks,
 )
-from stage.paths import CONTRACTS_DIR
 
 REPO = Path(__file__).resolve().parents[2]
-PROGRAM = REPO / "containers" / "program"
-IMAGE_PYTHON = REPO / ".venv-image" / "bin" / "python"
+# The project image as the local engine runs it.
+IMAGES: Final = ImageMap.project(LOCAL_IMAGE)
 ARRIVAL = datetime(2024, 5, 1, 12, 30, 15, 250_000, tzinfo=UTC)
 # Small and fast: the report needs a real model, not a good one.
 HYPERPARAMETERS = {"num_round": 30, "max_depth": 3, "eta": 0.3, "eval_metric": "auc", "seed": 1}
 
 
 def files_under(home: LocalHome, uri: str) -> list[Path]:
-    root = home.s3_path(uri)
+    root = LocalS3(home).path(uri)
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
 
 
-def _run(script: str, base: Path, *args: str, env: Mapping[str, str] | None = None) -> None:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_", "ROOKERY_"))}
-    # The image's /opt/program holds rookery_contracts; here it comes from contracts/.
-    environment.update({"SAGEMAKER_BASE_DIR": str(base), "PYTHONPATH": str(CONTRACTS_DIR), **(env or {})})
+def _run(script: str, job: Sandbox, *args: str, env: Mapping[str, str] | None = None) -> None:
+    """One entrypoint of the project image in ``job``, as the local engine runs it."""
     done = subprocess.run(
-        [str(IMAGE_PYTHON), str(PROGRAM / script), *args],
-        env=environment,
+        IMAGES.command(LOCAL_IMAGE, [f"{PROGRAM_DIR}/{script}", *args], default=""),
+        env=IMAGES.environment(LOCAL_IMAGE, job.base, dict(env or {})),
         capture_output=True,
         text=True,
         timeout=180,
@@ -68,11 +67,11 @@ class JobsRun:
 
     @property
     def data_report(self) -> Path:
-        return self.root / "preprocess" / "processing" / "output" / "report" / "data_report.json"
+        return Sandbox(self.root / "preprocess").processing_output("report") / "data_report.json"
 
     @property
     def evaluation_dir(self) -> Path:
-        return self.root / "evaluate" / "processing" / "output" / "evaluation"
+        return Sandbox(self.root / "evaluate").processing_output("evaluation")
 
     @property
     def evaluation(self) -> dict[str, Any]:
@@ -81,29 +80,23 @@ class JobsRun:
 
 def run_jobs(raw_prefix: Path, schema_json: str, root: Path, *, operating_point: str) -> JobsRun:
     """Stage ``raw_prefix`` as Preprocess's input and run the three jobs as SageMaker would."""
-    prep = root / "preprocess"
-    shutil.copytree(raw_prefix, prep / "processing" / "input" / "raw" / raw_prefix.name)
+    prep = Sandbox(root / "preprocess")
+    shutil.copytree(raw_prefix, prep.processing_input("raw") / raw_prefix.name)
     _run("preprocess.py", prep, env={"ROOKERY_DATASET_SCHEMA": schema_json})
-    out = prep / "processing" / "output"
-    train = root / "train"
-    config = train / "input" / "config"
-    config.mkdir(parents=True)
-    (config / "hyperparameters.json").write_text(json.dumps({k: str(v) for k, v in HYPERPARAMETERS.items()}))
-    (config / "inputdataconfig.json").write_text(
-        json.dumps({c: {"ContentType": "text/csv"} for c in ("train", "validation", "preprocessor")})
+    channels = ("train", "validation", "preprocessor")
+    train = Sandbox(root / "train")
+    train.write_training_config(
+        {k: str(v) for k, v in HYPERPARAMETERS.items()},
+        {c: {"ContentType": "text/csv"} for c in channels},
+        {"current_host": "algo-1", "hosts": ["algo-1"]},
     )
-    (config / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
-    for channel in ("train", "validation", "preprocessor"):
-        shutil.copytree(out / channel, train / "input" / "data" / channel)
+    for channel in channels:
+        shutil.copytree(prep.processing_output(channel), train.channel(channel))
     _run("train", train)
-    evaluate = root / "evaluate"
-    model_in = evaluate / "processing" / "input" / "model"
-    model_in.mkdir(parents=True)
-    with tarfile.open(model_in / "model.tar.gz", "w:gz") as tar:
-        for path in sorted((train / "model").iterdir()):
-            tar.add(path, arcname=path.name)
+    evaluate = Sandbox(root / "evaluate")
+    train.pack_model(evaluate.processing_input("model"))
     for split in ("test", "validation"):
-        shutil.copytree(out / split, evaluate / "processing" / "input" / split)
+        shutil.copytree(prep.processing_output(split), evaluate.processing_input(split))
     _run("evaluate.py", evaluate, "--operating-point", operating_point)
     return JobsRun(root)
 

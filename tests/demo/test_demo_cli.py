@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from emulators.s3 import LocalS3
 from emulators.sagemaker import ImageMap, LocalEngine, LocalHome, LocalRegistry
-from emulators.sagemaker.expressions import to_text
+from emulators.sagemaker.pipeline.expressions import to_text
 from rookery.cli.main import app
 from rookery.demo.dataset import bundled_csv
 
@@ -100,7 +101,7 @@ def test_local_run_of_the_bundled_penguins_fails_an_auc_bar_above_the_dev_splits
     assert execution.status == "Failed" and execution.failed_step == "Fail"
     assert execution.parameters["AucThreshold"] == 0.999
     evaluate = execution.step("Evaluate").properties["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]
-    evaluation = json.loads((home.s3_path(evaluate["S3Uri"]) / "evaluation.json").read_text())
+    evaluation = json.loads((LocalS3(home).path(evaluate["S3Uri"]) / "evaluation.json").read_text())
     auc = evaluation["binary_classification_metrics"]["auc"]["value"]
     assert auc < 0.999
     message = f"Model gate failed on the test split: auc = {to_text(auc)} (bar: at least 0.999);"

@@ -16,15 +16,9 @@ import pytest
 from demo_testing import ARRIVAL, JobsRun, files_under
 
 from emulators.core.home import LocalHome
-from emulators.firehose.delivery import (
-    PROCESSING_FAILED_CODE,
-    Delivery,
-    DeliveryStream,
-    IngestionError,
-    deliver,
-    evaluate_prefix,
-    object_name,
-)
+from emulators.firehose import Delivery, DeliveryStream, IngestionError, deliver
+from emulators.firehose.responses import PROCESSING_FAILED_CODE
+from emulators.s3 import LocalS3
 from rookery.demo.dataset import DemoDataError, bundled_rows, demo_records, invalid_records
 from rookery_contracts.ingest import DELIVERY_COMPRESSION, TRANSFORM_BUFFER_MIB
 from stage import DatasetSchema, Stage
@@ -125,8 +119,8 @@ def test_ok_records_land_under_the_date_partition_with_firehose_names(
 
     objects = files_under(home, f"s3://rookery-dev-raw/{dev.dataset.name}/")
 
-    assert [home.s3_uri(p) for p in objects] == list(delivery.data_objects)
-    assert all(home.s3_uri(p).startswith(delivery.data_prefix) for p in objects)
+    assert [LocalS3(home).uri(p) for p in objects] == list(delivery.data_objects)
+    assert all(LocalS3(home).uri(p).startswith(delivery.data_prefix) for p in objects)
     assert all(OBJECT_NAME.match(p.name) for p in objects), [p.name for p in objects]
     records = [json.loads(line) for p in objects for line in lines(p)]
     assert len(records) == 344
@@ -144,7 +138,7 @@ def test_failed_records_land_under_the_error_prefix_in_firehose_error_format(
 
     objects = files_under(home, "s3://rookery-dev-raw/errors/")
 
-    assert [home.s3_uri(p) for p in objects] == list(delivery.error_objects)
+    assert [LocalS3(home).uri(p) for p in objects] == list(delivery.error_objects)
     assert all(OBJECT_NAME.match(p.name) for p in objects)
     entries = [json.loads(line) for p in objects for line in lines(p)]
     assert len(entries) == 5
@@ -210,7 +204,7 @@ def test_small_buffers_mean_more_invocations_and_objects_and_nothing_lost(tmp_pa
     )
 
     assert delivery.invocations > 5 and (delivery.ok, delivery.failed) == (344, 5)
-    objects = [home.s3_path(u) for u in delivery.data_objects]
+    objects = [LocalS3(home).path(u) for u in delivery.data_objects]
     assert len(objects) > 3
     assert all(p.stat().st_size <= 10_000 for p in objects)
     assert sum(len(lines(p)) for p in objects) == 344
@@ -224,38 +218,9 @@ def test_gzip_objects_are_named_gz_and_hold_json_lines(tmp_path: Path, dev: Stag
 
     delivery = deliver(demo_records(dev.dataset), stream, home, log_path=tmp_path / "t.log", arrival=ARRIVAL)
 
-    paths = [home.s3_path(u) for u in (*delivery.data_objects, *delivery.error_objects)]
+    paths = [LocalS3(home).path(u) for u in (*delivery.data_objects, *delivery.error_objects)]
     assert all(p.name.endswith(".gz") for p in paths)
     assert sum(len(lines(p)) for p in paths) == 349
-
-
-def test_the_construct_prefix_templates_evaluate_to_the_layouts_partition(dev: Stage) -> None:
-    layout = dev.data.layout
-
-    assert evaluate_prefix(layout.firehose_prefix(dev.dataset), timestamp=ARRIVAL) == layout.partition(
-        dev.dataset, "2024-05-01"
-    )
-    assert (
-        evaluate_prefix(
-            layout.firehose_error_prefix(), timestamp=ARRIVAL, error_output_type="processing-failed"
-        )
-        == "errors/processing-failed/ingest_date=2024-05-01/"
-    )
-    assert evaluate_prefix("y=!{timestamp:yyyy}/h=!{timestamp:HH}/", timestamp=ARRIVAL) == "y=2024/h=12/"
-    assert object_name("s", ARRIVAL, "id", "GZIP") == "s-1-2024-05-01-12-30-15-id.gz"
-
-
-@pytest.mark.parametrize(
-    ("template", "words"),
-    [
-        ("!{partitionKeyFromQuery:region}/", "not supported locally"),
-        ("!{timestamp:EEE}/", "use yyyy, MM, dd, HH, mm, ss"),
-        ("!{firehose:error-output-type}/", "outside an error prefix"),
-    ],
-)
-def test_prefix_expressions_the_demo_cannot_evaluate_are_refused(template: str, words: str) -> None:
-    with pytest.raises(IngestionError, match=re.escape(words)):
-        evaluate_prefix(template, timestamp=ARRIVAL)
 
 
 def test_the_stream_batches_and_writes_as_the_ingest_contract_says(dev: Stage) -> None:
@@ -284,7 +249,7 @@ def test_a_function_that_cannot_start_fails_ingestion_with_its_own_message(
 def test_without_the_functions_code_ingestion_says_where_it_looked(
     tmp_path: Path, dev: Stage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("emulators.firehose.delivery.LAMBDAS_DIR", tmp_path / "lambdas")
+    monkeypatch.setattr("emulators.firehose.transform.LAMBDAS_DIR", tmp_path / "lambdas")
 
     with pytest.raises(
         IngestionError, match=r"lambdas/firehose_transform; run the demo from a rookery checkout"

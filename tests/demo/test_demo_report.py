@@ -13,7 +13,7 @@ from demo_testing import JobsRun, report_from
 from markupsafe import escape
 
 from emulators.core.home import LocalHome
-from emulators.firehose.delivery import Delivery
+from emulators.firehose import Delivery
 from rookery.demo.report import (
     Phase,
     ReportData,

@@ -12,7 +12,7 @@ from demo_testing import JobsRun, assert_report_renders, report_from
 from playwright.sync_api import Browser
 
 from emulators.core.home import LocalHome
-from emulators.firehose.delivery import Delivery
+from emulators.firehose import Delivery
 from rookery.demo.report import write_report
 
 pytestmark = pytest.mark.xdist_group("demo-ingest")

@@ -12,6 +12,7 @@ from demo_testing import assert_report_renders
 from playwright.sync_api import Browser
 
 from emulators.core.images import ImageMap
+from emulators.s3 import LocalS3
 from emulators.sagemaker import LocalEngine, LocalHome, LocalRegistry
 from rookery.demo.run import DELIVERY_FILE, DemoResult
 
@@ -102,7 +103,7 @@ def test_a_second_run_replaces_the_first_delivery_and_tunes(
     raw = sorted(p for p in (home.s3_root / "rookery-dev-raw").rglob("*") if p.is_file())
 
     # Only the second delivery is left: Preprocess must not read the first one again as duplicates.
-    assert [home.s3_uri(p) for p in raw] == sorted(manifest["written"])
+    assert [LocalS3(home).uri(p) for p in raw] == sorted(manifest["written"])
     assert demo_tune.data.data_report is not None
     assert demo_tune.data.data_report["rows"]["dropped_duplicate"] == 0
 

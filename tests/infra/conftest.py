@@ -1,15 +1,21 @@
 """Synthesize each stage once per test session (per xdist worker) and hand the assembly to the tests.
 
-Tests that read a synthesized stage carry ``pytest.mark.xdist_group("infra-synth")`` so one
-worker builds the three variants (dev, dev with ``destroy_data``, prod) once.
+jsii starts the venv's Node (``stage.toolchain.use_venv_node``) for every test here: this conftest
+runs before any module of ``tests/infra`` imports ``aws_cdk``. Tests that read a synthesized stage
+carry ``pytest.mark.xdist_group("infra-synth")`` so one worker builds the three variants (dev, dev
+with ``destroy_data``, prod) once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from stage.toolchain import use_venv_node
 
-import pytest
-from infra_testing import Synth, synth_stage
+use_venv_node()  # before aws_cdk is imported: jsii must start the venv's Node
+
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+from infra_testing import Synth, synth_stage  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -8,17 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk import CfnResource, Stack
+from constructs import IConstruct
 
-from stage.toolchain import use_venv_node
-
-use_venv_node()
-
-from aws_cdk import CfnResource, Stack  # noqa: E402
-from constructs import IConstruct  # noqa: E402
-
-from infra.app import StageStacks, build_app, synthesize  # noqa: E402
-from infra.audit.assembly import Assembly, read_assembly  # noqa: E402
-from stage import Stage  # noqa: E402
+from infra.app import StageStacks, build_app, synthesize
+from infra.audit.assembly import Assembly, read_assembly
+from stage import Stage
 
 
 @dataclass(frozen=True)

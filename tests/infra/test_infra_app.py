@@ -8,14 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from infra.app import destroy_flag, main, stage_environment
 from infra.audit.run import CDK_CLI, synth_environment
-from stage import REPO_ROOT, ConfigError
-from stage.toolchain import use_venv_node
-
-use_venv_node()
-
-from infra.app import destroy_flag, main, stage_environment  # noqa: E402
-from stage import load_stage  # noqa: E402
+from stage import REPO_ROOT, ConfigError, load_stage
 
 
 @pytest.mark.parametrize(

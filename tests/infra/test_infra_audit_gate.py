@@ -8,22 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_s3 as s3
 from infra_testing import Synth
 
-from stage.toolchain import use_venv_node
-
-use_venv_node()
-
-import aws_cdk as cdk  # noqa: E402
-from aws_cdk import aws_s3 as s3  # noqa: E402
-
-from infra.app import register_audit, repo_context, synthesize  # noqa: E402
-from infra.audit.acknowledge import acknowledge  # noqa: E402
-from infra.audit.assembly import read_assembly  # noqa: E402
-from infra.audit.cfnlint import KEPT_WARNINGS, lint_templates  # noqa: E402
-from infra.audit.exceptions import PACKS, acknowledgment_problems  # noqa: E402
-from infra.audit.gate import evaluate  # noqa: E402
+from infra.app import register_audit, repo_context, synthesize
+from infra.audit.acknowledge import acknowledge
+from infra.audit.assembly import read_assembly
+from infra.audit.cfnlint import KEPT_WARNINGS, lint_templates
+from infra.audit.exceptions import PACKS, acknowledgment_problems
+from infra.audit.gate import evaluate
 
 # ---------------------------------------------------------------- the shipped stages
 

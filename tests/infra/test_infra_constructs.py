@@ -22,56 +22,51 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_ecr as ecr
+from aws_cdk.assertions import Template
+from constructs import IConstruct
 from infra_testing import resources
 
-from stage import DataLayout, Stage, load_stage
-from stage.model import ESSENTIAL_ENDPOINTS
-from stage.names import ALL_BUCKETS
-from stage.toolchain import use_venv_node
-
-use_venv_node()  # before aws_cdk is imported: jsii must start the venv's Node
-
-import aws_cdk as cdk  # noqa: E402
-from aws_cdk import aws_ecr as ecr  # noqa: E402
-from aws_cdk.assertions import Template  # noqa: E402
-from constructs import IConstruct  # noqa: E402
-
-import infra.constructs  # noqa: E402
-import infra.stacks.stage_props  # noqa: E402
-from infra.app import RENDER_CACHE, repo_context  # noqa: E402
-from infra.constructs.catalog import (  # noqa: E402
+import infra.constructs
+import infra.stacks.stage_props
+from infra.app import RENDER_CACHE, repo_context
+from infra.constructs.catalog import (
     QUERY_SCAN_LIMIT_BYTES,
     CatalogProps,
     DataCatalog,
     QueryWorkgroup,
     WorkgroupProps,
 )
-from infra.constructs.data_lake import DataKeys, DataKeysProps, DataLake, DataLakeProps  # noqa: E402
-from infra.constructs.function import FunctionProps  # noqa: E402
-from infra.constructs.guardrails import GuardrailsProps, SageMakerGuardrails, guardrails  # noqa: E402
-from infra.constructs.ingestion import TRANSFORM_CONCURRENCY, IngestionProps, IngestionStream  # noqa: E402
-from infra.constructs.keys import KeyProps, PurposeKey  # noqa: E402
-from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS  # noqa: E402
-from infra.constructs.network import NetworkProps, PrivateNetwork  # noqa: E402
-from infra.constructs.notebook import NotebookProps, ProjectNotebook  # noqa: E402
-from infra.constructs.pipeline import (  # noqa: E402
+from infra.constructs.data_lake import DataKeys, DataKeysProps, DataLake, DataLakeProps
+from infra.constructs.function import FunctionProps
+from infra.constructs.guardrails import GuardrailsProps, SageMakerGuardrails, guardrails
+from infra.constructs.ingestion import TRANSFORM_CONCURRENCY, IngestionProps, IngestionStream
+from infra.constructs.keys import KeyProps, PurposeKey
+from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS
+from infra.constructs.network import NetworkProps, PrivateNetwork
+from infra.constructs.notebook import NotebookProps, ProjectNotebook
+from infra.constructs.pipeline import (
     DeployedResources,
     PipelineProps,
     RenderedPipeline,
     TrainingPipeline,
     check_mirrors_pipeline_resources,
 )
-from infra.constructs.props import PropsError  # noqa: E402
-from infra.constructs.registry import ModelRegistry, RegistryProps  # noqa: E402
-from infra.constructs.sagemaker_role import (  # noqa: E402
+from infra.constructs.props import PropsError
+from infra.constructs.registry import ModelRegistry, RegistryProps
+from infra.constructs.sagemaker_role import (
     ExecutionRoleProps,
     ExecutionScope,
     SageMakerExecutionRole,
     execution_role_exception,
 )
-from infra.constructs.trigger import TRIGGER_CONCURRENCY, PipelineTrigger, TriggerProps  # noqa: E402
-from infra.stacks.stage_props import render_for_stage  # noqa: E402
+from infra.constructs.trigger import TRIGGER_CONCURRENCY, PipelineTrigger, TriggerProps
+from infra.stacks.stage_props import render_for_stage
+from stage import DataLayout, Stage, load_stage
+from stage.model import ESSENTIAL_ENDPOINTS
+from stage.names import ALL_BUCKETS
 
 pytestmark = pytest.mark.xdist_group("infra-constructs")
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk.assertions import Template
 from infra_testing import Synth, arn_of, ref, resources
 
+from infra.app import repo_context
 from infra.audit.template import flatten
 from infra.constructs.catalog import QUERY_SCAN_LIMIT_BYTES, dataset_columns
 from infra.constructs.data_lake import (
@@ -19,6 +22,7 @@ from infra.constructs.data_lake import (
     prefix_limit_sid,
 )
 from infra.constructs.function import RUNTIME
+from infra.stacks.stage_props import data_keys_props, data_lake_props
 from infra.stateful import STATEFUL_RESOURCE_TYPES
 from rookery_contracts.ingest import (
     DELIVERY_COMPRESSION,
@@ -29,15 +33,6 @@ from rookery_contracts.ingest import (
 )
 from stage import load_stage
 from stage.names import DATA_BUCKETS
-from stage.toolchain import use_venv_node
-
-use_venv_node()  # before aws_cdk is imported: jsii must start the venv's Node
-
-import aws_cdk as cdk  # noqa: E402
-from aws_cdk.assertions import Template  # noqa: E402
-
-from infra.app import repo_context  # noqa: E402
-from infra.stacks.stage_props import data_keys_props, data_lake_props  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("infra-synth")
 
@@ -484,7 +479,7 @@ def test_firehose_direct_put_with_customer_key_into_the_date_partitioned_raw_pre
     parameters = {p["ParameterName"]: p["ParameterValue"] for p in processor["Parameters"]}
     assert processor["Type"] == "Lambda"
     assert parameters["LambdaArn"] == arn_of(synth.logical_id(data.ingestion.transform.function))
-    # What the local Firehose emulator batches by, too (emulators.firehose.delivery).
+    # What the local Firehose emulator batches by, too (emulators.firehose.models).
     assert (parameters["BufferSizeInMBs"], parameters["NumberOfRetries"]) == (
         str(TRANSFORM_BUFFER_MIB),
         str(TRANSFORM_RETRIES),

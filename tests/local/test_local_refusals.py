@@ -22,7 +22,7 @@ from emulators.sagemaker import (
     StepEvent,
     UnsupportedDefinition,
 )
-from emulators.sagemaker.records import Note
+from emulators.sagemaker.models import Note
 from stage import Stage
 
 Definition = dict[str, Any]

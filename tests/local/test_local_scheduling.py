@@ -6,9 +6,11 @@ import copy
 from typing import Any
 
 import pytest
-from local_testing import engine_for, penguin_records, put_jsonl, step_named
+from local_testing import engine_for, put_jsonl, step_named
 
+from emulators.s3 import LocalS3
 from emulators.sagemaker import Execution, LocalHome
+from rookery.demo.dataset import penguin_records
 from stage import Stage
 
 pytestmark = pytest.mark.slow
@@ -53,4 +55,4 @@ def test_independent_steps_share_the_job_slots_and_depends_on_waits(
         for n in ("Preprocess", "PreprocessTwin")
         for o in execution.step(n).properties["ProcessingOutputConfig"]["Outputs"]
     }
-    assert len(outputs) == 12 and all(tmp_home.s3_path(u).is_dir() for u in outputs)
+    assert len(outputs) == 12 and all(LocalS3(tmp_home).path(u).is_dir() for u in outputs)

@@ -24,9 +24,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from local_testing import auc_in_order, lines, new_home, penguin_records, read_json, rows_and_answers
+from local_testing import auc_in_order, lines, new_home, read_json, rows_and_answers
 from typer.testing import CliRunner
 
+from emulators.s3 import LocalS3
 from emulators.sagemaker import (
     EndpointError,
     Execution,
@@ -37,10 +38,11 @@ from emulators.sagemaker import (
     LocalRegistry,
     ModelPackage,
 )
-from emulators.sagemaker.expressions import to_text
+from emulators.sagemaker.pipeline.expressions import to_text
 from emulators.sagemaker_runtime import find_endpoint
 from emulators.sagemaker_runtime.client import InvocationError, invoke_endpoint
 from rookery.cli.main import app
+from rookery.demo.dataset import penguin_records
 from stage.names import VARIANT_NAME
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local-train")]
@@ -136,7 +138,7 @@ def test_data_landed_where_firehose_would_put_it(cli_run: CliRun) -> None:
     assert re.fullmatch(
         r"s3://rookery-dev-raw/penguins/ingest_date=\d{4}-\d{2}-\d{2}/rookery-local-data-1-[\w-]+", uri
     )
-    records = [json.loads(line) for line in lines(cli_run.home.s3_path(uri))]
+    records = [json.loads(line) for line in lines(LocalS3(cli_run.home).path(uri))]
     assert len(records) == 344
     assert records[3]["bill_length_mm"] is None and records[0]["bill_length_mm"] == 39.1  # null stays null
     report = cli_run.execution.step("Preprocess").properties["ProcessingOutputConfig"]["Outputs"]
@@ -157,7 +159,7 @@ def test_execution_json_records_status_timing_logs_and_properties(cli_run: CliRu
     assert re.fullmatch(rf"pipelines-{cli_run.execution.id}-Train-[a-z0-9]{{10}}", props["TrainingJobName"])
     expected = f"{props['OutputDataConfig']['S3OutputPath']}/{props['TrainingJobName']}/output/model.tar.gz"
     assert props["ModelArtifacts"]["S3ModelArtifacts"] == expected
-    assert cli_run.home.s3_path(expected).is_file()
+    assert LocalS3(cli_run.home).path(expected).is_file()
     assert (
         train.job_dir is not None and (train.job_dir / "input" / "config" / "hyperparameters.json").is_file()
     )
@@ -212,13 +214,13 @@ def test_a_model_package_is_registered_with_the_evaluation_metrics(cli_run: CliR
 
 def _transform_output(run: CliRun) -> list[str]:
     transform = run.execution.step("BatchTransform").properties
-    return lines(run.home.s3_path(f"{transform['TransformOutput']['S3OutputPath']}/test.jsonl.out"))
+    return lines(LocalS3(run.home).path(f"{transform['TransformOutput']['S3OutputPath']}/test.jsonl.out"))
 
 
 def _test_records(run: CliRun) -> list[str]:
     outputs = run.execution.step("Preprocess").properties["ProcessingOutputConfig"]["Outputs"]
     inference = next(o for o in outputs if o["OutputName"] == "inference")["S3Output"]["S3Uri"]
-    return lines(run.home.s3_path(f"{inference}/test.jsonl"))
+    return lines(LocalS3(run.home).path(f"{inference}/test.jsonl"))
 
 
 def test_the_transform_writes_one_line_per_test_row_in_order(cli_run: CliRun) -> None:

@@ -18,14 +18,15 @@ from local_testing import (
     engine_for,
     lines,
     new_home,
-    penguin_records,
     put_jsonl,
     read_json,
     rows_and_answers,
     step_named,
 )
 
+from emulators.s3 import LocalS3
 from emulators.sagemaker import Execution, LocalHome, LocalRegistry, StepEvent
+from rookery.demo.dataset import penguin_records
 from stage import Stage
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local-tune")]
@@ -143,7 +144,7 @@ def test_the_model_used_downstream_is_the_best_trials(tune_run: TuneRun) -> None
         "OutputDataConfig"
     ]["S3OutputPath"]
     model = f"{output_path}/{best}/output/model.tar.gz"
-    assert tune_run.home.s3_path(model).is_file()
+    assert LocalS3(tune_run.home).path(model).is_file()
     assert execution.step("Evaluate").properties["ProcessingInputs"][0]["S3Input"]["S3Uri"] == model
     assert LocalRegistry(tune_run.home).packages()[0].inference_spec["model_data_url"] == model
 
@@ -170,7 +171,9 @@ def test_the_transform_answers_every_test_row_in_order(tune_run: TuneRun) -> Non
     rows, answers = rows_and_answers(tune_run.home, execution)
     outputs = execution.step("Preprocess").properties["ProcessingOutputConfig"]["Outputs"]
     inference = next(o for o in outputs if o["OutputName"] == "inference")["S3Output"]["S3Uri"]
-    assert len(answers) == len(rows) == len(lines(tune_run.home.s3_path(f"{inference}/test.jsonl"))) == 50
+    assert (
+        len(answers) == len(rows) == len(lines(LocalS3(tune_run.home).path(f"{inference}/test.jsonl"))) == 50
+    )
     # In the test rows' order: paired line by line, the answers score exactly the AUC Evaluate
     # measured on the same rows with the same (best trial's) model; another order would not.
     evaluate = execution.step("Evaluate").properties["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]

@@ -14,6 +14,7 @@ from pipelines.definition import dig, field_path, iter_steps, steps_by_name
 from pipelines.reading import PIPELINE, Problem, read_definition
 from pipelines.reading.containers import image_fields, training_job_definitions
 from pipelines.reading.graph import STEP_NAME
+from pipelines.reading.paths import tokens
 from pipelines.reading.variables import EXECUTION_VARIABLES, PARAMETER_TYPES
 
 pytestmark = pytest.mark.xdist_group(RENDER_GROUP)
@@ -272,3 +273,16 @@ def test_image_fields_of_several_containers_and_training_job_definitions() -> No
         "TrainingJobDefinitions[0].AlgorithmSpecification.ContainerEntrypoint",
         "TrainingJobDefinitions[1].AlgorithmSpecification.ContainerEntrypoint",
     ]
+
+
+def test_property_paths_parse_like_the_sdk_writes_them() -> None:
+    assert tokens("ProcessingOutputConfig.Outputs['train'].S3Output.S3Uri") == [
+        "ProcessingOutputConfig",
+        "Outputs",
+        ("train",),
+        "S3Output",
+        "S3Uri",
+    ]
+    assert tokens("TrainingJobSummaries[0].TrainingJobName") == ["TrainingJobSummaries", 0, "TrainingJobName"]
+    with pytest.raises(ValueError, match="cannot read"):
+        tokens("A..B")

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from emulators.core.errors import UnsupportedDefinition
 from emulators.core.images import ImageMap
 from emulators.sagemaker.checks.conditions import check_conditions
 from emulators.sagemaker.checks.fields import StepFields, static_scope
@@ -28,7 +27,8 @@ from emulators.sagemaker.checks.locations import check_locations
 from emulators.sagemaker.checks.options import check_options
 from emulators.sagemaker.checks.references import check_references, refuse_first
 from emulators.sagemaker.checks.steps import SUPPORTED_STEPS, check_steps
-from emulators.sagemaker.records import Note
+from emulators.sagemaker.exceptions import UnsupportedDefinition
+from emulators.sagemaker.models import Note
 from pipelines.definition import iter_steps
 from pipelines.reading import PIPELINE
 from pipelines.reading.graph import dependency_problems, step_name_problems

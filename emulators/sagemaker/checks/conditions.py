@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from emulators.sagemaker.checks.fields import StepFields
-from emulators.sagemaker.expressions import CONDITION_TYPES
+from emulators.sagemaker.pipeline.expressions import CONDITION_TYPES
 
 
 def check_conditions(fields: StepFields) -> None:

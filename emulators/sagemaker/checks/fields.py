@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from emulators.core.errors import UnsupportedDefinition
 from emulators.core.images import ImageMap
-from emulators.sagemaker.expressions import ExpressionError, Scope
+from emulators.sagemaker.exceptions import UnsupportedDefinition
+from emulators.sagemaker.pipeline.expressions import ExpressionError, Scope
 from pipelines.definition import field_path
 from pipelines.reading.containers import training_job_definitions
 from pipelines.reading.paths import tokens

@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from emulators.core.errors import UnsupportedDefinition
-from emulators.sagemaker.records import Note
+from emulators.sagemaker.exceptions import UnsupportedDefinition
+from emulators.sagemaker.models import Note
 from pipelines.definition import iter_steps
 from pipelines.reading import PIPELINE
 

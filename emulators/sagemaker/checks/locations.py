@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from emulators.core.errors import LocalEngineError
-from emulators.core.home import split_s3_uri
+from emulators.core.sandbox import OPT_ML
+from emulators.s3 import split_s3_uri
 from emulators.sagemaker.checks.fields import StepFields
-from emulators.sagemaker.context import OPT_ML
 
 _ROOT = str(OPT_ML)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from emulators.core.errors import UnsupportedDefinition
+from emulators.sagemaker.exceptions import UnsupportedDefinition
 from pipelines.definition import iter_steps, own_arguments
 from pipelines.reading import Problem
 from pipelines.reading.references import reference_problems, walk_expressions

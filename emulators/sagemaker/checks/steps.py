@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from emulators.core.errors import UnsupportedDefinition
+from emulators.sagemaker.exceptions import UnsupportedDefinition
 from pipelines.definition import iter_steps
 
 SUPPORTED_STEPS: Final = (

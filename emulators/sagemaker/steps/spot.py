@@ -1,48 +1,14 @@
-"""What a step runner gets from the engine: the resolved arguments, its sandbox, log and job slots."""
+"""Managed spot training's interruptions, as the engine plays them: when to reclaim a job, and the trigger
+polled while it runs."""
 
 from __future__ import annotations
 
 import re
-import secrets
-import shutil
-import string
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any, Final
+from dataclasses import dataclass
+from pathlib import Path
 
-from emulators.core.home import LocalHome
-from emulators.core.images import ImageMap
 from emulators.core.procs import Watch
-
-_ALPHABET: Final = string.ascii_lowercase + string.digits
-OPT_ML: Final = PurePosixPath("/opt/ml")
-
-
-def random_id(length: int) -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
-
-
-def job_name(execution_id: str, step_name: str, limit: int = 63) -> str:
-    """``pipelines-<execution id>-<step>-<random>``, the way pipeline steps name their jobs."""
-    suffix = random_id(10)
-    room = limit - len("pipelines-") - len(execution_id) - len(suffix) - 2
-    stem = re.sub(r"[^A-Za-z0-9-]", "-", step_name)[: max(room, 1)]
-    return f"pipelines-{execution_id}-{stem}-{suffix}"
-
-
-def in_sandbox(sandbox: Path, container_path: str) -> Path:
-    """``/opt/ml/x/y`` inside the container -> ``<sandbox>/x/y`` (callers checked it is under /opt/ml)."""
-    relative = PurePosixPath(container_path).relative_to(OPT_ML)
-    return sandbox.joinpath(*relative.parts)
-
-
-def fresh_dir(path: Path) -> Path:
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path
 
 
 @dataclass(frozen=True)
@@ -100,41 +66,3 @@ class Trigger:
         if self.plan.after_seconds is not None and watch.elapsed >= self.plan.after_seconds:
             return True
         return self.plan.on_checkpoint and bool(self._files() - self.seen)
-
-
-@dataclass
-class StepResult:
-    """What a runner hands back: the step's SageMaker-shaped properties and local-only metrics."""
-
-    properties: dict[str, Any]
-    metrics: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class StepContext:
-    """One step's run: everything a runner needs, nothing of the scheduler."""
-
-    home: LocalHome
-    images: ImageMap
-    execution_id: str
-    step_name: str
-    step_type: str
-    job_name: str  # the job (or model) the step creates, named the way pipeline steps name them
-    args: dict[str, Any]  # the step's Arguments with every expression resolved
-    raw_step: Mapping[str, Any]
-    job_dir: Path
-    log_dir: Path
-    region: str
-    account: str
-    slots: threading.Semaphore
-    max_parallel: int
-    cancel: threading.Event
-    emit: Callable[[str], None]
-    interrupt: InterruptPlan | None = None
-
-    @property
-    def log_path(self) -> Path:
-        return self.log_dir / f"{self.step_name}.log"
-
-    def arn(self, kind: str, name: str) -> str:
-        return f"arn:aws:sagemaker:{self.region}:{self.account}:{kind}/{name.lower()}"

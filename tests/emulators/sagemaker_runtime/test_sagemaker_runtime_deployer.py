@@ -32,7 +32,7 @@ from typer.testing import CliRunner
 
 from emulators.core.home import LocalHome
 from emulators.sagemaker.events import DETAIL_TYPE, RegistryWatcher, package_state_change
-from emulators.sagemaker.registry import LocalRegistry, ModelPackage
+from emulators.sagemaker.models import LocalRegistry, ModelPackage
 from emulators.sagemaker_runtime import LocalDeployer, LocalEndpoint, find_endpoint
 from rookery.cli.main import app
 from rookery.demo.candidates import feature_mismatch_candidate, retrained_candidate

@@ -21,6 +21,7 @@ import pytest
 
 from emulators.core.errors import EndpointError
 from emulators.core.home import LocalHome
+from emulators.s3 import LocalS3
 from emulators.sagemaker_runtime.capture import (
     Captured,
     CaptureSettings,
@@ -61,10 +62,10 @@ def check_line(line: str) -> dict[str, Any]:
 
 def capture_lines(home: LocalHome) -> Iterator[tuple[str, str]]:
     """(key under the raw bucket, line) for every captured line."""
-    root = home.s3_path("s3://rookery-dev-raw/capture")
+    root = LocalS3(home).path("s3://rookery-dev-raw/capture")
     for path in sorted(root.rglob("*")):
         if path.is_file():
-            key = path.relative_to(home.s3_path("s3://rookery-dev-raw/x").parent).as_posix()
+            key = path.relative_to(LocalS3(home).path("s3://rookery-dev-raw/x").parent).as_posix()
             for line in path.read_text(encoding="utf-8").splitlines():
                 yield key, line
 

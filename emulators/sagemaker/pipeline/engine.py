@@ -21,24 +21,27 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Final
 
-from emulators.core.errors import (
-    ExecutionNotFoundError,
-    LocalEngineError,
-    StepFailedError,
-    UnsupportedDefinition,
-)
+from emulators.core.errors import LocalEngineError
 from emulators.core.home import LocalHome
 from emulators.core.images import ImageMap
+from emulators.s3 import LocalS3
+from emulators.sagemaker import models
 from emulators.sagemaker.checks import check_definition, check_resolved
-from emulators.sagemaker.context import InterruptPlan, StepContext, StepResult, job_name, random_id
-from emulators.sagemaker.expressions import ExpressionError, Scope, lookup
-from emulators.sagemaker.models import run_model, run_register
-from emulators.sagemaker.parameters import resolve_parameters
-from emulators.sagemaker.processing import run_processing
-from emulators.sagemaker.records import EXECUTION_FILE, Execution, Note, StepEvent, StepRecord, now
-from emulators.sagemaker.training import run_training
-from emulators.sagemaker.transform import run_transform
-from emulators.sagemaker.tuning import run_tuning
+from emulators.sagemaker.exceptions import StepFailedError, UnsupportedDefinition
+from emulators.sagemaker.models import Execution, Note, StepEvent, StepRecord, now
+from emulators.sagemaker.pipeline.context import StepContext, StepResult
+from emulators.sagemaker.pipeline.expressions import ExpressionError, Scope, lookup
+from emulators.sagemaker.pipeline.parameters import resolve_parameters
+from emulators.sagemaker.responses import arn, job_name, random_id
+from emulators.sagemaker.steps.condition import run_condition
+from emulators.sagemaker.steps.fail import run_fail
+from emulators.sagemaker.steps.model import run_model
+from emulators.sagemaker.steps.processing import run_processing
+from emulators.sagemaker.steps.register import run_register
+from emulators.sagemaker.steps.spot import InterruptPlan
+from emulators.sagemaker.steps.training import run_training
+from emulators.sagemaker.steps.transform import run_transform
+from emulators.sagemaker.steps.tuning import run_tuning
 from pipelines.definition import own_arguments, steps_by_name, walk
 from pipelines.reading.graph import dependencies
 from pipelines.reading.variables import EXECUTION_VARIABLES
@@ -123,26 +126,11 @@ class LocalEngine:
 
     def executions(self) -> list[Execution]:
         """Every execution under the home, newest first."""
-        folder = self.home.executions_dir
-        if not folder.is_dir():
-            return []
-        found = []
-        for path in folder.iterdir():
-            if (path / EXECUTION_FILE).is_file():
-                try:
-                    found.append(Execution.load(path))
-                except (OSError, ValueError, KeyError):
-                    continue  # a folder being written or damaged: not an execution to list
-        return sorted(found, key=lambda e: e.started_at, reverse=True)
+        return models.executions(self.home)
 
     def execution(self, execution_id: str) -> Execution:
-        path = self.home.executions_dir / execution_id
-        if not re.fullmatch(r"[a-z0-9]{1,64}", execution_id) or not (path / EXECUTION_FILE).is_file():
-            known = ", ".join(e.id for e in self.executions()[:5]) or "none yet"
-            raise ExecutionNotFoundError(
-                f"no execution {execution_id!r} under {self.home.executions_dir}; recent: {known}"
-            )
-        return Execution.load(path)
+        """One execution by id; ``ExecutionNotFoundError`` names the recent ones."""
+        return models.execution(self.home, execution_id)
 
 
 def _check_interruptible(definition: Mapping[str, Any], plan: InterruptPlan) -> None:
@@ -203,10 +191,10 @@ class _Run:
         self.outcomes: dict[str, bool] = {}
         self.property_files: dict[tuple[str, str], Any] = {}
         started = now()
-        arn = f"arn:aws:sagemaker:{self.region}:{self.account}:pipeline/{pipeline_name.lower()}"
+        pipeline_arn = arn(self.region, self.account, "pipeline", pipeline_name)
         self.execution = Execution(
             id=self.id,
-            arn=f"{arn}/execution/{self.id}",
+            arn=f"{pipeline_arn}/execution/{self.id}",
             pipeline_name=pipeline_name,
             status="Executing",
             failure_reason=None,
@@ -221,7 +209,7 @@ class _Run:
             "PipelineExecutionId": self.id,
             "PipelineExecutionArn": self.execution.arn,
             "PipelineName": pipeline_name,
-            "PipelineArn": arn,
+            "PipelineArn": pipeline_arn,
             "StartDateTime": started.isoformat(),
         }
         self.parameters = parameters
@@ -404,7 +392,7 @@ class _Run:
         outputs = self._properties_of(step).get("ProcessingOutputConfig", {}).get("Outputs", [])
         output = lookup(outputs, [(str(declared["OutputName"]),)], f"property file {file_name}")
         uri = f"{output['S3Output']['S3Uri'].rstrip('/')}/{declared['FilePath']}"
-        path = self.home.s3_path(uri)
+        path = LocalS3(self.home).path(uri)
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -441,12 +429,9 @@ class _Run:
         except UnsupportedDefinition as exc:
             raise StepFailedError(f"ValidationException: {exc.field}: {exc.problem}") from None
         if kind == "Condition":
-            return self._condition(name, args, step, scope)
+            return run_condition(step, scope, record.log_path)
         if kind == "Fail":
-            message = args.get("ErrorMessage")
-            raise StepFailedError(
-                str(message) if message not in (None, "") else f"Fail step {name} was reached"
-            )
+            run_fail(name, args)
         ctx = StepContext(
             home=self.home,
             images=self.engine.images,
@@ -467,29 +452,3 @@ class _Run:
             interrupt=self.interrupt,
         )
         return _RUNNERS[kind](ctx)
-
-    def _condition(
-        self, name: str, args: Mapping[str, Any], step: Mapping[str, Any], scope: Scope
-    ) -> StepResult:
-        evaluated = []
-        outcome = True
-        for spec in (step.get("Arguments") or {}).get("Conditions", []):
-            try:
-                result = scope.condition(spec)
-                shown = {
-                    "type": spec.get("Type"),
-                    "left": scope.resolve(spec["LeftValue"]) if "LeftValue" in spec else None,
-                    "right": scope.resolve(spec["RightValue"]) if "RightValue" in spec else None,
-                    "result": result,
-                }
-            except ExpressionError as exc:
-                raise StepFailedError(f"ClientError: condition {spec.get('Type')}: {exc}") from None
-            evaluated.append(shown)
-            outcome = outcome and result
-        record = self.record(name)
-        if record.log_path:
-            with record.log_path.open("a", encoding="utf-8") as log:
-                for item in evaluated:
-                    log.write(f"{item['type']}: {item['left']!r} vs {item['right']!r} -> {item['result']}\n")
-                log.write(f"Outcome: {outcome}\n")
-        return StepResult({"Outcome": "True" if outcome else "False"}, {"conditions": evaluated})

@@ -16,12 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from emulators.core.errors import StepFailedError
+from emulators.core.files import fresh_dir
 from emulators.core.serving import ServeError, ServeProcess
-from emulators.s3 import storage
-from emulators.sagemaker.context import StepContext, StepResult, fresh_dir
-from emulators.sagemaker.models import load_model
-from emulators.sagemaker.records import now
+from emulators.sagemaker.exceptions import StepFailedError
+from emulators.sagemaker.models import load_model, now
+from emulators.sagemaker.pipeline.context import StepContext, StepResult, no_objects
 
 MB: Final = 1024 * 1024
 DEFAULT_MAX_PAYLOAD_MB: Final = 6
@@ -72,15 +71,15 @@ def run_transform(ctx: StepContext) -> StepResult:
         "CreationTime": now().isoformat(),
     }
     if source.get("S3DataType") == "S3Object":
-        path = ctx.home.s3_path(source["S3Uri"])
+        path = ctx.s3.path(source["S3Uri"])
         files = [(path.name, path)] if path.is_file() else []
     else:
-        files = storage.list_prefix(ctx.home, source["S3Uri"])
+        files = ctx.s3.list_prefix(source["S3Uri"])
     if not files:
-        raise storage.no_objects(source["S3Uri"], "TransformInput")
+        raise no_objects(source["S3Uri"], "TransformInput")
     sandbox = fresh_dir(ctx.job_dir)
     environment = {**(container.get("Environment") or {}), **(args.get("Environment") or {})}
-    archive = ctx.home.s3_path(container["ModelDataUrl"])
+    archive = ctx.s3.path(container["ModelDataUrl"])
     properties["TransformStartTime"] = now().isoformat()
     records = requests = 0
     with ctx.slots:
@@ -153,7 +152,7 @@ def run_transform(ctx: StepContext) -> StepResult:
                 records += sum(count for count, _ in parts)
                 requests += len(parts)
                 out = _assemble(answers, assemble)
-                storage.put_bytes(ctx.home, out, f"{output['S3OutputPath'].rstrip('/')}/{relative}.out")
+                ctx.s3.put_bytes(out, f"{output['S3OutputPath'].rstrip('/')}/{relative}.out")
                 ctx.emit(f"{relative}: {sum(c for c, _ in parts)} record(s) in {len(parts)} request(s)")
     ended = now()
     properties.update(TransformJobStatus="Completed", TransformEndTime=ended.isoformat())

@@ -20,10 +20,11 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
-from emulators.core.errors import StepFailedError
-from emulators.sagemaker.context import StepContext, StepResult, random_id
-from emulators.sagemaker.records import now
-from emulators.sagemaker.training import run_training_job
+from emulators.sagemaker.exceptions import StepFailedError
+from emulators.sagemaker.models import now
+from emulators.sagemaker.pipeline.context import StepContext, StepResult
+from emulators.sagemaker.responses import random_id
+from emulators.sagemaker.steps.training import run_training_job
 
 DEFAULT_SEED: Final = 0
 

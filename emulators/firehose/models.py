@@ -1,4 +1,5 @@
-"""Local Firehose delivery: producer records through the real transform Lambda into the local raw bucket.
+"""The Firehose emulator's state and its operation: the stage's delivery stream, the records producers
+put, and their delivery through the real transform Lambda into the local raw bucket.
 
 What the deployed stream (``infra.constructs.ingestion.IngestionStream``) does, on one machine, with
 the buffer, retries and compression of ``rookery_contracts.ingest``: records are batched (at most
@@ -17,21 +18,28 @@ from __future__ import annotations
 
 import base64
 import gzip
-import json
-import os
-import re
-import subprocess
-import sys
-import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final
 
+from emulators.core.home import LocalHome
+from emulators.firehose.responses import (
+    FUNCTION_ERROR_CODE,
+    PROCESSING_FAILED_CODE,
+    PROCESSING_FAILED_MESSAGE,
+    PROCESSING_FAILED_OUTPUT,
+    Compression,
+    answered,
+    error_record,
+    evaluate_prefix,
+    object_name,
+)
+from emulators.firehose.transform import TRANSFORM_PACKAGE, invoke_transform, logged_reasons
+from emulators.s3 import LocalS3
 from pipelines.settings import PLACEHOLDER_ACCOUNT, PipelineResources
-from rookery.demo.dataset import ProducerRecord
 from rookery_contracts.env import (
     DATASET_SCHEMA_ENV,
     POWERTOOLS_LOG_LEVEL_ENV,
@@ -42,80 +50,15 @@ from rookery_contracts.env import (
 from rookery_contracts.ingest import DELIVERY_COMPRESSION, TRANSFORM_BUFFER_MIB, TRANSFORM_RETRIES
 from stage import Stage
 from stage.names import delivery_stream_name
-from stage.paths import CONTRACTS_DIR, LAMBDAS_DIR
 
-Compression = Literal["UNCOMPRESSED", "GZIP"]
-
-TRANSFORM_PACKAGE: Final = "firehose_transform"
-WORKER: Final = Path(__file__).with_name("worker.py")
 MIB: Final = 1024 * 1024
-# A stream's version starts at 1 and grows with each configuration change; a local stream has one.
-STREAM_VERSION: Final = 1
-# What Firehose writes for a record the function answered with ProcessingFailed.
-PROCESSING_FAILED_OUTPUT: Final = "processing-failed"
-PROCESSING_FAILED_CODE: Final = "Lambda.ProcessingFailedStatus"
-PROCESSING_FAILED_MESSAGE: Final = "ProcessingFailed status set for record"
-# What Firehose writes for every record of a batch whose invocation kept failing.
-FUNCTION_ERROR_CODE: Final = "Lambda.FunctionError"
-RESULTS: Final = ("Ok", "ProcessingFailed", "Dropped")
 
 
-class IngestionError(RuntimeError):
-    """Local delivery could not run (the function failed to start, answered out of contract, ...)."""
+@dataclass(frozen=True)
+class ProducerRecord:
+    """One record exactly as a producer PUTs it to the stream (``PutRecord``'s ``Data``)."""
 
-
-class S3Home(Protocol):
-    """Where ``s3://bucket/key`` lives on this machine (``emulators.sagemaker.LocalHome``)."""
-
-    def s3_path(self, uri: str) -> Path: ...
-
-
-# --- Firehose's prefix expressions -------------------------------------------------------------
-
-_EXPRESSION = re.compile(r"!\{([a-zA-Z]+):([^}]*)\}")
-_DATE_PARTS: Final = {"yyyy": "%Y", "yy": "%y", "MM": "%m", "dd": "%d", "HH": "%H", "mm": "%M", "ss": "%S"}
-
-
-def _java_date(pattern: str, moment: datetime) -> str:
-    """A DateTimeFormatter pattern limited to the fields S3 prefixes use (yyyy MM dd HH mm ss)."""
-    out = []
-    for token in re.findall(r"[A-Za-z]+|[^A-Za-z]+", pattern):
-        if token[0].isalpha():
-            if token not in _DATE_PARTS:
-                raise IngestionError(
-                    f"timestamp pattern {pattern!r}: {token!r} is not supported locally; "
-                    "use yyyy, MM, dd, HH, mm, ss"
-                )
-            out.append(moment.strftime(_DATE_PARTS[token]))
-        else:
-            out.append(token)
-    return "".join(out)
-
-
-def evaluate_prefix(template: str, *, timestamp: datetime, error_output_type: str | None = None) -> str:
-    """Evaluate Firehose's ``!{timestamp:...}`` and ``!{firehose:...}`` expressions (UTC) as Firehose does."""
-
-    def replace(match: re.Match[str]) -> str:
-        namespace, name = match.group(1), match.group(2)
-        if namespace == "timestamp":
-            return _java_date(name, timestamp.astimezone(UTC))
-        if namespace == "firehose" and name == "error-output-type":
-            if error_output_type is None:
-                raise IngestionError(
-                    f"{template!r} uses !{{firehose:error-output-type}} outside an error prefix"
-                )
-            return error_output_type
-        if namespace == "firehose" and name == "random-string":
-            return uuid.uuid4().hex[:11]
-        raise IngestionError(f"prefix expression {match.group(0)!r} in {template!r} is not supported locally")
-
-    return _EXPRESSION.sub(replace, template)
-
-
-def object_name(stream: str, moment: datetime, object_id: str, compression: Compression) -> str:
-    """``<stream>-<version>-YYYY-MM-DD-HH-MM-SS-<uuid>`` (+ ``.gz``): the suffix of every Firehose object."""
-    suffix = ".gz" if compression == "GZIP" else ""
-    return f"{stream}-{STREAM_VERSION}-{moment.astimezone(UTC):%Y-%m-%d-%H-%M-%S}-{object_id}{suffix}"
+    payload: bytes
 
 
 # --- The stream --------------------------------------------------------------------------------
@@ -257,100 +200,6 @@ def _chunks(lines: Iterable[bytes], max_bytes: int) -> Iterator[bytes]:
         yield bytes(current)
 
 
-def invoke_transform(
-    stream: DeliveryStream, invocations: Sequence[Mapping[str, Any]], *, log_path: Path
-) -> list[dict[str, Any]]:
-    """Run the real handler once per invocation in one fresh process with the function's environment.
-
-    Each invocation is ``{"payloads": [base64, ...], "arrival_ms", "invocation_id", "request_id"}``;
-    the worker builds the event with ``firehose_transform.events.build_firehose_event``. Returns one
-    ``{"event", "response"}`` (or ``{"event", "error"}`` when the handler raised) per invocation.
-    """
-    if not (LAMBDAS_DIR / TRANSFORM_PACKAGE).is_dir():
-        raise IngestionError(
-            f"the transform function's code is not at {LAMBDAS_DIR / TRANSFORM_PACKAGE}; "
-            "run the demo from a rookery checkout (the Lambda ships from lambdas/, not inside the wheel)"
-        )
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("ROOKERY_", "POWERTOOLS_", "AWS_", "PYTHON", "_X_AMZN", "LAMBDA_"))
-    }
-    env.update(stream.function_environment())
-    # The bundle's root holds the function's package and rookery_contracts.
-    env["PYTHONPATH"] = os.pathsep.join([str(LAMBDAS_DIR), str(CONTRACTS_DIR)])
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="rookery-firehose-") as tmp:
-        job = Path(tmp) / "job.json"
-        answers = Path(tmp) / "answers.json"
-        job.write_text(
-            json.dumps(
-                {
-                    "delivery_stream_arn": stream.arn,
-                    "function_name": stream.function_name,
-                    "function_arn": stream.function_arn,
-                    "invocations": list(invocations),
-                }
-            ),
-            encoding="utf-8",
-        )
-        with log_path.open("w", encoding="utf-8") as log:
-            # -P: the worker's own folder (rookery/demo) must not shadow modules the function imports.
-            done = subprocess.run(
-                [sys.executable, "-P", str(WORKER), str(job), str(answers)],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                check=False,
-                timeout=300,
-            )
-        if done.returncode != 0 or not answers.is_file():
-            tail = "\n".join(log_path.read_text(encoding="utf-8").splitlines()[-15:])
-            raise IngestionError(
-                f"the {TRANSFORM_PACKAGE} function failed to start or crashed (exit {done.returncode}); "
-                f"its log is {log_path}:\n{tail}"
-            )
-        result: list[dict[str, Any]] = json.loads(answers.read_text(encoding="utf-8"))
-    if len(result) != len(invocations):
-        raise IngestionError(
-            f"the worker answered {len(result)} of {len(invocations)} invocations; see {log_path}"
-        )
-    return result
-
-
-def logged_reasons(log_path: Path) -> dict[tuple[str, str], str]:
-    """(request id, record id) -> reason, from the handler's structured 'record failed validation' lines."""
-    reasons: dict[tuple[str, str], str] = {}
-    for line in log_path.read_text(encoding="utf-8").splitlines():
-        if not line.startswith("{"):
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and "record_id" in entry and "reason" in entry:
-            reasons[(str(entry.get("function_request_id", "")), str(entry["record_id"]))] = str(
-                entry["reason"]
-            )
-    return reasons
-
-
-def _error_record(
-    raw: Mapping[str, Any], *, code: str, message: str, attempts: int, ended_ms: int, lambda_arn: str
-) -> bytes:
-    """One line of Firehose's processing-failed output."""
-    line = {
-        "attemptsMade": attempts,
-        "arrivalTimestamp": raw["approximateArrivalTimestamp"],
-        "errorCode": code,
-        "errorMessage": message,
-        "attemptEndingTimestamp": ended_ms,
-        "rawData": raw["data"],
-        "lambdaArn": lambda_arn,
-    }
-    return (json.dumps(line, separators=(",", ":")) + "\n").encode("utf-8")
-
-
 def _preview(data_b64: str, limit: int = 90) -> str:
     text = base64.b64decode(data_b64).decode("utf-8", errors="replace")
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -359,7 +208,7 @@ def _preview(data_b64: str, limit: int = 90) -> str:
 def deliver(
     records: Sequence[ProducerRecord],
     stream: DeliveryStream,
-    home: S3Home,
+    home: LocalHome,
     *,
     log_path: Path,
     arrival: datetime | None = None,
@@ -399,7 +248,7 @@ def deliver(
             # Firehose retries a failing invocation, then writes the whole batch to the error prefix.
             for index, raw in enumerate(sent):
                 error_lines.append(
-                    _error_record(
+                    error_record(
                         raw,
                         code=FUNCTION_ERROR_CODE,
                         message=str(answer["error"]),
@@ -412,27 +261,17 @@ def deliver(
                     (first + index, number, raw["recordId"], str(answer["error"]), _preview(raw["data"]))
                 )
             continue
-        returned = {r.get("recordId"): r for r in answer["response"].get("records", [])}
-        if set(returned) != {r["recordId"] for r in sent} or len(returned) != len(sent):
-            raise IngestionError(
-                f"invocation {number}: the answered record ids do not match the {len(sent)} sent; "
-                "a transform must answer every record once with its recordId"
-            )
-        for index, raw in enumerate(sent):
-            out = returned[raw["recordId"]]
-            result = out.get("result")
-            if result not in RESULTS:
-                raise IngestionError(
-                    f"invocation {number}, record {raw['recordId']}: result {result!r} "
-                    f"is not one of {RESULTS}"
-                )
+        for index, (raw, out) in enumerate(
+            zip(sent, answered(number, sent, answer["response"]), strict=True)
+        ):
+            result = out["result"]
             if result == "Ok":
                 ok_lines.append(base64.b64decode(out.get("data") or ""))
             elif result == "Dropped":
                 dropped += 1
             else:
                 error_lines.append(
-                    _error_record(
+                    error_record(
                         raw,
                         code=PROCESSING_FAILED_CODE,
                         message=PROCESSING_FAILED_MESSAGE,
@@ -485,7 +324,7 @@ def deliver(
 
 
 def _write_objects(
-    home: S3Home,
+    home: LocalHome,
     *,
     stream: DeliveryStream,
     prefix: str,
@@ -496,9 +335,7 @@ def _write_objects(
     uris = []
     for body in _chunks(lines, stream.object_bytes):
         uri = f"s3://{stream.bucket}/{prefix}{object_name(stream.name, moment, new_id(), stream.compression)}"
-        path = home.s3_path(uri)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(gzip.compress(body, mtime=0) if stream.compression == "GZIP" else body)
+        LocalS3(home).put_bytes(gzip.compress(body, mtime=0) if stream.compression == "GZIP" else body, uri)
         uris.append(uri)
     return uris
 

@@ -20,7 +20,8 @@ import pytest
 from bench.serving import build_model
 from emulators.core.home import LocalHome
 from emulators.core.images import ImageMap
-from emulators.sagemaker.registry import LocalRegistry, ModelPackage
+from emulators.s3 import LocalS3
+from emulators.sagemaker.models import LocalRegistry, ModelPackage
 from emulators.sagemaker_runtime import EndpointSettings
 from pipelines.settings import PipelineResources
 from stage import Stage, load_stage
@@ -75,7 +76,7 @@ def trained_model(shared: Path) -> TrainedModel:
 
 def registered(home: LocalHome, model: TrainedModel, *, status: str = "Approved") -> ModelPackage:
     """Version 1 of the dev stage's group, holding the trained model (as the pipeline registers it)."""
-    target = home.s3_path(MODEL_URI)
+    target = LocalS3(home).path(MODEL_URI)
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(model.archive, target)

@@ -11,17 +11,19 @@ import json
 from typing import Any
 
 from emulators.core import procs
-from emulators.core.errors import StepFailedError
-from emulators.s3 import storage
-from emulators.sagemaker.context import StepContext, StepResult, fresh_dir, in_sandbox
-from emulators.sagemaker.expressions import to_text
-from emulators.sagemaker.records import now
+from emulators.core.files import fresh_dir
+from emulators.core.sandbox import Sandbox
+from emulators.sagemaker.exceptions import StepFailedError
+from emulators.sagemaker.models import now
+from emulators.sagemaker.pipeline.context import StepContext, StepResult
+from emulators.sagemaker.pipeline.expressions import to_text
 
 
 def run_processing(ctx: StepContext) -> StepResult:
     args = ctx.args
     name = ctx.job_name
     sandbox = fresh_dir(ctx.job_dir)
+    job = Sandbox(sandbox)
     created = now()
     properties: dict[str, Any] = {
         **args,
@@ -33,16 +35,15 @@ def run_processing(ctx: StepContext) -> StepResult:
     app = args["AppSpecification"]
     for item in args.get("ProcessingInputs", []) or []:
         s3 = item["S3Input"]
-        count = storage.stage(
-            ctx.home,
+        count = ctx.download(
             s3["S3Uri"],
             s3.get("S3DataType", "S3Prefix"),
-            in_sandbox(sandbox, s3["LocalPath"]),
+            job.path(s3["LocalPath"]),
             f"ProcessingInput {item.get('InputName')!r}",
         )
         ctx.emit(f"staged {count} object(s) for input {item.get('InputName')}")
     for item in args.get("ProcessingOutputConfig", {}).get("Outputs", []) or []:
-        in_sandbox(sandbox, item["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
+        job.path(item["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
     config = sandbox / "config"
     config.mkdir(parents=True, exist_ok=True)
     (config / "processingjobconfig.json").write_text(json.dumps(properties, indent=2, default=str))
@@ -81,6 +82,6 @@ def run_processing(ctx: StepContext) -> StepResult:
         raise StepFailedError(reason, properties)
     for item in args.get("ProcessingOutputConfig", {}).get("Outputs", []) or []:
         out = item["S3Output"]
-        storage.upload(ctx.home, in_sandbox(sandbox, out["LocalPath"]), out["S3Uri"])
+        ctx.s3.upload(job.path(out["LocalPath"]), out["S3Uri"])
     properties["ProcessingJobStatus"] = "Completed"
     return StepResult(properties, {"log": str(ctx.log_path)})

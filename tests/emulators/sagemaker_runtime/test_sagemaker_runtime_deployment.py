@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 from runtime_testing import RECORD_CSV, TrainedModel, project_images, registered, serving_stage, settings_for
-from test_runtime_capture import capture_lines, check_line
+from test_sagemaker_runtime_capture import capture_lines, check_line
 from typer.testing import CliRunner
 
 from emulators.core.home import LocalHome
 from emulators.core.images import ImageMap
-from emulators.sagemaker.registry import ModelPackage
+from emulators.sagemaker.models import ModelPackage
 from emulators.sagemaker_runtime import (
     DeploymentInProgressError,
     DeploymentRecord,

@@ -11,28 +11,21 @@ model folder is packed to ``<S3OutputPath>/<TrainingJobName>/output/model.tar.gz
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import shutil
-import tarfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from emulators.core import procs
-from emulators.core.errors import StepFailedError
-from emulators.s3 import storage
-from emulators.sagemaker.context import (
-    InterruptPlan,
-    StepContext,
-    StepResult,
-    Trigger,
-    fresh_dir,
-    in_sandbox,
-)
-from emulators.sagemaker.expressions import to_text
-from emulators.sagemaker.records import now
+from emulators.core.files import fresh_dir
+from emulators.core.sandbox import Sandbox, pack
+from emulators.sagemaker.exceptions import StepFailedError
+from emulators.sagemaker.models import now
+from emulators.sagemaker.pipeline.context import StepContext, StepResult
+from emulators.sagemaker.pipeline.expressions import to_text
+from emulators.sagemaker.steps.spot import InterruptPlan, Trigger
 from pipelines.contract import CHECKPOINT_LOCAL_PATH
 from rookery_contracts.model_layout import MODEL_ARCHIVE
 
@@ -74,18 +67,8 @@ def model_artifact_uri(output_path: str, training_job_name: str) -> str:
     return f"{output_path.rstrip('/')}/{training_job_name}/output/{MODEL_ARCHIVE}"
 
 
-def _pack(folder: Path, archive: Path) -> None:
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "w:gz", compresslevel=6) as tar:
-        for path in sorted(folder.iterdir()):
-            tar.add(path, arcname=path.name)
-
-
-def _write_config(sandbox: Path, request: dict[str, Any], name: str) -> None:
-    config = sandbox / "input" / "config"
-    config.mkdir(parents=True, exist_ok=True)
+def _write_config(sandbox: Sandbox, request: dict[str, Any], name: str) -> None:
     hyperparameters = {str(k): to_text(v) for k, v in (request.get("HyperParameters") or {}).items()}
-    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
     mode = request.get("AlgorithmSpecification", {}).get("TrainingInputMode", "File")
     channels = {}
     for channel in request.get("InputDataConfig", []) or []:
@@ -98,19 +81,17 @@ def _write_config(sandbox: Path, request: dict[str, Any], name: str) -> None:
         if channel.get("ContentType"):
             entry["ContentType"] = channel["ContentType"]
         channels[channel["ChannelName"]] = entry
-    (config / "inputdataconfig.json").write_text(json.dumps(channels, indent=2))
     resources = request.get("ResourceConfig") or {}
-    (config / "resourceconfig.json").write_text(
-        json.dumps(
-            {
-                "current_host": "algo-1",
-                "current_instance_type": resources.get("InstanceType", "local"),
-                "hosts": ["algo-1"],
-                "network_interface_name": "eth0",
-                "training_job_name": name,
-            },
-            indent=2,
-        )
+    sandbox.write_training_config(
+        hyperparameters,
+        channels,
+        {
+            "current_host": "algo-1",
+            "current_instance_type": resources.get("InstanceType", "local"),
+            "hosts": ["algo-1"],
+            "network_interface_name": "eth0",
+            "training_job_name": name,
+        },
     )
 
 
@@ -142,20 +123,20 @@ def run_training_job(
     }
     if request.get("CheckpointConfig") and checkpoint_uri:
         properties["CheckpointConfig"] = {**request["CheckpointConfig"], "S3Uri": checkpoint_uri}
-    _write_config(sandbox, request, name)
+    job = Sandbox(sandbox)
+    _write_config(job, request, name)
     for channel in request.get("InputDataConfig", []) or []:
         source = channel["DataSource"]["S3DataSource"]
-        storage.stage(
-            ctx.home,
+        ctx.download(
             source["S3Uri"],
             source.get("S3DataType", "S3Prefix"),
-            sandbox / "input" / "data" / channel["ChannelName"],
+            job.channel(channel["ChannelName"]),
             f"channel {channel['ChannelName']!r}",
         )
     local_checkpoints = None
     if checkpoint_uri:
         local = (request.get("CheckpointConfig") or {}).get("LocalPath") or CHECKPOINT_LOCAL_PATH
-        local_checkpoints = in_sandbox(sandbox, local)
+        local_checkpoints = job.path(local)
     argv = ctx.images.command(
         algorithm["TrainingImage"], algorithm.get("ContainerEntrypoint"), default="train"
     )
@@ -180,9 +161,9 @@ def run_training_job(
         while True:
             if local_checkpoints is not None and checkpoint_uri:
                 fresh_dir(local_checkpoints)
-                restored = storage.list_prefix(ctx.home, checkpoint_uri)
+                restored = ctx.s3.list_prefix(checkpoint_uri)
                 if restored:
-                    storage.stage(ctx.home, checkpoint_uri, "S3Prefix", local_checkpoints, "checkpoints")
+                    ctx.download(checkpoint_uri, "S3Prefix", local_checkpoints, "checkpoints")
                     log.write(
                         f"[rookery local] restored {len(restored)} checkpoint file(s) from {checkpoint_uri}\n"
                     )
@@ -211,7 +192,7 @@ def run_training_job(
                 )
             trained_seconds += outcome.seconds
             if local_checkpoints is not None and checkpoint_uri:
-                uploaded = storage.upload(ctx.home, local_checkpoints, checkpoint_uri)
+                uploaded = ctx.s3.upload(local_checkpoints, checkpoint_uri)
                 log.write(
                     f"[rookery local] uploaded {len(uploaded)} checkpoint file(s) to {checkpoint_uri}\n"
                 )
@@ -242,7 +223,7 @@ def run_training_job(
         }
     )
     local_metrics = {"final_metrics": metrics.values(), "interruptions": interruptions, "log": str(log_path)}
-    failure_file = sandbox / "output" / "failure"
+    failure_file = job.failure_file
     if outcome.exit_code != 0 or outcome.runtime_exceeded or outcome.stopped:
         if outcome.runtime_exceeded:
             properties.update(TrainingJobStatus="Stopped", SecondaryStatus="MaxRuntimeExceeded")
@@ -258,16 +239,14 @@ def run_training_job(
             )
         properties["FailureReason"] = reason
         raise StepFailedError(reason, properties, local_metrics)
-    model_dir = sandbox / "model"
     model_uri = model_artifact_uri(output_path, name)
-    archive = sandbox / "packed" / "model.tar.gz"
-    _pack(model_dir, archive)
-    storage.put_file(ctx.home, archive, model_uri)
+    archive = job.pack_model(sandbox / "packed")
+    ctx.s3.put_file(archive, model_uri)
     output_data = sandbox / "output" / "data"
     if output_data.is_dir() and any(output_data.iterdir()):
         packed = sandbox / "packed" / "output.tar.gz"
-        _pack(output_data, packed)
-        storage.put_file(ctx.home, packed, f"{output_path.rstrip('/')}/{name}/output/output.tar.gz")
+        pack(output_data, packed)
+        ctx.s3.put_file(packed, f"{output_path.rstrip('/')}/{name}/output/output.tar.gz")
     shutil.rmtree(sandbox / "packed", ignore_errors=True)
     properties.update(
         TrainingJobStatus="Completed",

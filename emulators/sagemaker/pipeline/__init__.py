@@ -1,0 +1,1 @@
+"""The pipeline engine: scheduling, expressions, parameters, and what each step runner is given."""
