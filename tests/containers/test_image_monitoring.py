@@ -263,7 +263,7 @@ def test_model_quality_without_ground_truth_is_not_judged(tmp_path: Path) -> Non
 
 def _baseline_job(tmp_path: Path) -> Sandbox:
     job = Sandbox(tmp_path / "baseline", SCHEMA_FIELDS)
-    records = job.processing_input("training_records")
+    records = job.processing_input("baseline_records")
     records.mkdir(parents=True)
     (records / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(TRAINING_ROWS, seed=1)))
     evaluation = job.processing_input("evaluation")

@@ -43,6 +43,7 @@ from emulators.sagemaker_runtime import find_endpoint
 from emulators.sagemaker_runtime.client import InvocationError, invoke_endpoint
 from rookery.cli.main import app
 from rookery.demo.dataset import penguin_records
+from stage import load_stage
 from stage.names import VARIANT_NAME
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local-train")]
@@ -90,12 +91,22 @@ def test_the_cli_run_succeeds_with_every_step_in_order(cli_run: CliRun) -> None:
         "Train": "Succeeded",
         "Evaluate": "Succeeded",
         "Gate": "Succeeded",
+        "Baseline": "Succeeded",
         "Register": "Succeeded",
         "CreateModel": "Succeeded",
         "BatchTransform": "Succeeded",
         "Fail": "Skipped",
     }
-    order = ["Preprocess", "Train", "Evaluate", "Gate", "Register", "CreateModel", "BatchTransform"]
+    order = [
+        "Preprocess",
+        "Train",
+        "Evaluate",
+        "Gate",
+        "Baseline",
+        "Register",
+        "CreateModel",
+        "BatchTransform",
+    ]
     ends = [execution.step(n).ended_at for n in order]
     starts = [execution.step(n).started_at for n in order]
     assert all(e is not None and s is not None for e, s in zip(ends, starts, strict=True))
@@ -210,6 +221,38 @@ def test_a_model_package_is_registered_with_the_evaluation_metrics(cli_run: CliR
         register["ModelPackageArn"] == package.arn
         and register["ModelApprovalStatus"] == "PendingManualApproval"
     )
+
+
+def test_the_registered_package_carries_the_monitoring_baseline(cli_run: CliRun) -> None:
+    package = LocalRegistry(cli_run.home).packages()[0]
+    assert package.drift_check_baselines == package.model_metrics
+    s3 = LocalS3(cli_run.home)
+    files = {
+        (section, kind): json.loads(s3.path(entry["S3Uri"]).read_text())
+        for section, entries in package.drift_check_baselines.items()
+        for kind, entry in entries.items()
+    }
+    assert set(files) == {
+        (section, kind)
+        for section in ("ModelDataQuality", "ModelQuality")
+        for kind in ("Statistics", "Constraints")
+    }
+    # Data quality: every feature of the schema, profiled on the training split.
+    statistics = files["ModelDataQuality", "Statistics"]
+    stage = load_stage("dev")
+    schema = stage.dataset
+    assert [f["name"] for f in statistics["features"]] == list(schema.features)
+    assert statistics["dataset"]["item_count"] > 100
+    assert [f["name"] for f in files["ModelDataQuality", "Constraints"]["features"]] == list(schema.features)
+    # Model quality: the test split's evaluation and the constraints derived from it.
+    assert files["ModelQuality", "Statistics"] == _evaluation(cli_run)
+    auc = _evaluation(cli_run)["binary_classification_metrics"]["auc"]["value"]
+    limit = files["ModelQuality", "Constraints"]["binary_classification_constraints"]["auc"]
+    drop = stage.monitoring.quality.max_drop
+    assert limit == {
+        "threshold": pytest.approx(max(0.0, auc - drop), abs=1e-6),
+        "comparison_operator": "LessThanThreshold",
+    }
 
 
 def _transform_output(run: CliRun) -> list[str]:

@@ -1,7 +1,7 @@
 """Baseline job: the training split's statistics and constraints, and the model-quality baseline.
 
 ``python3 /opt/program/baseline.py --thresholds '{"drift": {...}, "quality": {...}}'`` reads the
-training split as raw records (``processing/input/training_records``) and ``evaluation.json``
+training split as raw records (``processing/input/baseline_records``) and ``evaluation.json``
 (``processing/input/evaluation``) and writes, under ``processing/output/baseline``:
 
 - ``data-quality/statistics.json``: per feature of the schema, Model Monitor's statistics, with the
@@ -31,7 +31,7 @@ from rookery_contracts.schema import DatasetSchema
 from rookery_image import contract, profiles, records
 from rookery_image.contract import UserError
 
-TRAINING_RECORDS_INPUT = "training_records"
+RECORDS_INPUT = "baseline_records"
 EVALUATION_INPUT = "evaluation"
 BASELINE_OUTPUT = "baseline"
 # Records profiled at a time.
@@ -211,7 +211,7 @@ def run(argv: Sequence[str], where: contract.Paths) -> dict[str, Any]:
     drift, quality = parse_thresholds(parser.parse_args(list(argv)).thresholds)
     schema = contract.dataset_schema()
     statistics, constraints = data_quality(
-        records.RawReader(where.processing_input(TRAINING_RECORDS_INPUT)), schema, drift
+        records.RawReader(where.processing_input(RECORDS_INPUT)), schema, drift
     )
     evaluation_path = where.processing_input(EVALUATION_INPUT) / EVALUATION_FILE
     if not evaluation_path.is_file():

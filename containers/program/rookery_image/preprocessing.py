@@ -2,7 +2,7 @@
 
 ``python3 /opt/program/preprocess.py [--split 0.7,0.15,0.15] [--seed 42] [--standardize false]``
 reads ``processing/input/raw`` and writes ``processing/output/{train,validation,test,inference,
-preprocessor,report,training_records}`` (see containers/README.md for the layouts).
+preprocessor,report,baseline_records}`` (see containers/README.md for the layouts).
 """
 
 from __future__ import annotations
@@ -350,7 +350,7 @@ def run(argv: Sequence[str], where: contract.Paths) -> dict[str, Any]:
         _write_csv(out(name) / f"{name}.csv", _encoded(data, pre, idx))
     _write_raw_records(out("inference") / "test.jsonl", data, schema, parts[2])
     # The training split as raw records: the Baseline step profiles what the model learned from.
-    _write_raw_records(out("training_records") / "train.jsonl", data, schema, parts[0])
+    _write_raw_records(out("baseline_records") / "train.jsonl", data, schema, parts[0])
     artifact = out("preprocessor") / PREPROCESSOR_FILE
     artifact.parent.mkdir(parents=True, exist_ok=True)
     artifact.write_text(json.dumps(pre.to_dict(), indent=2) + "\n", encoding="utf-8")
