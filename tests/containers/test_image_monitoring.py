@@ -31,6 +31,11 @@ from rookery_contracts import monitoring as mon
 from rookery_image import baselining, captured, drift, monitoring
 
 TRAINING_ROWS = 2000
+# evaluation.json as far as the model-quality baseline reads it.
+MQ_STATISTICS = {
+    "binary_classification_metrics": {m: {"value": 0.9} for m in mon.QUALITY_METRICS},
+    "decision_threshold": {"value": 0.5},
+}
 WINDOW_ROWS = 1000
 
 
@@ -86,11 +91,11 @@ def test_baseline_statistics_and_constraints_follow_model_monitors_layout(baseli
 
 
 def test_model_quality_constraints_allow_the_stages_drop() -> None:
-    evaluation = {"binary_classification_metrics": {m: {"value": 0.9} for m in mon.QUALITY_METRICS}}
-    document = baselining.model_quality(evaluation, QUALITY)
+    document = baselining.model_quality(MQ_STATISTICS, QUALITY)
     limits = document["binary_classification_constraints"]
     assert set(limits) == set(mon.QUALITY_METRICS)
     assert limits["auc"] == {"threshold": 0.8, "comparison_operator": "LessThanThreshold"}
+    assert document["monitoring_config"]["decision_threshold"] == 0.5
 
 
 def test_thresholds_argument_names_every_missing_or_unknown_key() -> None:
@@ -214,11 +219,6 @@ def test_psi_noise_floor_shrinks_with_the_window() -> None:
 
 # --- model quality -----------------------------------------------------------------------------
 
-MQ_STATISTICS = {
-    "binary_classification_metrics": {m: {"value": 0.9} for m in mon.QUALITY_METRICS},
-    "decision_threshold": {"value": 0.5},
-}
-
 
 def _scored(n: int, seed: int, accuracy: float) -> tuple[list[tuple[Row, float]], dict[int, str]]:
     rng = np.random.default_rng(seed)
@@ -319,4 +319,4 @@ def test_monitor_without_a_baseline_fails_with_the_fix(tmp_path: Path) -> None:
     job = Sandbox(tmp_path / "monitor", SCHEMA_FIELDS)
     result = job.run("monitor.py", "data-quality")
     assert result.returncode == 1
-    assert "baseline statistics" in job.failure and "DriftCheckBaselines" in job.failure
+    assert "baseline constraints" in job.failure and "DriftCheckBaselines" in job.failure

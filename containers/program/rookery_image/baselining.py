@@ -26,7 +26,13 @@ from typing import Any, NoReturn
 import numpy as np
 
 from rookery_contracts import monitoring as mon
-from rookery_contracts.evaluation import EVALUATION_FILE, METRICS_KEY, EvaluationError, value_at
+from rookery_contracts.evaluation import (
+    EVALUATION_FILE,
+    METRICS_KEY,
+    THRESHOLD_PATH,
+    EvaluationError,
+    value_at,
+)
 from rookery_contracts.schema import DatasetSchema
 from rookery_image import contract, profiles, records
 from rookery_image.contract import UserError
@@ -190,10 +196,16 @@ def model_quality(evaluation: Mapping[str, Any], quality: Mapping[str, float]) -
             "threshold": round(max(0.0, value - quality["max_drop"]), 6),
             "comparison_operator": mon.LESS_THAN_THRESHOLD,
         }
+    try:
+        threshold = float(value_at(evaluation, THRESHOLD_PATH))
+    except (EvaluationError, TypeError, ValueError) as exc:
+        raise UserError(f"evaluation.json: {exc}") from None
     return {
         "version": 0,
         "binary_classification_constraints": constraints,
         "monitoring_config": {
+            # The deployed threshold: a model-quality job definition's baseline is this file alone.
+            "decision_threshold": threshold,
             "max_drop": quality["max_drop"],
             "min_labelled_records": int(quality["min_labelled_records"]),
         },
