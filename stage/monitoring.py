@@ -1,16 +1,15 @@
 """The monitoring part of a stage: how often the endpoint's traffic is checked, against which
-thresholds, and what happens when a check fails.
+thresholds; a failed check raises an alarm that notifies the stage's monitoring topic.
 
 Pure pydantic. The thresholds enter the pipeline's Baseline step, which writes them into the
 baseline's ``constraints.json``: the registered model carries the thresholds it is judged by, on
-AWS and locally alike. The schedule, the job's resources and the reaction configure the Serving
-stack.
+AWS and locally alike. The schedule and the job's resources configure the Serving stack.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Final, Literal
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -61,10 +60,6 @@ class MonitoringSettings(_Model):
     max_runtime_seconds: int = Field(default=1800, ge=60, le=24 * SECONDS_PER_HOUR)
     drift: DriftThresholds = DriftThresholds()
     quality: QualityThresholds = QualityThresholds()
-    # "notify": alarms publish to the stage's monitoring topic. "retrain": also start the pipeline
-    # on the latest data through the trigger function, at most once per retrain_min_interval_hours.
-    reaction: Literal["notify", "retrain"] = "notify"
-    retrain_min_interval_hours: int = Field(default=24, ge=1, le=24 * 30)
 
     @model_validator(mode="after")
     def _schedule(self) -> MonitoringSettings:

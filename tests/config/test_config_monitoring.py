@@ -19,11 +19,10 @@ DATASET: dict[str, Any] = {
 }
 
 
-def test_defaults_check_hourly_and_only_notify() -> None:
+def test_defaults_check_hourly() -> None:
     settings = load_stage("dev").monitoring
     assert settings.enabled and settings.every_hours == 1
     assert settings.schedule_expression == "cron(0 * ? * * *)"
-    assert settings.reaction == "notify"
 
 
 @pytest.mark.parametrize(
