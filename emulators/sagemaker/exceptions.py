@@ -40,3 +40,7 @@ class RegistryError(LocalEngineError):
 
 class ExecutionNotFoundError(LocalEngineError):
     """No execution with the given id exists under the local home."""
+
+
+class MonitoringError(LocalEngineError):
+    """A local monitoring job could not run (no baseline, the job failed); the message says why."""

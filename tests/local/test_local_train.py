@@ -9,6 +9,7 @@ registered model answers boto3's sagemaker-runtime client on a local endpoint.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import re
@@ -24,7 +25,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from local_testing import auc_in_order, lines, new_home, read_json, rows_and_answers
+from local_testing import auc_in_order, lines, new_home, put_jsonl, read_json, rows_and_answers
 from typer.testing import CliRunner
 
 from emulators.s3 import LocalS3
@@ -40,10 +41,12 @@ from emulators.sagemaker import (
 )
 from emulators.sagemaker.pipeline.expressions import to_text
 from emulators.sagemaker_runtime import find_endpoint
+from emulators.sagemaker_runtime.capture import Captured, capture_record
 from emulators.sagemaker_runtime.client import InvocationError, invoke_endpoint
 from rookery.cli.main import app
 from rookery.demo.dataset import penguin_records
 from stage import load_stage
+from stage.capture import capture_key
 from stage.names import VARIANT_NAME
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local-train")]
@@ -473,3 +476,98 @@ def test_rookery_local_serve_runs_until_stopped(cli_run: CliRun, approved: Model
     assert process.returncode == 0, rest
     assert "endpoint serve-cli stopped" in rest
     assert not (cli_run.home.endpoints_dir / "serve-cli" / "endpoint.json").exists()
+
+
+# -- rookery local monitor ------------------------------------------------------------------------
+
+MONITORED = "rookery-dev-monitored"
+SHIFTED = "rookery-dev-shifted"
+
+
+def _capture(
+    home: LocalHome, endpoint: str, records: list[dict[str, Any]], answers: list[dict[str, Any]]
+) -> None:
+    """One JSON request per record with its answer, as the endpoint's data capture files them."""
+    moment = dt.datetime(2026, 12, 3, 10, 0, tzinfo=dt.UTC)
+    key = capture_key("capture/", endpoint, VARIANT_NAME, moment, "0001")
+    path = LocalS3(home).path(f"s3://rookery-dev-raw/{key}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for k, (record, answer) in enumerate(zip(records, answers, strict=True)):
+            item = Captured(
+                request_type="application/json",
+                request=json.dumps(record).encode(),
+                response_type="application/json",
+                response=json.dumps({"predictions": [answer]}).encode(),
+                inference_time=moment,
+                inference_id=f"{endpoint}-{k}",
+            )
+            out.write(json.dumps(capture_record(item, f"event-{k}")) + "\n")
+
+
+def _monitor(run: CliRun, *args: str) -> Any:
+    return CliRunner().invoke(
+        app, ["local", "monitor", "--stage", "dev", *args, "--home", str(run.home.root)]
+    )
+
+
+def test_local_monitor_passes_the_test_split_and_its_ground_truth(
+    cli_run: CliRun, approved: ModelPackage
+) -> None:
+    rows, answers = rows_and_answers(cli_run.home, cli_run.execution)
+    records = [json.loads(line) for line in _test_records(cli_run)]
+    _capture(cli_run.home, MONITORED, records, answers)
+    labels = ["female" if row.split(",", 1)[0] == "1" else "male" for row in rows]
+    truth = [
+        {
+            "groundTruthData": {"data": label, "encoding": "CSV"},
+            "eventMetadata": {"eventId": f"{MONITORED}-{k}"},
+            "eventVersion": "0",
+        }
+        for k, label in enumerate(labels)
+    ]
+    put_jsonl(cli_run.home, "s3://rookery-dev-raw/ground-truth/2026/12/03/10/labels.jsonl", truth)
+    result = _monitor(cli_run, "--endpoint", MONITORED)
+    assert result.exit_code == 0, result.output
+    for name in load_stage("dev").dataset.features:
+        assert name in result.stdout
+    assert "data-quality of rookery-dev-monitored: no violations (50 records)" in " ".join(
+        result.stdout.split()
+    )
+    assert "model-quality of rookery-dev-monitored: no violations" in " ".join(result.stdout.split())
+    reports = LocalS3(cli_run.home).list_prefix("s3://rookery-dev-artifacts/monitoring/model-quality/")
+    quality = next(
+        json.loads(p.read_text()) for name, p in reports if name.endswith("monitoring_report.json")
+    )
+    assert quality["labelled_records"] == 50
+    auc = next(m for m in quality["metrics"] if m["metric"] == "auc")
+    assert auc["current"] == pytest.approx(auc["baseline"], abs=1e-6)
+
+
+def test_local_monitor_fails_on_a_shifted_feature_only(cli_run: CliRun, approved: ModelPackage) -> None:
+    _, answers = rows_and_answers(cli_run.home, cli_run.execution)
+    records = [json.loads(line) for line in _test_records(cli_run)]
+    for record in records:
+        if record["body_mass_g"] is not None:
+            record["body_mass_g"] += 1500
+    _capture(cli_run.home, SHIFTED, records, answers)
+    result = _monitor(cli_run, "--endpoint", SHIFTED, "--kind", "data-quality")
+    assert result.exit_code == 1, result.output
+    reports = LocalS3(cli_run.home).list_prefix(
+        f"s3://rookery-dev-artifacts/monitoring/data-quality/{SHIFTED}/"
+    )
+    violations = next(
+        json.loads(p.read_text()) for name, p in reports if name.endswith("constraint_violations.json")
+    )
+    assert {(v["feature_name"], v["constraint_check_type"]) for v in violations["violations"]} == {
+        ("body_mass_g", "baseline_drift_check")
+    }
+    assert "baseline_drift_check" in result.stdout
+
+
+def test_local_monitor_of_an_endpoint_without_traffic_says_so(
+    cli_run: CliRun, approved: ModelPackage
+) -> None:
+    result = _monitor(cli_run, "--endpoint", "rookery-dev-idle", "--kind", "data-quality")
+    assert result.exit_code == 0, result.output
+    assert "no traffic (0 records)" in " ".join(result.stdout.split())
