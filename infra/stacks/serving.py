@@ -176,7 +176,7 @@ class ServingStack(StageStack):
             self,
             "HasMonitoringBaseline",
             expression=Fn.condition_and(
-                self.has_approved_model,
+                Fn.condition_not(Fn.condition_equals(self.approved_model.value_as_string, "")),
                 Fn.condition_not(Fn.condition_equals(self.monitoring_baseline.value_as_string, "")),
             ),
         )

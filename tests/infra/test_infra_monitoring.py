@@ -20,6 +20,7 @@ from infra.stacks.serving import ServingStack
 from infra.stacks.stage_props import monitoring_props
 from rookery_contracts import monitoring as mon
 from stage.names import (
+    APPROVED_MODEL_PARAMETER,
     MONITORING_BASELINE_PARAMETER,
     endpoint_name,
     monitoring_alarm_names,
@@ -118,7 +119,7 @@ def test_monitoring_exists_only_with_an_approved_model_and_its_baseline(synth: S
     parameter = synth.serving["Parameters"][MONITORING_BASELINE_PARAMETER]
     assert (parameter["Type"], parameter["Default"]) == ("String", "")
     condition = json.dumps(synth.serving["Conditions"][CONDITION])
-    assert "HasApprovedModel" in condition and MONITORING_BASELINE_PARAMETER in condition
+    assert APPROVED_MODEL_PARAMETER in condition and MONITORING_BASELINE_PARAMETER in condition
     serving = _serving(synth)
     endpoint = synth.logical_id(serving.endpoint.endpoint)
     for schedule in _schedules(synth).values():
