@@ -8,12 +8,12 @@ AWS and locally alike. The schedule and the job's resources configure the Servin
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-_INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+from stage.serving import InstanceType
+
 # Monitoring schedules run at most hourly; these periods divide a day evenly.
 SCHEDULE_HOURS: Final = (1, 2, 3, 4, 6, 8, 12, 24)
 SECONDS_PER_HOUR: Final = 3600
@@ -55,7 +55,7 @@ class MonitoringSettings(_Model):
 
     enabled: bool = True
     every_hours: int = 1
-    instance_type: str = Field(default="ml.m5.large", pattern=_INSTANCE.pattern)
+    instance_type: InstanceType = "ml.m5.large"
     volume_size_gb: int = Field(default=20, ge=1, le=512)
     max_runtime_seconds: int = Field(default=1800, ge=60, le=24 * SECONDS_PER_HOUR)
     drift: DriftThresholds = DriftThresholds()
