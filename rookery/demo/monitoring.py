@@ -124,9 +124,10 @@ def svg_plot(comparison: Comparison) -> str:
         parts.append(f'<text x="0" y="{y + BAR_HEIGHT + 3}">{html.escape(row["feature"])}</text>')
         for prefix, colour in (("clean", "#999"), ("shifted", "#c0392b")):
             ratio = _ratio(row[f"{prefix}_distance"], row[f"{prefix}_threshold"])
+            verdict = html.escape(str(row[f"{prefix}_verdict"]))
             parts.append(
                 f'<rect x="{LABEL_WIDTH}" y="{y}" width="{ratio * scale:.1f}" height="{BAR_HEIGHT - 2}" '
-                f'fill="{colour}"><title>{prefix}: {html.escape(str(row[f"{prefix}_verdict"]))}</title></rect>'
+                f'fill="{colour}"><title>{prefix}: {verdict}</title></rect>'
             )
             y += BAR_HEIGHT
         y += 8

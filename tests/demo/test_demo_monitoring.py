@@ -10,7 +10,7 @@ from rookery.demo.monitoring import Comparison, shifted, svg_plot
 
 
 def _run(flagged: set[str], distances: dict[str, float]) -> MonitoringRun:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "feature": name,
             "method": "psi",
@@ -22,12 +22,12 @@ def _run(flagged: set[str], distances: dict[str, float]) -> MonitoringRun:
         for name, distance in distances.items()
     ]
     report: dict[str, Any] = {"status": "violations" if flagged else "no violations", "features": rows}
-    violations = [v for row in rows for v in row["violations"]]
+    violations: list[dict[str, Any]] = [v for row in rows for v in row["violations"]]
     return MonitoringRun("data-quality", "e", report, violations, "s3://a/monitoring", Path("job.log"))
 
 
 def test_shifted_moves_one_numeric_feature_and_keeps_missing_values() -> None:
-    records = [{"mass": 3000, "island": "Dream"}, {"mass": None, "island": "Biscoe"}]
+    records: list[dict[str, Any]] = [{"mass": 3000, "island": "Dream"}, {"mass": None, "island": "Biscoe"}]
     assert shifted(records, "mass", 1500) == [
         {"mass": 4500, "island": "Dream"},
         {"mass": None, "island": "Biscoe"},
