@@ -17,7 +17,8 @@ judged by the thresholds it was registered with.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 # --- the job's environment (set by SageMaker, or by the local monitor) --------------------------
 DATASET_FORMAT_ENV: Final = "dataset_format"
@@ -128,3 +129,23 @@ def baseline_file(kind: str, name: str) -> str:
     if kind not in MONITOR_KINDS:
         raise ValueError(f"unknown monitoring kind {kind!r}; choose from {list(MONITOR_KINDS)}")
     return f"{kind}/{name}"
+
+
+def baseline_root(drift_check_baselines: Mapping[str, Any]) -> str:
+    """The Baseline step's output prefix from a model package's ``DriftCheckBaselines``.
+
+    The deployer sets the Serving stack's ``MonitoringBaselineUri`` to this when it deploys a
+    version; the schedules find the four files under it by :func:`baseline_file`. ValueError when the
+    package carries no baseline of this layout (registered before the Baseline step).
+    """
+    section = (
+        drift_check_baselines.get("ModelDataQuality") if isinstance(drift_check_baselines, Mapping) else None
+    )
+    uri = ((section or {}).get("Statistics") or {}).get("S3Uri") if isinstance(section, Mapping) else None
+    suffix = "/" + baseline_file(DATA_QUALITY, STATISTICS_FILE)
+    if not isinstance(uri, str) or not uri.startswith("s3://") or not uri.endswith(suffix):
+        raise ValueError(
+            f"DriftCheckBaselines.ModelDataQuality.Statistics.S3Uri = {uri!r} is not a Baseline step's "
+            f"...{suffix}; register the version with a pipeline that has the Baseline step"
+        )
+    return uri[: -len(suffix)]
