@@ -22,6 +22,7 @@ from infra.audit.gate import GateResult, evaluate
 from infra.audit.plugin import RookeryChecks
 from infra.audit.rules import ROOKERY_RULES, RulePack
 from infra.constructs.data_lake import TrustedPrincipal
+from infra.constructs.monitoring import monitoring_exception
 from infra.constructs.sagemaker_role import execution_role_exception
 from infra.constructs.serving_role import capture_exception
 from infra.stacks.data import DataStack
@@ -30,7 +31,13 @@ from infra.stacks.network import NetworkStack
 from infra.stacks.serving import ServingStack
 from infra.stacks.stage_props import render_for_stage, stage_errors
 from stage import ConfigError, Stage, load_stage
-from stage.names import CAPTURE_PREFIX, sagemaker_role_path, serving_role_path, stage_tags
+from stage.names import (
+    CAPTURE_PREFIX,
+    monitoring_role_path,
+    sagemaker_role_path,
+    serving_role_path,
+    stage_tags,
+)
 from stage.paths import CDK_CONTEXT_JSON, CDK_JSON, LOCAL_HOME
 
 # Rendered pipeline definitions by input hash: a synth imports the SageMaker SDK only on a miss.
@@ -78,6 +85,8 @@ def build_stacks(
         trusted = [execution_role_exception(sagemaker_role_path(stage))]
         if stage.serving.enabled:
             trusted.append(capture_exception(serving_role_path(stage), CAPTURE_PREFIX))
+            if stage.monitoring.enabled:
+                trusted.append(monitoring_exception(monitoring_role_path(stage)))
         data = DataStack(
             app,
             stage=stage,

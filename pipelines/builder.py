@@ -1,6 +1,6 @@
 """The one pipeline definition: ``build_pipeline(settings)`` and ``render_definition(settings)``.
 
-Preprocess -> Train | Tune -> Evaluate -> Gate --if--> Register -> CreateModel -> BatchTransform
+Preprocess -> Train | Tune -> Evaluate -> Gate --if--> Baseline -> Register -> CreateModel -> BatchTransform
                                              \\--else--> Fail (names the metric, its value, the bar)
 
 Pure: no AWS call and no environment read (the SDK's own process-wide switches are set and
@@ -24,6 +24,7 @@ from pipelines._sdk import OFFLINE_KEY, TELEMETRY_OFF, config_lookups_off, quiet
 from pipelines.findings import acknowledgement_line
 from pipelines.settings import BUILTIN_XGBOOST_VERSION, TUNING_RANGES, PipelineSettings, operating_point_arg
 from pipelines.steps import (
+    BASELINE,
     BATCH_TRANSFORM,
     CREATE_MODEL,
     EVALUATE,
@@ -37,6 +38,7 @@ from pipelines.steps import (
     TUNE,
 )
 from rookery_contracts import evaluation, metrics
+from rookery_contracts import monitoring as mon
 from rookery_contracts.env import DATASET_SCHEMA_ENV, DECISION_THRESHOLD_ENV
 from rookery_contracts.model_layout import MODEL_ARCHIVE
 
@@ -410,6 +412,68 @@ class _Builder:
         step = ProcessingStep(name=EVALUATE, step_args=step_args, property_files=[report])
         return step, report
 
+    def baseline(self, preprocess: Any, evaluate: Any) -> Any:
+        """The Baseline step: data-quality and model-quality baselines for the model being registered."""
+
+        sources = {
+            contract.TRAINING_RECORDS: preprocess.properties.ProcessingOutputConfig.Outputs[
+                contract.TRAINING_RECORDS
+            ].S3Output.S3Uri,
+            contract.EVALUATION_OUTPUT: evaluate.properties.ProcessingOutputConfig.Outputs[
+                contract.EVALUATION_OUTPUT
+            ].S3Output.S3Uri,
+        }
+        monitoring = self.settings.monitoring
+        thresholds = {"drift": monitoring.drift.model_dump(), "quality": monitoring.quality.model_dump()}
+        processor = self.processor(
+            mon.BASELINE_ENTRYPOINT, env={DATASET_SCHEMA_ENV: self.settings.dataset.to_json()}
+        )
+        step_args = processor.run(
+            inputs=[
+                ProcessingInput(
+                    input_name=name,
+                    s3_input=ProcessingS3Input(
+                        s3_uri=sources[name],
+                        local_path=contract.processing_input_path(name),
+                        s3_data_type="S3Prefix",
+                        s3_input_mode="File",
+                    ),
+                )
+                for name in contract.BASELINE_INPUTS
+            ],
+            outputs=[
+                ProcessingOutput(
+                    output_name=contract.BASELINE_OUTPUT,
+                    s3_output=ProcessingS3Output(
+                        s3_uri=self.s3(BASELINE, contract.BASELINE_OUTPUT),
+                        local_path=contract.processing_output_path(contract.BASELINE_OUTPUT),
+                        s3_upload_mode="EndOfJob",
+                    ),
+                )
+            ],
+            arguments=["--thresholds", json.dumps(thresholds, sort_keys=True)],
+        )
+        return ProcessingStep(name=BASELINE, step_args=step_args)
+
+    def baseline_metrics(self, baseline: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(ModelMetrics, DriftCheckBaselines) of the package: the baseline travels with the model."""
+        root = baseline.properties.ProcessingOutputConfig.Outputs[contract.BASELINE_OUTPUT].S3Output.S3Uri
+
+        def file(kind: str, name: str) -> dict[str, Any]:
+            return {
+                "ContentType": "application/json",
+                "S3Uri": Join(on="/", values=[root, mon.baseline_file(kind, name)]),
+            }
+
+        def pair(kind: str) -> dict[str, Any]:
+            return {
+                "Statistics": file(kind, mon.STATISTICS_FILE),
+                "Constraints": file(kind, mon.CONSTRAINTS_FILE),
+            }
+
+        sections = {"ModelDataQuality": pair(mon.DATA_QUALITY), "ModelQuality": pair(mon.MODEL_QUALITY)}
+        return sections, {key: dict(value) for key, value in sections.items()}
+
     def container(self, model_uri: Any, evaluate: Any, report: Any) -> dict[str, Any]:
         """The serving container, identical in the registered package and the batch model."""
 
@@ -434,15 +498,9 @@ class _Builder:
         step_args, self.session.context = self.session.context, None
         return step_args
 
-    def register(self, evaluate: Any, container: dict[str, Any]) -> Any:
+    def register(self, baseline: Any, container: dict[str, Any]) -> Any:
 
-        evaluation_uri = Join(
-            on="/",
-            values=[
-                evaluate.properties.ProcessingOutputConfig.Outputs[contract.EVALUATION_OUTPUT].S3Output.S3Uri,
-                evaluation.EVALUATION_FILE,
-            ],
-        )
+        model_metrics, drift_check_baselines = self.baseline_metrics(baseline)
         instance_types = list(self.settings.ml.inference_instance_types)
         step_args = self.model_step_args(
             lambda: create_model_package_from_containers(
@@ -454,11 +512,8 @@ class _Builder:
                 transform_instances=[self.settings.ml.transform_instance_type],
                 model_package_group_name=self.resources.model_package_group_name,
                 approval_status=self.params.approval_status,
-                model_metrics={
-                    "ModelQuality": {
-                        "Statistics": {"ContentType": "application/json", "S3Uri": evaluation_uri}
-                    }
-                },
+                model_metrics=model_metrics,
+                drift_check_baselines=drift_check_baselines,
             )
         )
         return ModelStep(name=REGISTER, step_args=step_args)
@@ -551,10 +606,11 @@ class _Builder:
         with config_lookups_off(self.session):
             evaluate, report = self.evaluate(preprocess, model_uri)
             container = self.container(model_uri, evaluate, report)
-            register = self.register(evaluate, container)
+            baseline = self.baseline(preprocess, evaluate)
+            register = self.register(baseline, container)
             model = self.create_model(container, register)
             transform = self.batch_transform(preprocess, model)
-            gate = self.gate(evaluate, report, on_pass=[register, model, transform])
+            gate = self.gate(evaluate, report, on_pass=[baseline, register, model, transform])
         return Pipeline(
             name=self.resources.pipeline_name,
             parameters=self.params.as_list(),

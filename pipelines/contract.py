@@ -18,8 +18,13 @@ PROCESSING_OUTPUT_ROOT: Final = "/opt/ml/processing/output"
 CHECKPOINT_LOCAL_PATH: Final = "/opt/ml/checkpoints"
 
 # Preprocess: one input, one ProcessingOutput per artifact (each its own S3 prefix).
+# The training split as raw records, for the Baseline step. No output name may be a prefix of
+# another: each is an S3 prefix, and SageMaker stages every object under the prefix it is given.
+TRAINING_RECORDS: Final = "baseline_records"
 RAW_INPUT: Final = "raw"
-PREPROCESS_OUTPUTS: Final = ("train", "validation", "test", "inference", "preprocessor", "report")
+PREPROCESS_OUTPUTS: Final = (
+    "train", "validation", "test", "inference", "preprocessor", "report", TRAINING_RECORDS,
+)  # fmt: skip
 
 # Training channels (SageMaker mounts them at /opt/ml/input/data/<channel>).
 TRAIN_CHANNELS: Final = ("train", "validation")
@@ -36,6 +41,10 @@ CHECKPOINT_FREQUENCY: Final = 10
 EVALUATE_INPUTS: Final = ("model", "test", "validation")
 EVALUATION_OUTPUT: Final = "evaluation"
 EVALUATION_PROPERTY_FILE: Final = "EvaluationReport"
+
+# Baseline: the training split's raw records and evaluation.json in, the monitoring baseline out.
+BASELINE_INPUTS: Final = (TRAINING_RECORDS, EVALUATION_OUTPUT)
+BASELINE_OUTPUT: Final = "baseline"
 
 # Serving: what the registered model declares it accepts and answers.
 INFERENCE_CONTENT_TYPES: Final = ("text/csv", "application/json", "application/jsonlines")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rookery_contracts.model_layout import MODEL_LAYOUT
 from stage import DatasetField, MlSettings, OperatingPoint, Stage
+from stage.monitoring import MonitoringSettings
 from stage.names import (
     PRIVATE_ECR_IMAGE,
     model_package_group_name,
@@ -198,6 +199,7 @@ class PipelineSettings(_Frozen):
     dataset: DatasetField
     data_prefix: str = Field(description="raw-bucket prefix of the dataset, e.g. 'penguins/'")
     ml: MlSettings
+    monitoring: MonitoringSettings = MonitoringSettings()
     resources: PipelineResources
     tune: bool
     spot: bool
@@ -231,6 +233,7 @@ class PipelineSettings(_Frozen):
                 dataset=stage.dataset,
                 data_prefix=stage.data.layout.data_prefix(stage.dataset),
                 ml=stage.ml,
+                monitoring=stage.monitoring,
                 resources=resources,
                 tune=stage.ml.tuning.enabled if tune is None else tune,
                 spot=stage.ml.training.use_spot if spot is None else spot,

@@ -26,6 +26,7 @@ from rookery_contracts import hyperparameters
 from rookery_contracts.evaluation import DEFAULT_GATE_CONFIDENCE
 from rookery_contracts.hyperparameters import TRAINING_DEFAULTS
 from rookery_contracts.schema import DEFAULT_MAX_INVALID_FRACTION, DatasetSchema, schema_from_mapping
+from stage.monitoring import MonitoringSettings
 from stage.serving import ServingSettings
 
 # CloudWatch Logs accepts only these retention periods.
@@ -367,6 +368,7 @@ class Stage(_Model):
     ml: MlSettings = MlSettings()
     notebook: NotebookSettings = NotebookSettings()
     serving: ServingSettings = ServingSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
     # Set by the loader from an explicit synth-time flag, never from the stage file:
     # data is destroyed on teardown only when the stage allows it AND the flag is given.
     destroy_data_on_delete: bool = Field(default=False, exclude=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from rookery_contracts.monitoring import MONITOR_KINDS
 from stage.model import ConfigError, Stage
 
 # Buckets of the data lake, by purpose. Interface: the Data stack creates exactly these.
@@ -239,3 +240,33 @@ def local_endpoint_name(stage: Stage, purpose: str) -> str:
     """``<prefix>-<stage>-<purpose>``: a local endpoint's default name (``local`` for ``rookery local
     serve``, ``demo`` for the demo's scoring)."""
     return f"{stage.qualifier}-{purpose}"
+
+
+# --- monitoring ----------------------------------------------------------------------------------
+
+# The Serving stack's parameter holding the S3 prefix of the live version's monitoring baseline (the
+# Baseline step's output, as the package's DriftCheckBaselines name its files). Set with
+# APPROVED_MODEL_PARAMETER; empty: no monitoring schedule.
+MONITORING_BASELINE_PARAMETER: Final = "MonitoringBaselineUri"
+# Where monitoring jobs write their reports in the artifacts bucket (then the kind, then SageMaker's
+# <endpoint>/<schedule>/yyyy/mm/dd/hh layout).
+MONITORING_PREFIX: Final = "monitoring/"
+
+
+def monitoring_schedule_names(stage: Stage) -> dict[str, str]:
+    """The endpoint's monitoring schedules by kind (``data-quality``, ``model-quality``)."""
+    return {kind: f"{endpoint_name(stage)}-{kind}" for kind in MONITOR_KINDS}
+
+
+def monitoring_alarm_names(stage: Stage) -> dict[str, str]:
+    """The alarms on each schedule's violation count, by kind."""
+    return {kind: f"{name}-violations" for kind, name in monitoring_schedule_names(stage).items()}
+
+
+def monitoring_role_path(stage: Stage) -> str:
+    """IAM path of the monitoring jobs' role (the Data stack trusts it to read capture and ground truth)."""
+    return f"/{stage.qualifier}/monitoring/"
+
+
+def monitoring_topic_name(stage: Stage) -> str:
+    return f"{stage.qualifier}-monitoring"

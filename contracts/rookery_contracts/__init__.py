@@ -15,4 +15,5 @@ constructs and the CLI import the same modules. One module per concern:
 - :mod:`rookery_contracts.invocations`: what one endpoint invocation may carry.
 - :mod:`rookery_contracts.deployment`: which model version an endpoint serves, shared by the AWS
   deployer and the local endpoint.
+- :mod:`rookery_contracts.monitoring`: the monitoring container contract, baseline files and metrics.
 """

@@ -54,3 +54,7 @@ class DamagedExecutionError(LocalEngineError):
             f"the execution record {path} is damaged ({problem}); restore it, or remove the execution "
             f"with `rm -r {path.parent}`"
         )
+
+
+class MonitoringError(LocalEngineError):
+    """A local monitoring job could not run (no baseline, the job failed); the message says why."""

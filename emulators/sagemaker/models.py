@@ -369,6 +369,8 @@ class ModelPackage:
     execution_id: str | None
     approval_description: str | None = None
     model_metrics: dict[str, Any] = field(default_factory=dict)  # the ModelMetrics URIs as registered
+    # The monitoring baseline's URIs as registered (statistics and constraints per kind of monitoring).
+    drift_check_baselines: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
     @property
@@ -388,6 +390,7 @@ class ModelPackage:
             execution_id=raw.get("ExecutionId"),
             inference_spec=dict(raw.get("InferenceSpec") or {}),
             model_metrics=dict(raw.get("ModelMetrics") or {}),
+            drift_check_baselines=dict(raw.get("DriftCheckBaselines") or {}),
             metrics=dict(raw.get("Metrics") or {}),
             path=path,
         )
@@ -461,6 +464,7 @@ class LocalRegistry:
         metrics: dict[str, Any],
         execution_id: str | None,
         description: str | None = None,
+        drift_check_baselines: dict[str, Any] | None = None,
     ) -> ModelPackage:
         """A new version of ``group`` (the next number; safe when runs register at once)."""
         if approval_status not in APPROVAL_STATUSES:
@@ -482,6 +486,7 @@ class LocalRegistry:
                 metrics=metrics,
                 inference_spec=inference_spec,
                 model_metrics=model_metrics,
+                drift_check_baselines=dict(drift_check_baselines or {}),
                 execution_id=execution_id,
                 path=self.root / group / f"{version}.json",
             )

@@ -83,5 +83,6 @@ def describe_model_package(package: ModelPackage) -> dict[str, Any]:
         "ExecutionId": package.execution_id,
         "InferenceSpec": package.inference_spec,
         "ModelMetrics": package.model_metrics,
+        "DriftCheckBaselines": package.drift_check_baselines,
         "Metrics": package.metrics,
     }

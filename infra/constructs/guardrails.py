@@ -5,7 +5,8 @@ perimeter; this boundary is what stops a job that Pipelines, a notebook user or 
 the role launches at run time from leaving it. It denies, using SageMaker's condition keys (names
 from the Service Authorization Reference for SageMaker):
 
-- processing, training and tuning jobs, models and notebooks outside the stage's subnets and
+- processing, training and tuning jobs, monitoring schedules and job definitions, models and
+  notebooks outside the stage's subnets and
   security groups (``sagemaker:VpcSubnets``, ``sagemaker:VpcSecurityGroupIds``);
 - jobs and notebooks without the stage's KMS keys for volumes and outputs
   (``sagemaker:VolumeKmsKey``, ``sagemaker:OutputKmsKey``);
@@ -40,10 +41,18 @@ from infra.audit.acknowledge import acknowledge, acknowledge_guard
 from infra.constructs.props import check_qualifier
 from stage import PENDING_MANUAL_APPROVAL
 
+# Monitoring schedules and job definitions start processing jobs on a schedule: the same rules.
+_MONITORING: Final = (
+    "sagemaker:CreateMonitoringSchedule",
+    "sagemaker:UpdateMonitoringSchedule",
+    "sagemaker:CreateDataQualityJobDefinition",
+    "sagemaker:CreateModelQualityJobDefinition",
+)
 _JOBS: Final = (
     "sagemaker:CreateProcessingJob",
     "sagemaker:CreateTrainingJob",
     "sagemaker:CreateHyperParameterTuningJob",
+    *_MONITORING,
 )
 _MODEL: Final = ("sagemaker:CreateModel",)
 _TRANSFORM: Final = ("sagemaker:CreateTransformJob",)

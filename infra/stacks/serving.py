@@ -33,6 +33,7 @@ from infra.constructs.endpoint_scaling import EndpointAutoscaling
 from infra.constructs.guardrails import SageMakerGuardrails
 from infra.constructs.inference_api import InferenceApi
 from infra.constructs.keys import PurposeKey
+from infra.constructs.monitoring import EndpointMonitoring
 from infra.constructs.network import PrivateNetwork
 from infra.constructs.serving_role import ServingModelRole
 from infra.stacks.base import StageStack
@@ -46,11 +47,17 @@ from infra.stacks.stage_props import (
     guardrails_props,
     inference_api_props,
     model_security_group_props,
+    monitoring_props,
     rollback_alarms_props,
     serving_role_props,
 )
 from stage import Stage
-from stage.names import APPROVED_MODEL_PARAMETER, bucket_name, model_package_group_name
+from stage.names import (
+    APPROVED_MODEL_PARAMETER,
+    MONITORING_BASELINE_PARAMETER,
+    bucket_name,
+    model_package_group_name,
+)
 
 
 def model_package_pattern(stage: Stage) -> str:
@@ -172,6 +179,42 @@ class ServingStack(StageStack):
             condition=self.has_approved_model,
             endpoint=self.endpoint.endpoint,
         )
+        self.monitoring_baseline = CfnParameter(
+            self,
+            MONITORING_BASELINE_PARAMETER,
+            type="String",
+            default="",
+            allowed_pattern=r"^$|^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+[^/]$",
+            description="the live version's monitoring baseline (its Baseline step output); empty: none",
+        )
+        self.has_monitoring = CfnCondition(
+            self,
+            "HasMonitoringBaseline",
+            expression=Fn.condition_and(
+                Fn.condition_not(Fn.condition_equals(self.approved_model.value_as_string, "")),
+                Fn.condition_not(Fn.condition_equals(self.monitoring_baseline.value_as_string, "")),
+            ),
+        )
+        if stage.monitoring.enabled:
+            self.monitoring = EndpointMonitoring(
+                self,
+                "Monitoring",
+                props=monitoring_props(stage, pipeline_name=ml.pipeline.pipeline_name),
+                condition=self.has_monitoring,
+                baseline_uri=self.monitoring_baseline.value_as_string,
+                image_uri=ml.image.image_uri,
+                raw_bucket=buckets["raw"],
+                artifacts_bucket=buckets["artifacts"],
+                data_key=keys.data,
+                artifacts_key=keys.artifacts,
+                image_repository=ml.image.repository,
+                vpc=network.vpc,
+                subnets=subnets,
+                security_group=self.model_network.security_group,
+                boundary=self.guardrails.policy,
+            )
+            for schedule in self.monitoring.schedules.values():
+                schedule.node.add_dependency(self.endpoint.endpoint)
         self.api = InferenceApi(
             self,
             "Api",

@@ -22,6 +22,7 @@ from infra.constructs.guardrails import GuardrailsProps
 from infra.constructs.inference_api import InferenceApiProps
 from infra.constructs.ingestion import IngestionProps
 from infra.constructs.keys import MAX_PENDING_WINDOW_DAYS, MIN_PENDING_WINDOW_DAYS, KeyProps
+from infra.constructs.monitoring import MonitoringProps
 from infra.constructs.network import NetworkProps
 from infra.constructs.notebook import NotebookProps
 from infra.constructs.pipeline import PipelineProps, RenderedPipeline
@@ -34,6 +35,7 @@ from pipelines import PipelineResources, PipelineSettings, SettingsError, render
 from stage import ConfigError, Stage
 from stage.alarms import rollback_alarms
 from stage.capture import CSV_CONTENT_TYPES, JSON_CONTENT_TYPES
+from stage.monitoring import SECONDS_PER_HOUR
 from stage.names import (
     ALL_BUCKETS,
     API_STAGE_NAME,
@@ -41,6 +43,8 @@ from stage.names import (
     DEPLOYMENT_EVENT_SOURCE,
     DEPLOYMENT_EVENT_TYPE,
     DEPLOYMENT_METRIC_NAMESPACE,
+    GROUND_TRUTH_PREFIX,
+    MONITORING_PREFIX,
     VARIANT_NAME,
     api_name,
     approval_rule_name,
@@ -55,6 +59,10 @@ from stage.names import (
     glue_database_name,
     glue_security_configuration_name,
     model_package_group_name,
+    monitoring_alarm_names,
+    monitoring_role_path,
+    monitoring_schedule_names,
+    monitoring_topic_name,
     notebook_instance_name,
     notebook_role_path,
     raw_table_name,
@@ -342,4 +350,27 @@ def deployer_props(stage: Stage) -> DeployerProps:
         metric_namespace=DEPLOYMENT_METRIC_NAMESPACE,
         update_seconds=stage.serving.deployment.update_seconds(),
         log_retention_days=stage.log_retention_days,
+    )
+
+
+def monitoring_props(stage: Stage, *, pipeline_name: str) -> MonitoringProps:
+    monitoring = stage.monitoring
+    return MonitoringProps(
+        qualifier=stage.qualifier,
+        role_path=monitoring_role_path(stage),
+        endpoint_name=endpoint_name(stage),
+        schedule_names=monitoring_schedule_names(stage),
+        alarm_names=monitoring_alarm_names(stage),
+        topic_name=monitoring_topic_name(stage),
+        schedule_expression=monitoring.schedule_expression,
+        period_seconds=monitoring.every_hours * SECONDS_PER_HOUR,
+        instance_type=monitoring.instance_type,
+        volume_size_gb=monitoring.volume_size_gb,
+        max_runtime_seconds=monitoring.max_runtime_seconds,
+        dataset_schema_json=stage.dataset.to_json(),
+        capture_prefix=CAPTURE_PREFIX,
+        ground_truth_prefix=GROUND_TRUTH_PREFIX,
+        results_prefix=MONITORING_PREFIX,
+        # The Baseline step writes under the pipeline's per-execution prefix of the artifacts bucket.
+        baselines_prefix=f"{pipeline_name}/",
     )

@@ -1,5 +1,5 @@
 """``rookery local``: run the stage's pipeline on this machine, inspect executions, approve or reject
-versions, serve (with deploy on approval), invoke and describe endpoints.
+versions, serve (with deploy on approval), invoke and describe endpoints, monitor their traffic.
 
 ``run`` renders the stage's definition (offline placeholders; the project image stands for its
 ECR URI), optionally lands ``--data`` in the local raw bucket, and executes it with the local
@@ -41,7 +41,9 @@ from emulators.sagemaker import (
     LocalEndpoint,
     LocalEngine,
     LocalRegistry,
+    MonitoringRun,
     StepEvent,
+    run_monitoring,
 )
 from emulators.sagemaker.storage import stored
 from emulators.sagemaker_runtime import EndpointSettings, LocalDeployer, find_endpoint
@@ -62,9 +64,17 @@ from pipelines.settings import PipelineResources, PipelineSettings
 from rookery.cli import endpoint_view
 from rookery.cli.data import size_text, stored_line
 from rookery.cli.errors import err, fail, reported
-from rookery.cli.options import HomeOption, OptionalStageOption, ParamOption, TuneOption, local_home
+from rookery.cli.options import (
+    HomeOption,
+    OptionalStageOption,
+    ParamOption,
+    StageOption,
+    TuneOption,
+    local_home,
+)
 from rookery.cli.run_result import result_lines
 from rookery.cli.stages import resolve_stage, stage_of_group
+from rookery_contracts import monitoring as mon
 from rookery_contracts.evaluation import AUC_PATH, THRESHOLD_PATH, value_at
 from stage import load_stage
 from stage.names import local_endpoint_name, model_package_group_name, pipeline_name
@@ -703,6 +713,103 @@ def invoke(
     text = answer.decode("utf-8", errors="replace")
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()
+
+
+# -- monitor --------------------------------------------------------------------------------------
+
+
+def _number(value: Any) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _monitoring_table(run: MonitoringRun) -> Table:
+    report = run.report
+    table = Table(title=f"{run.kind} of {run.endpoint}: {report['status']} ({report['records']} records)")
+    if run.kind == mon.DATA_QUALITY:
+        table.add_column("feature", no_wrap=True)
+        for column in ("baseline", "current", "distance", "threshold"):
+            table.add_column(column)
+        table.add_column("verdict", no_wrap=True)
+        for row in report["features"]:
+            method = "PSI" if row["method"] == mon.PSI else "L-inf"
+            verdict = Text(row["verdict"], style="bold red" if row["violations"] else "green")
+            distance = "-" if row["distance"] is None else f"{method} {row['distance']:.4f}"
+            table.add_row(
+                row["feature"], row["baseline"], row["current"], distance, _number(row["threshold"]), verdict
+            )
+    else:
+        table.add_column("metric", no_wrap=True)
+        for column in ("baseline", "current", "threshold"):
+            table.add_column(column)
+        table.add_column("verdict", no_wrap=True)
+        for row in report["metrics"]:
+            failed = row["verdict"] == mon.LESS_THAN_THRESHOLD
+            verdict = Text(row["verdict"], style="bold red" if failed else "green")
+            table.add_row(
+                row["metric"],
+                _number(row["baseline"]),
+                _number(row["current"]),
+                _number(row["threshold"]),
+                verdict,
+            )
+    return table
+
+
+@app.command()
+def monitor(
+    *,
+    stage: StageOption = "dev",
+    endpoint: Annotated[
+        str | None, typer.Option("--endpoint", help="endpoint name (default: <prefix>-<stage>-local)")
+    ] = None,
+    package: Annotated[
+        str | None,
+        typer.Option("--package", help="<group>/<version> whose baseline to use (default: latest Approved)"),
+    ] = None,
+    kind: Annotated[str, typer.Option("--kind", help="data-quality, model-quality or all")] = "all",
+    home: HomeOption = None,
+) -> None:
+    """Run the monitoring jobs over a local endpoint's captured traffic (and ground truth).
+
+    Writes each job's reports under the local artifacts bucket and prints a row per feature (data
+    quality) or metric (model quality). Exit codes: 0 no violation (or no traffic), 1 a violation
+    was found, 2 a usage or config error, or a job that could not run.
+    """
+    local = local_home(home)
+    kinds = list(mon.MONITOR_KINDS) if kind == "all" else [kind]
+    with reported():
+        if any(k not in mon.MONITOR_KINDS for k in kinds):
+            raise typer.BadParameter(f"--kind {kind!r}: use one of {[*mon.MONITOR_KINDS, 'all']}")
+        config = load_stage(stage)
+        resources = PipelineResources.placeholders(config)
+        registry = LocalRegistry(local)
+        chosen = (
+            registry.get(package) if package else registry.latest_approved(model_package_group_name(config))
+        )
+        name = endpoint or local_endpoint_name(config, "local")
+        runs = [
+            run_monitoring(
+                local,
+                config,
+                chosen,
+                kind=k,
+                endpoint=name,
+                raw_bucket=resources.raw_bucket,
+                artifacts_bucket=resources.artifacts_bucket,
+            )
+            for k in kinds
+        ]
+    for run in runs:
+        out.print(_monitoring_table(run))
+        for issue in run.report["files"]["issues"]:
+            out.print(
+                f"  [yellow]capture issue[/] {issue['file']}: {issue['problem']} ({issue['lines']} line(s))"
+            )
+        if run.report.get("reason"):
+            out.print(f"  {run.report['reason']}")
+        out.print(f"  reports: {run.output_uri}", soft_wrap=True)
+    if any(run.failed for run in runs):
+        raise typer.Exit(1)
 
 
 # -- endpoint -------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from rookery_contracts import evaluation, ingest, metrics
+from rookery_contracts import evaluation, ingest, metrics, monitoring
 
 
 def test_every_metric_definition_parses_the_value_the_image_prints() -> None:
@@ -74,3 +74,18 @@ def test_an_absent_value_is_the_default_or_an_error_naming_the_path() -> None:
     assert evaluation.value_at({"operating_point": None}, evaluation.OPERATING_POINT_BAR_PATH, "-") == "-"
     with pytest.raises(evaluation.EvaluationError, match=r"has no 'decision_threshold.value' \(no 'value'"):
         evaluation.value_at({"decision_threshold": {}}, evaluation.THRESHOLD_PATH)
+
+
+def test_the_baseline_root_is_read_from_a_packages_drift_check_baselines() -> None:
+    root = "s3://rookery-dev-artifacts/rookery-dev-pipeline/abc123/Baseline/baseline"
+    baselines = {
+        "ModelDataQuality": {
+            "Statistics": {"ContentType": "application/json", "S3Uri": f"{root}/data-quality/statistics.json"}
+        }
+    }
+    assert monitoring.baseline_root(baselines) == root
+    for broken in ({}, {"ModelDataQuality": {"Statistics": {"S3Uri": f"{root}/other.json"}}}):
+        with pytest.raises(
+            ValueError, match="register the version with a pipeline that has the Baseline step"
+        ):
+            monitoring.baseline_root(broken)

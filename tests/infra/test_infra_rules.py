@@ -345,6 +345,72 @@ def test_i1_no_full_access_policies_and_passrole_only_to_a_service() -> None:
     assert _findings(_t(P=policy), "Rookery-I1") == []
 
 
+_MONITORING_JOB: dict[str, Any] = {
+    "NetworkConfig": {
+        "EnableNetworkIsolation": True,
+        "EnableInterContainerTrafficEncryption": True,
+        "VpcConfig": {"SecurityGroupIds": ["sg"], "Subnets": ["s"]},
+    },
+    "MonitoringResources": {"ClusterConfig": {"VolumeKmsKeyId": "k", "InstanceCount": 1}},
+    "MonitoringOutputConfig": {"KmsKeyId": "k", "MonitoringOutputs": []},
+    "MonitoringAppSpecification": {"ImageUri": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/rookery:1"},
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("NetworkConfig", "EnableNetworkIsolation"), False, "not network-isolated"),
+        (("NetworkConfig", "EnableInterContainerTrafficEncryption"), None, "inter-container traffic"),
+        (("NetworkConfig", "VpcConfig"), None, "does not run in the VPC"),
+        (("MonitoringResources", "ClusterConfig", "VolumeKmsKeyId"), None, "volume is not encrypted"),
+        (("MonitoringOutputConfig", "KmsKeyId"), None, "reports are not encrypted"),
+        (
+            ("MonitoringAppSpecification", "ImageUri"),
+            "public.ecr.aws/x/monitor:1",
+            "not an image of a private",
+        ),
+    ],
+)
+def test_m1_flags_a_monitoring_job_outside_the_perimeter(
+    path: tuple[str, ...], value: Any, message: str
+) -> None:
+    def schedule(job: dict[str, Any]) -> dict[str, Any]:
+        config = {
+            "ScheduleConfig": {"ScheduleExpression": "cron(0 * ? * * *)"},
+            "MonitoringJobDefinition": job,
+        }
+        return _t(
+            S={
+                "Type": "AWS::SageMaker::MonitoringSchedule",
+                "Properties": {"MonitoringScheduleConfig": config},
+            }
+        )
+
+    assert _findings(schedule(_MONITORING_JOB), "Rookery-M1") == []
+    broken = copy.deepcopy(_MONITORING_JOB)
+    node = broken
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    findings = _findings(schedule(broken), "Rookery-M1")
+    assert len(findings) == 1 and findings[0][0] == "S" and message in findings[0][1]
+
+
+def test_m1_reads_model_quality_job_definitions_too() -> None:
+    job = {
+        "NetworkConfig": {"EnableNetworkIsolation": True, "EnableInterContainerTrafficEncryption": True},
+        "JobResources": {"ClusterConfig": {"VolumeKmsKeyId": "k"}},
+        "ModelQualityJobOutputConfig": {},
+        "ModelQualityAppSpecification": {"ImageUri": {"Fn::Sub": "asset"}},
+    }
+    template = _t(Q={"Type": "AWS::SageMaker::ModelQualityJobDefinition", "Properties": job})
+    assert sorted(m for _, m in _findings(template, "Rookery-M1")) == [
+        "the monitoring job does not run in the VPC",
+        "the monitoring job's reports are not encrypted with a customer key",
+    ]
+
+
 def test_the_pack_extends_with_later_rules_and_refuses_duplicates() -> None:
     def no_pipelines(template: Any) -> list[tuple[str, str]]:
         return [

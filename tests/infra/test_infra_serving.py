@@ -101,6 +101,12 @@ def _statements(synth: Synth, role: Any) -> dict[str, dict[str, Any]]:
     }
 
 
+def _rollback_alarms(synth: Synth) -> dict[str, Mapping[str, Any]]:
+    """The endpoint's rollback alarms (the stack's other alarms watch its monitoring jobs)."""
+    ids = {synth.logical_id(a) for a in _serving(synth).alarms.alarms.values()}
+    return {k: v for k, v in resources(synth.serving, "AWS::CloudWatch::Alarm").items() if k in ids}
+
+
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -148,7 +154,10 @@ def test_the_condition_is_a_non_empty_parameter(synth: Synth) -> None:
 def test_every_endpoint_side_resource_exists_only_with_an_approved_version(synth: Synth) -> None:
     template = synth.serving["Resources"]
     conditional = {k for k, r in template.items() if r.get("Condition") == CONDITION}
-    endpoint_side = {k for k, r in template.items() if r["Type"] in ENDPOINT_SIDE}
+    # Monitoring has a condition of its own (an approved version and its baseline), tested in
+    # test_infra_monitoring.py.
+    monitoring = {k for k, r in template.items() if r.get("Condition") == "HasMonitoringBaseline"}
+    endpoint_side = {k for k, r in template.items() if r["Type"] in ENDPOINT_SIDE} - monitoring
     assert conditional == endpoint_side
     assert {
         t: sum(1 for k in conditional if template[k]["Type"] == t) for t in ENDPOINT_SIDE
@@ -407,7 +416,7 @@ def test_the_deployment_is_blue_green_with_the_stages_policy_and_rollback_alarms
 def test_the_rollback_alarms_named_in_the_config_exist_before_the_endpoint(synth: Synth) -> None:
     serving = _serving(synth)
     endpoint = synth.resource(serving.endpoint.endpoint)
-    alarms = resources(synth.serving, "AWS::CloudWatch::Alarm")
+    alarms = _rollback_alarms(synth)
     listed = [
         a["AlarmName"]
         for a in endpoint["Properties"]["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
@@ -425,10 +434,7 @@ def test_model_swaps_keep_the_autoscaled_count_but_not_data_capture(synth: Synth
 def test_the_alarms_watch_rates_and_microseconds_of_the_endpoints_variant(synth: Synth) -> None:
     settings = synth.stage.serving.alarms
     names = alarm_names(synth.stage)
-    by_name = {
-        a["Properties"]["AlarmName"]: a["Properties"]
-        for a in resources(synth.serving, "AWS::CloudWatch::Alarm").values()
-    }
+    by_name = {a["Properties"]["AlarmName"]: a["Properties"] for a in _rollback_alarms(synth).values()}
     expected = {
         names["errors"]: ("Invocation5XXErrors", "Statistic", "Average", settings.error_rate),
         names["model_latency"]: (

@@ -9,6 +9,7 @@ registered model answers boto3's sagemaker-runtime client on a local endpoint.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import re
@@ -25,7 +26,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from local_testing import auc_in_order, lines, new_home, read_json, rows_and_answers
+from local_testing import auc_in_order, lines, new_home, put_jsonl, read_json, rows_and_answers
 from typer.testing import CliRunner
 
 from emulators.s3 import LocalS3
@@ -42,9 +43,12 @@ from emulators.sagemaker import (
 from emulators.sagemaker.pipeline.expressions import to_text
 from emulators.sagemaker.storage import stored
 from emulators.sagemaker_runtime import find_endpoint
+from emulators.sagemaker_runtime.capture import Captured, capture_record
 from emulators.sagemaker_runtime.client import InvocationError, invoke_endpoint
 from rookery.cli.main import app
 from rookery.demo.dataset import penguin_records
+from stage import load_stage
+from stage.capture import capture_key
 from stage.names import VARIANT_NAME
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("local-train")]
@@ -92,12 +96,22 @@ def test_the_cli_run_succeeds_with_every_step_in_order(cli_run: CliRun) -> None:
         "Train": "Succeeded",
         "Evaluate": "Succeeded",
         "Gate": "Succeeded",
+        "Baseline": "Succeeded",
         "Register": "Succeeded",
         "CreateModel": "Succeeded",
         "BatchTransform": "Succeeded",
         "Fail": "Skipped",
     }
-    order = ["Preprocess", "Train", "Evaluate", "Gate", "Register", "CreateModel", "BatchTransform"]
+    order = [
+        "Preprocess",
+        "Train",
+        "Evaluate",
+        "Gate",
+        "Baseline",
+        "Register",
+        "CreateModel",
+        "BatchTransform",
+    ]
     ends = [execution.step(n).ended_at for n in order]
     starts = [execution.step(n).started_at for n in order]
     assert all(e is not None and s is not None for e, s in zip(ends, starts, strict=True))
@@ -232,6 +246,38 @@ def test_a_model_package_is_registered_with_the_evaluation_metrics(cli_run: CliR
         register["ModelPackageArn"] == package.arn
         and register["ModelApprovalStatus"] == "PendingManualApproval"
     )
+
+
+def test_the_registered_package_carries_the_monitoring_baseline(cli_run: CliRun) -> None:
+    package = LocalRegistry(cli_run.home).packages()[0]
+    assert package.drift_check_baselines == package.model_metrics
+    s3 = LocalS3(cli_run.home)
+    files = {
+        (section, kind): json.loads(s3.path(entry["S3Uri"]).read_text())
+        for section, entries in package.drift_check_baselines.items()
+        for kind, entry in entries.items()
+    }
+    assert set(files) == {
+        (section, kind)
+        for section in ("ModelDataQuality", "ModelQuality")
+        for kind in ("Statistics", "Constraints")
+    }
+    # Data quality: every feature of the schema, profiled on the training split.
+    statistics = files["ModelDataQuality", "Statistics"]
+    stage = load_stage("dev")
+    schema = stage.dataset
+    assert [f["name"] for f in statistics["features"]] == list(schema.features)
+    assert statistics["dataset"]["item_count"] > 100
+    assert [f["name"] for f in files["ModelDataQuality", "Constraints"]["features"]] == list(schema.features)
+    # Model quality: the test split's evaluation and the constraints derived from it.
+    assert files["ModelQuality", "Statistics"] == _evaluation(cli_run)
+    auc = _evaluation(cli_run)["binary_classification_metrics"]["auc"]["value"]
+    limit = files["ModelQuality", "Constraints"]["binary_classification_constraints"]["auc"]
+    drop = stage.monitoring.quality.max_drop
+    assert limit == {
+        "threshold": pytest.approx(max(0.0, auc - drop), abs=1e-6),
+        "comparison_operator": "LessThanThreshold",
+    }
 
 
 def _transform_output(run: CliRun) -> list[str]:
@@ -497,3 +543,98 @@ def test_clean_removes_old_executions_intermediate_data_and_keeps_the_registry(
     assert LocalS3(copy).path(package.inference_spec["model_data_url"]).is_file()
     assert (execution.path / "execution.json").is_file() and (execution.path / "logs").is_dir()
     assert [e.id for e in LocalEngine(copy, ImageMap()).executions()] == [execution.id]
+
+
+# -- rookery local monitor ------------------------------------------------------------------------
+
+MONITORED = "rookery-dev-monitored"
+SHIFTED = "rookery-dev-shifted"
+
+
+def _capture(
+    home: LocalHome, endpoint: str, records: list[dict[str, Any]], answers: list[dict[str, Any]]
+) -> None:
+    """One JSON request per record with its answer, as the endpoint's data capture files them."""
+    moment = dt.datetime(2026, 12, 3, 10, 0, tzinfo=dt.UTC)
+    key = capture_key("capture/", endpoint, VARIANT_NAME, moment, "0001")
+    path = LocalS3(home).path(f"s3://rookery-dev-raw/{key}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for k, (record, answer) in enumerate(zip(records, answers, strict=True)):
+            item = Captured(
+                request_type="application/json",
+                request=json.dumps(record).encode(),
+                response_type="application/json",
+                response=json.dumps({"predictions": [answer]}).encode(),
+                inference_time=moment,
+                inference_id=f"{endpoint}-{k}",
+            )
+            out.write(json.dumps(capture_record(item, f"event-{k}")) + "\n")
+
+
+def _monitor(run: CliRun, *args: str) -> Any:
+    return CliRunner().invoke(
+        app, ["local", "monitor", "--stage", "dev", *args, "--home", str(run.home.root)]
+    )
+
+
+def test_local_monitor_passes_the_test_split_and_its_ground_truth(
+    cli_run: CliRun, approved: ModelPackage
+) -> None:
+    rows, answers = rows_and_answers(cli_run.home, cli_run.execution)
+    records = [json.loads(line) for line in _test_records(cli_run)]
+    _capture(cli_run.home, MONITORED, records, answers)
+    labels = ["female" if row.split(",", 1)[0] == "1" else "male" for row in rows]
+    truth = [
+        {
+            "groundTruthData": {"data": label, "encoding": "CSV"},
+            "eventMetadata": {"eventId": f"{MONITORED}-{k}"},
+            "eventVersion": "0",
+        }
+        for k, label in enumerate(labels)
+    ]
+    put_jsonl(cli_run.home, "s3://rookery-dev-raw/ground-truth/2026/12/03/10/labels.jsonl", truth)
+    result = _monitor(cli_run, "--endpoint", MONITORED)
+    assert result.exit_code == 0, result.output
+    for name in load_stage("dev").dataset.features:
+        assert name in result.stdout
+    assert "data-quality of rookery-dev-monitored: no violations (50 records)" in " ".join(
+        result.stdout.split()
+    )
+    assert "model-quality of rookery-dev-monitored: no violations" in " ".join(result.stdout.split())
+    reports = LocalS3(cli_run.home).list_prefix("s3://rookery-dev-artifacts/monitoring/model-quality/")
+    quality = next(
+        json.loads(p.read_text()) for name, p in reports if name.endswith("monitoring_report.json")
+    )
+    assert quality["labelled_records"] == 50
+    auc = next(m for m in quality["metrics"] if m["metric"] == "auc")
+    assert auc["current"] == pytest.approx(auc["baseline"], abs=1e-6)
+
+
+def test_local_monitor_fails_on_a_shifted_feature_only(cli_run: CliRun, approved: ModelPackage) -> None:
+    _, answers = rows_and_answers(cli_run.home, cli_run.execution)
+    records = [json.loads(line) for line in _test_records(cli_run)]
+    for record in records:
+        if record["body_mass_g"] is not None:
+            record["body_mass_g"] += 1500
+    _capture(cli_run.home, SHIFTED, records, answers)
+    result = _monitor(cli_run, "--endpoint", SHIFTED, "--kind", "data-quality")
+    assert result.exit_code == 1, result.output
+    reports = LocalS3(cli_run.home).list_prefix(
+        f"s3://rookery-dev-artifacts/monitoring/data-quality/{SHIFTED}/"
+    )
+    violations = next(
+        json.loads(p.read_text()) for name, p in reports if name.endswith("constraint_violations.json")
+    )
+    assert {(v["feature_name"], v["constraint_check_type"]) for v in violations["violations"]} == {
+        ("body_mass_g", "baseline_drift_check")
+    }
+    assert "baseline_drift_check" in result.stdout
+
+
+def test_local_monitor_of_an_endpoint_without_traffic_says_so(
+    cli_run: CliRun, approved: ModelPackage
+) -> None:
+    result = _monitor(cli_run, "--endpoint", "rookery-dev-idle", "--kind", "data-quality")
+    assert result.exit_code == 0, result.output
+    assert "no traffic (0 records)" in " ".join(result.stdout.split())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -32,7 +33,7 @@ from stage import Stage
 pytestmark = pytest.mark.xdist_group(RENDER_GROUP)
 
 JOB_TYPES = ("Processing", "Training", "Tuning", "Transform")
-EVALUATION_URI = {"Get": "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"}
+BASELINE_URI = {"Get": "Steps.Baseline.ProcessingOutputConfig.Outputs['baseline'].S3Output.S3Uri"}
 
 
 def _jobs(definition: dict[str, Any]) -> list[dict[str, Any]]:
@@ -59,7 +60,8 @@ def test_train_variant_steps_and_dag(train_definition: dict[str, Any]) -> None:
         "Train": {"Preprocess"},
         "Evaluate": {"Preprocess", "Train"},
         "Gate": {"Evaluate"},
-        "Register": {"Gate", "Evaluate", "Train"},
+        "Baseline": {"Gate", "Preprocess", "Evaluate"},
+        "Register": {"Gate", "Baseline", "Evaluate", "Train"},
         "CreateModel": {"Gate", "Register", "Evaluate", "Train"},
         "BatchTransform": {"Gate", "CreateModel", "Preprocess"},
         "Fail": {"Gate", "Evaluate"},
@@ -71,13 +73,18 @@ def test_tune_variant_steps_and_dag(tune_definition: dict[str, Any]) -> None:
     graph = dependencies(tune_definition)
     assert graph["Tune"] == {"Preprocess"}
     assert graph["Evaluate"] == {"Preprocess", "Tune"}
-    assert graph["Register"] == {"Gate", "Evaluate", "Tune"}
+    assert graph["Register"] == {"Gate", "Baseline", "Evaluate", "Tune"}
     assert "Train" not in graph
 
 
 def test_gate_branches(definition: dict[str, Any]) -> None:
     gate = steps_by_name(definition)[steps.GATE]
-    assert [s["Name"] for s in gate["Arguments"]["IfSteps"]] == ["Register", "CreateModel", "BatchTransform"]
+    assert [s["Name"] for s in gate["Arguments"]["IfSteps"]] == [
+        "Baseline",
+        "Register",
+        "CreateModel",
+        "BatchTransform",
+    ]
     assert [s["Name"] for s in gate["Arguments"]["ElseSteps"]] == ["Fail"]
     assert steps_by_name(definition)[steps.CREATE_MODEL]["DependsOn"] == ["Register"]
 
@@ -370,26 +377,55 @@ def test_registry_settings(
             "Std:Join": {"On": "", "Values": [_json_get("decision_threshold.value")]}
         }
     }
-    assert args["ModelMetrics"] == {
-        "ModelQuality": {
-            "Statistics": {
-                "ContentType": "application/json",
-                "S3Uri": {
-                    "Std:Join": {
-                        "On": "/",
-                        "Values": [
-                            EVALUATION_URI,
-                            "evaluation.json",
-                        ],
-                    }
-                },
+    # The baseline travels with the model: Model Monitor's files for data and model quality, as
+    # the package's metrics and as its drift-check baselines.
+    assert (
+        args["ModelMetrics"]
+        == args["DriftCheckBaselines"]
+        == {
+            section: {
+                kind: {
+                    "ContentType": "application/json",
+                    "S3Uri": {"Std:Join": {"On": "/", "Values": [BASELINE_URI, f"{folder}/{name}"]}},
+                }
+                for kind, name in (("Statistics", "statistics.json"), ("Constraints", "constraints.json"))
             }
+            for section, folder in (("ModelDataQuality", "data-quality"), ("ModelQuality", "model-quality"))
         }
-    }
+    )
     # The batch model serves exactly the registered container.
     model = steps_by_name(definition)[steps.CREATE_MODEL]["Arguments"]
     assert model["PrimaryContainer"] == container
     assert model["ExecutionRoleArn"] == dev_resources.role_arn
+
+
+def test_baseline_step_profiles_the_training_split_with_the_stages_thresholds(
+    definition: dict[str, Any], dev_stage: Stage
+) -> None:
+    args = steps_by_name(definition)[steps.BASELINE]["Arguments"]
+    app = args["AppSpecification"]
+    assert app["ContainerEntrypoint"] == ["python3", "/opt/program/baseline.py"]
+    assert app["ContainerArguments"][0] == "--thresholds"
+    monitoring = dev_stage.monitoring
+    assert json.loads(app["ContainerArguments"][1]) == {
+        "drift": monitoring.drift.model_dump(),
+        "quality": monitoring.quality.model_dump(),
+    }
+    sources = {i["InputName"]: i["S3Input"]["S3Uri"] for i in args["ProcessingInputs"]}
+    assert sources == {
+        "baseline_records": {
+            "Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['baseline_records'].S3Output.S3Uri"
+        },
+        "evaluation": {"Get": "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"},
+    }
+    assert [o["OutputName"] for o in args["ProcessingOutputConfig"]["Outputs"]] == ["baseline"]
+    assert json.loads(args["Environment"]["ROOKERY_DATASET_SCHEMA"]) == dev_stage.dataset.to_dict()
+
+
+def test_no_job_output_name_is_a_prefix_of_another() -> None:
+    """Each output is an S3 prefix: 'train' would also stage everything under 'training_records'."""
+    for names in (contract.PREPROCESS_OUTPUTS, (contract.EVALUATION_OUTPUT, contract.BASELINE_OUTPUT)):
+        assert not [(a, b) for a in names for b in names if a != b and b.startswith(a)]
 
 
 def test_batch_transform_of_the_test_split(definition: dict[str, Any]) -> None:

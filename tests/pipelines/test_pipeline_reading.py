@@ -250,6 +250,7 @@ def test_image_fields_find_every_image_the_rendered_steps_run(
         ("Preprocess", "AppSpecification.ImageUri"): (image, ""),
         (training, f"{prefix}AlgorithmSpecification.TrainingImage"): (image, "train"),
         ("Evaluate", "AppSpecification.ImageUri"): (image, ""),
+        ("Baseline", "AppSpecification.ImageUri"): (image, ""),
         ("Register", "InferenceSpecification.Containers[0].Image"): (image, "serve"),
         ("CreateModel", "PrimaryContainer.Image"): (image, "serve"),
     }

@@ -386,7 +386,7 @@ def test_a_parameter_default_outside_the_enum_is_caught(train_definition: dict[s
         "ml.m5.huge"
     )
     shape = [f for f in _blocking(broken) if f.control == "SHAPE"]
-    assert {f.step for f in shape} == {"Preprocess", "Evaluate"}
+    assert {f.step for f in shape} == {"Preprocess", "Evaluate", "Baseline"}
     assert all("default of parameter ProcessingInstanceType: 'ml.m5.huge'" in f.message for f in shape)
 
 

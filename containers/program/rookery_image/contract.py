@@ -121,6 +121,13 @@ class Paths:
     def processing_output(self, name: str) -> Path:
         return self.base / "processing" / "output" / name
 
+    def located(self, sagemaker_path: str) -> Path:
+        """A location SageMaker names absolutely (``/opt/ml/processing/resultdata``), under this base."""
+        relative = sagemaker_path.removeprefix(f"{DEFAULT_BASE_DIR}/")
+        if relative == sagemaker_path:
+            raise ValueError(f"{sagemaker_path!r} is not under {DEFAULT_BASE_DIR}")
+        return self.base / relative
+
 
 def paths() -> Paths:
     return Paths(Path(os.environ.get(BASE_DIR_ENV) or DEFAULT_BASE_DIR))

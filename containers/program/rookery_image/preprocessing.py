@@ -3,7 +3,7 @@
 ``python3 /opt/program/preprocess.py [--split 0.7,0.15,0.15] [--seed 42] [--standardize false]
 [--max-invalid-fraction 0.01] [--train-files 1]``
 reads ``processing/input/raw`` and writes ``processing/output/{train,validation,test,inference,
-preprocessor,report}`` (see containers/README.md for the layouts).
+preprocessor,report,baseline_records}`` (see containers/README.md for the layouts).
 """
 
 from __future__ import annotations
@@ -453,6 +453,8 @@ def run(argv: Sequence[str], where: contract.Paths) -> dict[str, Any]:
     out = where.processing_output
     parts, pre = write_splits(data, schema, options, out)
     _write_raw_records(out("inference") / "test.jsonl", data, schema, parts[2])
+    # The training split as raw records: the Baseline step profiles what the model learned from.
+    _write_raw_records(out("baseline_records") / "train.jsonl", data, schema, parts[0])
     artifact = out("preprocessor") / PREPROCESSOR_FILE
     artifact.parent.mkdir(parents=True, exist_ok=True)
     artifact.write_text(json.dumps(pre.to_dict(), indent=2) + "\n", encoding="utf-8")

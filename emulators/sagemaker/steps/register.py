@@ -32,6 +32,10 @@ def run_register(ctx: StepContext) -> StepResult:
                 f"ValidationException: ModelMetrics.ModelQuality.Statistics {statistics['S3Uri']}: "
                 f"not JSON ({exc})"
             ) from None
+    baselines = args.get("DriftCheckBaselines") or {}
+    for section, files in baselines.items():
+        for kind, entry in (files or {}).items():
+            ctx.require_object(entry["S3Uri"], f"DriftCheckBaselines.{section}.{kind}.S3Uri")
     inference_spec = {
         "image": container["Image"],
         "model_data_url": container["ModelDataUrl"],
@@ -49,6 +53,7 @@ def run_register(ctx: StepContext) -> StepResult:
             approval_status=str(args.get("ModelApprovalStatus") or "PendingManualApproval"),
             inference_spec=inference_spec,
             model_metrics=args.get("ModelMetrics") or {},
+            drift_check_baselines=baselines,
             metrics=metrics,
             execution_id=ctx.execution_id,
             description=args.get("ModelPackageDescription"),

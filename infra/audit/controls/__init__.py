@@ -418,9 +418,14 @@ CONTROLS: Final[tuple[Control, ...]] = (
         "SageMaker",
         "Monitoring jobs run like every other job: VPC, network isolation, inter-container "
         "encryption, KMS on volume and output, the project image",
+        "`AWS::SageMaker::MonitoringSchedule.MonitoringJobDefinition`, "
         "`AWS::SageMaker::DataQualityJobDefinition`, `AWS::SageMaker::ModelQualityJobDefinition`",
-        "planned",
-        note="the Serving stack's data capture is built; monitoring job definitions and schedules are not",
+        "implemented",
+        tests=("tests/infra/test_infra_monitoring.py", "tests/infra/test_infra_rules.py"),
+        note="data quality runs as a schedule with an inline job definition (custom image), model quality "
+        "as a ModelQualityJobDefinition (the resource that takes ground truth); the construct refuses "
+        "props without isolation or traffic encryption, and the guardrails boundary denies creating "
+        "monitoring schedules or job definitions outside the perimeter",
     ),
     # ---------------------------------------------------------------- compute and access
     Control(

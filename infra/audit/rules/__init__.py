@@ -3,7 +3,7 @@
 Each rule is declared once, on its check, with ``@rule(id=..., control=..., title=..., fix=...)``;
 the control is an id of the catalogue (``infra.audit.controls``, published as ``docs/controls.md``).
 A check yields ``(logical id, message)`` for every resource that breaks it. The checks live by
-area: ``network`` (V1, V2, D2, E1), ``data`` (D1b, D3-D7), ``sagemaker`` (N1-N6, R1, H1-H2),
+area: ``network`` (V1, V2, D2, E1), ``data`` (D1b, D3-D7), ``sagemaker`` (N1-N6, R1, H1-H2, M1),
 ``deployment`` (H5: the deployer's CloudFormation role), ``serving`` (H1-H5 and A1 on the
 endpoint, its deployment and the API), ``pipeline`` (T1-T6) and ``compute_access`` (I1, I2, L1);
 ``pack`` holds the rule model and the registry. ``ROOKERY_RULES`` is the pack ``app.py``
@@ -74,6 +74,7 @@ RULE_ORDER: Final = (
     "Rookery-A1c",
     "Rookery-R1",
     "Rookery-E1",
+    "Rookery-M1",
 )
 
 ROOKERY_RULES: Final = RulePack(PACK_NAME, in_order(declared(), RULE_ORDER))

@@ -1,5 +1,6 @@
-"""rookery's SageMaker rules (N1-N6, R1, H1-H2): the notebook, who may open Jupyter and from where,
-manual approval of every registered model, endpoint configs and hosted models."""
+"""rookery's SageMaker rules (N1-N6, R1, H1-H2, M1): the notebook, who may open Jupyter and from
+where, manual approval of every registered model, endpoint configs, hosted models and monitoring
+jobs."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from infra.audit.rules.pack import rule
 from infra.audit.rules.pipeline import resolve_text
 from infra.audit.template import Template, as_list, flatten, props, resources, statements, target
 from stage import PENDING_MANUAL_APPROVAL
+from stage.names import PRIVATE_ECR_IMAGE
 
 PRESIGNED_NOTEBOOK_URL: Final = "sagemaker:CreatePresignedNotebookInstanceUrl"
 # N6: the condition keys that tie opening Jupyter to a network, and the operators that name it.
@@ -300,3 +302,61 @@ def _model_isolation(template: Template) -> Iterator[tuple[str, str]]:
             yield logical_id, "the model does not run in the VPC"
         if p.get("EnableNetworkIsolation") is not True:
             yield logical_id, "the model container is not network-isolated"
+
+
+# Where each monitoring resource keeps its job settings: (network, cluster, output config, app spec).
+_MONITORING_SHAPES: Final = {
+    "AWS::SageMaker::DataQualityJobDefinition": (
+        "NetworkConfig",
+        "JobResources",
+        "DataQualityJobOutputConfig",
+        "DataQualityAppSpecification",
+    ),
+    "AWS::SageMaker::ModelQualityJobDefinition": (
+        "NetworkConfig",
+        "JobResources",
+        "ModelQualityJobOutputConfig",
+        "ModelQualityAppSpecification",
+    ),
+}
+
+
+def _monitoring_jobs(
+    template: Template,
+) -> Iterator[tuple[str, Mapping[str, Any], tuple[str, str, str, str]]]:
+    """Every monitoring job definition: the job definitions, and schedules that define their job inline."""
+    for kind, shape in _MONITORING_SHAPES.items():
+        for logical_id, resource in resources(template, kind):
+            yield logical_id, props(resource), shape
+    inline = ("NetworkConfig", "MonitoringResources", "MonitoringOutputConfig", "MonitoringAppSpecification")
+    for logical_id, resource in resources(template, "AWS::SageMaker::MonitoringSchedule"):
+        job = (props(resource).get("MonitoringScheduleConfig") or {}).get("MonitoringJobDefinition")
+        if job is not None:
+            yield logical_id, job, inline
+
+
+@rule(
+    id="Rookery-M1",
+    control="M1",
+    title="Monitoring jobs run in the VPC, isolated, encrypted, on the project image",
+    fix="set NetworkConfig (VpcConfig, EnableNetworkIsolation, EnableInterContainerTrafficEncryption), "
+    "the cluster's VolumeKmsKeyId, the output config's KmsKeyId and a private ECR ImageUri",
+)
+def _monitoring_jobs_perimeter(template: Template) -> Iterator[tuple[str, str]]:
+    for logical_id, job, (network_key, cluster_key, output_key, app_key) in _monitoring_jobs(template):
+        network = job.get(network_key) or {}
+        if not network.get("VpcConfig"):
+            yield logical_id, "the monitoring job does not run in the VPC"
+        if network.get("EnableNetworkIsolation") is not True:
+            yield logical_id, "the monitoring job is not network-isolated"
+        if network.get("EnableInterContainerTrafficEncryption") is not True:
+            yield logical_id, "the monitoring job's inter-container traffic is not encrypted"
+        if not ((job.get(cluster_key) or {}).get("ClusterConfig") or {}).get("VolumeKmsKeyId"):
+            yield logical_id, "the monitoring job's volume is not encrypted with a customer key"
+        if not (job.get(output_key) or {}).get("KmsKeyId"):
+            yield logical_id, "the monitoring job's reports are not encrypted with a customer key"
+        image = (job.get(app_key) or {}).get("ImageUri")
+        if isinstance(image, str) and not PRIVATE_ECR_IMAGE.match(image):
+            yield logical_id, f"the monitoring job runs {image!r}, not an image of a private ECR repository"
+        elif image is None:
+            yield logical_id, "the monitoring job names no image"

@@ -1,0 +1,51 @@
+"""The monitoring settings of a stage: the schedule, the thresholds the baseline carries, the reaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rookery_contracts import monitoring as mon
+from stage import ConfigError, load_stage, parse_stage
+from stage.monitoring import DriftThresholds, MonitoringSettings, QualityThresholds
+
+DATASET: dict[str, Any] = {
+    "name": "penguins",
+    "target": "sex",
+    "positive_class": "female",
+    "numeric": ["bill_length_mm"],
+    "categorical": ["island"],
+}
+
+
+def test_defaults_check_hourly() -> None:
+    settings = load_stage("dev").monitoring
+    assert settings.enabled and settings.every_hours == 1
+    assert settings.schedule_expression == "cron(0 * ? * * *)"
+
+
+@pytest.mark.parametrize(
+    ("hours", "expression"), [(1, "cron(0 * ? * * *)"), (6, "cron(0 */6 ? * * *)"), (24, "cron(0 0 ? * * *)")]
+)
+def test_schedule_expression(hours: int, expression: str) -> None:
+    assert MonitoringSettings(every_hours=hours).schedule_expression == expression
+
+
+def test_a_period_that_does_not_divide_a_day_is_refused_with_the_choices() -> None:
+    with pytest.raises(
+        ConfigError, match=r"monitoring.*every_hours = 5 .*use one of \[1, 2, 3, 4, 6, 8, 12, 24\]"
+    ):
+        parse_stage("dev", {"dataset": DATASET, "monitoring": {"every_hours": 5}}, source="test.toml")
+
+
+def test_a_job_longer_than_the_period_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"max_runtime_seconds = 3601 exceeds the schedule's period"):
+        monitoring = {"max_runtime_seconds": 3601, "every_hours": 1}
+        parse_stage("dev", {"dataset": DATASET, "monitoring": monitoring}, source="test.toml")
+    assert MonitoringSettings(every_hours=2, max_runtime_seconds=3600).max_runtime_seconds == 3600
+
+
+def test_threshold_names_are_the_ones_the_baseline_step_reads() -> None:
+    assert tuple(DriftThresholds.model_fields) == mon.DRIFT_THRESHOLDS
+    assert tuple(QualityThresholds.model_fields) == mon.QUALITY_THRESHOLDS
