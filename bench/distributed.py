@@ -27,7 +27,7 @@ import numpy as np
 from emulators.core.images import ImageMap
 from emulators.core.sandbox import LOCAL_IMAGE, Sandbox
 from emulators.sagemaker.steps import hosts
-from stage import DEFAULT_HYPERPARAMETERS
+from rookery_contracts.hyperparameters import TRAINING_DEFAULTS
 from stage.paths import PROGRAM_DIR
 
 IMAGES = ImageMap.project(LOCAL_IMAGE)
@@ -77,7 +77,7 @@ def run_hosts(root: Path, data: dict[str, Path], count: int) -> tuple[float, lis
     names = hosts.host_names(count)
     dirs = hosts.host_dirs(root / "Train", count)
     threads = max(1, (os.cpu_count() or 1) // count)
-    params = {**{k: str(v) for k, v in DEFAULT_HYPERPARAMETERS.items()}, "nthread": str(threads)}
+    params = {**{k: str(v) for k, v in TRAINING_DEFAULTS.items()}, "nthread": str(threads)}
     channels = {name: {"ContentType": "text/csv"} for name in ("train", "validation")}
     channels["train"]["S3DistributionType"] = hosts.SHARDED
     channels["preprocessor"] = {"ContentType": "application/json"}

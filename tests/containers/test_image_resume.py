@@ -18,15 +18,15 @@ from test_image_spot import round_numbers
 
 from pipelines.contract import CHECKPOINT_FREQUENCY
 from rookery_contracts.evaluation import THRESHOLD_PATH, value_at
+from rookery_contracts.hyperparameters import TRAINING_DEFAULTS
 from rookery_contracts.model_layout import METADATA_FILE, MODEL_FILE
 from rookery_image import features
-from stage import DEFAULT_HYPERPARAMETERS
 
 pytestmark = pytest.mark.slow
 
 # What the pipeline renders for the stage's defaults: row subsampling and early stopping included.
 HYPERPARAMETERS = {
-    **DEFAULT_HYPERPARAMETERS,
+    **TRAINING_DEFAULTS,
     "checkpoint_frequency": CHECKPOINT_FREQUENCY,
     "colsample_bytree": 0.7,  # column sampling too: its generator is the harder one to restore
 }
