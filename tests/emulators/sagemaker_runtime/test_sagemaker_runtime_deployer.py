@@ -212,8 +212,8 @@ def test_rejecting_the_live_version_rolls_back_and_with_nothing_approved_holds(
 def serve_process(home: LocalHome, *extra: str) -> Iterator[tuple[str, list[str]]]:
     """``rookery local serve`` in its own process: (its URL, its output lines so far)."""
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "rookery"), "local", "serve", "--port", "0", "--name", NAME,
-         "--home", str(home.root), *extra],
+        [str(Path(sys.executable).parent / "rookery"), "local", "serve", "--stage", "dev", "--port", "0",
+         "--name", NAME, "--home", str(home.root), *extra],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -324,6 +324,6 @@ def test_bad_input_gets_a_clear_error(home: LocalHome, model: TrainedModel) -> N
     assert code == 2 and f"no model package '{GROUP}/9'" in err and f"{GROUP}/1" in err
     code, _, err = cli(home, "reject", "not-a-reference")
     assert code == 2 and "not-a-reference" in err
-    code, _, err = cli(home, "serve", "--port", "0", "--time-scale", "0")
+    code, _, err = cli(home, "serve", "--stage", "dev", "--port", "0", "--time-scale", "0")
     assert code == 2 and "time scale 0.0 is not within 1-1000" in err
     assert not (home.endpoints_dir / "rookery-dev-local" / "endpoint.json").exists()
