@@ -549,6 +549,8 @@ def test_tuning_options_the_engine_cannot_emulate_are_refused(
         ({"TrainingInstanceCount": 1.5}, "TrainingInstanceCount is an Integer"),
         ({"InputDataUri": "file:///data"}, "must be an s3:// URI"),
         ({"ModelApprovalStatus": "Maybe"}, "must be one of"),
+        # R1: the dev stage requires approval; the rendered parameter admits nothing else.
+        ({"ModelApprovalStatus": "Approved"}, "must be PendingManualApproval: this stage requires a person"),
     ],
 )
 def test_parameters_are_checked_before_anything_runs(
