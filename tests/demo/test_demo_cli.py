@@ -69,7 +69,7 @@ def test_a_failing_job_exits_1_with_its_own_reason_and_a_report(tmp_path: Path) 
     assert "rookery demo failed at pipeline: the pipeline execution" in err
     assert "step Preprocess: UserError: " in err  # the job's own reason, from its failure file
     assert "Preprocess       Failed" in out
-    assert "not started: BatchTransform, CreateModel, Evaluate, Fail, Gate, Register, Train" in out
+    assert "not started: Baseline, BatchTransform, CreateModel, Evaluate, Fail, Gate, Register, Train" in out
     assert f"report: {tmp_path / 'demo' / 'report.html'}" in err
     assert "Demo FAILED" in (tmp_path / "demo" / "report.html").read_text()
 
