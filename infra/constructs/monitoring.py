@@ -39,6 +39,7 @@ from constructs import Construct
 
 from infra.audit.acknowledge import acknowledge
 from infra.constructs.data_lake import TrustedPrincipal
+from infra.constructs.keys import deny_grants_not_for_aws_resources
 from infra.constructs.policies import Grant, attach
 from infra.constructs.props import (
     PropsError,
@@ -453,6 +454,7 @@ class EndpointMonitoring(Construct):
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
+        self.topic_key.add_to_resource_policy(deny_grants_not_for_aws_resources())
         self.topic_key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="CloudWatchAlarmsPublish",

@@ -280,7 +280,14 @@ def test_both_sagemaker_roles_carry_the_boundary(synth: Synth) -> None:
         assert synth.props(role)["PermissionsBoundary"] == boundary
 
 
-_JOBS = {"CreateProcessingJob", "CreateTrainingJob", "CreateHyperParameterTuningJob"}
+# Monitoring schedules start processing jobs (M1): their definitions carry the same settings.
+_MONITORING = {
+    "CreateDataQualityJobDefinition",
+    "CreateModelQualityJobDefinition",
+    "CreateMonitoringSchedule",
+    "UpdateMonitoringSchedule",
+}
+_JOBS = {"CreateProcessingJob", "CreateTrainingJob", "CreateHyperParameterTuningJob", *_MONITORING}
 _IN_VPC = {*_JOBS, "CreateModel", "CreateNotebookInstance"}
 
 

@@ -131,7 +131,10 @@ def test_parameters_are_wired_into_the_jobs(definition: dict[str, Any]) -> None:
     for name in (steps.PREPROCESS, steps.EVALUATE):
         cluster = by_name[name]["Arguments"]["ProcessingResources"]["ClusterConfig"]
         assert cluster["InstanceType"] == _get(PROCESSING_INSTANCE_TYPE)
-        assert cluster["InstanceCount"] == _get(PROCESSING_INSTANCE_COUNT)
+        # Evaluate needs the whole test split on one instance (test_pipeline_instances.py).
+        assert cluster["InstanceCount"] == (
+            _get(PROCESSING_INSTANCE_COUNT) if name == steps.PREPROCESS else 1
+        )
     job = _training_job(definition)
     assert job["ResourceConfig"]["InstanceType"] == _get(TRAINING_INSTANCE_TYPE)
     assert job["ResourceConfig"]["InstanceCount"] == _get(TRAINING_INSTANCE_COUNT)
@@ -309,6 +312,7 @@ def test_processing_contract(definition: dict[str, Any], dev_stage: Stage) -> No
     assert preprocess["AppSpecification"]["ContainerArguments"] == [
         "--split", "0.7,0.15,0.15", "--seed", str(dev_stage.ml.split.seed), "--standardize", "false",
         "--max-invalid-fraction", "0.01",
+        "--train-files", {"Std:Join": {"On": "", "Values": [_get(TRAINING_INSTANCE_COUNT)]}},
     ]  # fmt: skip
     assert preprocess["Environment"] == {"ROOKERY_DATASET_SCHEMA": dev_stage.dataset.to_json()}
     outputs = {

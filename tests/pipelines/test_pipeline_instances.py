@@ -44,7 +44,7 @@ def test_train_is_sharded_by_object_and_validation_replicated(definition: dict[s
 
 
 def test_preprocess_writes_a_training_file_per_training_instance(definition: dict[str, Any]) -> None:
-    by_name = steps_by_name(definition["Steps"])
+    by_name = steps_by_name(definition)
     arguments = by_name[steps.PREPROCESS]["Arguments"]["AppSpecification"]["ContainerArguments"]
     at = arguments.index("--train-files")
     assert arguments[at + 1] == {
