@@ -177,8 +177,11 @@ def test_control_tower_rules_run_beside_cdk_nag_and_every_finding_of_theirs_has_
     assert accepted and all(s.reason and s.acknowledged_id == guard_id(s.rule_id) for s in accepted)
     # CT.KMS.PR.3 is met, not acknowledged: every key denies grants that are not for AWS resources.
     assert "kms_create_grant_aws_service_check" not in {s.rule_id for s in accepted}
-    # Cross-stack false positives carry the catalogue's reason, nothing else.
-    for finding in (s for s in accepted if s.rule_id in CROSS_STACK_RULES):
+    # A cross-stack false positive carries the catalogue's reason (CDK's own providers outside the VPC
+    # are real exceptions with reasons of their own).
+    false_positives = [s for s in accepted if s.reason.startswith("false positive of ")]
+    assert false_positives
+    for finding in false_positives:
         assert finding.reason == CROSS_STACK_RULES[finding.rule_id].reason
 
 

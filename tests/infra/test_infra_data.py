@@ -347,12 +347,15 @@ def test_vpc_endpoint_exceptions_are_the_deployment_role_and_the_services_that_n
     # The Serving stack's model role, by its IAM path (data capture; limited to capture/).
     model_path = f"/{synth.stage.qualifier}/serving-model/"
     serving = {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role{model_path}*"}
+    # The Serving stack's monitoring role, by its IAM path (capture and ground truth in, reports out).
+    monitoring_path = f"/{synth.stage.qualifier}/monitoring/"
+    monitoring = {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role{monitoring_path}*"}
     for purpose, bucket in data.lake.buckets.items():
         principals = _vpc_deny(synth, bucket)["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
         expected = (
             [{"Fn::Sub": deployment}]
-            + ([firehose, crawler, serving] if purpose == "raw" else [])
-            + ([execution] if purpose == "artifacts" else [])
+            + ([firehose, crawler, serving, monitoring] if purpose == "raw" else [])
+            + ([execution, monitoring] if purpose == "artifacts" else [])
         )
         assert principals == expected, purpose
         reasons = synth.resource(bucket.policy)["Metadata"]["rookery:vpc-endpoint-exceptions"]
