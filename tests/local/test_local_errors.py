@@ -174,7 +174,7 @@ def _read_only(folder: Path) -> list[str] | None:
     [
         ["local", "run", "--stage", "dev"],
         ["local", "approve", "rookery-dev-models/1"],
-        ["local", "serve", "--port", "0"],
+        ["local", "serve", "--stage", "dev", "--port", "0"],
     ],
     ids=["run", "approve", "serve"],
 )

@@ -10,6 +10,7 @@ from local_testing import engine_for, put_jsonl, step_named
 
 from emulators.s3 import LocalS3
 from emulators.sagemaker import Execution, LocalHome
+from pipelines import contract
 from rookery.demo.dataset import penguin_records
 from stage import Stage
 
@@ -55,4 +56,7 @@ def test_independent_steps_share_the_job_slots_and_depends_on_waits(
         for n in ("Preprocess", "PreprocessTwin")
         for o in execution.step(n).properties["ProcessingOutputConfig"]["Outputs"]
     }
-    assert len(outputs) == 12 and all(LocalS3(tmp_home).path(u).is_dir() for u in outputs)
+    # Every output of each of the two steps, each its own folder.
+    assert len(outputs) == 2 * len(contract.PREPROCESS_OUTPUTS) and all(
+        LocalS3(tmp_home).path(u).is_dir() for u in outputs
+    )
