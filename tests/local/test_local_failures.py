@@ -57,6 +57,7 @@ def test_a_failed_gate_ends_at_the_fail_step_with_its_message_and_registers_noth
         "Evaluate": "Succeeded",
         "Gate": "Succeeded",
         "Fail": "Failed",
+        "Baseline": "Skipped",
         "Register": "Skipped",
         "CreateModel": "Skipped",
         "BatchTransform": "Skipped",
