@@ -168,9 +168,9 @@ def test_a_run_killed_during_a_job_reads_as_interrupted_and_leaves_no_process(
 ) -> None:
     home = new_home(tmp_path / "home")
     with _run(home, penguins) as command:
-        command.wait_for("a training job", command.child(r"\btrain\b"))
+        command.wait_for("a training job", command.child(r"/train(\s|$)"))
         below = command.kill(signal.SIGKILL)
-    assert any(re.search(r"\btrain\b", p.cmdline) for p in below)
+    assert any(re.search(r"/train(\s|$)", p.cmdline) for p in below)
     assert survivors(below) == []
 
     execution_id = _only_execution(home)
@@ -199,7 +199,7 @@ def test_a_run_killed_during_a_job_reads_as_interrupted_and_leaves_no_process(
 def test_sigterm_stops_a_run_like_ctrl_c(tmp_path: Path, penguins: Path) -> None:
     home = new_home(tmp_path / "home")
     with _run(home, penguins) as command:
-        command.wait_for("a training job", command.child(r"\btrain\b"))
+        command.wait_for("a training job", command.child(r"/train(\s|$)"))
         below = command.kill(signal.SIGTERM)
     assert command.process.returncode == 130, command.output
     assert survivors(below) == []
