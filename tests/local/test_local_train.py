@@ -160,6 +160,7 @@ def test_the_cli_prints_each_steps_name_and_status_as_it_changes(cli_run: CliRun
         "Train": ran,
         "Evaluate": ran,
         "Gate": ran,
+        "Baseline": ran,
         "Register": ran,
         "CreateModel": ran,
         "BatchTransform": ran,

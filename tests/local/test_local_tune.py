@@ -59,6 +59,7 @@ def test_the_tune_run_succeeds_and_registers(tune_run: TuneRun) -> None:
         "Tune": "Succeeded",
         "Evaluate": "Succeeded",
         "Gate": "Succeeded",
+        "Baseline": "Succeeded",
         "Register": "Succeeded",
         "CreateModel": "Succeeded",
         "BatchTransform": "Succeeded",
