@@ -48,6 +48,12 @@ from infra.constructs.props import (
     check_role_path,
     role_path_problem,
 )
+from infra.constructs.sagemaker_grants import (
+    container_log_grants,
+    image_pull_grants,
+    sagemaker_metrics_grant,
+    vpc_network_grants,
+)
 from rookery_contracts import monitoring as mon
 from rookery_contracts.env import DATASET_SCHEMA_ENV
 
@@ -147,19 +153,7 @@ def monitoring_grants(
         resource_name=PROCESSING_LOG_GROUP,
         arn_format=ArnFormat.COLON_RESOURCE_NAME,
     )
-    return [
-        Grant(
-            "PullProjectImage",
-            ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"),
-            (repository.repository_arn,),
-            "the monitoring jobs run the project image, pushed to the CDK asset repository",
-        ),
-        Grant(
-            "RegistryLogin",
-            ("ecr:GetAuthorizationToken",),
-            ("*",),
-            "ecr:GetAuthorizationToken (the registry login before a pull) has no resource-level permissions",
-        ),
+    reading = [
         Grant(
             "ReadCaptureAndGroundTruth",
             ("s3:GetObject",),
@@ -202,49 +196,24 @@ def monitoring_grants(
             "the baseline and the reports are encrypted with the artifacts key, by S3 only",
             via_s3,
         ),
-        Grant(
-            "ProcessingLogGroup",
-            ("logs:CreateLogGroup", "logs:DescribeLogStreams"),
-            (log_group,),
-            f"SageMaker writes a monitoring job's container logs to {PROCESSING_LOG_GROUP}",
+    ]
+    return [
+        *image_pull_grants(repository, runs="the monitoring jobs run"),
+        *reading,
+        *container_log_grants(
+            "Processing",
+            log_group,
+            group_reason=f"SageMaker writes a monitoring job's container logs to {PROCESSING_LOG_GROUP}",
+            streams_reason="one log stream per job; job names carry the execution time and do not exist "
+            "beforehand",
         ),
-        Grant(
-            "ProcessingLogStreams",
-            ("logs:CreateLogStream", "logs:PutLogEvents"),
-            (f"{log_group}:log-stream:*",),
-            "one log stream per job; job names carry the execution time and do not exist beforehand",
-        ),
-        Grant(
-            "MonitoringMetrics",
-            ("cloudwatch:PutMetricData",),
-            ("*",),
-            "PutMetricData has no resource-level permissions; the condition keeps it to SageMaker metrics",
-            {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
-        ),
-        Grant(
-            "JobNetworkInterfacesInStageVpc",
-            (
-                "ec2:CreateNetworkInterface",
-                "ec2:CreateNetworkInterfacePermission",
-                "ec2:DeleteNetworkInterface",
-                "ec2:DeleteNetworkInterfacePermission",
-            ),
-            ("*",),
-            "a job in the VPC attaches network interfaces whose ids do not exist before it starts; the "
-            "ec2:Vpc condition keeps them in the stage's VPC",
-            {"ArnEquals": {"ec2:Vpc": stack.format_arn(service="ec2", resource="vpc", resource_name=vpc_id)}},
-        ),
-        Grant(
-            "DescribeJobNetwork",
-            (
-                "ec2:DescribeNetworkInterfaces",
-                "ec2:DescribeVpcs",
-                "ec2:DescribeDhcpOptions",
-                "ec2:DescribeSubnets",
-                "ec2:DescribeSecurityGroups",
-            ),
-            ("*",),
-            "EC2 describe calls have no resource-level permissions",
+        sagemaker_metrics_grant("MonitoringMetrics"),
+        *vpc_network_grants(
+            stack,
+            vpc_id,
+            sid="Job",
+            attach_reason="a job in the VPC attaches network interfaces whose ids do not exist before it "
+            "starts; the ec2:Vpc condition keeps them in the stage's VPC",
         ),
     ]
 

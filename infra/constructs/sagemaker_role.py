@@ -42,6 +42,7 @@ from infra.audit.acknowledge import acknowledge
 from infra.constructs.data_lake import TrustedPrincipal
 from infra.constructs.policies import Grant, attach
 from infra.constructs.props import check_qualifier, check_role_path, role_path_problem
+from infra.constructs.sagemaker_grants import sagemaker_metrics_grant, vpc_network_grants
 from stage import APPROVAL_STATUSES, PENDING_MANUAL_APPROVAL
 from stage.names import PRIVATE_ECR_IMAGE
 
@@ -206,38 +207,14 @@ def execution_grants(
             "every job of the pipeline runs as this role; it may be passed to SageMaker only",
             {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         ),
-        Grant(
-            "JobNetworkInterfacesInStageVpc",
-            (
-                "ec2:CreateNetworkInterface",
-                "ec2:CreateNetworkInterfacePermission",
-                "ec2:DeleteNetworkInterface",
-                "ec2:DeleteNetworkInterfacePermission",
-            ),
-            ("*",),
-            "VPC jobs attach network interfaces whose ids do not exist before the job; the ec2:Vpc "
-            "condition keeps them in the stage's VPC",
-            {"ArnEquals": {"ec2:Vpc": stack.format_arn(service="ec2", resource="vpc", resource_name=vpc_id)}},
+        *vpc_network_grants(
+            stack,
+            vpc_id,
+            sid="Job",
+            attach_reason="VPC jobs attach network interfaces whose ids do not exist before the job; the "
+            "ec2:Vpc condition keeps them in the stage's VPC",
         ),
-        Grant(
-            "DescribeJobNetwork",
-            (
-                "ec2:DescribeNetworkInterfaces",
-                "ec2:DescribeVpcs",
-                "ec2:DescribeDhcpOptions",
-                "ec2:DescribeSubnets",
-                "ec2:DescribeSecurityGroups",
-            ),
-            ("*",),
-            "EC2 describe calls have no resource-level permissions",
-        ),
-        Grant(
-            "JobMetrics",
-            ("cloudwatch:PutMetricData",),
-            ("*",),
-            "PutMetricData has no resource-level permissions; the condition keeps it to SageMaker metrics",
-            {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
-        ),
+        sagemaker_metrics_grant("JobMetrics"),
     ]
     if execution.tune:
         grants.append(

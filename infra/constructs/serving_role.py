@@ -39,6 +39,12 @@ from infra.constructs.props import (
     check_role_path,
     role_path_problem,
 )
+from infra.constructs.sagemaker_grants import (
+    container_log_grants,
+    image_pull_grants,
+    sagemaker_metrics_grant,
+    vpc_network_grants,
+)
 
 # SageMaker hosting writes each endpoint's container logs to this group (one stream per instance).
 ENDPOINT_LOG_GROUP_PREFIX: Final = "/aws/sagemaker/Endpoints/"
@@ -101,19 +107,7 @@ def serving_grants(
         resource_name=f"{ENDPOINT_LOG_GROUP_PREFIX}{props.endpoint_name}",
         arn_format=ArnFormat.COLON_RESOURCE_NAME,
     )
-    return [
-        Grant(
-            "PullProjectImage",
-            ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"),
-            (repository.repository_arn,),
-            "the registered model runs the project image, pushed to the CDK asset repository",
-        ),
-        Grant(
-            "RegistryLogin",
-            ("ecr:GetAuthorizationToken",),
-            ("*",),
-            "ecr:GetAuthorizationToken (the registry login before a pull) has no resource-level permissions",
-        ),
+    storage = [
         Grant(
             "ReadModelArtifacts",
             ("s3:GetObject",),
@@ -142,50 +136,25 @@ def serving_grants(
             "captured records are encrypted with the data key by S3 (DataCaptureConfig.KmsKeyId)",
             via_s3,
         ),
-        Grant(
-            "EndpointLogGroup",
-            ("logs:CreateLogGroup", "logs:DescribeLogStreams"),
-            (log_group,),
-            f"SageMaker writes the endpoint's container logs to {ENDPOINT_LOG_GROUP_PREFIX}<endpoint>",
+    ]
+    return [
+        *image_pull_grants(repository, runs="the registered model runs"),
+        *storage,
+        *container_log_grants(
+            "Endpoint",
+            log_group,
+            group_reason="SageMaker writes the endpoint's container logs to "
+            f"{ENDPOINT_LOG_GROUP_PREFIX}<endpoint>",
+            streams_reason="one log stream per instance and container of the endpoint; the names carry "
+            "instance ids that do not exist before the instances",
         ),
-        Grant(
-            "EndpointLogStreams",
-            ("logs:CreateLogStream", "logs:PutLogEvents"),
-            (f"{log_group}:log-stream:*",),
-            "one log stream per instance and container of the endpoint; the names carry instance ids "
-            "that do not exist before the instances",
-        ),
-        Grant(
-            "EndpointMetrics",
-            ("cloudwatch:PutMetricData",),
-            ("*",),
-            "PutMetricData has no resource-level permissions; the condition keeps it to SageMaker metrics",
-            {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
-        ),
-        Grant(
-            "ModelNetworkInterfacesInStageVpc",
-            (
-                "ec2:CreateNetworkInterface",
-                "ec2:CreateNetworkInterfacePermission",
-                "ec2:DeleteNetworkInterface",
-                "ec2:DeleteNetworkInterfacePermission",
-            ),
-            ("*",),
-            "the model's VPC configuration attaches network interfaces whose ids do not exist before the "
-            "instances; the ec2:Vpc condition keeps them in the stage's VPC",
-            {"ArnEquals": {"ec2:Vpc": stack.format_arn(service="ec2", resource="vpc", resource_name=vpc_id)}},
-        ),
-        Grant(
-            "DescribeModelNetwork",
-            (
-                "ec2:DescribeNetworkInterfaces",
-                "ec2:DescribeVpcs",
-                "ec2:DescribeDhcpOptions",
-                "ec2:DescribeSubnets",
-                "ec2:DescribeSecurityGroups",
-            ),
-            ("*",),
-            "EC2 describe calls have no resource-level permissions",
+        sagemaker_metrics_grant("EndpointMetrics"),
+        *vpc_network_grants(
+            stack,
+            vpc_id,
+            sid="Model",
+            attach_reason="the model's VPC configuration attaches network interfaces whose ids do not exist "
+            "before the instances; the ec2:Vpc condition keeps them in the stage's VPC",
         ),
     ]
 
