@@ -654,7 +654,10 @@ def serve(
         out.print(f"\nor: rookery local invoke --endpoint {endpoint.name} records.json", soft_wrap=True)
         out.print("Ctrl-C stops the endpoint.")
         with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+            # Waits a second at a time: the kernel may hand SIGTERM to any of the endpoint's threads, and
+            # its handler then runs here only when this wait returns (an unbounded one never would).
+            while True:
+                time.sleep(1)
         endpoint.stop()  # first: a deployment in progress is abandoned, traffic stays on the old fleet
         if deployer is not None:
             deployer.stop()
