@@ -192,6 +192,35 @@ class _Builder:
             network_config=self.processing_network(),
         )
 
+    def processing_inputs(self, sources: dict[str, Any], names: tuple[str, ...]) -> list[Any]:
+        """One whole-prefix, File-mode input per name, at the container's input path for it."""
+        return [
+            ProcessingInput(
+                input_name=name,
+                s3_input=ProcessingS3Input(
+                    s3_uri=sources[name],
+                    local_path=contract.processing_input_path(name),
+                    s3_data_type="S3Prefix",
+                    s3_input_mode="File",
+                ),
+            )
+            for name in names
+        ]
+
+    def processing_outputs(self, step: str, names: tuple[str, ...]) -> list[Any]:
+        """One output per name, uploaded at the end of the job under the step's prefix of the execution."""
+        return [
+            ProcessingOutput(
+                output_name=name,
+                s3_output=ProcessingS3Output(
+                    s3_uri=self.s3(step, name),
+                    local_path=contract.processing_output_path(name),
+                    s3_upload_mode="EndOfJob",
+                ),
+            )
+            for name in names
+        ]
+
     # -- steps --------------------------------------------------------------------------------
     def preprocess(self) -> Any:
 
@@ -201,28 +230,8 @@ class _Builder:
             env={DATASET_SCHEMA_ENV: self.settings.dataset.to_json()},
         )
         step_args = processor.run(
-            inputs=[
-                ProcessingInput(
-                    input_name=contract.RAW_INPUT,
-                    s3_input=ProcessingS3Input(
-                        s3_uri=self.params.input_uri,
-                        local_path=contract.processing_input_path(contract.RAW_INPUT),
-                        s3_data_type="S3Prefix",
-                        s3_input_mode="File",
-                    ),
-                )
-            ],
-            outputs=[
-                ProcessingOutput(
-                    output_name=name,
-                    s3_output=ProcessingS3Output(
-                        s3_uri=self.s3(PREPROCESS, name),
-                        local_path=contract.processing_output_path(name),
-                        s3_upload_mode="EndOfJob",
-                    ),
-                )
-                for name in contract.PREPROCESS_OUTPUTS
-            ],
+            inputs=self.processing_inputs({contract.RAW_INPUT: self.params.input_uri}, (contract.RAW_INPUT,)),
+            outputs=self.processing_outputs(PREPROCESS, tuple(contract.PREPROCESS_OUTPUTS)),
             arguments=[
                 "--split",
                 f"{split.train:g},{split.validation:g},{split.test:g}",
@@ -380,28 +389,8 @@ class _Builder:
         )
         # One instance: the test metrics and the threshold are computed over the whole split.
         step_args = self.processor(contract.EVALUATE_ENTRYPOINT, instance_count=1).run(
-            inputs=[
-                ProcessingInput(
-                    input_name=name,
-                    s3_input=ProcessingS3Input(
-                        s3_uri=sources[name],
-                        local_path=contract.processing_input_path(name),
-                        s3_data_type="S3Prefix",
-                        s3_input_mode="File",
-                    ),
-                )
-                for name in contract.EVALUATE_INPUTS
-            ],
-            outputs=[
-                ProcessingOutput(
-                    output_name=contract.EVALUATION_OUTPUT,
-                    s3_output=ProcessingS3Output(
-                        s3_uri=self.s3(EVALUATE, contract.EVALUATION_OUTPUT),
-                        local_path=contract.processing_output_path(contract.EVALUATION_OUTPUT),
-                        s3_upload_mode="EndOfJob",
-                    ),
-                )
-            ],
+            inputs=self.processing_inputs(sources, tuple(contract.EVALUATE_INPUTS)),
+            outputs=self.processing_outputs(EVALUATE, (contract.EVALUATION_OUTPUT,)),
             arguments=[
                 "--operating-point",
                 self.params.operating_point,
@@ -429,28 +418,8 @@ class _Builder:
             mon.BASELINE_ENTRYPOINT, env={DATASET_SCHEMA_ENV: self.settings.dataset.to_json()}
         )
         step_args = processor.run(
-            inputs=[
-                ProcessingInput(
-                    input_name=name,
-                    s3_input=ProcessingS3Input(
-                        s3_uri=sources[name],
-                        local_path=contract.processing_input_path(name),
-                        s3_data_type="S3Prefix",
-                        s3_input_mode="File",
-                    ),
-                )
-                for name in contract.BASELINE_INPUTS
-            ],
-            outputs=[
-                ProcessingOutput(
-                    output_name=contract.BASELINE_OUTPUT,
-                    s3_output=ProcessingS3Output(
-                        s3_uri=self.s3(BASELINE, contract.BASELINE_OUTPUT),
-                        local_path=contract.processing_output_path(contract.BASELINE_OUTPUT),
-                        s3_upload_mode="EndOfJob",
-                    ),
-                )
-            ],
+            inputs=self.processing_inputs(sources, tuple(contract.BASELINE_INPUTS)),
+            outputs=self.processing_outputs(BASELINE, (contract.BASELINE_OUTPUT,)),
             arguments=["--thresholds", json.dumps(thresholds, sort_keys=True)],
         )
         return ProcessingStep(name=BASELINE, step_args=step_args)
