@@ -478,26 +478,12 @@ class LocalEndpoint:
             fleet.end()
         return Handled(fleet, answer, None, received)
 
-    def completed(
-        self,
-        handled: Handled,
-        *,
-        seconds: float,
-        request: bytes,
-        request_type: str | None,
-        inference_id: str | None,
+    def capture_answer(
+        self, handled: Handled, *, request: bytes, request_type: str | None, inference_id: str | None
     ) -> None:
-        """Record the finished invocation (the alarms' measurements) and capture it if sampled."""
-        model = handled.answer.seconds if handled.answer is not None else None
-        self.measurements.record(
-            Invocation(
-                finished=time.monotonic(),
-                fleet=handled.fleet.id if handled.fleet is not None else None,
-                status=handled.status,
-                model_us=None if model is None else model * 1e6,
-                overhead_us=max(0.0, seconds - (model or 0.0)) * 1e6,
-            )
-        )
+        """Capture the invocation if it is sampled. Called before the answer is written: the capture
+        queue then holds every invocation a caller has its answer for, so a caller can close a
+        capture window (``CaptureWriter.roll``) right after its last answer."""
         answer = handled.answer
         if (
             self.capture is not None
@@ -515,6 +501,19 @@ class LocalEndpoint:
                     inference_id=inference_id,
                 )
             )
+
+    def completed(self, handled: Handled, *, seconds: float) -> None:
+        """Record the finished invocation (the alarms' measurements), its answer written."""
+        model = handled.answer.seconds if handled.answer is not None else None
+        self.measurements.record(
+            Invocation(
+                finished=time.monotonic(),
+                fleet=handled.fleet.id if handled.fleet is not None else None,
+                status=handled.status,
+                model_us=None if model is None else model * 1e6,
+                overhead_us=max(0.0, seconds - (model or 0.0)) * 1e6,
+            )
+        )
 
     # -- deployments -------------------------------------------------------------------------------
 
