@@ -34,7 +34,7 @@ from emulators.core.errors import EndpointError
 from emulators.core.files import write_whole
 from emulators.core.home import LocalHome
 from emulators.core.images import ImageMap
-from emulators.sagemaker.models import ModelPackage, now
+from emulators.sagemaker.models import LocalRegistry, ModelPackage, now
 from emulators.sagemaker_runtime.capture import Captured, CaptureSettings, CaptureWriter
 from emulators.sagemaker_runtime.exceptions import (
     DeploymentInProgressError,
@@ -244,6 +244,16 @@ def endpoint_record(home: LocalHome, name: str) -> dict[str, Any] | None:
     if not isinstance(pid, int) or not lifetime.alive(pid, started if isinstance(started, int) else None):
         return None  # served by a process that is gone (its pid may since belong to another)
     return record
+
+
+def monitored_package(home: LocalHome, endpoint: str, group: str) -> ModelPackage:
+    """The version whose baseline judges ``endpoint``'s traffic: the one it serves while it runs (the
+    Serving stack's deployer sets the baseline with the model it deploys), else ``group``'s latest
+    Approved version."""
+    record = endpoint_record(home, endpoint)
+    served = record.get("ModelPackageArn") if record else None
+    registry = LocalRegistry(home)
+    return registry.get(str(served)) if served else registry.latest_approved(group)
 
 
 def running_endpoints(home: LocalHome) -> list[dict[str, Any]]:
