@@ -633,9 +633,21 @@ class LocalEndpoint:
             record.entry(event, str(self.status), shares, detail, period=period)
         self._changed()
 
-    def finish(self, record: DeploymentRecord) -> None:
-        """Keep the finished deployment: in the endpoint's history and in ``deployments/<id>.json``."""
+    def finish(
+        self,
+        record: DeploymentRecord,
+        *,
+        status: str,
+        reason: str,
+        finished: dt.datetime,
+        event: dict[str, Any],
+    ) -> None:
+        """End the deployment with its outcome and keep it: in the endpoint's history and in
+        ``deployments/<id>.json``. The outcome is set under the same lock that keeps the record, so
+        no reader (``follow`` in another thread or process) sees a finished deployment the endpoint
+        does not hold yet."""
         with self._state:
+            record.status, record.reason, record.finished, record.event = status, reason, finished, event
             if record.status != "Succeeded":
                 self.failure_reason = record.reason
             self.deployments.append(record)
