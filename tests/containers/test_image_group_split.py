@@ -49,7 +49,7 @@ def visits(people: int = 120, seed: int = 3) -> list[dict[str, Any]]:
 def preprocess(root: Path, records: list[dict[str, Any]]) -> Sandbox:
     job = Sandbox(root, SCHEMA)
     write_firehose(job.processing_input("raw"), SCHEMA["name"], records)
-    check(job.run("preprocess.py", "--seed", "9"))
+    check(job.preprocess("--seed", "9"))
     return job
 
 
@@ -76,7 +76,7 @@ def test_no_person_is_in_two_splits_and_input_order_changes_nothing(tmp_path: Pa
 def test_train_files_split_the_training_rows_for_sharded_instances(tmp_path: Path) -> None:
     job = Sandbox(tmp_path / "files", SCHEMA)
     write_firehose(job.processing_input("raw"), SCHEMA["name"], visits())
-    check(job.run("preprocess.py", "--seed", "9", "--train-files", "3"))
+    check(job.preprocess("--seed", "9", "--train-files", "3"))
     files = sorted(p.name for p in job.processing_output("train").iterdir())
     assert files == ["train-0001-of-0003.csv", "train-0002-of-0003.csv", "train-0003-of-0003.csv"]
     whole = preprocess(tmp_path / "one", visits())
@@ -84,6 +84,6 @@ def test_train_files_split_the_training_rows_for_sharded_instances(tmp_path: Pat
         line for name in files for line in (job.processing_output("train") / name).read_text().splitlines()
     )
     assert rows == sorted((whole.processing_output("train") / "train.csv").read_text().splitlines())
-    bad = job.run("preprocess.py", "--train-files", "0")
+    bad = job.preprocess("--train-files", "0")
     assert bad.returncode == 1 and "--train-files: invalid _count value" not in job.failure
     assert "'0' is not a file count in 1..1000" in job.failure
