@@ -85,7 +85,7 @@ def test_an_unknown_property_reference_is_refused_before_anything_runs(
     evaluate["Arguments"]["ProcessingInputs"][0]["S3Input"]["S3Uri"] = {
         "Get": "Steps.Train.ModelArtifacts.S3ModelArtifact"
     }
-    definition["Steps"][2] = evaluate
+    definition["Steps"][[s["Name"] for s in definition["Steps"]].index("Evaluate")] = evaluate
     error = _refused(engine_for(dev_stage, tmp_home), definition)
     assert error.step == "Evaluate"
     assert error.field == "Arguments.ProcessingInputs[0].S3Input.S3Uri"
@@ -523,7 +523,7 @@ def test_two_steps_with_one_name_are_refused(
 ) -> None:
     definition["Steps"].append(copy.deepcopy(definition["Steps"][0]))
     error = _refused(engine_for(dev_stage, tmp_home), definition)
-    assert (error.step, error.field) == ("Preprocess", "Name")
+    assert (error.step, error.field) == ("Profile", "Name")
 
 
 def test_tuning_options_the_engine_cannot_emulate_are_refused(
@@ -532,7 +532,7 @@ def test_tuning_options_the_engine_cannot_emulate_are_refused(
     definition = copy.deepcopy(tune_definition)
     tune = step_named(definition, "Tune")
     tune["Arguments"]["HyperParameterTuningJobConfig"]["TrainingJobEarlyStoppingType"] = "Auto"
-    definition["Steps"][1] = tune
+    definition["Steps"][[s["Name"] for s in definition["Steps"]].index("Tune")] = tune
     error = _refused(engine_for(dev_stage, tmp_home), definition)
     assert (error.step, error.field) == (
         "Tune",
