@@ -259,3 +259,30 @@ def test_the_plan_and_statistics_survive_their_files(tmp_path: Any) -> None:
     read = sharding.TrainStats.read_all(tmp_path / "fit")
     assert preprocessing.preprocessor_of(read, again, GROUPED, options) == done.pre
     assert splitting.SplitPlan.from_dict(again.split.to_dict()) is not None
+
+
+@pytest.mark.parametrize("hosts", [2, 3])
+def test_each_training_file_number_holds_the_same_rows_on_any_number_of_hosts(
+    hosts: int, tmp_path: Any
+) -> None:
+    """ShardedByS3Key gives training instance k file k of every processing host: the rows it trains
+    on do not depend on the processing instance count."""
+    rows = records(400, 12)
+    options = preprocessing.Options(seed=7, train_files=3)
+
+    def files(shards: list[list[dict[str, Any]]], folder: Any) -> dict[int, list[str]]:
+        done = passes(shards, SCHEMA, options)
+        by_file: dict[int, list[str]] = {1: [], 2: [], 3: []}
+        for i, (shard, parts) in enumerate(zip(done.shards, done.parts, strict=True)):
+            suffix = preprocessing.host_suffix(f"algo-{i + 1}", [f"algo-{j + 1}" for j in range(len(shards))])
+            preprocessing.write_shard_splits(
+                shard, parts, done.pre, options, lambda n: folder / n, suffix=suffix
+            )
+            for k in by_file:
+                path = folder / "train" / f"train{suffix}-{k:04d}-of-0003.csv"
+                by_file[k] += path.read_text().splitlines()
+        return {k: sorted(v) for k, v in by_file.items()}
+
+    one = files([rows], tmp_path / "one")
+    assert all(one.values()), "every training instance gets rows"
+    assert files(sharded(rows, hosts, random.Random(hosts)), tmp_path / "many") == one

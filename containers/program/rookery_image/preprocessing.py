@@ -535,7 +535,7 @@ def host_suffix(host: str, hosts: Sequence[str]) -> str:
 
 
 def write_shard_splits(
-    data: Cleaned,
+    shard: Shard,
     parts: Sequence[np.ndarray],
     pre: features.Preprocessor,
     options: Options,
@@ -543,17 +543,18 @@ def write_shard_splits(
     *,
     suffix: str = "",
 ) -> None:
-    """Write ``folder(<split>)/<split><suffix>.csv`` (train as ``--train-files`` files when several
-    training instances shard it: ``train<suffix>-0001-of-000N.csv``, so a host's files sort together
-    and ShardedByS3Key gives each training instance one file of every processing instance)."""
+    """Write ``folder(<split>)/<split><suffix>.csv``; the training split as ``--train-files`` N files
+    when N training instances shard it: ``train<suffix>-000k-of-000N.csv`` holds the rows whose row key
+    is k-1 modulo N, so training instance k gets the same rows whatever the processing instance count
+    (a host's files sort together, and ShardedByS3Key gives instance k file k of every host)."""
     for name, idx in zip(splitting.SPLIT_NAMES, parts, strict=True):
         if name == "train" and options.train_files > 1:
-            # One file per training instance: every file gets rows of every stretch.
+            which = shard.row_keys[idx] % np.uint64(options.train_files)
             for k in range(options.train_files):
                 path = folder(name) / f"{name}{suffix}-{k + 1:04d}-of-{options.train_files:04d}.csv"
-                _write_csv(path, _encoded(data, pre, idx[k :: options.train_files]))
+                _write_csv(path, _encoded(shard.data, pre, idx[which == k]))
             continue
-        _write_csv(folder(name) / f"{name}{suffix}.csv", _encoded(data, pre, idx))
+        _write_csv(folder(name) / f"{name}{suffix}.csv", _encoded(shard.data, pre, idx))
 
 
 def write_splits(
@@ -565,7 +566,7 @@ def write_splits(
     plan = plan_of([profile_of(shard)], schema, options, raw_input="<memory>")
     pre = preprocessor_of([train_stats_of(shard, plan, schema)], plan, schema, options)
     parts = split_parts(shard, plan)
-    write_shard_splits(data, parts, pre, options, folder)
+    write_shard_splits(shard, parts, pre, options, folder)
     return parts, pre
 
 
@@ -748,7 +749,7 @@ def run(argv: Sequence[str], where: contract.Paths) -> dict[str, Any]:
     parts = split_parts(shard, plan)
     out = where.processing_output
     suffix = host_suffix(host, hosts)
-    write_shard_splits(shard.data, parts, pre, options, out, suffix=suffix)
+    write_shard_splits(shard, parts, pre, options, out, suffix=suffix)
     _write_raw_records(out("inference") / f"test{suffix}.jsonl", shard.data, schema, parts[2])
     # The training split as raw records: the Baseline step profiles what the model learned from.
     _write_raw_records(out("baseline_records") / f"train{suffix}.jsonl", shard.data, schema, parts[0])
