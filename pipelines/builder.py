@@ -435,8 +435,11 @@ class _Builder:
         }
         monitoring = self.settings.monitoring
         thresholds = {"drift": monitoring.drift.model_dump(), "quality": monitoring.quality.model_dump()}
+        # One instance: the baseline profiles the whole training split (several would each do all of it).
         processor = self.processor(
-            mon.BASELINE_ENTRYPOINT, env={DATASET_SCHEMA_ENV: self.settings.dataset.to_json()}
+            mon.BASELINE_ENTRYPOINT,
+            env={DATASET_SCHEMA_ENV: self.settings.dataset.to_json()},
+            instance_count=1,
         )
         step_args = processor.run(
             inputs=self.processing_inputs(sources, tuple(contract.BASELINE_INPUTS)),
