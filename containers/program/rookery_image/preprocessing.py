@@ -783,12 +783,11 @@ def main_profile(argv: Sequence[str]) -> int:
 
 def main_fit(argv: Sequence[str]) -> int:
     def job() -> None:
-        plan, stats = run_fit(argv, contract.paths())
+        plan, _ = run_fit(argv, contract.paths())
         split = plan.summary["split"]
         print(
-            f"fit: {len(plan.summary['shards'])} shard(s), {plan.summary['rows']['out']} rows; "
-            f"split {[split[n]['rows'] for n in splitting.SPLIT_NAMES]}; "
-            f"this shard's training rows: {sum(s.count + s.missing for s in stats.numeric[:1])}",
+            f"fit: merged {len(plan.summary['shards'])} profile(s), {plan.summary['rows']['out']} rows; "
+            f"split {[split[n]['rows'] for n in splitting.SPLIT_NAMES]}",
             flush=True,
         )
 
