@@ -78,7 +78,7 @@ def test_the_stage_decides_train_or_tune(synth: Synth) -> None:
     embedded, _ = _embedded_and_expected(synth)
     kinds = [step["Type"] for step in embedded["Steps"]]
     training = "Tuning" if synth.stage.ml.tuning.enabled else "Training"
-    assert kinds == ["Processing", training, "Processing", "Condition"]
+    assert kinds == ["Processing", "Processing", "Processing", training, "Processing", "Condition"]
 
 
 def test_every_placeholder_was_replaced_by_a_resource_of_the_stack(synth: Synth) -> None:
