@@ -505,6 +505,12 @@ class Stage(_Model):
     def _serving_rules(self) -> None:
         serving = self.serving
         if not serving.enabled:
+            if self.monitoring.retrains:
+                raise ValueError(
+                    'monitoring.reaction = "retrain" reacts to the endpoint\'s monitoring alarms, which a '
+                    'stage with serving.enabled = false does not have; set monitoring.reaction = "notify" '
+                    "or enable serving"
+                )
             return
         if "execute-api" not in self.interface_endpoints:
             raise ValueError(
