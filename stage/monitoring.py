@@ -66,7 +66,8 @@ class MonitoringSettings(_Model):
     ``reaction``: ``"notify"`` (the default) publishes each alarm to the monitoring topic only;
     ``"retrain"`` also starts the pipeline on the dataset's raw prefix when an alarm enters ALARM,
     unless a run the trigger started began less than ``retrain_min_interval_hours`` earlier. The
-    retrained version passes the gate and is registered as the stage's ``ml.approval_status`` says.
+    retrained version passes the gate and waits for a person (the stage refuses ``retrain`` unless
+    ``ml.approval_status`` is ``PendingManualApproval``).
     """
 
     enabled: bool = True

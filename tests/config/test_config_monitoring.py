@@ -95,3 +95,15 @@ def test_retraining_needs_the_endpoint_whose_alarms_start_it() -> None:
         parse_stage("dev", raw, source="test.toml")
     notify = parse_stage("dev", {**raw, "monitoring": {"reaction": "notify"}}, source="test.toml")
     assert not notify.monitoring.retrains
+
+
+def test_retraining_registers_every_version_for_a_person_to_approve() -> None:
+    raw = {"dataset": DATASET, "ml": {"approval_status": "Approved"}, "monitoring": {"reaction": "retrain"}}
+    with pytest.raises(
+        ConfigError,
+        match=r'monitoring\.reaction = "retrain" starts runs nobody asked for, so each version they register '
+        r'must wait for a person: set ml\.approval_status = "PendingManualApproval" \(it is \'Approved\'\)',
+    ):
+        parse_stage("dev", raw, source="test.toml")
+    notify = parse_stage("dev", {**raw, "monitoring": {"reaction": "notify"}}, source="test.toml")
+    assert (notify.ml.approval_status, notify.monitoring.retrains) == ("Approved", False)
