@@ -98,16 +98,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             **common,
             "recent_execution_arn": result.recent.execution_arn,
         }
-    subject_name = "alarm transition" if alarm else "object"
-    reason = (
-        f"an execution for this {subject_name} exists already"
-        if result.status == "duplicate"
-        else (
-            f"{decision.cause}: retraining on {decision.input_uri}"
-            if alarm
-            else f"new data under {decision.input_uri}"
-        )
-    )
+    if result.status == "duplicate":
+        reason = f"an execution for this {'alarm transition' if alarm else 'object'} exists already"
+    elif alarm:
+        reason = f"{decision.cause}: retraining on {decision.input_uri}"
+    else:
+        reason = f"new data under {decision.input_uri}"
     logger.info(
         "pipeline execution " + result.status,
         extra={"execution_arn": result.execution_arn, "client_request_token": decision.client_request_token},
