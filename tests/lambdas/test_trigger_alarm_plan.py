@@ -380,3 +380,14 @@ BAD_RETRAINING = {
 def test_bad_retraining_settings_are_named_with_the_fix(change: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigurationError, match=re.escape(message)):
         load_settings({**ENV, **change})
+
+
+def test_the_alarm_reader_refuses_another_kind_of_event(object_created_event: EventFactory) -> None:
+    with pytest.raises(
+        MalformedEventError,
+        match=re.escape(
+            "expected source 'aws.cloudwatch' and detail-type 'CloudWatch Alarm State Change', got 'aws.s3' "
+            "and 'Object Created'"
+        ),
+    ):
+        parse_alarm_state_change(object_created_event())
