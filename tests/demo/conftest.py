@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from demo_testing import ARRIVAL, CHROMIUM_FLAGS, REPO, JobsRun, chromium, run_jobs
+from demo_testing import ARRIVAL, CHROMIUM_FLAGS, REPO, CliDemo, JobsRun, chromium, run_cli_demo, run_jobs
 from playwright.sync_api import Browser, sync_playwright
 
 from emulators.core.home import LocalHome
@@ -56,10 +56,16 @@ def jobs(
 
 
 @pytest.fixture(scope="session")
-def demo_train(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
-    """The whole demo after the audit (train variant), in its own home."""
-    home = LocalHome(tmp_path_factory.mktemp("demo-run"))
-    return run_demo(prepare(DemoOptions(home=home, audit=())))
+def demo_train_cli(tmp_path_factory: pytest.TempPathFactory) -> CliDemo:
+    """``rookery demo --no-audit`` (train variant) in its own home: what it printed, and its result."""
+    return run_cli_demo("--no-audit", "--home", str(tmp_path_factory.mktemp("demo-run")))
+
+
+@pytest.fixture(scope="session")
+def demo_train(demo_train_cli: CliDemo) -> DemoResult:
+    """The whole demo after the audit (train variant), as the CLI ran it."""
+    assert demo_train_cli.result is not None, demo_train_cli.err
+    return demo_train_cli.result
 
 
 @pytest.fixture(scope="session")
@@ -90,9 +96,18 @@ def weak_stages(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo_gate_failed(tmp_path_factory: pytest.TempPathFactory, weak_stages: Path) -> DemoResult:
-    home = LocalHome(tmp_path_factory.mktemp("demo-weak"))
-    return run_demo(prepare(DemoOptions(stage="weak", stages_dir=weak_stages, home=home, audit=())))
+def demo_gate_failed_cli(tmp_path_factory: pytest.TempPathFactory, weak_stages: Path) -> CliDemo:
+    """``rookery demo --no-audit --stage weak``: the gate must stop it."""
+    home = tmp_path_factory.mktemp("demo-weak")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("stage.STAGES_DIR", weak_stages)  # where --stage names are looked up
+        return run_cli_demo("--no-audit", "--stage", "weak", "--home", str(home))
+
+
+@pytest.fixture(scope="session")
+def demo_gate_failed(demo_gate_failed_cli: CliDemo) -> DemoResult:
+    assert demo_gate_failed_cli.result is not None, demo_gate_failed_cli.err
+    return demo_gate_failed_cli.result
 
 
 @pytest.fixture(scope="module")

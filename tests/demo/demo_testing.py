@@ -15,7 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import pytest
 from playwright.sync_api import Browser, Page, Request
+from typer.testing import CliRunner
 
 from emulators.core.home import LocalHome
 from emulators.core.images import ImageMap
@@ -23,6 +25,8 @@ from emulators.core.sandbox import LOCAL_IMAGE, Sandbox
 from emulators.firehose import Delivery
 from emulators.s3 import LocalS3
 from pipelines.contract import PROGRAM_DIR
+from rookery.cli.main import app as cli_app
+from rookery.demo import run as demo_run
 from rookery.demo.report import (
     Artifact,
     ExecutionView,
@@ -34,6 +38,7 @@ from rookery.demo.report import (
     embed_png,
     gate_checks,
 )
+from rookery.demo.run import DemoResult
 
 REPO = Path(__file__).resolve().parents[2]
 # The project image as the local engine runs it.
@@ -215,3 +220,33 @@ def assert_report_renders(browser: Browser, path: Path, *, auc: float) -> None:
         assert outside == [], f"the report loaded assets from outside the file: {outside}"
     finally:
         page.close()
+
+
+@dataclass(frozen=True)
+class CliDemo:
+    """``rookery demo`` through the CLI: its exit code, what it printed, and the result it rendered."""
+
+    code: int
+    out: str
+    err: str
+    result: DemoResult | None  # None when it stopped before the phases ran (a usage error)
+
+
+def run_cli_demo(*args: str) -> CliDemo:
+    """Run ``rookery demo ARGS`` and keep the ``DemoResult`` its ``run_demo`` call returned.
+
+    The demo runs unchanged; the wrapper only records the return value, so one run serves the tests
+    of what the user reads and the tests of what the demo did.
+    """
+    results: list[DemoResult] = []
+    real = demo_run.run_demo
+
+    def recording(*call_args: Any, **kwargs: Any) -> DemoResult:
+        result = real(*call_args, **kwargs)
+        results.append(result)
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(demo_run, "run_demo", recording)
+        done = CliRunner().invoke(cli_app, ["demo", *args])
+    return CliDemo(done.exit_code, done.stdout, done.stderr, results[0] if results else None)

@@ -15,7 +15,7 @@ use_venv_node()  # before aws_cdk is imported: jsii must start the venv's Node
 from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
-from infra_testing import Synth, synth_stage  # noqa: E402
+from infra_testing import CliAudit, Synth, run_cli_audit, synth_stage  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +43,10 @@ def synth(request: pytest.FixtureRequest) -> Iterator[Synth]:
 def any_synth(request: pytest.FixtureRequest) -> Iterator[Synth]:
     """Every synthesized variant, including dev with ``-c destroy_data=true``."""
     yield request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="session")
+def dev_cli_audit(tmp_path_factory: pytest.TempPathFactory) -> CliAudit:
+    """The real front door end to end (cdk CLI synth, gate, cfn-lint, report files), once per session:
+    tests that read it carry ``pytest.mark.xdist_group("infra-audit-cli")``."""
+    return run_cli_audit("dev", tmp_path_factory.mktemp("cli-audit"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ from constructs import IConstruct
 
 from infra.app import StageStacks, build_app, synthesize
 from infra.audit.assembly import Assembly, read_assembly
-from stage import Stage
+from stage import REPO_ROOT, Stage
 
 
 @dataclass(frozen=True)
@@ -91,3 +93,24 @@ def synth_stage(factory: pytest.TempPathFactory, name: str, destroy: bool) -> Sy
     app, stage, stacks = build_app(name, destroy_data=destroy, outdir=outdir)
     directory = synthesize(app)
     return Synth(stage=stage, stacks=stacks, directory=directory, assembly=read_assembly(directory))
+
+
+@dataclass(frozen=True)
+class CliAudit:
+    """``rookery audit --stage dev -o <out>`` run once as a subprocess: what it printed and wrote."""
+
+    done: subprocess.CompletedProcess[str]
+    out: Path
+
+
+def run_cli_audit(stage: str, out: Path) -> CliAudit:
+    """``rookery audit --stage <stage> -o <out>`` as a subprocess, as a reviewer runs it."""
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("rookery")), "audit", "--stage", stage, "-o", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    return CliAudit(done, out)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from infra_testing import Synth
+from infra_testing import CliAudit, Synth
 from typer.testing import CliRunner
 
 from infra.audit import facts
@@ -20,7 +20,6 @@ from infra.audit.gate import GateResult, evaluate
 from infra.audit.report import build_report, finding_controls, render_markdown, render_sarif
 from infra.constructs.data_lake import VIA_SERVICES
 from rookery.cli.main import app as cli
-from stage import REPO_ROOT
 from stage.names import DATA_BUCKETS
 
 VERSIONS = {"commit": "abc", "cdk-nag": "3.0.2", "rookery": "0.1.0", "cfn-lint": "1.58.0"}
@@ -225,15 +224,8 @@ def test_audit_refuses_an_unknown_stage_before_synthesizing(tmp_path: Path) -> N
 
 
 @pytest.mark.xdist_group("infra-audit-cli")
-def test_rookery_audit_writes_the_report_for_a_stage(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("rookery")), "audit", "--stage", "dev", "-o", str(tmp_path)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+def test_rookery_audit_writes_the_report_for_a_stage(dev_cli_audit: CliAudit) -> None:
+    done, tmp_path = dev_cli_audit.done, dev_cli_audit.out
     assert done.returncode == 0, done.stdout + done.stderr
     assert "rookery audit dev: passed" in done.stdout
     # The real `cdk synth` wrote the interface templates (as `make synth` does into cdk.out/).
