@@ -19,6 +19,7 @@ import functools
 import io
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -27,13 +28,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import uvloop
 
 from emulators.core.images import ImageMap
 from emulators.core.sandbox import LOCAL_IMAGE, Sandbox
+from pipelines.contract import PREPROCESS_PASSES
 from pipelines.contract import PROGRAM_DIR as CONTAINER_PROGRAM_DIR
 from rookery.demo.dataset import penguin_records
 from stage.paths import CONTRACTS_DIR
@@ -89,7 +91,10 @@ def build_model(root: Path) -> tuple[Path, list[list[str]]]:
     raw.parent.mkdir(parents=True)
     raw.write_text("".join(json.dumps(record) + "\n" for record in penguin_records()))
     env = IMAGES.environment(LOCAL_IMAGE, prep.base, {"ROOKERY_DATASET_SCHEMA": json.dumps(SCHEMA)})
-    subprocess.run(entrypoint("preprocess.py"), env=env, check=True, capture_output=True)
+    for program, _, output in PREPROCESS_PASSES:  # the three preprocessing jobs, on one instance
+        subprocess.run(entrypoint(PurePosixPath(program[-1]).name), env=env, check=True, capture_output=True)
+        if output is not None:
+            shutil.copytree(prep.processing_output(output), prep.processing_input(output))
     train = Sandbox(root / "train")
     channels = {"train": "text/csv", "validation": "text/csv", "preprocessor": "application/json"}
     train.write_training_config(

@@ -1,7 +1,8 @@
 """The one pipeline definition: ``build_pipeline(settings)`` and ``render_definition(settings)``.
 
-Preprocess -> Train | Tune -> Evaluate -> Gate --if--> Baseline -> Register -> CreateModel -> BatchTransform
-                                             \\--else--> Fail (names the metric, its value, the bar)
+Profile -> Fit -> Preprocess -> Train | Tune -> Evaluate -> Gate --if--> Baseline -> Register -> CreateModel
+                                                                       -> BatchTransform
+                                                       \\--else--> Fail (names the metric, its value, the bar)
 
 Pure: no AWS call and no environment read (the SDK's own process-wide switches are set and
 restored in ``pipelines._sdk``). This is the only module that imports the SageMaker SDK (about
@@ -29,10 +30,12 @@ from pipelines.steps import (
     CREATE_MODEL,
     EVALUATE,
     FAIL,
+    FIT,
     GATE,
     INTER_CONTAINER_ENCRYPTION,
     NETWORK_ISOLATION,
     PREPROCESS,
+    PROFILE,
     REGISTER,
     TRAIN,
     TUNE,
@@ -192,8 +195,11 @@ class _Builder:
             network_config=self.processing_network(),
         )
 
-    def processing_inputs(self, sources: dict[str, Any], names: tuple[str, ...]) -> list[Any]:
-        """One whole-prefix, File-mode input per name, at the container's input path for it."""
+    def processing_inputs(
+        self, sources: dict[str, Any], names: tuple[str, ...], *, sharded: tuple[str, ...] = ()
+    ) -> list[Any]:
+        """One whole-prefix, File-mode input per name, at the container's input path for it; the
+        ``sharded`` ones give each instance its share of the objects (ShardedByS3Key), the others all."""
         return [
             ProcessingInput(
                 input_name=name,
@@ -202,6 +208,7 @@ class _Builder:
                     local_path=contract.processing_input_path(name),
                     s3_data_type="S3Prefix",
                     s3_input_mode="File",
+                    s3_data_distribution_type=contract.SHARDED if name in sharded else "FullyReplicated",
                 ),
             )
             for name in names
@@ -222,31 +229,45 @@ class _Builder:
         ]
 
     # -- steps --------------------------------------------------------------------------------
-    def preprocess(self) -> Any:
-
+    def preprocessing_arguments(self) -> list[Any]:
+        """The three preprocessing jobs take the same arguments, so they cannot disagree on the split."""
         split = self.settings.ml.split
-        processor = self.processor(
-            contract.PREPROCESS_ENTRYPOINT,
-            env={DATASET_SCHEMA_ENV: self.settings.dataset.to_json()},
-        )
-        step_args = processor.run(
-            inputs=self.processing_inputs({contract.RAW_INPUT: self.params.input_uri}, (contract.RAW_INPUT,)),
-            outputs=self.processing_outputs(PREPROCESS, tuple(contract.PREPROCESS_OUTPUTS)),
-            arguments=[
-                "--split",
-                f"{split.train:g},{split.validation:g},{split.test:g}",
-                "--seed",
-                str(split.seed),
-                "--standardize",
-                "true" if self.settings.ml.standardize else "false",
-                "--max-invalid-fraction",
-                f"{self.settings.ml.max_invalid_fraction:g}",
-                "--train-files",
-                # A container argument is a string; Join renders the integer parameter as one.
-                Join(on="", values=[self.params.training_count]),
-            ],
-        )
-        return ProcessingStep(name=PREPROCESS, step_args=step_args)
+        return [
+            "--split",
+            f"{split.train:g},{split.validation:g},{split.test:g}",
+            "--seed",
+            str(split.seed),
+            "--standardize",
+            "true" if self.settings.ml.standardize else "false",
+            "--max-invalid-fraction",
+            f"{self.settings.ml.max_invalid_fraction:g}",
+            "--train-files",
+            # A container argument is a string; Join renders the integer parameter as one.
+            Join(on="", values=[self.params.training_count]),
+        ]
+
+    def preprocessing(self) -> list[Any]:
+        """Profile -> Fit -> Preprocess (``contract.PREPROCESS_PASSES``), each on ProcessingInstanceCount
+        instances reading the raw input ShardedByS3Key, each reading the previous job's whole output."""
+        steps: list[Any] = []
+        for name, (entrypoint, reads, writes) in zip(
+            (PROFILE, FIT, PREPROCESS), contract.PREPROCESS_PASSES, strict=True
+        ):
+            sources = {contract.RAW_INPUT: self.params.input_uri}
+            inputs: tuple[str, ...] = (contract.RAW_INPUT,)
+            if reads is not None:
+                sources[reads] = steps[-1].properties.ProcessingOutputConfig.Outputs[reads].S3Output.S3Uri
+                inputs = (contract.RAW_INPUT, reads)
+            processor = self.processor(entrypoint, env={DATASET_SCHEMA_ENV: self.settings.dataset.to_json()})
+            step_args = processor.run(
+                inputs=self.processing_inputs(sources, inputs, sharded=(contract.RAW_INPUT,)),
+                outputs=self.processing_outputs(
+                    name, (writes,) if writes is not None else tuple(contract.PREPROCESS_OUTPUTS)
+                ),
+                arguments=self.preprocessing_arguments(),
+            )
+            steps.append(ProcessingStep(name=name, step_args=step_args))
+        return steps
 
     def model_trainer(self) -> Any:
 
@@ -414,8 +435,11 @@ class _Builder:
         }
         monitoring = self.settings.monitoring
         thresholds = {"drift": monitoring.drift.model_dump(), "quality": monitoring.quality.model_dump()}
+        # One instance: the baseline profiles the whole training split (several would each do all of it).
         processor = self.processor(
-            mon.BASELINE_ENTRYPOINT, env={DATASET_SCHEMA_ENV: self.settings.dataset.to_json()}
+            mon.BASELINE_ENTRYPOINT,
+            env={DATASET_SCHEMA_ENV: self.settings.dataset.to_json()},
+            instance_count=1,
         )
         step_args = processor.run(
             inputs=self.processing_inputs(sources, tuple(contract.BASELINE_INPUTS)),
@@ -566,7 +590,7 @@ class _Builder:
     def pipeline(self) -> Pipeline:
 
         with config_lookups_off(self.session):
-            preprocess = self.preprocess()
+            *profile_and_fit, preprocess = self.preprocessing()
         if self.settings.tune:
             with config_lookups_off(self.session):  # HyperparameterTuner.tune emits no telemetry
                 training, model_uri = self.tune(preprocess)
@@ -583,7 +607,7 @@ class _Builder:
         return Pipeline(
             name=self.resources.pipeline_name,
             parameters=self.params.as_list(),
-            steps=[preprocess, training, evaluate, gate],
+            steps=[*profile_and_fit, preprocess, training, evaluate, gate],
             sagemaker_session=self.session,
             # No experiment tracking: it needs extra permissions and is not part of the perimeter.
             pipeline_experiment_config=None,

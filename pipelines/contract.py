@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Final
 
 PROGRAM_DIR: Final = "/opt/program"
+PROFILE_ENTRYPOINT: Final = ("python3", f"{PROGRAM_DIR}/preprocess_profile.py")
+FIT_ENTRYPOINT: Final = ("python3", f"{PROGRAM_DIR}/preprocess_fit.py")
 PREPROCESS_ENTRYPOINT: Final = ("python3", f"{PROGRAM_DIR}/preprocess.py")
 EVALUATE_ENTRYPOINT: Final = ("python3", f"{PROGRAM_DIR}/evaluate.py")
 
@@ -17,7 +19,20 @@ PROCESSING_INPUT_ROOT: Final = "/opt/ml/processing/input"
 PROCESSING_OUTPUT_ROOT: Final = "/opt/ml/processing/output"
 CHECKPOINT_LOCAL_PATH: Final = "/opt/ml/checkpoints"
 
-# Preprocess: one input, one ProcessingOutput per artifact (each its own S3 prefix).
+# Preprocessing runs as three jobs on ProcessingInstanceCount instances, each reading the raw input
+# ShardedByS3Key: Profile writes every shard's profile; Fit reads its shard and every profile
+# (FullyReplicated) and writes every shard's training statistics and the plan; Preprocess reads its
+# shard and the whole Fit output, and writes the splits. Every instance of a job uploads into the
+# same output prefix, so the image names a host's files after the host when there are several.
+PROFILE_OUTPUT: Final = "profile"
+FIT_OUTPUT: Final = "fit"
+# (entrypoint, the input it reads from the previous job's output of that name, the output it writes)
+PREPROCESS_PASSES: Final = (
+    (PROFILE_ENTRYPOINT, None, PROFILE_OUTPUT),
+    (FIT_ENTRYPOINT, PROFILE_OUTPUT, FIT_OUTPUT),
+    (PREPROCESS_ENTRYPOINT, FIT_OUTPUT, None),
+)
+# Preprocess: one ProcessingOutput per artifact (each its own S3 prefix).
 # The training split as raw records, for the Baseline step. No output name may be a prefix of
 # another: each is an S3 prefix, and SageMaker stages every object under the prefix it is given.
 TRAINING_RECORDS: Final = "baseline_records"

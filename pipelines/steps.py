@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Final
 
+PROFILE: Final = "Profile"
+FIT: Final = "Fit"
 PREPROCESS: Final = "Preprocess"
 TRAIN: Final = "Train"
 TUNE: Final = "Tune"

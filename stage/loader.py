@@ -32,6 +32,13 @@ _FIELD_HINTS: Mapping[str, str] = {
         "0.95 the default"
     ),
     "ml.training.image_exception_reason": "write a reason a reviewer can accept (at least 20 characters)",
+    "monitoring.reaction": (
+        '"notify" publishes each monitoring alarm to the topic; "retrain" also starts the pipeline'
+    ),
+    "monitoring.retrain_min_interval_hours": (
+        "whole hours between retraining runs an alarm may start (1 to 720); it stops a flapping alarm "
+        "from starting a retraining storm"
+    ),
 }
 
 

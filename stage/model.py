@@ -466,6 +466,12 @@ class Stage(_Model):
             )
         self._notebook_source_rules()
         self._serving_rules()
+        if self.monitoring.retrains and not self.ml.requires_approval:
+            raise ValueError(
+                'monitoring.reaction = "retrain" starts runs nobody asked for, so each version they '
+                f'register must wait for a person: set ml.approval_status = "{PENDING_MANUAL_APPROVAL}" '
+                f'(it is {self.ml.approval_status!r}) or monitoring.reaction = "notify"'
+            )
         if self.ml.training.image == "builtin-xgboost" and self.ml.standardize:
             raise ValueError(
                 "ml.standardize needs the project image; the built-in XGBoost image has no preprocessor"
@@ -505,6 +511,12 @@ class Stage(_Model):
     def _serving_rules(self) -> None:
         serving = self.serving
         if not serving.enabled:
+            if self.monitoring.retrains:
+                raise ValueError(
+                    'monitoring.reaction = "retrain" reacts to the endpoint\'s monitoring alarms, which a '
+                    'stage with serving.enabled = false does not have; set monitoring.reaction = "notify" '
+                    "or enable serving"
+                )
             return
         if "execute-api" not in self.interface_endpoints:
             raise ValueError(

@@ -1,5 +1,7 @@
 """The monitoring part of a stage: how often the endpoint's traffic is checked, against which
-thresholds; a failed check raises an alarm that notifies the stage's monitoring topic.
+thresholds, and the reaction to a failed check: its alarm notifies the stage's monitoring topic, and
+with ``reaction = "retrain"`` also starts the pipeline on the latest data, at most once per
+``retrain_min_interval_hours``.
 
 Pure pydantic. The thresholds enter the pipeline's Baseline step, which writes them into the
 baseline's ``constraints.json``: the registered model carries the thresholds it is judged by, on
@@ -8,7 +10,7 @@ AWS and locally alike. The schedule and the job's resources configure the Servin
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -17,6 +19,14 @@ from stage.serving import InstanceType
 # Monitoring schedules run at most hourly; these periods divide a day evenly.
 SCHEDULE_HOURS: Final = (1, 2, 3, 4, 6, 8, 12, 24)
 SECONDS_PER_HOUR: Final = 3600
+
+# What a monitoring alarm does: notify the topic only, or also start the pipeline (through the trigger).
+Reaction = Literal["notify", "retrain"]
+NOTIFY: Final[Reaction] = "notify"
+RETRAIN: Final[Reaction] = "retrain"
+# The longest minimum interval between retraining runs: 30 days (a stage that wants fewer should
+# notify and retrain by hand).
+MAX_RETRAIN_INTERVAL_HOURS: Final = 30 * 24
 
 
 class _Model(BaseModel):
@@ -51,7 +61,14 @@ class QualityThresholds(_Model):
 
 
 class MonitoringSettings(_Model):
-    """Data-quality and model-quality monitoring of the stage's endpoint."""
+    """Data-quality and model-quality monitoring of the stage's endpoint.
+
+    ``reaction``: ``"notify"`` (the default) publishes each alarm to the monitoring topic only;
+    ``"retrain"`` also starts the pipeline on the dataset's raw prefix when an alarm enters ALARM,
+    unless a run the trigger started began less than ``retrain_min_interval_hours`` earlier. The
+    retrained version passes the gate and waits for a person (the stage refuses ``retrain`` unless
+    ``ml.approval_status`` is ``PendingManualApproval``).
+    """
 
     enabled: bool = True
     every_hours: int = 1
@@ -60,6 +77,8 @@ class MonitoringSettings(_Model):
     max_runtime_seconds: int = Field(default=1800, ge=60, le=24 * SECONDS_PER_HOUR)
     drift: DriftThresholds = DriftThresholds()
     quality: QualityThresholds = QualityThresholds()
+    reaction: Reaction = NOTIFY
+    retrain_min_interval_hours: int = Field(default=24, ge=1, le=MAX_RETRAIN_INTERVAL_HOURS)
 
     @model_validator(mode="after")
     def _schedule(self) -> MonitoringSettings:
@@ -73,7 +92,17 @@ class MonitoringSettings(_Model):
                 f"max_runtime_seconds = {self.max_runtime_seconds} exceeds the schedule's period "
                 f"({self.every_hours} h): a job would still run when the next one starts; lower it"
             )
+        if self.reaction == RETRAIN and not self.enabled:
+            raise ValueError(
+                f'reaction = "{RETRAIN}" reacts to the monitoring alarms, which enabled = false does not '
+                f'create; set reaction = "{NOTIFY}" or enable monitoring'
+            )
         return self
+
+    @property
+    def retrains(self) -> bool:
+        """Whether an alarm starts the pipeline (monitoring is on and the reaction is ``retrain``)."""
+        return self.enabled and self.reaction == RETRAIN
 
     @property
     def schedule_expression(self) -> str:

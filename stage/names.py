@@ -128,6 +128,12 @@ def trigger_rule_name(stage: Stage) -> str:
     return f"{stage.qualifier}-raw-object-created"
 
 
+def retrain_rule_name(stage: Stage) -> str:
+    """The rule sending the monitoring alarms' ALARM transitions to the trigger (``reaction = "retrain"``);
+    named for the same reason as :func:`trigger_rule_name`."""
+    return f"{stage.qualifier}-monitoring-alarm-retrain"
+
+
 # --- serving -------------------------------------------------------------------------------------
 
 # The one production variant of the stage's endpoint. Stable: alarms, autoscaling and the capture

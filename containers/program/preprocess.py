@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Processing job: see rookery_image.preprocessing.
+"""Processing job, pass 3 of 3: see rookery_image.preprocessing.
 
 `python3 /opt/program/preprocess.py [--split 0.7,0.15,0.15] [--seed 42] [--standardize false]
-[--train-files 1]`
+[--max-invalid-fraction 0.01] [--train-files 1]`
 """
 
 import sys

@@ -53,6 +53,12 @@ PIPELINE_NAME_ENV: Final = "PIPELINE_NAME"
 DATA_PREFIX_ENV: Final = "DATA_PREFIX"
 ERROR_PREFIX_ENV: Final = "ERROR_PREFIX"
 INPUT_PARAMETER_ENV: Final = "INPUT_PARAMETER_NAME"
+# pipeline_trigger, on a stage whose monitoring alarms retrain (all three or none): the raw bucket whose
+# dataset prefix an alarm-started run reads, the alarms (a JSON array of names) and the minimum hours
+# between runs the trigger starts for an alarm.
+RAW_BUCKET_ENV: Final = "RAW_BUCKET"
+RETRAIN_ALARMS_ENV: Final = "RETRAIN_ALARM_NAMES"
+RETRAIN_INTERVAL_ENV: Final = "RETRAIN_MIN_INTERVAL_HOURS"
 # model_deployer (every task of the deployer's state machine): the Serving stack to update (name or
 # id), its model parameter and the monitoring baseline parameter set with it, the CloudFormation
 # service role the update must use, the model package group to read, the endpoint and variant to

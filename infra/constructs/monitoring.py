@@ -18,7 +18,9 @@ the volume and the reports. Which resource each kind uses, and why:
 The baseline comes from the deployed version's ``DriftCheckBaselines``: ``baseline_uri`` (the
 Serving stack's ``MonitoringBaselineUri`` parameter) is the Baseline step's output prefix, under
 which the files have fixed names. An alarm watches each schedule's violation count and notifies the
-monitoring topic (encrypted with a key of its own that CloudWatch may use). Every resource exists
+monitoring topic (encrypted with a key of its own that CloudWatch may use); where the stage's reaction
+is ``retrain``, the ML stack's trigger also reacts to the alarms, by their stage-derived names
+(``infra.constructs.trigger``). Every resource exists
 only under ``condition``, like the endpoint it watches. Props that would break the perimeter are
 refused before anything is created.
 """

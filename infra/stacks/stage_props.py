@@ -30,7 +30,7 @@ from infra.constructs.props import PropsError
 from infra.constructs.registry import RegistryProps
 from infra.constructs.sagemaker_role import ExecutionRoleProps, ExecutionScope
 from infra.constructs.serving_role import ServingRoleProps
-from infra.constructs.trigger import TriggerProps
+from infra.constructs.trigger import RetrainProps, TriggerProps
 from pipelines import PipelineResources, PipelineSettings, SettingsError, render_definition_cached
 from stage import ConfigError, Stage
 from stage.alarms import rollback_alarms
@@ -66,6 +66,7 @@ from stage.names import (
     notebook_instance_name,
     notebook_role_path,
     raw_table_name,
+    retrain_rule_name,
     sagemaker_role_path,
     serving_role_path,
     stage_tags,
@@ -226,6 +227,20 @@ def trigger_props(stage: Stage, *, pipeline_name: str, pipeline_arn: str) -> Tri
         data_prefix=stage.data.layout.data_prefix(stage.dataset),
         error_prefix=stage.data.layout.error_prefix,
         log_retention_days=stage.log_retention_days,
+        retrain=retrain_props(stage),
+    )
+
+
+def retrain_props(stage: Stage) -> RetrainProps | None:
+    """The retrain rule where the stage's monitoring alarms retrain; they are named from the stage, as
+    the Serving stack names them, so the ML stack refers to nothing of the Serving stack."""
+    monitoring = stage.monitoring
+    if not monitoring.retrains:
+        return None
+    return RetrainProps(
+        rule_name=retrain_rule_name(stage),
+        alarm_names=tuple(monitoring_alarm_names(stage).values()),
+        min_interval_hours=monitoring.retrain_min_interval_hours,
     )
 
 

@@ -1,11 +1,13 @@
-"""Lambda entry point for raw-bucket "Object Created" events: Powertools around ``plan`` and ``executions``.
+"""Lambda entry point for raw-bucket "Object Created" events and monitoring "Alarm State Change" events:
+Powertools around ``plan`` and ``executions``.
 
 The environment is validated at import (cold start). A malformed event is logged and raised, so
 the asynchronous invocation is retried a bounded number of times and then lands in the function's
 on-failure destination; idempotency makes those retries harmless. The return value is a JSON
-object: ``status`` (``started`` | ``duplicate`` | ``ignored``), ``reason``, ``object_uri`` and, when a
-run was started or found, ``pipeline_name``, ``input_data_uri``, ``client_request_token`` and
-``pipeline_execution_arn``.
+object: ``status`` (``started`` | ``duplicate`` | ``rate_limited`` | ``ignored``), ``reason``,
+``object_uri`` or ``alarm_name`` and, unless ignored, ``pipeline_name``, ``input_data_uri`` and
+``client_request_token``, with ``pipeline_execution_arn`` (the run started or found) or, when rate
+limited, ``recent_execution_arn`` (the run inside the window).
 """
 
 from __future__ import annotations
@@ -20,8 +22,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 
-from pipeline_trigger.executions import start_once
-from pipeline_trigger.plan import Ignore, MalformedEventError, parse_object_created, plan
+from pipeline_trigger.executions import RateLimited, start_once
+from pipeline_trigger.plan import (
+    AlarmTransition,
+    Ignore,
+    MalformedEventError,
+    Subject,
+    parse_event,
+    plan,
+    rate_limited_reason,
+)
 from pipeline_trigger.settings import load_settings
 
 SETTINGS = load_settings(os.environ)
@@ -36,22 +46,33 @@ def sagemaker_client() -> Any:
     return boto3.client("sagemaker", config=Config(retries={"mode": "standard", "max_attempts": 5}))
 
 
+def identity(subject: Subject) -> dict[str, str]:
+    """What the event is about, as the result and the log keys name it."""
+    if isinstance(subject, AlarmTransition):
+        return {"alarm_name": subject.alarm_name}
+    return {"object_uri": subject.uri}
+
+
 @logger.inject_lambda_context(clear_state=True)  # keys appended below are per invocation
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        obj = parse_object_created(event)
+        subject = parse_event(event)
     except MalformedEventError as exc:
         logger.error("rejected a malformed event", extra={"reason": str(exc), "event": event})
         metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
         raise
-    logger.append_keys(object_uri=obj.uri)
-    decision = plan(obj, SETTINGS)
+    about = identity(subject)
+    alarm = isinstance(subject, AlarmTransition)
+    logger.append_keys(**about)
+    decision = plan(subject, SETTINGS)
     if isinstance(decision, Ignore):
-        logger.info("object ignored", extra={"reason": decision.reason})
-        metrics.add_metric(name="ObjectsIgnored", unit=MetricUnit.Count, value=1)
-        return {"status": "ignored", "reason": decision.reason, "object_uri": obj.uri}
+        logger.info("alarm ignored" if alarm else "object ignored", extra={"reason": decision.reason})
+        metrics.add_metric(
+            name="AlarmsIgnored" if alarm else "ObjectsIgnored", unit=MetricUnit.Count, value=1
+        )
+        return {"status": "ignored", "reason": decision.reason, **about}
 
     tracer.put_annotation("client_request_token", decision.client_request_token)
     try:
@@ -61,11 +82,28 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.exception("could not start the pipeline", extra={"pipeline_name": decision.pipeline_name})
         metrics.add_metric(name="StartFailures", unit=MetricUnit.Count, value=1)
         raise
-    reason = (
-        "an execution for this object exists already"
-        if result.status == "duplicate"
-        else f"new data under {decision.input_uri}"
-    )
+    common = {
+        **about,
+        "pipeline_name": decision.pipeline_name,
+        "input_data_uri": decision.input_uri,
+        "client_request_token": decision.client_request_token,
+    }
+    if isinstance(result, RateLimited):
+        reason = rate_limited_reason(decision, result.recent)
+        logger.info("retraining rate limited", extra={"reason": reason})
+        metrics.add_metric(name="RetrainingRateLimited", unit=MetricUnit.Count, value=1)
+        return {
+            "status": "rate_limited",
+            "reason": reason,
+            **common,
+            "recent_execution_arn": result.recent.execution_arn,
+        }
+    if result.status == "duplicate":
+        reason = f"an execution for this {'alarm transition' if alarm else 'object'} exists already"
+    elif alarm:
+        reason = f"{decision.cause}: retraining on {decision.input_uri}"
+    else:
+        reason = f"new data under {decision.input_uri}"
     logger.info(
         "pipeline execution " + result.status,
         extra={"execution_arn": result.execution_arn, "client_request_token": decision.client_request_token},
@@ -78,9 +116,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return {
         "status": result.status,
         "reason": reason,
-        "object_uri": obj.uri,
-        "pipeline_name": decision.pipeline_name,
-        "input_data_uri": decision.input_uri,
-        "client_request_token": decision.client_request_token,
+        **common,
         "pipeline_execution_arn": result.execution_arn,
     }

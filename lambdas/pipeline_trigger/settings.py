@@ -11,15 +11,23 @@ Environment (set by the Lambda construct):
     Firehose's error prefix, e.g. ``errors/`` (``stage.data.layout.error_prefix``); ignored.
 ``INPUT_PARAMETER_NAME`` (optional, default ``InputDataUri``)
     the pipeline parameter that receives the input URI.
+``RAW_BUCKET``, ``RETRAIN_ALARM_NAMES``, ``RETRAIN_MIN_INTERVAL_HOURS`` (all three, or none)
+    set where the stage's monitoring alarms retrain: the raw bucket (an alarm-started run reads
+    ``s3://<RAW_BUCKET>/<DATA_PREFIX>``), the alarms as a JSON array of names, e.g.
+    ``["rookery-prod-endpoint-data-quality-violations"]``, and the whole hours that must pass after a
+    run the function started before an alarm may start another, e.g. ``24``. Unset: alarm events are
+    ignored.
 ``POWERTOOLS_SERVICE_NAME`` (optional, default ``pipeline_trigger``), ``POWERTOOLS_METRICS_NAMESPACE``
 (optional, default ``Rookery``), and the other ``POWERTOOLS_*`` variables Powertools reads itself.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from rookery_contracts.env import (
     DATA_PREFIX_ENV,
@@ -28,6 +36,9 @@ from rookery_contracts.env import (
     PIPELINE_NAME_ENV,
     POWERTOOLS_NAMESPACE_ENV,
     POWERTOOLS_SERVICE_ENV,
+    RAW_BUCKET_ENV,
+    RETRAIN_ALARMS_ENV,
+    RETRAIN_INTERVAL_ENV,
 )
 from rookery_contracts.pipeline import INPUT_DATA_PARAMETER
 
@@ -39,10 +50,24 @@ _PIPELINE_NAME = re.compile(
     r"^(arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:([0-9]{12}|aws):pipeline/.*)?([a-zA-Z0-9](-*[a-zA-Z0-9]){0,255})$"
 )
 _PARAMETER_NAME = re.compile(r"^[A-Za-z0-9\-_]{1,256}$")
+# S3 bucket names (general purpose buckets): 3-63 lower-case letters, digits, '.' and '-'.
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# CloudWatch alarm names: 1-255 characters.
+_MAX_ALARM_NAME = 255
+_RETRAIN_ENV = (RAW_BUCKET_ENV, RETRAIN_ALARMS_ENV, RETRAIN_INTERVAL_ENV)
 
 
 class ConfigurationError(RuntimeError):
     """The function's environment is incomplete or wrong; the message names the variable and the fix."""
+
+
+@dataclass(frozen=True)
+class Retraining:
+    """Which alarms start a run on ``s3://<raw_bucket>/<data prefix>``, and how often at most."""
+
+    raw_bucket: str
+    alarm_names: frozenset[str]
+    min_interval: timedelta
 
 
 @dataclass(frozen=True)
@@ -53,6 +78,7 @@ class Settings:
     input_parameter: str = INPUT_DATA_PARAMETER
     service: str = DEFAULT_SERVICE
     metrics_namespace: str = DEFAULT_NAMESPACE
+    retraining: Retraining | None = None  # None: the stage's monitoring alarms only notify
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -85,7 +111,59 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         input_parameter=parameter,
         service=environ.get(POWERTOOLS_SERVICE_ENV) or DEFAULT_SERVICE,
         metrics_namespace=environ.get(POWERTOOLS_NAMESPACE_ENV) or DEFAULT_NAMESPACE,
+        retraining=_retraining(environ),
     )
+
+
+def _retraining(environ: Mapping[str, str]) -> Retraining | None:
+    present = [name for name in _RETRAIN_ENV if environ.get(name, "").strip()]
+    if not present:
+        return None
+    if len(present) < len(_RETRAIN_ENV):
+        missing = [name for name in _RETRAIN_ENV if name not in present]
+        raise ConfigurationError(
+            f"environment variables {', '.join(present)} are set but {', '.join(missing)} not: alarms "
+            f"retrain only with all of {', '.join(_RETRAIN_ENV)}; the construct sets all three or none"
+        )
+    bucket = environ[RAW_BUCKET_ENV].strip()
+    if not _BUCKET_NAME.match(bucket):
+        raise ConfigurationError(
+            f"environment variable {RAW_BUCKET_ENV} = {bucket!r} is not an S3 bucket name; set it to the "
+            "stage's raw bucket, e.g. 'rookery-prod-raw-123456789012-eu-west-1'"
+        )
+    return Retraining(
+        raw_bucket=bucket,
+        alarm_names=_alarm_names(environ[RETRAIN_ALARMS_ENV]),
+        min_interval=timedelta(hours=_hours(environ[RETRAIN_INTERVAL_ENV])),
+    )
+
+
+def _alarm_names(text: str) -> frozenset[str]:
+    example = "'[\"rookery-prod-endpoint-data-quality-violations\"]'"
+    try:
+        names = json.loads(text)
+    except ValueError:
+        names = None
+    if (
+        not isinstance(names, list)
+        or not names
+        or not all(isinstance(n, str) and 0 < len(n) <= _MAX_ALARM_NAME for n in names)
+    ):
+        raise ConfigurationError(
+            f"environment variable {RETRAIN_ALARMS_ENV} = {text!r} is not a JSON array of alarm names "
+            f"(1-{_MAX_ALARM_NAME} characters each); set it to e.g. {example}"
+        )
+    return frozenset(names)
+
+
+def _hours(text: str) -> int:
+    value = text.strip()
+    if not value.isascii() or not value.isdigit() or int(value) < 1:
+        raise ConfigurationError(
+            f"environment variable {RETRAIN_INTERVAL_ENV} = {text!r} is not a whole number of hours of at "
+            "least 1; set it to the stage's monitoring.retrain_min_interval_hours, e.g. '24'"
+        )
+    return int(value)
 
 
 def _required(environ: Mapping[str, str], name: str, what: str) -> str:

@@ -518,35 +518,47 @@ class _Demo:
             f"{scoring.correct} correct ({scoring.accuracy:.1%}), all equal to the batch transform's"
         )
 
-    def _test_split(self) -> tuple[list[str], Path, Path]:
-        """The test split's raw records, its labelled CSV and the batch transform's output for it."""
+    def _test_split(self) -> tuple[list[str], str, str]:
+        """The test split's raw records, its labelled CSV and the batch transform's output for it, over
+        every Preprocess host's files (one host: ``test.jsonl``; several: ``test-algo-k.jsonl``, each
+        with its ``.csv`` and ``.jsonl.out`` of the same name)."""
         assert self.execution is not None
         preprocess = self.execution.step(steps.PREPROCESS)
-        records = _single(self.s3.path(processing_output(preprocess, "inference")), "*.jsonl", "test records")
-        labels_csv = _single(self.s3.path(processing_output(preprocess, "test")), "*.csv", "test split")
+        inference = self.s3.path(processing_output(preprocess, "inference"))
+        test = self.s3.path(processing_output(preprocess, "test"))
         transform = self.execution.step(steps.BATCH_TRANSFORM)
-        transform_out = _single(
-            self.s3.path(str(transform.properties["TransformOutput"]["S3OutputPath"])), "*.out", "output"
-        )
-        lines = [line for line in records.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return lines, labels_csv, transform_out
+        out = self.s3.path(str(transform.properties["TransformOutput"]["S3OutputPath"]))
+        files = sorted(inference.glob("*.jsonl")) if inference.is_dir() else []
+        if not files:
+            raise DemoFailed(f"expected test records (*.jsonl) in {inference}, found none")
+        records: list[str] = []
+        labels, answers = "", ""
+        for path in files:
+            labels_csv, answer = test / f"{path.stem}.csv", out / f"{path.name}.out"
+            for paired in (labels_csv, answer):
+                if not paired.is_file():
+                    raise DemoFailed(f"{path} has no {paired.name} beside its split ({paired.parent})")
+            records += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            labels += labels_csv.read_text(encoding="utf-8")
+            answers += answer.read_text(encoding="utf-8")
+        return records, labels, answers
 
     def _score(self) -> Scoring:
         """The test split over HTTP through the endpoint, compared with the labels and batch transform."""
         assert self.served is not None and self.data_report is not None
         endpoint = self.served.endpoint
-        records, labels_csv, transform_out = self._test_split()
+        records, labels, answers = self._test_split()
         return score_test_split(
             endpoint_url=endpoint.url,
             endpoint_name=endpoint.name,
             region=self.p.stage.region,
             records=records,
             labels=read_labels(
-                labels_csv.read_text(encoding="utf-8"),
+                labels,
                 positive=str(self.data_report["positive_class"]),
                 negative=str(self.data_report["negative_class"]),
             ),
-            transform=parse_predictions(transform_out.read_text(encoding="utf-8"), source=str(transform_out)),
+            transform=parse_predictions(answers, source="the batch transform's output"),
             positive_class=str(self.data_report["positive_class"]),
         )
 

@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
 import numpy as np
@@ -27,7 +27,7 @@ import numpy as np
 from emulators.core.images import ImageMap
 from emulators.core.sandbox import LOCAL_IMAGE
 from emulators.core.sandbox import Sandbox as JobSandbox
-from pipelines.contract import PROGRAM_DIR
+from pipelines.contract import PREPROCESS_PASSES, PROGRAM_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINERS = REPO / "containers"
@@ -166,6 +166,17 @@ class Sandbox(JobSandbox):
             check=False,
         )
 
+    def preprocess(self, *args: str, timeout: float = 120, **extra: str) -> subprocess.CompletedProcess[str]:
+        """The three preprocessing jobs on one instance, in this sandbox: each job's output is the next
+        one's input (``pipelines.contract.PREPROCESS_PASSES``). The first that fails, else the last."""
+        for entrypoint, _, output in PREPROCESS_PASSES:
+            result = self.run(PurePosixPath(entrypoint[-1]).name, *args, timeout=timeout, **extra)
+            if result.returncode != 0 or output is None:
+                return result
+            shutil.rmtree(self.processing_input(output), ignore_errors=True)
+            shutil.copytree(self.processing_output(output), self.processing_input(output))
+        raise AssertionError("PREPROCESS_PASSES ends with the Preprocess job")
+
     def start(
         self, entrypoint: str, *args: str, log: Path | None = None, **extra: str
     ) -> subprocess.Popen[str]:
@@ -253,7 +264,7 @@ def run_pipeline(
 ) -> PipelineRun:
     prep = Sandbox(root / "preprocess", schema)
     write_firehose(prep.processing_input("raw"), str(schema["name"]), records)
-    check(prep.run("preprocess.py", *preprocess_args))
+    check(prep.preprocess(*preprocess_args))
     train = Sandbox(root / "train")
     train.training_job(
         hyperparameters,

@@ -18,7 +18,16 @@ from infra.image_context import stage_build_context
 from infra.staging import PackagingError
 
 DOCKERFILE = CONTAINERS / "Dockerfile"
-ENTRYPOINTS = ("train", "serve", "preprocess.py", "evaluate.py", "baseline.py", "monitor.py")
+ENTRYPOINTS = (
+    "train",
+    "serve",
+    "preprocess_profile.py",
+    "preprocess_fit.py",
+    "preprocess.py",
+    "evaluate.py",
+    "baseline.py",
+    "monitor.py",
+)
 
 
 def instructions() -> list[tuple[str, str]]:

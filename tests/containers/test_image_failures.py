@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,12 +22,20 @@ def splits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A real preprocess run's outputs, to build training jobs from."""
     prep = Sandbox(tmp_path_factory.mktemp("splits"), PENGUINS_SCHEMA)
     write_firehose(prep.processing_input("raw"), "penguins", penguin_records())
-    assert prep.run("preprocess.py").returncode == 0
+    assert prep.preprocess().returncode == 0
     return {name: prep.processing_output(name) for name in ("train", "validation", "preprocessor")}
 
 
 def fail(sandbox: Sandbox, entrypoint: str, *args: str, **env: str) -> str:
-    result = sandbox.run(entrypoint, *args, **env)
+    return failed(sandbox, sandbox.run(entrypoint, *args, **env))
+
+
+def fail_preprocess(sandbox: Sandbox, *args: str, **env: str) -> str:
+    """The reason of the first preprocessing job that fails (on one instance)."""
+    return failed(sandbox, sandbox.preprocess(*args, **env))
+
+
+def failed(sandbox: Sandbox, result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
     reason = sandbox.failure
     assert reason.startswith("UserError: "), reason
@@ -100,7 +109,7 @@ def test_corrupt_gzip(tmp_path: Path) -> None:
     files = write_firehose(prep.processing_input("raw"), "penguins", penguin_records())
     gz = next(f for f in files if f.suffix == ".gz")
     gz.write_bytes(gz.read_bytes()[:200])  # truncated upload
-    reason = fail(prep, "preprocess.py")
+    reason = fail_preprocess(prep)
     rel = gz.relative_to(prep.processing_input("raw")).as_posix()
     assert f"raw file {rel} is not a valid gzip file" in reason
     assert "delete it or upload it again" in reason
@@ -111,7 +120,7 @@ def test_empty_raw_data(tmp_path: Path) -> None:
     part = prep.processing_input("raw") / "penguins" / "ingest_date=2024-05-01" / "part-0.gz"
     part.parent.mkdir(parents=True)
     part.write_bytes(gzip.compress(b"\n"))
-    assert "has 1 file(s) but no records; ingest data first" in fail(prep, "preprocess.py")
+    assert "has 1 file(s) but no records; ingest data first" in fail_preprocess(prep)
 
 
 def test_malformed_raw_record(tmp_path: Path) -> None:
@@ -119,7 +128,7 @@ def test_malformed_raw_record(tmp_path: Path) -> None:
     part = prep.processing_input("raw") / "penguins" / "part-0"
     part.parent.mkdir(parents=True)
     part.write_text(json.dumps(penguin_records()[0]) + "\n{'species': 'Adelie'}\n")
-    assert "raw file penguins/part-0 line 2 is not JSON" in fail(prep, "preprocess.py")
+    assert "raw file penguins/part-0 line 2 is not JSON" in fail_preprocess(prep)
 
 
 @pytest.mark.parametrize(
@@ -148,16 +157,16 @@ def test_malformed_raw_record(tmp_path: Path) -> None:
 def test_bad_dataset(tmp_path: Path, schema: dict[str, object], reason: str) -> None:
     prep = Sandbox(tmp_path, schema)
     write_firehose(prep.processing_input("raw"), "penguins", penguin_records())
-    assert reason in fail(prep, "preprocess.py")
+    assert reason in fail_preprocess(prep)
 
 
 def test_missing_schema_and_bad_arguments(tmp_path: Path) -> None:
     prep = Sandbox(tmp_path)
     write_firehose(prep.processing_input("raw"), "penguins", penguin_records())
-    assert "ROOKERY_DATASET_SCHEMA is not set" in fail(prep, "preprocess.py")
+    assert "ROOKERY_DATASET_SCHEMA is not set" in fail_preprocess(prep)
     prep = Sandbox(tmp_path, PENGUINS_SCHEMA)
-    assert "adds up to 1.1" in fail(prep, "preprocess.py", "--split", "0.7,0.2,0.2")
-    assert "unrecognized arguments: --shuffle" in fail(prep, "preprocess.py", "--shuffle")
+    assert "adds up to 1.1" in fail_preprocess(prep, "--split", "0.7,0.2,0.2")
+    assert "unrecognized arguments: --shuffle" in fail_preprocess(prep, "--shuffle")
 
 
 def test_evaluate_bad_operating_point_and_missing_model(tmp_path: Path) -> None:
@@ -188,7 +197,7 @@ def test_invalid_values_above_the_limit_fail_preprocess_naming_the_column_and_ex
 ) -> None:
     prep = Sandbox(tmp_path, PENGUINS_SCHEMA)
     write_firehose(prep.processing_input("raw"), "penguins", _with_text_in_body_mass(12))  # about 8%
-    reason = fail(prep, "preprocess.py")
+    reason = fail_preprocess(prep)
     assert "invalid values above the limit of 1.0% per column (stage ml.max_invalid_fraction)" in reason
     assert "column 'body_mass_g': 29 of 333 values (8.7%) are not numbers (e.g. 'heavy', '4,100 g')" in reason
     assert "raise the limit to impute them as missing" in reason
@@ -199,7 +208,7 @@ def test_invalid_values_above_the_limit_fail_preprocess_naming_the_column_and_ex
 def test_invalid_values_under_the_limit_are_imputed_with_a_warning_and_reported(tmp_path: Path) -> None:
     prep = Sandbox(tmp_path, PENGUINS_SCHEMA)
     write_firehose(prep.processing_input("raw"), "penguins", _with_text_in_body_mass(12))
-    done = prep.run("preprocess.py", "--max-invalid-fraction", "0.1")
+    done = prep.preprocess("--max-invalid-fraction", "0.1")
     assert done.returncode == 0, done.stderr
     warning = (
         "column 'body_mass_g': 29 of 333 values (8.7%) are not numbers (e.g. 'heavy', '4,100 g'): imputed"
@@ -210,4 +219,4 @@ def test_invalid_values_under_the_limit_are_imputed_with_a_warning_and_reported(
     assert invalid["counts"] == {"body_mass_g": 29} and invalid["fractions"] == {"body_mass_g": 0.087087}
     assert invalid["examples"] == {"body_mass_g": ["'heavy'", "'4,100 g'"]} and invalid["max_fraction"] == 0.1
     assert invalid["warnings"] == [warning + " as missing"]
-    assert "between 0 and 1" in fail(prep, "preprocess.py", "--max-invalid-fraction", "2")
+    assert "between 0 and 1" in fail_preprocess(prep, "--max-invalid-fraction", "2")

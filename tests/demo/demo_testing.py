@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
 import pytest
@@ -24,7 +24,7 @@ from emulators.core.images import ImageMap
 from emulators.core.sandbox import LOCAL_IMAGE, Sandbox
 from emulators.firehose import Delivery
 from emulators.s3 import LocalS3
-from pipelines.contract import PROGRAM_DIR
+from pipelines.contract import PREPROCESS_PASSES, PROGRAM_DIR
 from rookery.cli.main import app as cli_app
 from rookery.demo import run as demo_run
 from rookery.demo.report import (
@@ -89,7 +89,10 @@ def run_jobs(raw_prefix: Path, schema_json: str, root: Path, *, operating_point:
     """Stage ``raw_prefix`` as Preprocess's input and run the three jobs as SageMaker would."""
     prep = Sandbox(root / "preprocess")
     shutil.copytree(raw_prefix, prep.processing_input("raw") / raw_prefix.name)
-    _run("preprocess.py", prep, env={"ROOKERY_DATASET_SCHEMA": schema_json})
+    for entrypoint, _, output in PREPROCESS_PASSES:  # the three preprocessing jobs, on one instance
+        _run(PurePosixPath(entrypoint[-1]).name, prep, env={"ROOKERY_DATASET_SCHEMA": schema_json})
+        if output is not None:
+            shutil.copytree(prep.processing_output(output), prep.processing_input(output))
     channels = ("train", "validation", "preprocessor")
     train = Sandbox(root / "train")
     train.write_training_config(

@@ -73,9 +73,13 @@ def test_a_failing_job_exits_1_with_its_own_reason_and_a_report(tmp_path: Path) 
 
     assert code == 1
     assert "rookery demo failed at pipeline: the pipeline execution" in err
-    assert "step Preprocess: UserError: " in err  # the job's own reason, from its failure file
-    assert "Preprocess       Failed" in out
-    assert "not started: Baseline, BatchTransform, CreateModel, Evaluate, Fail, Gate, Register, Train" in out
+    # Profile is the first job to read the raw records: the job's own reason, from its failure file.
+    assert "step Profile: UserError: " in err
+    assert "Profile          Failed" in out
+    assert (
+        "not started: Baseline, BatchTransform, CreateModel, Evaluate, Fail, Fit, Gate, Preprocess, "
+        "Register, Train"
+    ) in out
     assert f"report: {tmp_path / 'demo' / 'report.html'}" in err
     assert "Demo FAILED" in (tmp_path / "demo" / "report.html").read_text()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -57,6 +58,22 @@ class Synth:
 
     def props(self, construct: IConstruct) -> Mapping[str, Any]:
         return self.resource(construct).get("Properties", {})
+
+
+class Markers:
+    """Text for CloudFormation values: literals stay, each distinct intrinsic becomes ``@@cfn<n>@@``."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+
+    def text(self, value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, Mapping) and "Fn::Join" in value:
+            separator, parts = value["Fn::Join"]
+            return str(separator).join(self.text(p) for p in parts)
+        key = json.dumps(value, sort_keys=True)
+        return f"@@cfn{self._ids.setdefault(key, len(self._ids))}@@"
 
 
 def resources(template: Mapping[str, Any], resource_type: str) -> dict[str, Mapping[str, Any]]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from infra_testing import Synth, arn_of, resources
+from infra_testing import Markers, Synth, arn_of, resources
 
 from infra.audit.rules import ROOKERY_RULES
 from pipelines import validate_definition
@@ -31,22 +31,6 @@ def builder_render(settings_json: str) -> str:
     from pipelines import render_definition  # noqa: PLC0415
 
     return json.dumps(render_definition(PipelineSettings.model_validate_json(settings_json)))
-
-
-class Markers:
-    """Text for CloudFormation values: literals stay, each distinct intrinsic becomes ``@@cfn<n>@@``."""
-
-    def __init__(self) -> None:
-        self._ids: dict[str, int] = {}
-
-    def text(self, value: Any) -> str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, Mapping) and "Fn::Join" in value:
-            separator, parts = value["Fn::Join"]
-            return str(separator).join(self.text(p) for p in parts)
-        key = json.dumps(value, sort_keys=True)
-        return f"@@cfn{self._ids.setdefault(key, len(self._ids))}@@"
 
 
 def _pipeline(synth: Synth) -> Mapping[str, Any]:
@@ -78,7 +62,7 @@ def test_the_stage_decides_train_or_tune(synth: Synth) -> None:
     embedded, _ = _embedded_and_expected(synth)
     kinds = [step["Type"] for step in embedded["Steps"]]
     training = "Tuning" if synth.stage.ml.tuning.enabled else "Training"
-    assert kinds == ["Processing", training, "Processing", "Condition"]
+    assert kinds == ["Processing", "Processing", "Processing", training, "Processing", "Condition"]
 
 
 def test_every_placeholder_was_replaced_by_a_resource_of_the_stack(synth: Synth) -> None:

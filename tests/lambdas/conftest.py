@@ -56,6 +56,9 @@ def load_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoadHandler]:
             "DATA_PREFIX",
             "ERROR_PREFIX",
             "INPUT_PARAMETER_NAME",
+            "RAW_BUCKET",
+            "RETRAIN_ALARM_NAMES",
+            "RETRAIN_MIN_INTERVAL_HOURS",
             "POWERTOOLS_SERVICE_NAME",
             "POWERTOOLS_METRICS_NAMESPACE",
         ):
@@ -116,3 +119,43 @@ def build_object_created_event(
 @pytest.fixture
 def object_created_event() -> Callable[..., dict[str, Any]]:
     return build_object_created_event
+
+
+# CloudWatch "Alarm State Change" EventBridge events shaped as CloudWatch sends them (the CloudWatch
+# user guide's example: detail.state and detail.previousState with value, reason and timestamp).
+ALARM_NAME = "rookery-dev-endpoint-data-quality-violations"
+
+
+def build_alarm_state_change_event(
+    name: str = ALARM_NAME,
+    *,
+    state: str = "ALARM",
+    previous: str = "OK",
+    state_time: str = "2024-05-01T13:05:12.345+0000",
+    time: str = "2024-05-01T13:05:12Z",
+    event_id: str = "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
+) -> dict[str, Any]:
+    def section(value: str, timestamp: str) -> dict[str, Any]:
+        return {"value": value, "reason": f"Threshold Crossed: now {value}", "timestamp": timestamp}
+
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": "123456789012",
+        "time": time,
+        "region": "eu-west-1",
+        "resources": [f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{name}"],
+        "detail": {
+            "alarmName": name,
+            "state": section(state, state_time),
+            "previousState": section(previous, "2024-05-01T12:05:12.345+0000"),
+            "configuration": {"description": "data-quality monitoring found violations", "metrics": []},
+        },
+    }
+
+
+@pytest.fixture
+def alarm_event() -> Callable[..., dict[str, Any]]:
+    return build_alarm_state_change_event

@@ -101,12 +101,17 @@ def model_metadata(home: LocalHome, model_uri: str) -> dict[str, Any]:
 
 
 def rows_and_answers(home: LocalHome, execution: Execution) -> tuple[list[str], list[dict[str, Any]]]:
-    """The test split's CSV rows (label first: 1 = positive class) and the batch transform's answers."""
+    """The test split's CSV rows (label first: 1 = positive class) and the batch transform's answers,
+    over every Preprocess host's files (``test<suffix>.csv`` answered in ``test<suffix>.jsonl.out``)."""
     outputs = execution.step("Preprocess").properties["ProcessingOutputConfig"]["Outputs"]
     test_csv = next(o for o in outputs if o["OutputName"] == "test")["S3Output"]["S3Uri"]
     out = execution.step("BatchTransform").properties["TransformOutput"]["S3OutputPath"]
-    answers = [json.loads(line) for line in lines(LocalS3(home).path(f"{out}/test.jsonl.out"))]
-    return lines(LocalS3(home).path(f"{test_csv}/test.csv")), answers
+    rows: list[str] = []
+    answers: list[dict[str, Any]] = []
+    for csv in sorted(LocalS3(home).path(test_csv).glob("*.csv")):
+        rows += lines(csv)
+        answers += [json.loads(line) for line in lines(LocalS3(home).path(f"{out}/{csv.stem}.jsonl.out"))]
+    return rows, answers
 
 
 def auc_in_order(rows: Sequence[str], answers: Sequence[Mapping[str, Any]]) -> float:

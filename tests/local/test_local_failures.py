@@ -52,6 +52,8 @@ def test_a_failed_gate_ends_at_the_fail_step_with_its_message_and_registers_noth
 
     assert execution.status == "Failed" and execution.failed_step == "Fail"
     assert _statuses(execution) == {
+        "Profile": "Succeeded",
+        "Fit": "Succeeded",
         "Preprocess": "Succeeded",
         "Train": "Succeeded",
         "Evaluate": "Succeeded",
@@ -94,7 +96,7 @@ def test_a_spot_interruption_restarts_training_from_its_checkpoint(tmp_home: Loc
     )
     full = render(config, tune=False)
     # The run needs only preprocessing and training: the same steps of the rendered definition.
-    definition = {**full, "Steps": [step_named(full, "Preprocess"), step_named(full, "Train")]}
+    definition = {**full, "Steps": [step_named(full, n) for n in ("Profile", "Fit", "Preprocess", "Train")]}
     write_jsonl(LocalS3(tmp_home).path(SYNTH_RAW), 30_000, seed=5)
     plan = InterruptPlan(log_pattern=r"^\[15\] ")
     execution = engine_for(config, tmp_home).run(definition, interrupt_training=plan)
@@ -121,7 +123,7 @@ def test_a_spot_interruption_restarts_training_from_its_checkpoint(tmp_home: Loc
     assert interrupted_at in [m["rounds"] for m in markers]
 
 
-def test_corrupt_input_fails_preprocess_with_the_jobs_own_reason(
+def test_corrupt_input_fails_profile_with_the_jobs_own_reason(
     dev_stage: Stage, definition: dict[str, Any], tmp_home: LocalHome
 ) -> None:
     raw = LocalS3(tmp_home).path(f"{PENGUINS_RAW}/penguins-1.gz")
@@ -129,27 +131,28 @@ def test_corrupt_input_fails_preprocess_with_the_jobs_own_reason(
     raw.write_bytes(gzip.compress(b'{"species": "Adelie"}\n' * 50)[:40])  # a truncated gzip object
     execution = engine_for(dev_stage, tmp_home).run(definition)
 
-    assert execution.status == "Failed" and execution.failed_step == "Preprocess"
-    preprocess = execution.step("Preprocess")
-    assert preprocess.job_dir is not None
-    message = (preprocess.job_dir / "output" / "message").read_text().strip()
+    assert execution.status == "Failed" and execution.failed_step == "Profile"
+    profile = execution.step("Profile")
+    assert profile.job_dir is not None
+    message = (profile.job_dir / "output" / "message").read_text().strip()
     assert message.startswith(
         "UserError: raw file ingest_date=2024-05-01/penguins-1.gz is not a valid gzip file"
     )
-    assert execution.failure_reason == preprocess.failure_reason == message
-    assert preprocess.properties["ExitMessage"] == message
-    assert preprocess.properties["ProcessingJobStatus"] == "Failed"
-    later = {name: status for name, status in _statuses(execution).items() if name != "Preprocess"}
+    assert execution.failure_reason == profile.failure_reason == message
+    assert profile.properties["ExitMessage"] == message
+    assert profile.properties["ProcessingJobStatus"] == "Failed"
+    later = {name: status for name, status in _statuses(execution).items() if name != "Profile"}
     assert set(later.values()) == {"NotExecuted"}, later
     assert not (execution.path / "jobs" / "Train").exists()
 
 
-def test_empty_input_fails_preprocess_with_the_jobs_own_reason(
+def test_empty_input_fails_fit_with_the_jobs_own_reason(
     dev_stage: Stage, definition: dict[str, Any], tmp_home: LocalHome
 ) -> None:
+    """Profile accepts a shard without records (one of several may hold none); Fit checks the whole."""
     put_jsonl(tmp_home, f"{PENGUINS_RAW}/penguins-1", [])
     execution = engine_for(dev_stage, tmp_home).run(definition)
-    assert execution.failed_step == "Preprocess"
+    assert execution.failed_step == "Fit"
     assert execution.failure_reason is not None
     assert execution.failure_reason.startswith("UserError: the raw input ")
     assert "has 1 file(s) but no records; ingest data first" in execution.failure_reason
@@ -158,22 +161,26 @@ def test_empty_input_fails_preprocess_with_the_jobs_own_reason(
 def test_a_processing_step_reads_its_own_job_name_from_the_execution_variable(
     dev_stage: Stage, definition: dict[str, Any], tmp_home: LocalHome
 ) -> None:
-    preprocess = step_named(definition, "Preprocess")
-    preprocess["Arguments"]["Environment"]["JOB"] = {"Get": "Execution.ProcessingJobName"}
-    definition["Steps"] = [preprocess]
-    put_jsonl(tmp_home, f"{PENGUINS_RAW}/penguins-1", [])  # the job runs, then fails at once
+    profile = step_named(definition, "Profile")
+    profile["Arguments"]["Environment"]["JOB"] = {"Get": "Execution.ProcessingJobName"}
+    profile["Arguments"]["AppSpecification"]["ContainerArguments"] = [
+        "--split",
+        "1,2,3",
+    ]  # runs, fails at once
+    definition["Steps"] = [profile]
+    put_jsonl(tmp_home, f"{PENGUINS_RAW}/penguins-1", [])
     execution = engine_for(dev_stage, tmp_home).run(definition)
-    properties = execution.step("Preprocess").properties
+    properties = execution.step("Profile").properties
     assert properties["ProcessingJobStatus"] == "Failed"
     assert properties["Environment"]["JOB"] == properties["ProcessingJobName"]
-    assert properties["ProcessingJobName"].startswith(f"pipelines-{execution.id}-Preprocess-")
+    assert properties["ProcessingJobName"].startswith(f"pipelines-{execution.id}-Profile-")
 
 
-def test_no_input_at_all_fails_preprocess_like_sagemaker(
+def test_no_input_at_all_fails_profile_like_sagemaker(
     dev_stage: Stage, definition: dict[str, Any], tmp_home: LocalHome
 ) -> None:
     execution = engine_for(dev_stage, tmp_home).run(definition)
-    assert execution.failed_step == "Preprocess"
+    assert execution.failed_step == "Profile"
     assert execution.failure_reason is not None
     assert execution.failure_reason.startswith(
         "ClientError: No S3 objects found under S3 URL 's3://rookery-dev-raw/penguins/'"
@@ -199,7 +206,8 @@ def test_the_cli_surfaces_the_failing_step_and_exits_1(tmp_home: LocalHome, tmp_
     )
     result = _cli(tmp_home, "run", "--stage", "dev", "--data", str(data))
     assert result.exit_code == 1, result.output
-    assert "failed" in result.stdout and "step:   Preprocess (Processing)" in result.stdout
+    # Fit checks the target over every shard's classes.
+    assert "failed" in result.stdout and "step:   Fit (Processing)" in result.stdout
     assert "UserError: target 'sex' has 1 class(es)" in " ".join(result.stdout.split())
     [execution] = LocalEngine(tmp_home, ImageMap()).executions()
     assert execution.step("Train").status == "NotExecuted"
@@ -261,7 +269,7 @@ def test_the_local_raw_bucket_is_listed_and_removed_by_prefix(tmp_home: LocalHom
         (["run", "--stage", "nope"], "unknown stage 'nope'"),
         (["run", "--stage", "dev", "--param", "Nope=1"], "the pipeline has no parameter 'Nope'"),
         (["run", "--stage", "dev", "--param", "AucThreshold"], "write NAME=VALUE"),
-        (["run", "--stage", "dev", "--param", "ProcessingInstanceCount=3"], "processing jobs on one"),
+        (["run", "--stage", "dev", "--param", "InputDataUri=s3://"], "'s3://' has no bucket name"),
         (["approve", "rookery-dev-models/7"], "no model package 'rookery-dev-models/7'"),
         (["approve", "not a ref"], "is not a model package reference"),
         (["invoke", "-"], "no local endpoint is running"),
@@ -283,7 +291,7 @@ def test_a_value_read_from_an_earlier_step_is_checked_when_the_step_runs(
     evaluate["Arguments"]["ProcessingInputs"][0]["S3Input"]["S3Uri"] = {
         "Get": "Steps.Preprocess.ProcessingJobArn"
     }
-    definition["Steps"] = [step_named(definition, "Preprocess"), evaluate]
+    definition["Steps"] = [*(step_named(definition, n) for n in ("Profile", "Fit", "Preprocess")), evaluate]
     put_jsonl(tmp_home, f"{PENGUINS_RAW}/penguins-1", penguin_records())
     execution = engine_for(dev_stage, tmp_home).run(definition)
     assert execution.failed_step == "Evaluate"

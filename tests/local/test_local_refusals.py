@@ -85,7 +85,7 @@ def test_an_unknown_property_reference_is_refused_before_anything_runs(
     evaluate["Arguments"]["ProcessingInputs"][0]["S3Input"]["S3Uri"] = {
         "Get": "Steps.Train.ModelArtifacts.S3ModelArtifact"
     }
-    definition["Steps"][2] = evaluate
+    definition["Steps"][[s["Name"] for s in definition["Steps"]].index("Evaluate")] = evaluate
     error = _refused(engine_for(dev_stage, tmp_home), definition)
     assert error.step == "Evaluate"
     assert error.field == "Arguments.ProcessingInputs[0].S3Input.S3Uri"
@@ -471,23 +471,23 @@ def test_keys_that_run_as_on_sagemaker_are_accepted_without_a_note(
 def test_a_run_records_its_notes_in_the_execution_the_step_log_and_the_first_event(
     dev_stage: Stage, definition: Definition, tmp_home: LocalHome
 ) -> None:
-    _edit("Preprocess", _key("CacheConfig", {"Enabled": True}))(definition)
+    _edit("Profile", _key("CacheConfig", {"Enabled": True}))(definition)
     _top("PipelineExperimentConfig", EXPERIMENT)(definition)
     events: list[StepEvent] = []
-    # No input data: Preprocess fails at once, which is all this needs (the notes come before).
+    # No input data: Profile fails at once, which is all this needs (the notes come before).
     execution = engine_for(dev_stage, tmp_home).run(definition, on_event=events.append)
 
-    assert execution.failed_step == "Preprocess"
+    assert execution.failed_step == "Profile"
     saved = json.loads((execution.path / "execution.json").read_text())
     assert [(n["step"], n["field"]) for n in saved["notes"]] == [
         ("(pipeline)", "PipelineExperimentConfig"),
-        ("Preprocess", "CacheConfig"),
+        ("Profile", "CacheConfig"),
     ]
     assert Execution.load(execution.path).notes == execution.notes
     cache = "CacheConfig: step caching is on: SageMaker may reuse an earlier run's results"
-    log = execution.step("Preprocess").log_path
+    log = execution.step("Profile").log_path
     assert log is not None and f"[rookery local] note: {cache}" in log.read_text()
-    first = next(e for e in events if e.step_name == "Preprocess")
+    first = next(e for e in events if e.step_name == "Profile")
     assert first.status == "Starting" and first.message is not None
     assert first.message.startswith(f"note: {cache}")
 
@@ -523,7 +523,7 @@ def test_two_steps_with_one_name_are_refused(
 ) -> None:
     definition["Steps"].append(copy.deepcopy(definition["Steps"][0]))
     error = _refused(engine_for(dev_stage, tmp_home), definition)
-    assert (error.step, error.field) == ("Preprocess", "Name")
+    assert (error.step, error.field) == ("Profile", "Name")
 
 
 def test_tuning_options_the_engine_cannot_emulate_are_refused(
@@ -532,7 +532,7 @@ def test_tuning_options_the_engine_cannot_emulate_are_refused(
     definition = copy.deepcopy(tune_definition)
     tune = step_named(definition, "Tune")
     tune["Arguments"]["HyperParameterTuningJobConfig"]["TrainingJobEarlyStoppingType"] = "Auto"
-    definition["Steps"][1] = tune
+    definition["Steps"][[s["Name"] for s in definition["Steps"]].index("Tune")] = tune
     error = _refused(engine_for(dev_stage, tmp_home), definition)
     assert (error.step, error.field) == (
         "Tune",
@@ -564,11 +564,9 @@ def test_parameters_are_checked_before_anything_runs(
 def test_a_parameter_value_the_engine_cannot_honour_is_refused_with_the_field(
     dev_stage: Stage, definition: Definition, tmp_home: LocalHome
 ) -> None:
-    error = _refused(engine_for(dev_stage, tmp_home), definition, parameters={"ProcessingInstanceCount": 2})
-    assert (error.step, error.field) == (
-        "Preprocess",
-        "Arguments.ProcessingResources.ClusterConfig.InstanceCount",
-    )
+    error = _refused(engine_for(dev_stage, tmp_home), definition, parameters={"InputDataUri": "s3://"})
+    assert (error.step, error.field) == ("Profile", "Arguments.ProcessingInputs[0].S3Input.S3Uri")
+    assert "has no bucket name" in error.problem
 
 
 def test_an_interruption_plan_needs_a_spot_training_step(
@@ -591,4 +589,4 @@ def test_the_image_map_refuses_images_it_does_not_know(tmp_path: Path, definitio
     )
     with pytest.raises(UnsupportedDefinition) as caught:
         engine.check(definition)
-    assert caught.value.step == "Preprocess" and caught.value.field == "Arguments.AppSpecification.ImageUri"
+    assert caught.value.step == "Profile" and caught.value.field == "Arguments.AppSpecification.ImageUri"

@@ -17,11 +17,11 @@ from stage import Stage
 pytestmark = pytest.mark.slow
 
 
-def _three_preprocesses(definition: dict[str, Any]) -> dict[str, Any]:
-    """Preprocess, a twin writing elsewhere, and a third that DependsOn the first."""
-    first = step_named(definition, "Preprocess")
+def _three_profiles(definition: dict[str, Any]) -> dict[str, Any]:
+    """Profile, a twin writing elsewhere, and a third that DependsOn the first."""
+    first = step_named(definition, "Profile")
     steps = [first]
-    for name, depends in (("PreprocessTwin", None), ("PreprocessAfter", ["Preprocess"])):
+    for name, depends in (("ProfileTwin", None), ("ProfileAfter", ["Profile"])):
         step = copy.deepcopy(first)
         step["Name"] = name
         for output in step["Arguments"]["ProcessingOutputConfig"]["Outputs"]:
@@ -42,21 +42,21 @@ def test_independent_steps_share_the_job_slots_and_depends_on_waits(
     max_parallel: int, dev_stage: Stage, dev_train_definition: dict[str, Any], tmp_home: LocalHome
 ) -> None:
     put_jsonl(tmp_home, "s3://rookery-dev-raw/penguins/ingest_date=2024-05-01/p", penguin_records())
-    definition = _three_preprocesses(dev_train_definition)
+    definition = _three_profiles(dev_train_definition)
     execution = engine_for(dev_stage, tmp_home, max_parallel=max_parallel).run(definition)
     assert execution.status == "Succeeded", execution.failure_reason
-    first, twin, after = (
-        _job_span(execution, n) for n in ("Preprocess", "PreprocessTwin", "PreprocessAfter")
-    )
+    first, twin, after = (_job_span(execution, n) for n in ("Profile", "ProfileTwin", "ProfileAfter"))
     assert after[0] >= first[1], "DependsOn: the third starts after the first ends"
     overlap = first[0] < twin[1] and twin[0] < first[1]
     assert overlap is (max_parallel == 2), (first, twin)
     outputs = {
         o["S3Output"]["S3Uri"]
-        for n in ("Preprocess", "PreprocessTwin")
+        for n in ("Profile", "ProfileTwin")
         for o in execution.step(n).properties["ProcessingOutputConfig"]["Outputs"]
     }
     # Every output of each of the two steps, each its own folder.
-    assert len(outputs) == 2 * len(contract.PREPROCESS_OUTPUTS) and all(
-        LocalS3(tmp_home).path(u).is_dir() for u in outputs
+    assert (
+        len(outputs) == 2
+        and all(u.endswith(f"/{contract.PROFILE_OUTPUT}") for u in outputs)
+        and all(LocalS3(tmp_home).path(u).is_dir() for u in outputs)
     )

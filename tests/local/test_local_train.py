@@ -95,6 +95,8 @@ def test_the_cli_run_succeeds_with_every_step_in_order(cli_run: CliRun) -> None:
     assert execution.status == "Succeeded" and execution.failure_reason is None
     statuses = {s.name: s.status for s in execution.steps}
     assert statuses == {
+        "Profile": "Succeeded",
+        "Fit": "Succeeded",
         "Preprocess": "Succeeded",
         "Train": "Succeeded",
         "Evaluate": "Succeeded",
@@ -106,6 +108,8 @@ def test_the_cli_run_succeeds_with_every_step_in_order(cli_run: CliRun) -> None:
         "Fail": "Skipped",
     }
     order = [
+        "Profile",
+        "Fit",
         "Preprocess",
         "Train",
         "Evaluate",
@@ -159,6 +163,8 @@ def test_the_cli_prints_each_steps_name_and_status_as_it_changes(cli_run: CliRun
             seen.append(status)
     ran = ["Starting", "Executing", "Succeeded"]
     assert changes == {
+        "Profile": ran,
+        "Fit": ran,
         "Preprocess": ran,
         "Train": ran,
         "Evaluate": ran,
@@ -317,7 +323,7 @@ def test_describe_executions_and_packages_commands(cli_run: CliRun) -> None:
     assert listed.exit_code == 0 and cli_run.execution.id in listed.stdout
     described = runner.invoke(app, ["local", "describe", cli_run.execution.id, "--json", *home])
     assert described.exit_code == 0
-    assert json.loads(described.stdout)["steps"][0]["name"] == "Preprocess"
+    assert json.loads(described.stdout)["steps"][0]["name"] == "Profile"
     shown = runner.invoke(app, ["local", "describe", cli_run.execution.id, *home])
     assert shown.exit_code == 0 and "BatchTransform" in shown.stdout and "Preprocess.log" in shown.stdout
     missing = runner.invoke(app, ["local", "describe", "zzzzzzzzzzzz", *home])

@@ -55,6 +55,8 @@ def test_the_tune_run_succeeds_and_registers(tune_run: TuneRun) -> None:
     execution = tune_run.execution
     assert execution.status == "Succeeded", execution.failure_reason
     assert {s.name: s.status for s in execution.steps} == {
+        "Profile": "Succeeded",
+        "Fit": "Succeeded",
         "Preprocess": "Succeeded",
         "Tune": "Succeeded",
         "Evaluate": "Succeeded",

@@ -75,7 +75,9 @@ def test_upsert_creates_then_updates_with_the_jobs_role(train_definition: dict[s
 @pytest.mark.usefixtures("aws")
 def test_upsert_refuses_a_definition_with_findings_before_any_call(train_definition: dict[str, Any]) -> None:
     broken = copy.deepcopy(train_definition)
-    broken["Steps"][1]["Arguments"]["EnableNetworkIsolation"] = False
+    broken["Steps"][[s["Name"] for s in broken["Steps"]].index("Train")]["Arguments"][
+        "EnableNetworkIsolation"
+    ] = False
     with pytest.raises(DefinitionRefusedError) as refused:
         upsert_pipeline(Connection(region=REGION), "demo", broken)
     assert [(f.step, f.control) for f in refused.value.findings] == [("Train", "T2")]

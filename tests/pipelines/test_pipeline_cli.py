@@ -101,7 +101,9 @@ def test_validate_reports_findings_and_exits_1(
     runner: CliRunner, tmp_path: Path, tune_definition: dict[str, Any]
 ) -> None:
     broken = copy.deepcopy(tune_definition)
-    job = broken["Steps"][1]["Arguments"]["TrainingJobDefinition"]
+    job = broken["Steps"][[s["Name"] for s in broken["Steps"]].index("Tune")]["Arguments"][
+        "TrainingJobDefinition"
+    ]
     job.pop("EnableNetworkIsolation")
     path = tmp_path / "broken.json"
     path.write_text(json.dumps(broken), encoding="utf-8")
@@ -162,7 +164,9 @@ def test_upsert_refuses_a_definition_with_findings(
     runner: CliRunner, tmp_path: Path, train_definition: dict[str, Any]
 ) -> None:
     broken = copy.deepcopy(train_definition)
-    broken["Steps"][1]["Arguments"]["EnableNetworkIsolation"] = False
+    broken["Steps"][[s["Name"] for s in broken["Steps"]].index("Train")]["Arguments"][
+        "EnableNetworkIsolation"
+    ] = False
     path = tmp_path / "broken.json"
     path.write_text(json.dumps(broken), encoding="utf-8")
     message = _one_line_error(_run(runner, "upsert", str(path), "--stage", "dev"), code=1)

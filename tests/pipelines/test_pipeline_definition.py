@@ -54,9 +54,13 @@ def _training_job(definition: dict[str, Any]) -> dict[str, Any]:
 
 # -- steps and DAG --------------------------------------------------------------------------
 def test_train_variant_steps_and_dag(train_definition: dict[str, Any]) -> None:
-    assert [s["Name"] for s in train_definition["Steps"]] == ["Preprocess", "Train", "Evaluate", "Gate"]
+    assert [s["Name"] for s in train_definition["Steps"]] == [
+        "Profile", "Fit", "Preprocess", "Train", "Evaluate", "Gate",
+    ]  # fmt: skip
     assert dependencies(train_definition) == {
-        "Preprocess": frozenset(),
+        "Profile": frozenset(),
+        "Fit": {"Profile"},
+        "Preprocess": {"Fit"},
         "Train": {"Preprocess"},
         "Evaluate": {"Preprocess", "Train"},
         "Gate": {"Evaluate"},
@@ -69,7 +73,9 @@ def test_train_variant_steps_and_dag(train_definition: dict[str, Any]) -> None:
 
 
 def test_tune_variant_steps_and_dag(tune_definition: dict[str, Any]) -> None:
-    assert [s["Name"] for s in tune_definition["Steps"]] == ["Preprocess", "Tune", "Evaluate", "Gate"]
+    assert [s["Name"] for s in tune_definition["Steps"]] == [
+        "Profile", "Fit", "Preprocess", "Tune", "Evaluate", "Gate",
+    ]  # fmt: skip
     graph = dependencies(tune_definition)
     assert graph["Tune"] == {"Preprocess"}
     assert graph["Evaluate"] == {"Preprocess", "Tune"}
@@ -126,15 +132,15 @@ def test_only_a_stage_that_skips_approval_accepts_other_statuses(dev_stage: Stag
 
 def test_parameters_are_wired_into_the_jobs(definition: dict[str, Any]) -> None:
     by_name = steps_by_name(definition)
-    preprocess = by_name[steps.PREPROCESS]["Arguments"]
-    assert dig(preprocess, "ProcessingInputs", 0, "S3Input", "S3Uri") == _get(INPUT_DATA_URI)
-    for name in (steps.PREPROCESS, steps.EVALUATE):
+    preprocessing = (steps.PROFILE, steps.FIT, steps.PREPROCESS)
+    for name in preprocessing:
+        job = by_name[name]["Arguments"]
+        assert dig(job, "ProcessingInputs", 0, "S3Input", "S3Uri") == _get(INPUT_DATA_URI)
+    for name in (*preprocessing, steps.EVALUATE):
         cluster = by_name[name]["Arguments"]["ProcessingResources"]["ClusterConfig"]
         assert cluster["InstanceType"] == _get(PROCESSING_INSTANCE_TYPE)
         # Evaluate needs the whole test split on one instance (test_pipeline_instances.py).
-        assert cluster["InstanceCount"] == (
-            _get(PROCESSING_INSTANCE_COUNT) if name == steps.PREPROCESS else 1
-        )
+        assert cluster["InstanceCount"] == (_get(PROCESSING_INSTANCE_COUNT) if name in preprocessing else 1)
     job = _training_job(definition)
     assert job["ResourceConfig"]["InstanceType"] == _get(TRAINING_INSTANCE_TYPE)
     assert job["ResourceConfig"]["InstanceCount"] == _get(TRAINING_INSTANCE_COUNT)
@@ -307,18 +313,38 @@ def test_tuning_job_configuration(tune_definition: dict[str, Any], dev_stage: St
 
 def test_processing_contract(definition: dict[str, Any], dev_stage: Stage) -> None:
     by_name = steps_by_name(definition)
-    preprocess = by_name[steps.PREPROCESS]["Arguments"]
-    assert preprocess["AppSpecification"]["ContainerEntrypoint"] == ["python3", "/opt/program/preprocess.py"]
-    assert preprocess["AppSpecification"]["ContainerArguments"] == [
-        "--split", "0.7,0.15,0.15", "--seed", str(dev_stage.ml.split.seed), "--standardize", "false",
-        "--max-invalid-fraction", "0.01",
-        "--train-files", {"Std:Join": {"On": "", "Values": [_get(TRAINING_INSTANCE_COUNT)]}},
-    ]  # fmt: skip
-    assert preprocess["Environment"] == {"ROOKERY_DATASET_SCHEMA": dev_stage.dataset.to_json()}
-    outputs = {
-        o["OutputName"]: o["S3Output"]["LocalPath"] for o in preprocess["ProcessingOutputConfig"]["Outputs"]
+    programs = {
+        steps.PROFILE: ("preprocess_profile.py", [], ["profile"]),
+        steps.FIT: ("preprocess_fit.py", ["profile"], ["fit"]),
+        steps.PREPROCESS: ("preprocess.py", ["fit"], list(contract.PREPROCESS_OUTPUTS)),
     }
-    assert outputs == {name: f"/opt/ml/processing/output/{name}" for name in contract.PREPROCESS_OUTPUTS}
+    for name, (program, reads, writes) in programs.items():
+        job = by_name[name]["Arguments"]
+        assert job["AppSpecification"]["ContainerEntrypoint"] == ["python3", f"/opt/program/{program}"]
+        # The same arguments for the three jobs: they cannot disagree on the split.
+        assert job["AppSpecification"]["ContainerArguments"] == [
+            "--split", "0.7,0.15,0.15", "--seed", str(dev_stage.ml.split.seed), "--standardize", "false",
+            "--max-invalid-fraction", "0.01",
+            "--train-files", {"Std:Join": {"On": "", "Values": [_get(TRAINING_INSTANCE_COUNT)]}},
+        ]  # fmt: skip
+        assert job["Environment"] == {"ROOKERY_DATASET_SCHEMA": dev_stage.dataset.to_json()}
+        inputs = {
+            i["InputName"]: (i["S3Input"]["LocalPath"], i["S3Input"]["S3DataDistributionType"])
+            for i in job["ProcessingInputs"]
+        }
+        # Each instance reads its share of the raw objects, and the whole previous job's output.
+        assert inputs == {
+            "raw": ("/opt/ml/processing/input/raw", "ShardedByS3Key"),
+            **{r: (f"/opt/ml/processing/input/{r}", "FullyReplicated") for r in reads},
+        }
+        for r in reads:
+            source = next(i for i in job["ProcessingInputs"] if i["InputName"] == r)["S3Input"]["S3Uri"]
+            assert source == {"Get": f"Steps.{list(programs)[list(programs).index(name) - 1]}."
+                              f"ProcessingOutputConfig.Outputs['{r}'].S3Output.S3Uri"}  # fmt: skip
+        outputs = {
+            o["OutputName"]: o["S3Output"]["LocalPath"] for o in job["ProcessingOutputConfig"]["Outputs"]
+        }
+        assert outputs == {w: f"/opt/ml/processing/output/{w}" for w in writes}
     evaluate = by_name[steps.EVALUATE]
     assert evaluate["Arguments"]["AppSpecification"]["ContainerEntrypoint"] == [
         "python3",
@@ -428,7 +454,10 @@ def test_baseline_step_profiles_the_training_split_with_the_stages_thresholds(
 
 def test_no_job_output_name_is_a_prefix_of_another() -> None:
     """Each output is an S3 prefix: 'train' would also stage everything under 'training_records'."""
-    for names in (contract.PREPROCESS_OUTPUTS, (contract.EVALUATION_OUTPUT, contract.BASELINE_OUTPUT)):
+    for names in (
+        (*contract.PREPROCESS_OUTPUTS, contract.PROFILE_OUTPUT, contract.FIT_OUTPUT),
+        (contract.EVALUATION_OUTPUT, contract.BASELINE_OUTPUT),
+    ):
         assert not [(a, b) for a in names for b in names if a != b and b.startswith(a)]
 
 

@@ -52,6 +52,8 @@ def test_preprocess_writes_a_training_file_per_training_instance(definition: dic
     }
     evaluate = by_name[steps.EVALUATE]["Arguments"]["ProcessingResources"]["ClusterConfig"]
     assert evaluate["InstanceCount"] == 1, "test metrics and the threshold need the whole test split"
+    baseline = by_name[steps.BASELINE]["Arguments"]["ProcessingResources"]["ClusterConfig"]
+    assert baseline["InstanceCount"] == 1, "the baseline profiles the whole training split"
 
 
 @pytest.mark.parametrize("tune", [False, True])

@@ -222,7 +222,8 @@ def test_a_cycle_is_a_problem_naming_its_steps(edit: Edit, train_definition: Def
 
 def test_step_names_are_unique_and_well_formed(train_definition: Definition) -> None:
     def duplicate(definition: Definition) -> None:
-        definition["Steps"].append(copy.deepcopy(definition["Steps"][1]))
+        train = next(s for s in definition["Steps"] if s["Name"] == "Train")
+        definition["Steps"].append(copy.deepcopy(train))
 
     def rename(definition: Definition) -> None:
         definition["Steps"][0]["Name"] = "Pre process"
@@ -247,6 +248,8 @@ def test_image_fields_find_every_image_the_rendered_steps_run(
     prefix = "" if training == "Train" else "TrainingJobDefinition."
     image = dev_resources.image_uri
     assert found == {
+        ("Profile", "AppSpecification.ImageUri"): (image, ""),
+        ("Fit", "AppSpecification.ImageUri"): (image, ""),
         ("Preprocess", "AppSpecification.ImageUri"): (image, ""),
         (training, f"{prefix}AlgorithmSpecification.TrainingImage"): (image, "train"),
         ("Evaluate", "AppSpecification.ImageUri"): (image, ""),

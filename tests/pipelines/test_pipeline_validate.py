@@ -115,6 +115,16 @@ PERIMETER_CASES: dict[str, Case] = {
         _set([], "Preprocess", "NetworkConfig", "VpcConfig", "Subnets"),
         ("Preprocess", "T1", "NetworkConfig.VpcConfig.Subnets"),
     ),
+    "profiling without traffic encryption": Case(
+        "train",
+        _set(False, "Profile", "NetworkConfig", "EnableInterContainerTrafficEncryption"),
+        ("Profile", "T3", "NetworkConfig.EnableInterContainerTrafficEncryption"),
+    ),
+    "fitting output without a key": Case(
+        "tune",
+        _drop("Fit", "ProcessingOutputConfig", "KmsKeyId"),
+        ("Fit", "T4", "ProcessingOutputConfig.KmsKeyId"),
+    ),
     "training without a VPC": Case(
         "train", _drop("Train", "VpcConfig"), ("Train", "T1", "VpcConfig.Subnets")
     ),
@@ -262,7 +272,10 @@ def test_expected_resources_are_compared(
         }
     )
     controls = {(f.step, f.control) for f in _blocking(train_definition, expected_for(other))}
-    assert {("Preprocess", "T1"), ("Train", "T1"), ("Train", "T4"), ("BatchTransform", "T4")} <= controls
+    assert {
+        ("Profile", "T1"), ("Fit", "T1"), ("Preprocess", "T1"), ("Fit", "T4"),
+        ("Train", "T1"), ("Train", "T4"), ("BatchTransform", "T4"),
+    } <= controls  # fmt: skip
 
 
 def _training(definition: dict[str, Any]) -> tuple[Any, Any]:
@@ -386,7 +399,7 @@ def test_a_parameter_default_outside_the_enum_is_caught(train_definition: dict[s
         "ml.m5.huge"
     )
     shape = [f for f in _blocking(broken) if f.control == "SHAPE"]
-    assert {f.step for f in shape} == {"Preprocess", "Evaluate", "Baseline"}
+    assert {f.step for f in shape} == {"Profile", "Fit", "Preprocess", "Evaluate", "Baseline"}
     assert all("default of parameter ProcessingInstanceType: 'ml.m5.huge'" in f.message for f in shape)
 
 

@@ -81,6 +81,11 @@ class Paths:
         return self.input_config / "resourceconfig.json"
 
     @property
+    def processing_resourceconfig(self) -> Path:
+        """Processing jobs find their hosts here (training jobs under ``input/config``)."""
+        return self.base / "config" / "resourceconfig.json"
+
+    @property
     def data(self) -> Path:
         return self.base / "input" / "data"
 
@@ -186,11 +191,13 @@ class ResourceConfig:
     hosts: tuple[str, ...]
 
 
-def read_resource_config(where: Paths | None = None) -> ResourceConfig:
+def read_resource_config(where: Paths | None = None, *, processing: bool = False) -> ResourceConfig:
+    """This host and every host of the job; one host ``algo-1`` when the file is absent."""
     p = where or paths()
-    if not p.resourceconfig.is_file():
+    path = p.processing_resourceconfig if processing else p.resourceconfig
+    if not path.is_file():
         return ResourceConfig(current_host="algo-1", hosts=("algo-1",))
-    raw = _read_json(p.resourceconfig, "resourceconfig.json")
+    raw = _read_json(path, "resourceconfig.json")
     if not isinstance(raw, dict) or "current_host" not in raw:
         raise UserError(
             "resourceconfig.json has no 'current_host'; it is written by SageMaker, do not edit it"

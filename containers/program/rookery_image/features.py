@@ -232,10 +232,6 @@ def fit(
         NumericColumn(name, float(med), float(mean), float(std) if std > 0 else 1.0)
         for name, med, mean, std in zip(numeric_names, medians, means, stds, strict=True)
     )
-    categorical = tuple(
-        CategoricalColumn(name, (*sorted(set(levels) - {MISSING_LEVEL}), MISSING_LEVEL))
-        for name, levels in zip(categorical_names, categorical_levels, strict=True)
-    )
     return Preprocessor(
         dataset=dataset,
         target=target,
@@ -243,6 +239,16 @@ def fit(
         negative_class=negative_class,
         id_column=id_column,
         numeric=numeric,
-        categorical=categorical,
+        categorical=categorical_columns(categorical_names, categorical_levels),
         standardize=standardize,
+    )
+
+
+def categorical_columns(
+    names: Sequence[str], levels: Sequence[Sequence[str]]
+) -> tuple[CategoricalColumn, ...]:
+    """Each column's levels sorted, then the explicit missing level: the order of the one-hot columns."""
+    return tuple(
+        CategoricalColumn(name, (*sorted(set(seen) - {MISSING_LEVEL}), MISSING_LEVEL))
+        for name, seen in zip(names, levels, strict=True)
     )

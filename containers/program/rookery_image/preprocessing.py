@@ -1,9 +1,21 @@
-"""Preprocess job: raw Firehose records in; XGBoost-ready splits, the fitted preprocessor and a report out.
+"""Preprocessing in three jobs, each on any number of instances that read the raw records sharded by S3
+key: raw Firehose records in; XGBoost-ready splits, the fitted preprocessor and a report out.
 
-``python3 /opt/program/preprocess.py [--split 0.7,0.15,0.15] [--seed 42] [--standardize false]
-[--max-invalid-fraction 0.01] [--train-files 1]``
-reads ``processing/input/raw`` and writes ``processing/output/{train,validation,test,inference,
-preprocessor,report,baseline_records}`` (see containers/README.md for the layouts).
+Every job takes the same arguments ``[--split 0.7,0.15,0.15] [--seed 42] [--standardize false]
+[--max-invalid-fraction 0.01] [--train-files 1]``:
+
+1. ``preprocess_profile.py`` reads ``processing/input/raw`` (its shard) and writes ``processing/output/
+   profile/<host>.*``: the shard's row keys, units, labels, counts and levels.
+2. ``preprocess_fit.py`` reads its shard and ``processing/input/profile`` (every host's profile),
+   merges them into the plan (the split, the duplicate rule, whole-dataset checks), and writes
+   ``processing/output/fit/<host>.stats.json`` (mergeable statistics of its training rows; the first
+   host also ``plan.json``).
+3. ``preprocess.py`` reads its shard and ``processing/input/fit``, merges the statistics into the
+   preprocessor and writes ``processing/output/{train,validation,test,inference,baseline_records}``
+   (its share; file names carry the host when there are several) and, on the first host,
+   ``{preprocessor,report}`` (see containers/README.md for the layouts).
+
+The split and the preprocessor do not depend on the number of instances (:mod:`rookery_image.sharding`).
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ import orjson
 
 from rookery_contracts.model_layout import PREPROCESSOR_FILE
 from rookery_contracts.schema import DEFAULT_MAX_INVALID_FRACTION, DatasetSchema
-from rookery_image import columns, contract, features, records, splitting
+from rookery_image import columns, contract, features, records, sharding, splitting
 from rookery_image.columns import MISSING_CODE, TextColumn
 from rookery_image.contract import UserError
 
@@ -99,16 +111,18 @@ class Cleaned:
     numeric: np.ndarray  # (n, len(schema.numeric)) float64, NaN = missing
     categories: list[TextColumn]  # one per categorical column
     labels: np.ndarray  # int8, 1 = positive class
-    negative_class: str
+    negative_class: str  # "" for one shard's rows: the classes are checked over every shard
     rows_read: int
     dropped: dict[str, int]
     invalid_values: dict[str, int]
     invalid_examples: dict[str, list[str]]
-    class_counts: dict[str, int]
+    class_counts: dict[str, int]  # one shard's rows: every class name it holds
+    fields: frozenset[str]
 
 
-def clean(rows: Iterable[Mapping[str, Any]], schema: DatasetSchema) -> Cleaned:
-    """Drop rows without a target and duplicates; check the target is binary; coerce feature values.
+def clean_shard(rows: Iterable[Mapping[str, Any]], schema: DatasetSchema) -> Cleaned:
+    """Drop rows without a target and copies; coerce feature values. No check that needs every shard
+    (:func:`check_columns`, :func:`check_target`, the invalid-value limit): those run on the merge.
 
     ``rows`` is streamed once: only the schema's columns of each record are kept.
     """
@@ -120,39 +134,8 @@ def clean(rows: Iterable[Mapping[str, Any]], schema: DatasetSchema) -> Cleaned:
         id_column=schema.id_column,
         group_column=schema.group_column,
     )
-    present = data.fields
-    absent = [c for c in (*schema.features, schema.target) if c not in present]
-    if absent:
-        raise UserError(
-            f"columns {absent} of the dataset schema appear in no raw record "
-            f"(records have {sorted(present)}); "
-            "fix the schema's column names or the producer"
-        )
-
     target = data.target
     dropped = {"missing_target": data.missing_target}
-    # Levels are in order of first appearance, as the classes were counted before.
-    counts = Counter(
-        {
-            level: count
-            for level, count in zip(target.levels, target.counts().tolist(), strict=True)
-            if level is not None and count
-        }
-    )
-    if len(counts) != 2:
-        shown = dict(counts.most_common(10))
-        raise UserError(
-            f"target {schema.target!r} has {len(counts)} class(es) {shown} "
-            "after dropping rows without a target; "
-            "rookery trains binary classifiers: the target needs exactly two classes"
-        )
-    if schema.positive_class not in counts:
-        raise UserError(
-            f"positive_class {schema.positive_class!r} never occurs in target {schema.target!r} "
-            f"(classes: {sorted(c for c in counts if c)}); set positive_class to one of them"
-        )
-    negative = next(c for c in counts if c != schema.positive_class)
-
     # Duplicates: the same record delivered twice (Firehose is at-least-once). First copy wins.
     kept = len(target)
     groups = [] if data.groups is None else [data.groups]
@@ -167,39 +150,94 @@ def clean(rows: Iterable[Mapping[str, Any]], schema: DatasetSchema) -> Cleaned:
         group_column = None if group_column is None else group_column.take(unique)
     else:
         numeric, categories, ids = data.numeric, data.categorical, data.ids
-    labels = (target.codes == target.levels.index(schema.positive_class)).astype(np.int8)
-    positives = int(labels.sum())
+    if schema.positive_class in target.levels:
+        labels = (target.codes == target.levels.index(schema.positive_class)).astype(np.int8)
+    else:
+        labels = np.zeros(len(target), dtype=np.int8)
+    # Levels are in order of first appearance.
+    counts = {
+        level: count
+        for level, count in zip(target.levels, target.counts().tolist(), strict=True)
+        if level is not None and count
+    }
     return Cleaned(
         ids=ids,
         groups=group_column,
         numeric=numeric,
         categories=categories,
         labels=labels,
-        negative_class=negative,
+        negative_class="",
         rows_read=data.rows_read,
         dropped=dropped,
         invalid_values=data.invalid_values,
         invalid_examples=data.invalid_examples,
-        class_counts={schema.positive_class: positives, negative: len(labels) - positives},
+        class_counts=counts,
+        fields=frozenset(data.fields),
     )
 
 
-def invalid_value_warnings(data: Cleaned, schema: DatasetSchema, options: Options) -> list[str]:
-    """One line per column with invalid values (imputed as missing); UserError above the limit."""
-    kept = len(data.labels)
+def check_columns(fields: Iterable[str], schema: DatasetSchema) -> None:
+    present = set(fields)
+    absent = [c for c in (*schema.features, schema.target) if c not in present]
+    if absent:
+        raise UserError(
+            f"columns {absent} of the dataset schema appear in no raw record "
+            f"(records have {sorted(present)}); "
+            "fix the schema's column names or the producer"
+        )
+
+
+def check_target(counts: Mapping[str, int], schema: DatasetSchema) -> str:
+    """The negative class; UserError unless the target has exactly two classes, one the positive."""
+    if len(counts) != 2:
+        shown = dict(Counter(counts).most_common(10))
+        raise UserError(
+            f"target {schema.target!r} has {len(counts)} class(es) {shown} "
+            "after dropping rows without a target; "
+            "rookery trains binary classifiers: the target needs exactly two classes"
+        )
+    if schema.positive_class not in counts:
+        raise UserError(
+            f"positive_class {schema.positive_class!r} never occurs in target {schema.target!r} "
+            f"(classes: {sorted(c for c in counts if c)}); set positive_class to one of them"
+        )
+    return next(c for c in counts if c != schema.positive_class)
+
+
+def clean(rows: Iterable[Mapping[str, Any]], schema: DatasetSchema) -> Cleaned:
+    """:func:`clean_shard` of the whole dataset, with the checks that need all of it."""
+    data = clean_shard(rows, schema)
+    check_columns(data.fields, schema)
+    data.negative_class = check_target(data.class_counts, schema)
+    positives = int(data.labels.sum())
+    data.class_counts = {schema.positive_class: positives, data.negative_class: len(data.labels) - positives}
+    return data
+
+
+def invalid_value_warnings(
+    counts: Mapping[str, int],
+    examples: Mapping[str, Sequence[str]],
+    kept: int,
+    schema: DatasetSchema,
+    max_fraction: float,
+) -> list[str]:
+    """One line per column with invalid values (imputed as missing); UserError above the limit.
+
+    ``counts`` and ``kept`` are over the whole dataset: the limit is the dataset's, not a shard's.
+    """
     lines: list[str] = []
     over: list[str] = []
-    for name, count in data.invalid_values.items():
+    for name, count in counts.items():
         kind = "numbers" if name in schema.numeric else "categories"
         line = (
             f"column {name!r}: {count} of {kept} values ({count / kept:.1%}) are not {kind} "
-            f"(e.g. {', '.join(data.invalid_examples.get(name, []))})"
+            f"(e.g. {', '.join(examples.get(name, []))})"
         )
-        (over if count / kept > options.max_invalid_fraction else lines).append(line)
+        (over if count / kept > max_fraction else lines).append(line)
     if over:
         raise UserError(
             "invalid values above the limit of "
-            f"{options.max_invalid_fraction:.1%} per column (stage ml.max_invalid_fraction):\n  "
+            f"{max_fraction:.1%} per column (stage ml.max_invalid_fraction):\n  "
             + "\n  ".join(over)
             + "\nfix the producer or the file; or raise the limit to impute them as missing, knowing the "
             "endpoint refuses such values"
@@ -207,65 +245,233 @@ def invalid_value_warnings(data: Cleaned, schema: DatasetSchema, options: Option
     return [f"{line}: imputed as missing" for line in lines]
 
 
-def unit_hashes(data: Cleaned, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's split unit (:mod:`rookery_image.splitting`: its group, else its id, else its content)
-    and its content hash."""
-    keys = []
-    if data.groups is not None:
-        keys.append(splitting.text_hashes(data.groups.texts(), seed))
-    if data.ids is not None:
-        keys.append(splitting.value_hashes(data.ids, seed))
-    content = splitting.content_hashes(
-        data.numeric, [col.texts() for col in data.categories], data.labels, seed
+# --- one shard, and the three passes over shards ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One instance's cleaned rows with their keys (:mod:`rookery_image.splitting`)."""
+
+    name: str  # its first raw file: the same whichever instance reads it
+    files: tuple[str, ...]
+    skipped: tuple[dict[str, str], ...]
+    records: int
+    data: Cleaned
+    units: np.ndarray  # uint64: the row's split unit (group, else id, else content)
+    content: np.ndarray  # uint64: the row's content hash (orders rows within a split)
+    row_keys: np.ndarray  # uint64: the row's identity across shards
+    group_hashes: np.ndarray  # uint64: the shard's distinct groups
+
+    @classmethod
+    def of(
+        cls,
+        data: Cleaned,
+        seed: int,
+        *,
+        files: Sequence[str],
+        skipped: Sequence[dict[str, str]] = (),
+        records: int | None = None,
+    ) -> Shard:
+        keys = []
+        group_hashes = np.empty(0, dtype=np.uint64)
+        if data.groups is not None:
+            group = splitting.text_hashes(data.groups.texts(), seed)
+            keys.append(group)
+            group_hashes = np.unique(group[group != 0])
+        if data.ids is not None:
+            keys.append(splitting.value_hashes(data.ids, seed))
+        content = splitting.content_hashes(
+            data.numeric, [col.texts() for col in data.categories], data.labels, seed
+        )
+        return cls(
+            name=files[0] if files else "",
+            files=tuple(files),
+            skipped=tuple(skipped),
+            records=data.rows_read if records is None else records,
+            data=data,
+            units=splitting.unit_hashes(keys=keys, content=content),
+            content=content,
+            row_keys=splitting.row_keys(content, keys),
+            group_hashes=group_hashes,
+        )
+
+
+def read_shard(folder: Path, schema: DatasetSchema, seed: int) -> Shard:
+    """This instance's raw records (all of them on one instance; its ShardedByS3Key share on several)."""
+    raw = records.RawReader(folder, require_records=False)
+    data = clean_shard(raw, schema)
+    return Shard.of(data, seed, files=raw.files, skipped=raw.skipped, records=raw.records)
+
+
+def profile_of(shard: Shard) -> sharding.Profile:
+    data = shard.data
+    return sharding.Profile(
+        shard=shard.name,
+        files=shard.files,
+        skipped=shard.skipped,
+        records=shard.records,
+        rows_read=data.rows_read,
+        missing_target=data.dropped["missing_target"],
+        duplicates=data.dropped["duplicate"],
+        fields=tuple(sorted(data.fields)),
+        target_counts=dict(data.class_counts),
+        invalid_values=dict(data.invalid_values),
+        invalid_examples={k: list(v) for k, v in data.invalid_examples.items()},
+        levels=tuple(tuple(sorted(col.used_levels())) for col in data.categories),
+        group_hashes=shard.group_hashes,
+        row_keys=shard.row_keys,
+        units=shard.units,
+        labels=data.labels,
     )
-    return splitting.unit_hashes(keys=keys, content=content), content
 
 
-def split_rows(data: Cleaned, options: Options) -> list[np.ndarray]:
-    """Row indices of each split, ordered by hash: neither membership nor order depends on input order."""
-    units, content = unit_hashes(data, options.seed)
-    plan = splitting.plan(splitting.Units.of(units, data.labels), options.fractions)
-    split = splitting.assign(plan, units, data.labels)
-    order = np.lexsort((content, units))
-    parts = [order[split[order] == k] for k in range(len(splitting.SPLIT_NAMES))]
-    for name, idx in zip(splitting.SPLIT_NAMES, parts, strict=True):
-        positives = int(data.labels[idx].sum())
-        if positives == 0 or positives == len(idx):
+def _merged_examples(profiles: Sequence[sharding.Profile]) -> dict[str, list[str]]:
+    merged: dict[str, list[str]] = {}
+    for p in profiles:
+        for name, shown in p.invalid_examples.items():
+            kept = merged.setdefault(name, [])
+            kept.extend(e for e in shown if e not in kept and len(kept) < columns.INVALID_EXAMPLES)
+    return merged
+
+
+def plan_of(
+    profiles: Sequence[sharding.Profile], schema: DatasetSchema, options: Options, *, raw_input: str
+) -> sharding.Plan:
+    """Merge every shard's profile into the whole dataset's plan, checking the dataset as a whole.
+
+    ``profiles`` come in merge order (:meth:`sharding.Profile.read_all`); every host computes the
+    same plan from them.
+    """
+    records.RawReader.check(sum(len(p.files) for p in profiles), sum(p.records for p in profiles), raw_input)
+    check_columns((f for p in profiles for f in p.fields), schema)
+    classes: Counter[str] = Counter()
+    for p in profiles:
+        classes.update(p.target_counts)
+    negative = check_target(classes, schema)
+
+    shared_keys, keepers, keep = sharding.shared_rows(profiles)
+    units = np.concatenate([p.units for p in profiles])[keep]
+    labels = np.concatenate([p.labels for p in profiles])[keep]
+    kept = len(labels)
+    positives = int(labels.sum())
+    class_counts = {schema.positive_class: positives, negative: kept - positives}
+
+    invalid: Counter[str] = Counter()
+    for p in profiles:
+        invalid.update(p.invalid_values)
+    counts = {name: invalid[name] for name in (*schema.numeric, *schema.categorical) if invalid[name]}
+    examples = _merged_examples(profiles)
+    warnings = invalid_value_warnings(counts, examples, kept, schema, options.max_invalid_fraction)
+
+    split_plan = splitting.plan(splitting.Units.of(units, labels), options.fractions)
+    split = splitting.assign(split_plan, units, labels)
+    sizes = {}
+    for k, name in enumerate(splitting.SPLIT_NAMES):
+        rows = int((split == k).sum())
+        split_positives = int(labels[split == k].sum())
+        if split_positives in (0, rows):
             raise UserError(
-                f"the {name} split has {len(idx)} rows and "
-                f"{'no' if positives == 0 else 'only'} positive rows "
-                f"(classes after cleaning: {data.class_counts}); every split needs both classes: "
+                f"the {name} split has {rows} rows and "
+                f"{'no' if split_positives == 0 else 'only'} positive rows "
+                f"(classes after cleaning: {class_counts}); every split needs both classes: "
                 "ingest more data or give that split a larger fraction with --split"
             )
-    return parts
+        sizes[name] = {"rows": rows, "positives": split_positives}
+    groups = None
+    if schema.group_column is not None:
+        groups = len(np.unique(np.concatenate([p.group_hashes for p in profiles])))
+    summary = {
+        "shards": [p.shard for p in profiles],
+        "files": {
+            "read": sum(len(p.files) for p in profiles),
+            "names": sorted(f for p in profiles for f in p.files),
+            "skipped": sorted((s for p in profiles for s in p.skipped), key=lambda s: s["path"]),
+        },
+        "rows": {
+            "read": sum(p.rows_read for p in profiles),
+            "dropped_missing_target": sum(p.missing_target for p in profiles),
+            "dropped_duplicate": sum(p.duplicates for p in profiles) + (len(keep) - kept),
+            "out": kept,
+        },
+        "class_counts": class_counts,
+        "invalid_values": {"counts": counts, "examples": examples, "warnings": warnings},
+        "split": sizes,
+        "groups": groups,
+    }
+    levels = []
+    for k in range(len(schema.categorical)):
+        levels.append(tuple(sorted({level for p in profiles for level in p.levels[k]})))
+    return sharding.Plan(
+        split=split_plan,
+        shared_keys=shared_keys,
+        keepers=keepers,
+        negative_class=negative,
+        levels=tuple(levels),
+        summary=summary,
+    )
+
+
+def _assigned(shard: Shard, plan: sharding.Plan) -> tuple[np.ndarray, np.ndarray]:
+    """The shard's kept rows (indices) and the split of each."""
+    idx = np.flatnonzero(plan.kept(shard.name, shard.row_keys))
+    return idx, splitting.assign(plan.split, shard.units[idx], shard.data.labels[idx])
+
+
+def train_stats_of(shard: Shard, plan: sharding.Plan, schema: DatasetSchema) -> sharding.TrainStats:
+    """The shard's share of the preprocessor (its training rows) and of the report (its kept rows)."""
+    data = shard.data
+    idx, split = _assigned(shard, plan)
+    train = idx[split == 0]
+    missing = {name: int(np.isnan(data.numeric[idx, k]).sum()) for k, name in enumerate(schema.numeric)}
+    for k, name in enumerate(schema.categorical):
+        missing[name] = int((data.categories[k].codes[idx] == MISSING_CODE).sum())
+    return sharding.TrainStats(
+        shard=shard.name,
+        numeric=tuple(sharding.NumericStats.of(data.numeric[train, k]) for k in range(len(schema.numeric))),
+        train_levels=tuple(tuple(sorted(col.take(train).used_levels())) for col in data.categories),
+        missing=missing,
+    )
+
+
+def preprocessor_of(
+    stats: Sequence[sharding.TrainStats], plan: sharding.Plan, schema: DatasetSchema, options: Options
+) -> features.Preprocessor:
+    """Every shard's statistics merged into the one preprocessor (the same on every host)."""
+    numeric, empty = [], []
+    for k, name in enumerate(schema.numeric):
+        merged = sharding.merge_numeric([s.numeric[k] for s in stats])
+        if merged is None:
+            empty.append(name)
+            continue
+        median, mean, std = merged
+        numeric.append(features.NumericColumn(name, median, mean, std))
+    if empty:
+        raise UserError(
+            f"numeric columns {empty} have no values in the training split; "
+            "every numeric feature needs values to impute from: drop the column or add data"
+        )
+    return features.Preprocessor(
+        dataset=schema.name,
+        target=schema.target,
+        positive_class=schema.positive_class,
+        negative_class=plan.negative_class,
+        id_column=schema.id_column,
+        numeric=tuple(numeric),
+        categorical=features.categorical_columns(schema.categorical, plan.levels),
+        standardize=options.standardize,
+    )
+
+
+def split_parts(shard: Shard, plan: sharding.Plan) -> list[np.ndarray]:
+    """The shard's row indices of each split, ordered by hash: neither membership nor order depends on
+    input order or on the other shards."""
+    idx, split = _assigned(shard, plan)
+    order = np.lexsort((shard.content[idx], shard.units[idx]))
+    return [idx[order][split[order] == k] for k in range(len(splitting.SPLIT_NAMES))]
 
 
 def _select(data: Cleaned, idx: np.ndarray) -> tuple[np.ndarray, list[TextColumn]]:
     return data.numeric[idx], [col.take(idx) for col in data.categories]
-
-
-def _fit(
-    schema: DatasetSchema, data: Cleaned, train_idx: np.ndarray, options: Options
-) -> features.Preprocessor:
-    """Fit the preprocessor on the training rows (levels: every level of the cleaned data)."""
-    train_numeric, _ = _select(data, train_idx)
-    try:
-        return features.fit(
-            dataset=schema.name,
-            target=schema.target,
-            positive_class=schema.positive_class,
-            negative_class=data.negative_class,
-            id_column=schema.id_column,
-            numeric_names=schema.numeric,
-            numeric_train=train_numeric,
-            categorical_names=schema.categorical,
-            categorical_levels=[col.used_levels() for col in data.categories],
-            standardize=options.standardize,
-        )
-    except ValueError as exc:
-        raise UserError(
-            f"{exc}; every numeric feature needs values to impute from: drop the column or add data"
-        ) from None
 
 
 # Rows encoded and formatted at a time: a split is never a whole matrix in memory, and one
@@ -322,81 +528,102 @@ def _write_raw_records(path: Path, data: Cleaned, schema: DatasetSchema, idx: np
         )
 
 
+def host_suffix(host: str, hosts: Sequence[str]) -> str:
+    """What a host adds to its file names: nothing on one instance; ``-algo-k`` on several, since
+    every instance uploads into the same S3 prefix and a shared name would be overwritten."""
+    return "" if len(hosts) == 1 else f"-{host}"
+
+
+def write_shard_splits(
+    shard: Shard,
+    parts: Sequence[np.ndarray],
+    pre: features.Preprocessor,
+    options: Options,
+    folder: Callable[[str], Path],
+    *,
+    suffix: str = "",
+) -> None:
+    """Write ``folder(<split>)/<split><suffix>.csv``; the training split as ``--train-files`` N files
+    when N training instances shard it: ``train<suffix>-000k-of-000N.csv`` holds the rows whose row key
+    is k-1 modulo N, so training instance k gets the same rows whatever the processing instance count
+    (a host's files sort together, and ShardedByS3Key gives instance k file k of every host)."""
+    for name, idx in zip(splitting.SPLIT_NAMES, parts, strict=True):
+        if name == "train" and options.train_files > 1:
+            which = shard.row_keys[idx] % np.uint64(options.train_files)
+            for k in range(options.train_files):
+                path = folder(name) / f"{name}{suffix}-{k + 1:04d}-of-{options.train_files:04d}.csv"
+                _write_csv(path, _encoded(shard.data, pre, idx[which == k]))
+            continue
+        _write_csv(folder(name) / f"{name}{suffix}.csv", _encoded(shard.data, pre, idx))
+
+
 def write_splits(
     data: Cleaned, schema: DatasetSchema, options: Options, folder: Callable[[str], Path]
 ) -> tuple[list[np.ndarray], features.Preprocessor]:
-    """Split the cleaned rows, fit the preprocessor on train, write ``folder(<split>)/<split>.csv``
-    (train as ``--train-files`` files when several training instances shard it)."""
-    parts = split_rows(data, options)
-    pre = _fit(schema, data, parts[0], options)
-    for name, idx in zip(splitting.SPLIT_NAMES, parts, strict=True):
-        if name == "train" and options.train_files > 1:
-            # One file per training instance, for ShardedByS3Key: every file gets rows of every stretch.
-            for k in range(options.train_files):
-                path = folder(name) / f"{name}-{k + 1:04d}-of-{options.train_files:04d}.csv"
-                _write_csv(path, _encoded(data, pre, idx[k :: options.train_files]))
-            continue
-        _write_csv(folder(name) / f"{name}.csv", _encoded(data, pre, idx))
+    """The three passes over one in-memory shard (the whole cleaned dataset): split, fit on train,
+    write ``folder(<split>)/<split>.csv``."""
+    shard = Shard.of(data, options.seed, files=("<memory>",))
+    plan = plan_of([profile_of(shard)], schema, options, raw_input="<memory>")
+    pre = preprocessor_of([train_stats_of(shard, plan, schema)], plan, schema, options)
+    parts = split_parts(shard, plan)
+    write_shard_splits(shard, parts, pre, options, folder)
     return parts, pre
 
 
 def build_report(
     *,
     schema: DatasetSchema,
-    raw: records.RawReader,
-    data: Cleaned,
-    parts: list[np.ndarray],
+    plan: sharding.Plan,
+    stats: Sequence[sharding.TrainStats],
     pre: features.Preprocessor,
     options: Options,
 ) -> dict[str, Any]:
-    kept = len(data.labels)
+    """The data report of the whole dataset, from the plan and every shard's statistics."""
+    summary = plan.summary
+    rows = summary["rows"]
+    kept = rows["out"]
     missing = {}
-    for k, name in enumerate(schema.numeric):
-        count = int(np.isnan(data.numeric[:, k]).sum())
+    for name in (*schema.numeric, *schema.categorical):
+        count = sum(s.missing[name] for s in stats)
         missing[name] = {"count": count, "fraction": round(count / kept, 6)}
-    for k, name in enumerate(schema.categorical):
-        count = int(data.categories[k].counts()[MISSING_CODE])
-        missing[name] = {"count": count, "fraction": round(count / kept, 6)}
-    train_idx = parts[0]
-    train_levels = [set(col.take(train_idx).used_levels()) for col in data.categories]
+    train_levels = [
+        {level for s in stats for level in s.train_levels[k]} for k in range(len(pre.categorical))
+    ]
     not_in_train = {
         col.name: sorted(set(col.levels) - train_levels[k] - {features.MISSING_LEVEL})
         for k, col in enumerate(pre.categorical)
     }
-    positives = int(data.labels.sum())
+    class_counts = summary["class_counts"]
+    positives = class_counts[schema.positive_class]
     minority = min(positives, kept - positives) / kept
-    train_pos = int(data.labels[train_idx].sum())
-    suggested = round((len(train_idx) - train_pos) / train_pos, 4)
+    train = summary["split"]["train"]
+    suggested = round((train["rows"] - train["positives"]) / train["positives"], 4)
     unbalanced = minority < IMBALANCE_FRACTION
+    invalid = summary["invalid_values"]
     return {
         "dataset": schema.name,
         "target": schema.target,
         "positive_class": schema.positive_class,
-        "negative_class": data.negative_class,
-        "files": {"read": len(raw.files), "names": raw.files, "skipped": raw.skipped},
-        "rows": {
-            "read": data.rows_read,
-            "dropped_missing_target": data.dropped["missing_target"],
-            "dropped_duplicate": data.dropped["duplicate"],
-            "out": kept,
-        },
+        "negative_class": plan.negative_class,
+        "files": summary["files"],
+        "rows": rows,
         "dropped": [
             {
                 "reason": "no target value (null, empty or not a class name)",
-                "rows": data.dropped["missing_target"],
+                "rows": rows["dropped_missing_target"],
             },
             {
                 "reason": "duplicate of an earlier record (same id, features and target)",
-                "rows": data.dropped["duplicate"],
+                "rows": rows["dropped_duplicate"],
             },
         ],
         "missing_values": missing,
         "invalid_values": {
-            "counts": data.invalid_values,
-            "fractions": {name: round(count / kept, 6) for name, count in data.invalid_values.items()},
-            "examples": data.invalid_examples,
+            "counts": invalid["counts"],
+            "fractions": {name: round(count / kept, 6) for name, count in invalid["counts"].items()},
+            "examples": invalid["examples"],
             "max_fraction": options.max_invalid_fraction,
-            "warnings": invalid_value_warnings(data, schema, options),
+            "warnings": invalid["warnings"],
             "treatment": (
                 "non-numbers in numeric columns and lists/objects count as missing; a column with more "
                 "than max_fraction of them fails the job"
@@ -407,7 +634,7 @@ def build_report(
             "categorical": f"missing categories are the explicit level {features.MISSING_LEVEL!r}",
         },
         "class_balance": {
-            "counts": data.class_counts,
+            "counts": class_counts,
             "positive_fraction": round(positives / kept, 6),
             "minority_fraction": round(minority, 6),
             "strongly_unbalanced": unbalanced,
@@ -428,11 +655,9 @@ def build_report(
             "stratified": True,
             "method": "keyed hash of each row's unit (group, else id, else content), cut per stratum",
             "group_column": schema.group_column,
-            "groups": None if data.groups is None else len(data.groups.used_levels()),
-            **{
-                name: {"rows": len(idx), "positives": int(data.labels[idx].sum())}
-                for name, idx in zip(splitting.SPLIT_NAMES, parts, strict=True)
-            },
+            "groups": summary["groups"],
+            **summary["split"],
+            "instances": len(summary["shards"]),
         },
         "features": {
             "numeric": list(schema.numeric),
@@ -440,28 +665,133 @@ def build_report(
             "levels_not_in_train": not_in_train,
             "encoded_columns": len(pre.feature_names),
             "standardize": options.standardize,
+            "median_rank_error": sharding.median_rank_error(),
         },
     }
 
 
-def run(argv: Sequence[str], where: contract.Paths) -> dict[str, Any]:
+# --- the three jobs -------------------------------------------------------------------------------
+
+RAW_INPUT = "raw"
+PROFILE = "profile"  # the Profile job's output, the Fit job's input
+FIT = "fit"  # the Fit job's output, the Preprocess job's input
+
+
+def _this_shard(where: contract.Paths, schema: DatasetSchema, options: Options) -> tuple[Shard, str, bool]:
+    """This instance's shard, its host name and whether it is the job's first host."""
+    hosts = contract.read_resource_config(where, processing=True)
+    return (
+        read_shard(where.processing_input(RAW_INPUT), schema, options.seed),
+        hosts.current_host,
+        (hosts.current_host == hosts.hosts[0]),
+    )
+
+
+def run_profile(argv: Sequence[str], where: contract.Paths) -> sharding.Profile:
+    """Pass 1 (Profile): clean this instance's shard and write what Fit merges."""
     options = parse_args(argv)
     schema = contract.dataset_schema()
-    raw = records.RawReader(where.processing_input("raw"))
-    data = clean(raw, schema)
-    invalid_value_warnings(data, schema, options)  # fails before anything is written
+    shard, host, _ = _this_shard(where, schema, options)
+    profile = profile_of(shard)
+    profile.write(where.processing_output(PROFILE), host)
+    return profile
+
+
+def run_fit(argv: Sequence[str], where: contract.Paths) -> tuple[sharding.Plan, sharding.TrainStats]:
+    """Pass 2 (Fit): merge every profile into the plan; write this shard's training statistics (and,
+    on the first host, the plan)."""
+    options = parse_args(argv)
+    schema = contract.dataset_schema()
+    folder = where.processing_input(PROFILE)
+    profiles = sharding.Profile.read_all(folder) if folder.is_dir() else []
+    if not profiles:
+        raise UserError(
+            f"no profiles under {folder}; map the Profile step's output {PROFILE!r} (every instance's "
+            f"files) to the processing input {PROFILE!r}"
+        )
+    plan = plan_of(profiles, schema, options, raw_input=str(where.processing_input(RAW_INPUT)))
+    shard, host, first = _this_shard(where, schema, options)
+    if shard.name not in plan.summary["shards"]:
+        raise UserError(
+            f"this instance's raw shard (first file {shard.name!r}) has no profile (profiles of "
+            f"{plan.summary['shards']}); run Profile and Fit on the same raw input and instance count"
+        )
+    stats = train_stats_of(shard, plan, schema)
+    out = where.processing_output(FIT)
+    stats.write(out, host)
+    if first:
+        (out / sharding.PLAN_FILE).write_text(json.dumps(plan.to_dict()) + "\n", encoding="utf-8")
+    return plan, stats
+
+
+def run(argv: Sequence[str], where: contract.Paths) -> dict[str, Any]:
+    """Pass 3 (Preprocess): merge every shard's statistics into the preprocessor; write this shard's
+    splits (and, on the first host, the preprocessor and the data report). Returns the report."""
+    options = parse_args(argv)
+    schema = contract.dataset_schema()
+    folder = where.processing_input(FIT)
+    plan_path = folder / sharding.PLAN_FILE
+    if not plan_path.is_file():
+        raise UserError(
+            f"no {sharding.PLAN_FILE} under {folder}; map the Fit step's output {FIT!r} to the "
+            f"processing input {FIT!r}"
+        )
+    plan = sharding.Plan.from_dict(json.loads(plan_path.read_text(encoding="utf-8")))
+    stats = sharding.TrainStats.read_all(folder)
+    if [s.shard for s in stats] != plan.summary["shards"]:
+        raise UserError(
+            f"the Fit output holds statistics of shards {[s.shard for s in stats]} but the plan has "
+            f"{plan.summary['shards']}; run Profile, Fit and Preprocess on the same input and instance count"
+        )
+    shard, host, first = _this_shard(where, schema, options)
+    hosts = contract.read_resource_config(where, processing=True).hosts
+    pre = preprocessor_of(stats, plan, schema, options)
+    parts = split_parts(shard, plan)
     out = where.processing_output
-    parts, pre = write_splits(data, schema, options, out)
-    _write_raw_records(out("inference") / "test.jsonl", data, schema, parts[2])
+    suffix = host_suffix(host, hosts)
+    write_shard_splits(shard, parts, pre, options, out, suffix=suffix)
+    _write_raw_records(out("inference") / f"test{suffix}.jsonl", shard.data, schema, parts[2])
     # The training split as raw records: the Baseline step profiles what the model learned from.
-    _write_raw_records(out("baseline_records") / "train.jsonl", data, schema, parts[0])
-    artifact = out("preprocessor") / PREPROCESSOR_FILE
-    artifact.parent.mkdir(parents=True, exist_ok=True)
-    artifact.write_text(json.dumps(pre.to_dict(), indent=2) + "\n", encoding="utf-8")
-    report = build_report(schema=schema, raw=raw, data=data, parts=parts, pre=pre, options=options)
-    (out("report")).mkdir(parents=True, exist_ok=True)
-    (out("report") / "data_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    _write_raw_records(out("baseline_records") / f"train{suffix}.jsonl", shard.data, schema, parts[0])
+    for name in ("preprocessor", "report"):
+        out(name).mkdir(parents=True, exist_ok=True)  # every host uploads its folders, the first fills them
+    report = build_report(schema=schema, plan=plan, stats=stats, pre=pre, options=options)
+    if first:
+        artifact = out("preprocessor") / PREPROCESSOR_FILE
+        artifact.write_text(json.dumps(pre.to_dict(), indent=2) + "\n", encoding="utf-8")
+        (out("report") / "data_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(
+        f"preprocess: {host} wrote {[len(p) for p in parts]} rows of its shard "
+        f"({len(shard.files)} file(s)) to {list(splitting.SPLIT_NAMES)}",
+        flush=True,
+    )
     return report
+
+
+def main_profile(argv: Sequence[str]) -> int:
+    def job() -> None:
+        profile = run_profile(argv, contract.paths())
+        print(
+            f"profile: read {profile.rows_read} records from {len(profile.files)} file(s); "
+            f"kept {len(profile.labels)} (dropped {profile.missing_target} without target, "
+            f"{profile.duplicates} duplicates in this shard)",
+            flush=True,
+        )
+
+    return contract.run_job("profile", job)
+
+
+def main_fit(argv: Sequence[str]) -> int:
+    def job() -> None:
+        plan, _ = run_fit(argv, contract.paths())
+        split = plan.summary["split"]
+        print(
+            f"fit: merged {len(plan.summary['shards'])} profile(s), {plan.summary['rows']['out']} rows; "
+            f"split {[split[n]['rows'] for n in splitting.SPLIT_NAMES]}",
+            flush=True,
+        )
+
+    return contract.run_job("fit", job)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -219,16 +219,18 @@ class RawReader:
     """Every record under a folder, recursively, streamed; hidden files and Firehose's errors/ are skipped.
 
     Iterate once; afterwards ``files``, ``skipped`` and ``records`` say what was read. The pass ends
-    with a UserError when there were no data files or no records.
+    with a UserError when there were no data files or no records, unless ``require_records`` is
+    False (one shard of a multi-instance job may hold none; the job checks the whole).
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, require_records: bool = True) -> None:
         if not folder.is_dir():
             raise UserError(
                 f"no raw input folder {folder}; map the raw data (e.g. s3://<raw-bucket>/<dataset>/) to "
                 "the processing input 'raw'"
             )
         self.folder = folder
+        self.require_records = require_records
         self.files: list[str] = []
         self.skipped: list[dict[str, str]] = []
         self.records = 0
@@ -247,12 +249,16 @@ class RawReader:
                 continue
             self.records += yield from read_file(path, rel.as_posix())
             self.files.append(rel.as_posix())
-        if not self.files:
+        if self.require_records:
+            self.check(len(self.files), self.records, folder)
+
+    @staticmethod
+    def check(files: int, records: int, folder: Path | str) -> None:
+        """UserError when the raw input (one folder, or every shard together) holds no records."""
+        if not files:
             raise UserError(
                 f"the raw input {folder} holds no data files; check that the processing input points at "
                 "the dataset's prefix in the raw bucket and that data has been ingested"
             )
-        if not self.records:
-            raise UserError(
-                f"the raw input {folder} has {len(self.files)} file(s) but no records; ingest data first"
-            )
+        if not records:
+            raise UserError(f"the raw input {folder} has {files} file(s) but no records; ingest data first")

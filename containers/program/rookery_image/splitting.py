@@ -118,6 +118,18 @@ def content_hashes(
     return _finish(hashed)
 
 
+def row_keys(content: np.ndarray, keys: Sequence[np.ndarray]) -> np.ndarray:
+    """Each row's identity across shards: its content hash mixed with its group and id hashes.
+
+    Two rows share a key when they are copies (same numbers, texts, label, group and id); two
+    different rows share one with probability about 2**-63 per pair.
+    """
+    hashed = content.copy()
+    for key in keys:
+        hashed = _mix(hashed ^ key) + _GOLDEN
+    return _finish(hashed)
+
+
 def unit_hashes(*, keys: Sequence[np.ndarray], content: np.ndarray) -> np.ndarray:
     """Each row's unit: the first of ``keys`` (group, then id hashes) not missing, else its content."""
     out = content.copy()

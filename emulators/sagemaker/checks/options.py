@@ -1,4 +1,4 @@
-"""Job options the engine cannot honour: several processing instances, Pipe mode, manifests, ..."""
+"""Job options the engine cannot honour: Pipe mode, manifests, compressed inputs, ..."""
 
 from __future__ import annotations
 
@@ -11,18 +11,7 @@ from emulators.sagemaker.checks.fields import StepFields
 _SCALINGS: Final = ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")
 
 
-def _single_instance(fields: StepFields, path: str) -> None:
-    count = fields.value(path)
-    if count is not None and count != 1:
-        raise fields.refuse(
-            f"Arguments.{path}",
-            f"{count} instances: the local engine runs processing jobs on one instance (training jobs "
-            "on several); set the count to 1 (e.g. --param ProcessingInstanceCount=1)",
-        )
-
-
 def _processing(fields: StepFields) -> None:
-    _single_instance(fields, "ProcessingResources.ClusterConfig.InstanceCount")
     for i, item in enumerate(fields.args.get("ProcessingInputs", []) or []):
         base = f"ProcessingInputs[{i}].S3Input"
         if "S3Input" not in item:
@@ -30,6 +19,11 @@ def _processing(fields: StepFields) -> None:
         fields.one_of(f"{base}.S3DataType", ("S3Prefix", "S3Object"), "a manifest is not read locally")
         fields.one_of(f"{base}.S3InputMode", ("File", None), "Pipe mode streams; the engine stages files")
         fields.one_of(f"{base}.S3CompressionType", ("None", None), "inputs are staged as stored")
+        fields.one_of(
+            f"{base}.S3DataDistributionType",
+            ("FullyReplicated", "ShardedByS3Key", None),
+            "the engine copies an input whole or shards it by object",
+        )
     for i, item in enumerate(fields.raw("ProcessingOutputConfig.Outputs") or []):
         if "S3Output" not in item:
             raise fields.refuse(

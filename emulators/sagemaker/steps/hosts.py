@@ -1,8 +1,9 @@
 """Jobs with several instances: one host process per instance, as SageMaker runs them.
 
 Each host has its own ``/opt/ml`` sandbox (host 1 the job's folder, host k a sibling ``<job>.algo-k``)
-and its own ``resourceconfig.json`` (``current_host`` algo-k of ``hosts`` algo-1..algo-N). A channel
-with ``S3DataDistributionType = ShardedByS3Key`` gives each host its share of the objects: in key
+and its own ``resourceconfig.json`` (``current_host`` algo-k of ``hosts`` algo-1..algo-N; training jobs
+read it under ``input/config``, processing jobs under ``config``). A training channel or a processing
+input with ``S3DataDistributionType = ShardedByS3Key`` gives each host its share of the objects: in key
 order, host k (1-based) gets objects k, k+N, k+2N, ... (SageMaker documents that each instance gets
 1/N of the objects; this is that assignment, deterministic so runs repeat); the other channels are
 copied whole to every host. XGBoost's tracker runs on the first host at 127.0.0.1 on a free port
@@ -65,7 +66,7 @@ def run_all(
     dirs: Sequence[Path],
     logs: Sequence[IO[str]],
     max_runtime: float | None,
-    on_line: Callable[[str], None],
+    on_line: Callable[[str], None] | None,
     interrupt_when: Callable[[procs.Watch], bool] | None,
     cancel: threading.Event | None,
 ) -> list[procs.Outcome]:
@@ -98,6 +99,19 @@ def run_all(
     for thread in threads:
         thread.join()
     return [o if o is not None else procs.Outcome(exit_code=1, seconds=0.0) for o in outcomes]
+
+
+def job_outcome(outcomes: list[procs.Outcome]) -> procs.Outcome:
+    """One outcome for the job: it failed if any host did; interrupted or stopped if the first host was."""
+    first = outcomes[0]
+    failed = next((o.exit_code for o in outcomes if o.exit_code != 0), 0)
+    return procs.Outcome(
+        exit_code=failed,
+        seconds=max(o.seconds for o in outcomes),
+        runtime_exceeded=any(o.runtime_exceeded for o in outcomes),
+        interrupted=first.interrupted,
+        stopped=first.stopped,
+    )
 
 
 def failure_reason(hosts: Sequence[str], reasons: Sequence[str]) -> str:

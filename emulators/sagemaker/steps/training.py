@@ -229,7 +229,7 @@ def run_training_job(
                         interrupt_when=trigger,
                         cancel=ctx.cancel,
                     )
-                    outcome = _job_outcome(outcomes)
+                    outcome = hosts.job_outcome(outcomes)
             trained_seconds += outcome.seconds
             reasons = [
                 j.failure_file.read_text(encoding="utf-8").strip()
@@ -305,19 +305,6 @@ def run_training_job(
         ModelArtifacts={"S3ModelArtifacts": model_uri},
     )
     return StepResult(properties, local_metrics)
-
-
-def _job_outcome(outcomes: list[procs.Outcome]) -> procs.Outcome:
-    """One outcome for the job: it failed if any host did; interrupted or stopped if the first host was."""
-    first = outcomes[0]
-    failed = next((o.exit_code for o in outcomes if o.exit_code != 0), 0)
-    return procs.Outcome(
-        exit_code=failed,
-        seconds=max(o.seconds for o in outcomes),
-        runtime_exceeded=any(o.runtime_exceeded for o in outcomes),
-        interrupted=first.interrupted,
-        stopped=first.stopped,
-    )
 
 
 def run_training(ctx: StepContext) -> StepResult:
