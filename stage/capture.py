@@ -21,6 +21,7 @@ when the caller passed one.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Final, Literal
 
 # CaptureContentTypeHeader: the endpoint's CSV and JSON answers and requests stay readable text.
@@ -56,3 +57,19 @@ def capture_key(prefix: str, endpoint: str, variant: str, opened: dt.datetime, f
     folder = at.strftime("%Y/%m/%d/%H")
     name = f"{at:%M-%S}-{at.microsecond // 1000:03d}-{file_id}.jsonl"
     return f"{prefix}{endpoint}/{variant}/{folder}/{name}"
+
+
+_OPENED: Final = re.compile(r"(\d{4})/(\d{2})/(\d{2})/(\d{2})/(\d{2})-(\d{2})-(\d{3})-[^/]+\.jsonl$")
+
+
+def capture_opened(key: str) -> dt.datetime | None:
+    """When the capture file at ``key`` was started (UTC, to the millisecond), read back from the name
+    :func:`capture_key` gives it; None for a key not of that layout."""
+    found = _OPENED.search(key)
+    if found is None:
+        return None
+    year, month, day, hour, minute, second, milli = (int(part) for part in found.groups())
+    try:
+        return dt.datetime(year, month, day, hour, minute, second, milli * 1000, tzinfo=dt.UTC)
+    except ValueError:
+        return None

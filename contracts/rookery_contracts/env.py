@@ -60,10 +60,12 @@ RAW_BUCKET_ENV: Final = "RAW_BUCKET"
 RETRAIN_ALARMS_ENV: Final = "RETRAIN_ALARM_NAMES"
 RETRAIN_INTERVAL_ENV: Final = "RETRAIN_MIN_INTERVAL_HOURS"
 # model_deployer (every task of the deployer's state machine): the Serving stack to update (name or
-# id) and its model parameter, the CloudFormation service role the update must use, the model package
-# group to read, the endpoint and variant to verify, and the deployment event and metric to publish.
+# id), its model parameter and the monitoring baseline parameter set with it, the CloudFormation
+# service role the update must use, the model package group to read, the endpoint and variant to
+# verify, and the deployment event and metric to publish.
 SERVING_STACK_ENV: Final = "SERVING_STACK"
 MODEL_PARAMETER_ENV: Final = "MODEL_PARAMETER_NAME"
+BASELINE_PARAMETER_ENV: Final = "BASELINE_PARAMETER_NAME"
 DEPLOYMENT_ROLE_ENV: Final = "DEPLOYMENT_ROLE_ARN"
 MODEL_PACKAGE_GROUP_ENV: Final = "MODEL_PACKAGE_GROUP_NAME"
 ENDPOINT_NAME_ENV: Final = "ENDPOINT_NAME"

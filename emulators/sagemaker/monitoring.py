@@ -6,7 +6,10 @@ files (``s3://<raw>/capture/<endpoint>/...``, linked, not copied, into
 ``processing/input/endpoint/<endpoint>/``), the model package's ``DriftCheckBaselines`` and, for
 model quality, the ground truth under ``s3://<raw>/ground-truth/``. Its reports are uploaded to
 ``s3://<artifacts>/monitoring/<kind>/<endpoint>/<yyyy/mm/dd/hh>/`` of the local S3, as SageMaker
-files a schedule's executions. The window is every file captured so far.
+files a schedule's executions. The window is every file captured so far, or the files started
+between ``start`` and ``end`` when they are given, as a schedule's execution gets the files of its
+hour (a file's start is read from its name; a file whose name does not say is staged anyway, and
+the job reports it).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from emulators.sagemaker.models import ModelPackage
 from rookery_contracts import monitoring as mon
 from rookery_contracts.env import DATASET_SCHEMA_ENV
 from stage import Stage
+from stage.capture import capture_opened
 from stage.names import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, MONITORING_PREFIX
 
 # The DriftCheckBaselines section of each kind of monitoring.
@@ -51,10 +55,16 @@ class MonitoringRun:
         return bool(self.violations)
 
 
-def _link_tree(source: Path, target: Path) -> int:
-    """Hard-link (else copy) every file under ``source`` into ``target``; returns the file count."""
+def _in_window(path: Path, start: dt.datetime | None, end: dt.datetime | None) -> bool:
+    opened = capture_opened(path.as_posix())
+    return opened is None or ((start is None or opened >= start) and (end is None or opened <= end))
+
+
+def _link_window(source: Path, target: Path, start: dt.datetime | None, end: dt.datetime | None) -> int:
+    """Hard-link (else copy) the capture files under ``source`` that belong to the window into
+    ``target``; returns the file count."""
     count = 0
-    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+    for path in sorted(p for p in source.rglob("*") if p.is_file() and _in_window(p, start, end)):
         dest = target / path.relative_to(source)
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -101,13 +111,21 @@ def run_monitoring(
     raw_bucket: str,
     artifacts_bucket: str,
     now: dt.datetime | None = None,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
 ) -> MonitoringRun:
-    """Run one ``kind`` monitoring job over ``endpoint``'s capture with ``package``'s baseline."""
+    """Run one ``kind`` monitoring job, at ``now`` (default: the present), over ``endpoint``'s capture
+    with ``package``'s baseline: the files started from ``start`` to ``end`` (default: all of them)."""
     if kind not in mon.MONITOR_KINDS:
         raise MonitoringError(f"unknown monitoring kind {kind!r}; choose from {list(mon.MONITOR_KINDS)}")
     s3 = LocalS3(home)
     moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    job = f"{endpoint}-{kind}-{moment:%Y%m%d%H%M%S}"
+    # Capture file names carry the millisecond: a file started within ``start``'s millisecond is in.
+    since = start.astimezone(dt.UTC).replace(microsecond=start.microsecond // 1000 * 1000) if start else None
+    until = end.astimezone(dt.UTC) if end else None
+    if since is not None and until is not None and since > until:
+        raise MonitoringError(f"the window starts at {since:%H:%M:%S.%f}, after its end {until:%H:%M:%S.%f}")
+    job = f"{endpoint}-{kind}-{moment:%Y%m%d%H%M%S}{moment.microsecond // 1000:03d}"
     sandbox = home.root / "monitoring" / job
     if sandbox.exists():
         shutil.rmtree(sandbox)
@@ -115,7 +133,7 @@ def run_monitoring(
     env = _baseline(s3, package, kind, sandbox)
     source = sandbox / "processing" / "input" / "endpoint"
     source.mkdir(parents=True)
-    _link_tree(s3.path(f"s3://{raw_bucket}/{CAPTURE_PREFIX}{endpoint}"), source / endpoint)
+    _link_window(s3.path(f"s3://{raw_bucket}/{CAPTURE_PREFIX}{endpoint}"), source / endpoint, since, until)
     result = sandbox / "processing" / "resultdata"
     env.update(
         {
@@ -126,9 +144,11 @@ def run_monitoring(
             mon.PUBLISH_METRICS_ENV: mon.METRICS_ENABLED,
             mon.ENDPOINT_NAME_ENV: endpoint,
             mon.SCHEDULE_NAME_ENV: f"{endpoint}-{kind}",
-            mon.END_TIME_ENV: f"{moment:%Y-%m-%dT%H:%M:%SZ}",
+            mon.END_TIME_ENV: f"{until or moment:%Y-%m-%dT%H:%M:%SZ}",
         }
     )
+    if since is not None:
+        env[mon.START_TIME_ENV] = f"{since:%Y-%m-%dT%H:%M:%SZ}"
     if kind == mon.MODEL_QUALITY:
         env[mon.GROUND_TRUTH_SOURCE_ENV] = str(s3.path(f"s3://{raw_bucket}/{GROUND_TRUTH_PREFIX}"))
     image = str(package.inference_spec.get("image"))

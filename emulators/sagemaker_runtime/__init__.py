@@ -19,6 +19,7 @@ from emulators.sagemaker_runtime.models import (
     LocalEndpoint,
     endpoint_record,
     find_endpoint,
+    monitored_package,
     running_endpoints,
 )
 
@@ -33,5 +34,6 @@ __all__ = [
     "LocalEndpoint",
     "endpoint_record",
     "find_endpoint",
+    "monitored_package",
     "running_endpoints",
 ]

@@ -5,8 +5,8 @@ bounded queue (when the queue is full the invocation is not captured and counted
 SageMaker stops capturing rather than delay inference). One writer thread turns them into capture
 records (``stage.capture``'s format) and appends them to the open file of the hour. A file is
 written under a staging name and moved to its key in the local bucket when it is rolled (after
-``roll_seconds``, at the hour's end, and on stop), so a reader never sees half a file, as with an
-S3 object.
+``roll_seconds``, at the hour's end, on :meth:`CaptureWriter.roll` and on stop), so a reader never
+sees half a file, as with an S3 object.
 """
 
 from __future__ import annotations
@@ -107,6 +107,13 @@ def decode_data(payload: Mapping[str, Any]) -> bytes:
     return data.encode("utf-8")
 
 
+@dataclass(frozen=True)
+class _Roll:
+    """A request, queued behind the invocations before it, to publish the open file."""
+
+    done: threading.Event
+
+
 @dataclass
 class _OpenFile:
     handle: IO[str]
@@ -141,7 +148,7 @@ class CaptureWriter:
         bucket, key = split_s3_uri(settings.destination_uri)
         self._bucket = bucket
         self._prefix = f"{key.rstrip('/')}/" if key.strip("/") else ""
-        self._queue: queue.Queue[Captured | None] = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue[Captured | _Roll | None] = queue.Queue(maxsize=queue_size)
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -179,6 +186,16 @@ class CaptureWriter:
             return False
         return True
 
+    def roll(self, timeout: float = 30.0) -> None:
+        """Write everything queued so far and publish the open file: the invocations offered from now
+        on go to files started after this returns (a monitoring window ends here)."""
+        if self._thread is None:
+            raise EndpointError("the capture writer is not running; start the endpoint first")
+        request = _Roll(threading.Event())
+        self._queue.put(request, timeout=timeout)
+        if not request.done.wait(timeout):
+            raise EndpointError(f"the capture writer did not publish its open file within {timeout:g} s")
+
     def stop(self) -> None:
         """Write everything queued, publish the open file, end the writer thread."""
         if self._thread is None:
@@ -197,6 +214,10 @@ class CaptureWriter:
             if item is None:
                 self._publish()
                 return
+            if isinstance(item, _Roll):
+                self._publish()
+                item.done.set()
+                continue
             self._write(item)
             if self._queue.empty() and self._current is not None:
                 self._current.handle.flush()

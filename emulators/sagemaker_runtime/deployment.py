@@ -300,18 +300,18 @@ class BlueGreenDeployment:
             update_reason=reason,
         )
         record = self.record
-        record.status = str(outcome.status)
-        record.reason = outcome.reason
-        record.finished = now()
         succeeded = outcome.status == Status.SUCCEEDED
         self._entry("DeploymentSucceeded" if succeeded else "DeploymentFailed", outcome.reason)
-        record.event = event_detail(
+        finished = now()
+        event = event_detail(
             endpoint.name,
             self.decision,
             outcome,
             started=record.started.isoformat(),
-            finished=record.finished.isoformat(),
+            finished=finished.isoformat(),
             timeline=[t.to_json() for t in record.timeline],
         )
-        endpoint.finish(record)
+        endpoint.finish(
+            record, status=str(outcome.status), reason=outcome.reason, finished=finished, event=event
+        )
         return record

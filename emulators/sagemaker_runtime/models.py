@@ -34,7 +34,7 @@ from emulators.core.errors import EndpointError
 from emulators.core.files import write_whole
 from emulators.core.home import LocalHome
 from emulators.core.images import ImageMap
-from emulators.sagemaker.models import ModelPackage, now
+from emulators.sagemaker.models import LocalRegistry, ModelPackage, now
 from emulators.sagemaker_runtime.capture import Captured, CaptureSettings, CaptureWriter
 from emulators.sagemaker_runtime.exceptions import (
     DeploymentInProgressError,
@@ -244,6 +244,16 @@ def endpoint_record(home: LocalHome, name: str) -> dict[str, Any] | None:
     if not isinstance(pid, int) or not lifetime.alive(pid, started if isinstance(started, int) else None):
         return None  # served by a process that is gone (its pid may since belong to another)
     return record
+
+
+def monitored_package(home: LocalHome, endpoint: str, group: str) -> ModelPackage:
+    """The version whose baseline judges ``endpoint``'s traffic: the one it serves while it runs (the
+    Serving stack's deployer sets the baseline with the model it deploys), else ``group``'s latest
+    Approved version."""
+    record = endpoint_record(home, endpoint)
+    served = record.get("ModelPackageArn") if record else None
+    registry = LocalRegistry(home)
+    return registry.get(str(served)) if served else registry.latest_approved(group)
 
 
 def running_endpoints(home: LocalHome) -> list[dict[str, Any]]:
@@ -478,26 +488,12 @@ class LocalEndpoint:
             fleet.end()
         return Handled(fleet, answer, None, received)
 
-    def completed(
-        self,
-        handled: Handled,
-        *,
-        seconds: float,
-        request: bytes,
-        request_type: str | None,
-        inference_id: str | None,
+    def capture_answer(
+        self, handled: Handled, *, request: bytes, request_type: str | None, inference_id: str | None
     ) -> None:
-        """Record the finished invocation (the alarms' measurements) and capture it if sampled."""
-        model = handled.answer.seconds if handled.answer is not None else None
-        self.measurements.record(
-            Invocation(
-                finished=time.monotonic(),
-                fleet=handled.fleet.id if handled.fleet is not None else None,
-                status=handled.status,
-                model_us=None if model is None else model * 1e6,
-                overhead_us=max(0.0, seconds - (model or 0.0)) * 1e6,
-            )
-        )
+        """Capture the invocation if it is sampled. Called before the answer is written: the capture
+        queue then holds every invocation a caller has its answer for, so a caller can close a
+        capture window (``CaptureWriter.roll``) right after its last answer."""
         answer = handled.answer
         if (
             self.capture is not None
@@ -515,6 +511,19 @@ class LocalEndpoint:
                     inference_id=inference_id,
                 )
             )
+
+    def completed(self, handled: Handled, *, seconds: float) -> None:
+        """Record the finished invocation (the alarms' measurements), its answer written."""
+        model = handled.answer.seconds if handled.answer is not None else None
+        self.measurements.record(
+            Invocation(
+                finished=time.monotonic(),
+                fleet=handled.fleet.id if handled.fleet is not None else None,
+                status=handled.status,
+                model_us=None if model is None else model * 1e6,
+                overhead_us=max(0.0, seconds - (model or 0.0)) * 1e6,
+            )
+        )
 
     # -- deployments -------------------------------------------------------------------------------
 
@@ -624,9 +633,21 @@ class LocalEndpoint:
             record.entry(event, str(self.status), shares, detail, period=period)
         self._changed()
 
-    def finish(self, record: DeploymentRecord) -> None:
-        """Keep the finished deployment: in the endpoint's history and in ``deployments/<id>.json``."""
+    def finish(
+        self,
+        record: DeploymentRecord,
+        *,
+        status: str,
+        reason: str,
+        finished: dt.datetime,
+        event: dict[str, Any],
+    ) -> None:
+        """End the deployment with its outcome and keep it: in the endpoint's history and in
+        ``deployments/<id>.json``. The outcome is set under the same lock that keeps the record, so
+        no reader (``follow`` in another thread or process) sees a finished deployment the endpoint
+        does not hold yet."""
         with self._state:
+            record.status, record.reason, record.finished, record.event = status, reason, finished, event
             if record.status != "Succeeded":
                 self.failure_reason = record.reason
             self.deployments.append(record)

@@ -214,14 +214,14 @@ class InvokeEndpointHandler(BaseHTTPRequestHandler):
             return
         headers = {key: self.headers[key] for key in PASS_HEADERS if self.headers.get(key)}
         handled = endpoint.invoke(body, headers)
-        self._answer(handled)
-        endpoint.completed(
+        endpoint.capture_answer(
             handled,
-            seconds=time.perf_counter() - started,
             request=body,
             request_type=self.headers.get("Content-Type"),
             inference_id=self.headers.get(INFERENCE_ID_HEADER),
         )
+        self._answer(handled)
+        endpoint.completed(handled, seconds=time.perf_counter() - started)
 
     def _refusal(self) -> ServiceError | None:
         endpoint = self.endpoint

@@ -12,10 +12,11 @@
   state, from the stage's deployment policy) and the execution has a timeout above their sum. Why
   duplicates, stale events and racing executions converge is in ``model_deployer``'s docstring.
 - The functions change the endpoint only through ``UpdateStack`` on the stack the deployer lives in
-  (the Serving stack; previous template, other parameters kept), and only with
-  ``DeploymentRole``: a CloudFormation service role trusted by CloudFormation of this account alone
-  and scoped to the Serving stack's resources (``deployment_grants``). Nothing here may call an API
-  that changes an endpoint directly.
+  (the Serving stack; previous template, the model parameter and the monitoring baseline parameter
+  set together, other parameters kept), and only with ``DeploymentRole``: a CloudFormation service
+  role trusted by CloudFormation of this account alone and scoped to the Serving stack's resources,
+  its monitoring schedules included (``deployment_grants``). Nothing here may call an API that
+  changes an endpoint directly.
 
 The tasks' functions and roles, the rule, its queue, the state machine, its log group and the
 deployment role are all exposed (see ``ModelDeployer``).
@@ -58,6 +59,7 @@ from rookery_contracts.deployer import (
 )
 from rookery_contracts.deployment import APPROVED, REJECTED
 from rookery_contracts.env import (
+    BASELINE_PARAMETER_ENV,
     DEPLOYMENT_EVENT_SOURCE_ENV,
     DEPLOYMENT_EVENT_TYPE_ENV,
     DEPLOYMENT_METRIC_NAMESPACE_ENV,
@@ -113,6 +115,11 @@ class DeployerProps:
     event_type: str
     metric_namespace: str
     update_seconds: int  # the longest one stack update may run (``DeploymentPolicy.update_seconds``)
+    # The endpoint's monitoring, which the stack creates, moves or removes with the baseline parameter:
+    # the schedules' and alarms' names and the monitoring role's IAM path (all empty: no monitoring).
+    monitoring_schedule_names: tuple[str, ...] = ()
+    monitoring_alarm_names: tuple[str, ...] = ()
+    monitoring_role_path: str | None = None
     wait_seconds: int = 30  # between two looks at a busy or updating stack
     max_deployments: int = 3  # stack updates one execution may start while it converges
     log_retention_days: int = DEFAULT_RETENTION_DAYS
@@ -133,6 +140,16 @@ class DeployerProps:
             )
         check_role_path(self, "serving_role_path")
         check_role_path(self, "deployment_role_path")
+        monitoring = (self.monitoring_schedule_names, self.monitoring_alarm_names, self.monitoring_role_path)
+        if any(monitoring) and not all(monitoring):
+            raise PropsError(
+                self,
+                "monitoring_role_path",
+                "name the monitoring schedules, their alarms and the monitoring role's path together, or "
+                "none of them (a stage without monitoring)",
+            )
+        if self.monitoring_role_path is not None:
+            check_role_path(self, "monitoring_role_path")
         if self.serving_role_path == self.deployment_role_path:
             raise PropsError(
                 self,
@@ -198,7 +215,12 @@ class ServingArns:
     serving_roles: str
     scaling_role: str
     event_bus: str
+    model_packages: str
     volume_key: str | None = None
+    monitoring_schedules: tuple[str, ...] = ()
+    quality_job_definitions: str = ""
+    monitoring_alarms: tuple[str, ...] = ()
+    monitoring_roles: str = ""
 
 
 def serving_arns(stack: Stack, props: DeployerProps, volume_key: kms.IKey | None) -> ServingArns:
@@ -207,16 +229,22 @@ def serving_arns(stack: Stack, props: DeployerProps, volume_key: kms.IKey | None
 
     # CloudWatch alarm ARNs put a ':' before the alarm's name.
     colon = ArnFormat.COLON_RESOURCE_NAME
+
+    def alarm(name: str) -> str:
+        return stack.format_arn(service="cloudwatch", resource="alarm", resource_name=name, arn_format=colon)
+
+    def role(path: str) -> str:
+        return stack.format_arn(
+            service="iam", region="", resource="role", resource_name=f"{path.strip('/')}/*"
+        )
+
     variant_id = f"endpoint/{props.endpoint_name}/variant/{props.variant_name}"
     return ServingArns(
         stack=stack.stack_id,
         endpoint=sagemaker(f"endpoint/{props.endpoint_name}"),
         models=sagemaker("model/*"),
         endpoint_configs=sagemaker("endpoint-config/*"),
-        alarms=tuple(
-            stack.format_arn(service="cloudwatch", resource="alarm", resource_name=name, arn_format=colon)
-            for name in props.rollback_alarm_names
-        ),
+        alarms=tuple(alarm(name) for name in props.rollback_alarm_names),
         # Target tracking names the alarms it creates "TargetTracking-<resource id>-AlarmHigh-<uuid>".
         scaling_alarms=stack.format_arn(
             service="cloudwatch",
@@ -225,9 +253,7 @@ def serving_arns(stack: Stack, props: DeployerProps, volume_key: kms.IKey | None
             arn_format=colon,
         ),
         scalable_targets=stack.format_arn(service="application-autoscaling", resource="scalable-target/*"),
-        serving_roles=stack.format_arn(
-            service="iam", region="", resource="role", resource_name=f"{props.serving_role_path.strip('/')}/*"
-        ),
+        serving_roles=role(props.serving_role_path),
         scaling_role=stack.format_arn(
             service="iam",
             region="",
@@ -235,7 +261,14 @@ def serving_arns(stack: Stack, props: DeployerProps, volume_key: kms.IKey | None
             resource_name=f"aws-service-role/{SCALING_SERVICE}/{SCALING_ROLE}",
         ),
         event_bus=stack.format_arn(service="events", resource="event-bus", resource_name="default"),
+        model_packages=sagemaker(f"model-package/{props.model_package_group}/*"),
         volume_key=volume_key.key_arn if volume_key is not None else None,
+        monitoring_schedules=tuple(
+            sagemaker(f"monitoring-schedule/{name}") for name in props.monitoring_schedule_names
+        ),
+        quality_job_definitions=sagemaker("model-quality-job-definition/*"),
+        monitoring_alarms=tuple(alarm(name) for name in props.monitoring_alarm_names),
+        monitoring_roles=role(props.monitoring_role_path) if props.monitoring_role_path else "",
     )
 
 
@@ -355,7 +388,72 @@ def deployment_grants(props: DeployerProps, arns: ServingArns) -> tuple[Grant, .
                 },
             )
         )
+    if props.monitoring_role_path is not None:
+        grants.extend(monitoring_deployment_grants(props, arns))
     return tuple(grants)
+
+
+def monitoring_deployment_grants(props: DeployerProps, arns: ServingArns) -> tuple[Grant, ...]:
+    """The endpoint's monitoring, which an update creates, moves to the new version's baseline or removes
+    (a version without one) when the deployer sets the baseline parameter with the model."""
+    return (
+        Grant(
+            "MonitoringSchedules",
+            (
+                "sagemaker:CreateMonitoringSchedule",
+                "sagemaker:UpdateMonitoringSchedule",
+                "sagemaker:DeleteMonitoringSchedule",
+                "sagemaker:DescribeMonitoringSchedule",
+                "sagemaker:AddTags",
+                "sagemaker:DeleteTags",
+                "sagemaker:ListTags",
+            ),
+            arns.monitoring_schedules,
+            "the endpoint's monitoring schedules, by their fixed names: created with the first baseline, "
+            "updated to each deployed version's, deleted when a version without one goes live",
+        ),
+        Grant(
+            "CreateQualityJobDefinitions",
+            ("sagemaker:CreateModelQualityJobDefinition", "sagemaker:AddTags"),
+            (arns.quality_job_definitions,),
+            "each baseline replaces the model-quality job definition (its properties are immutable), so "
+            "CloudFormation generates its name; the stage's tags, on the request, scope it instead",
+            _tag_conditions("RequestTag", props.resource_tags),
+        ),
+        Grant(
+            "ManageQualityJobDefinitions",
+            (
+                "sagemaker:DescribeModelQualityJobDefinition",
+                "sagemaker:DeleteModelQualityJobDefinition",
+                "sagemaker:ListTags",
+                "sagemaker:DeleteTags",
+            ),
+            (arns.quality_job_definitions,),
+            "CloudFormation reads the replaced job definition and deletes it; its name is generated, so the "
+            "stage's tags scope it",
+            _tag_conditions("ResourceTag", props.resource_tags),
+        ),
+        Grant(
+            "PassMonitoringRole",
+            ("iam:PassRole",),
+            (arns.monitoring_roles,),
+            "the monitoring jobs run with the monitoring role (its path), passed to SageMaker only",
+            {"StringEquals": {"iam:PassedToService": SAGEMAKER}},
+        ),
+        Grant(
+            "MonitoringAlarms",
+            (
+                "cloudwatch:PutMetricAlarm",
+                "cloudwatch:DeleteAlarms",
+                "cloudwatch:DescribeAlarms",
+                "cloudwatch:TagResource",
+                "cloudwatch:UntagResource",
+                "cloudwatch:ListTagsForResource",
+            ),
+            arns.monitoring_alarms,
+            "the monitoring schedules' violation alarms, by name: created and removed with the schedules",
+        ),
+    )
 
 
 def task_grants(task: Task, props: DeployerProps, arns: ServingArns, role_arn: str) -> tuple[Grant, ...]:
@@ -379,6 +477,13 @@ def task_grants(task: Task, props: DeployerProps, arns: ServingArns, role_arn: s
     if task is Task.UPDATE:
         return (
             describe,
+            Grant(
+                "ReadVersionBaseline",
+                ("sagemaker:DescribeModelPackage",),
+                (arns.model_packages,),
+                "read the deployed version's DriftCheckBaselines (its monitoring baseline), in the stage's "
+                "group only",
+            ),
             Grant(
                 "UpdateServingStackThroughItsRole",
                 ("cloudformation:UpdateStack",),
@@ -430,9 +535,10 @@ class ModelDeployer(Construct):
     """Exposes ``deployment_role``, ``functions`` (a ``ProjectFunction`` per ``Task``), ``state_machine``,
     ``log_group``, ``rule``, ``rule_role`` and ``rule_dead_letter_queue``.
 
-    ``model_parameter`` is the stack's parameter holding the live model package version; the deployer
-    updates the stack it is in (``volume_key``: the endpoint config's volume key, None where the
-    instance type takes none).
+    ``model_parameter`` is the stack's parameter holding the live model package version and
+    ``baseline_parameter`` the one holding its monitoring baseline, which the deployer sets in the same
+    update; the deployer updates the stack it is in (``volume_key``: the endpoint config's volume key,
+    None where the instance type takes none).
     """
 
     def __init__(
@@ -442,6 +548,7 @@ class ModelDeployer(Construct):
         *,
         props: DeployerProps,
         model_parameter: CfnParameter,
+        baseline_parameter: CfnParameter,
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
         security_group: ec2.ISecurityGroup,
@@ -450,15 +557,20 @@ class ModelDeployer(Construct):
         volume_key: kms.IKey | None,
     ) -> None:
         stack = Stack.of(scope)
-        if Stack.of(model_parameter) is not stack:
+        for what, parameter in (("model", model_parameter), ("baseline", baseline_parameter)):
+            if Stack.of(parameter) is not stack:
+                raise ValueError(
+                    f"ModelDeployer {construct_id!r}: the {what} parameter must be a parameter of the stack "
+                    "the deployer lives in (the deployer updates its own stack, the Serving stack)"
+                )
+            if parameter.default not in (None, ""):
+                raise ValueError(
+                    f"ModelDeployer {construct_id!r}: the {what} parameter's default must be empty (nothing "
+                    f"deployed or monitored before the first approval), not {parameter.default!r}"
+                )
+        if model_parameter is baseline_parameter:
             raise ValueError(
-                f"ModelDeployer {construct_id!r}: the model parameter must be a parameter of the stack the "
-                "deployer lives in (the deployer updates its own stack, the Serving stack)"
-            )
-        if model_parameter.default not in (None, ""):
-            raise ValueError(
-                f"ModelDeployer {construct_id!r}: the model parameter's default must be empty (no endpoint "
-                f"before the first approval), not {model_parameter.default!r}"
+                f"ModelDeployer {construct_id!r}: the model and the baseline parameter must be two parameters"
             )
         super().__init__(scope, construct_id)
         parameter_name = stack.resolve(model_parameter.logical_id)
@@ -484,6 +596,7 @@ class ModelDeployer(Construct):
         environment = {
             SERVING_STACK_ENV: stack.stack_id,
             MODEL_PARAMETER_ENV: parameter_name,
+            BASELINE_PARAMETER_ENV: stack.resolve(baseline_parameter.logical_id),
             DEPLOYMENT_ROLE_ENV: self.deployment_role.role_arn,
             MODEL_PACKAGE_GROUP_ENV: props.model_package_group,
             ENDPOINT_NAME_ENV: props.endpoint_name,

@@ -11,7 +11,9 @@ the volume and the reports. Which resource each kind uses, and why:
 - **model quality**: an ``AWS::SageMaker::ModelQualityJobDefinition`` (``ImageUri`` = the project
   image) with a schedule naming it, because only the job definition takes a ``GroundTruthS3Input``:
   SageMaker merges the ground-truth prefix into the captured records before the container runs, so
-  the job needs no network to find its labels (an inline definition would).
+  the job needs no network to find its labels (an inline definition would). Every property of a job
+  definition is immutable: a new baseline replaces it, so CloudFormation names it (it cannot replace
+  a resource with a fixed name) and the schedule follows the new one by its ARN.
 
 The baseline comes from the deployed version's ``DriftCheckBaselines``: ``baseline_uri`` (the
 Serving stack's ``MonitoringBaselineUri`` parameter) is the Baseline step's output prefix, under
@@ -353,7 +355,6 @@ class EndpointMonitoring(Construct):
         self.quality_job_definition = mq(
             self,
             "ModelQualityJobDefinition",
-            job_definition_name=props.schedule_names[quality_kind],
             model_quality_app_specification=mq.ModelQualityAppSpecificationProperty(
                 image_uri=image_uri,
                 container_entrypoint=list(mon.MONITOR_ENTRYPOINT),
@@ -412,11 +413,13 @@ class EndpointMonitoring(Construct):
             monitoring_schedule_name=props.schedule_names[quality_kind],
             monitoring_schedule_config=ms.MonitoringScheduleConfigProperty(
                 schedule_config=ms.ScheduleConfigProperty(schedule_expression=props.schedule_expression),
-                monitoring_job_definition_name=props.schedule_names[quality_kind],
+                # The name CloudFormation gave it: the last part of its ARN (.../<name>).
+                monitoring_job_definition_name=Fn.select(
+                    1, Fn.split("/", self.quality_job_definition.attr_job_definition_arn)
+                ),
                 monitoring_type="ModelQuality",
             ),
         )
-        quality_schedule.node.add_dependency(self.quality_job_definition)
         self.schedules = {data_kind: data_schedule, quality_kind: quality_schedule}
         self.topic_key = kms.Key(
             self,

@@ -230,6 +230,7 @@ class ServingStack(StageStack):
             "Deployer",
             props=deployer_props(stage),
             model_parameter=self.approved_model,
+            baseline_parameter=self.monitoring_baseline,
             vpc=network.vpc,
             subnets=network.subnets,
             security_group=network.workload_security_groups["lambda"],

@@ -349,6 +349,7 @@ def deployer_queue_key_props(stage: Stage) -> KeyProps:
 
 
 def deployer_props(stage: Stage) -> DeployerProps:
+    monitored = stage.monitoring.enabled
     return DeployerProps(
         qualifier=stage.qualifier,
         name=deployer_name(stage),
@@ -365,6 +366,10 @@ def deployer_props(stage: Stage) -> DeployerProps:
         metric_namespace=DEPLOYMENT_METRIC_NAMESPACE,
         update_seconds=stage.serving.deployment.update_seconds(),
         log_retention_days=stage.log_retention_days,
+        # What the stack's updates create, move and remove with the baseline parameter.
+        monitoring_schedule_names=tuple(monitoring_schedule_names(stage).values()) if monitored else (),
+        monitoring_alarm_names=tuple(monitoring_alarm_names(stage).values()) if monitored else (),
+        monitoring_role_path=monitoring_role_path(stage) if monitored else None,
     )
 
 

@@ -32,6 +32,11 @@ Why the design holds with CloudFormation as the only writer of the endpoint:
   InService on the requested model package: SageMaker rolls a blue/green deployment back when an
   alarm fires and leaves the endpoint InService on the old configuration, which is reported as a
   failed deployment, as are ``UPDATE_ROLLBACK_COMPLETE`` and every failed or stuck update.
+- **The baseline travels with the version.** The update sets the model parameter and the monitoring
+  baseline parameter together, the latter to the prefix the version's ``DriftCheckBaselines`` name
+  (``DescribeModelPackage``), so the schedules always judge traffic by the served version's baseline,
+  a rollback included. A version without one deploys with the parameter empty (no schedule), and
+  the published outcome says monitoring is off.
 - **Nothing but the stack changes the endpoint.** The functions call ``UpdateStack`` (previous
   template, every other parameter's previous value, the stack's CloudFormation service role) and
   read-only APIs; none calls SageMaker's endpoint-changing APIs, so the next stack update can never

@@ -15,6 +15,7 @@ from dataclasses import asdict
 from typing import Any, Final
 
 from model_deployer.endpoint import LiveEndpoint
+from model_deployer.registry import Baseline
 from model_deployer.stack import Attempt, Operation, StackReading, UpdateAttempt
 from rookery_contracts.deployer import (
     ERROR_KEY,
@@ -53,6 +54,8 @@ OUTCOME_KEY: Final = "outcome"  # what the next publish reports
 TIMELINE_KEY: Final = "timeline"  # the current deployment's steps, published with its outcome
 DEPLOYMENT_STARTED_KEY: Final = "deployment_started"
 TOKEN_KEY: Final = "token"  # the ClientRequestToken of the update being followed
+# The monitoring baseline the current update sets with the model: {"baseline": <uri> | None, "reason": ...}.
+MONITORING_KEY: Final = "monitoring"
 
 _TOKEN_CHARACTERS: Final = re.compile(r"[^a-zA-Z0-9-]")
 _TOKEN_MAX: Final = 128  # UpdateStack's ClientRequestToken: [a-zA-Z][-a-zA-Z0-9]*, at most 128
@@ -149,16 +152,17 @@ def decided(
     return _with(state, {NEXT_KEY: Next.UPDATE})
 
 
-def updated(state: State, *, now: str, attempt: UpdateAttempt) -> State:
-    """After ``UpdateStack``: poll the started update, decide again, wait for the stack, or fail."""
+def updated(state: State, *, now: str, attempt: UpdateAttempt, baseline: Baseline) -> State:
+    """After ``UpdateStack`` (the model and ``baseline``, the target's monitoring baseline, in one
+    update): poll the started update, decide again, wait for the stack, or fail."""
     wanted = _target_text(state)
     if attempt.attempt is Attempt.STARTED:
         counters = {**_counters(state), "deployments": _count(state, "deployments") + 1, "polls": 0}
         started = {COUNTERS_KEY: counters, DEPLOYMENT_STARTED_KEY: now, OUTCOME_KEY: None}
-        state = _with(state, {**started, TOKEN_KEY: request_token(state)})
-        return _with(
-            _note(state, now, Task.UPDATE, f"stack update to {wanted} started"), {NEXT_KEY: Next.POLL}
-        )
+        monitoring = {"baseline": baseline.uri, "reason": baseline.reason}
+        state = _with(state, {**started, TOKEN_KEY: request_token(state), MONITORING_KEY: monitoring})
+        note = f"stack update to {wanted} started; {_monitoring_text(state)}"
+        return _with(_note(state, now, Task.UPDATE, note), {NEXT_KEY: Next.POLL})
     if attempt.attempt is Attempt.UNCHANGED:
         note = f"the stack already holds {wanted} (another execution updated it): deciding again"
         return _with(_note(state, now, Task.UPDATE, note), {NEXT_KEY: Next.DECIDE})
@@ -233,6 +237,8 @@ def verified(state: State, *, now: str, live: LiveEndpoint, stack_value: str | N
     reason = outcome.reason
     if live.detail:
         reason = f"{reason} ({live.detail})"
+    if outcome.status is Status.SUCCEEDED and not (state.get(MONITORING_KEY) or {}).get("baseline"):
+        reason = f"{reason}; {_monitoring_text(state)}"
     if outcome.status is Status.FAILED and stack_state(final["status"]) is StackState.BROKEN:
         reason = f"{reason}; the stack is {final['status']}{_REPAIR}"
     seen = live.model_package or "no model package"
@@ -270,6 +276,7 @@ def published(state: State) -> State:
             OUTCOME_KEY: None,
             TIMELINE_KEY: [],
             DEPLOYMENT_STARTED_KEY: None,
+            MONITORING_KEY: None,
             NEXT_KEY: Next.DECIDE,
         }
         return _with(state, fresh)
@@ -339,6 +346,14 @@ def _busy(state: State, now: str, task: Task, what: str) -> State:
 def _target_text(state: Mapping[str, Any]) -> str:
     target = decision_of(state).target
     return f"version {target.version}" if target else "the decided version"
+
+
+def _monitoring_text(state: Mapping[str, Any]) -> str:
+    """What the current update does to monitoring: the baseline it sets, or why monitoring is off."""
+    monitoring = state.get(MONITORING_KEY) or {}
+    if monitoring.get("baseline"):
+        return f"monitoring baseline {monitoring['baseline']}"
+    return f"monitoring off: {_target_text(state)} has no monitoring baseline, {monitoring.get('reason')}"
 
 
 def _because(reason: str) -> str:

@@ -23,7 +23,7 @@ from botocore.config import Config
 
 from model_deployer import flow
 from model_deployer.endpoint import read_live
-from model_deployer.registry import list_versions
+from model_deployer.registry import list_versions, read_baseline
 from model_deployer.settings import load_settings
 from model_deployer.stack import Operation, StackParameterError, read_operation, read_stack, start_update
 from rookery_contracts.deployer import Task
@@ -81,19 +81,22 @@ def update(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         target = flow.decision_of(event).target
         if target is None:
             raise ValueError("update needs the decision's target; the decide task must run first")
+        # The version's baseline travels with it: set in the same update (empty: monitoring off), so a
+        # rollback restores the baseline of the version it restores.
+        baseline = read_baseline(clients().sagemaker, target.arn)
+        values = {SETTINGS.model_parameter: target.arn, SETTINGS.baseline_parameter: baseline.uri or ""}
         try:
             attempt = start_update(
                 cloudformation,
                 stack,
-                parameter=SETTINGS.model_parameter,
-                value=target.arn,
+                values=values,
                 role_arn=SETTINGS.deployment_role_arn,
                 token=flow.request_token(event),
             )
         except StackParameterError as error:
             state = flow.failed(event, now=now(), task=Task.UPDATE, reason=str(error))
         else:
-            state = flow.updated(event, now=now(), attempt=attempt)
+            state = flow.updated(event, now=now(), attempt=attempt, baseline=baseline)
     return _logged(Task.UPDATE, state)
 
 
@@ -149,6 +152,7 @@ def _logged(task: Task, state: dict[str, Any]) -> dict[str, Any]:
             "next": state.get("next"),
             "decision": state.get(flow.DECISION_KEY),
             "outcome": state.get(flow.OUTCOME_KEY),
+            "monitoring": state.get(flow.MONITORING_KEY),
             "counters": state.get(flow.COUNTERS_KEY),
         },
     )

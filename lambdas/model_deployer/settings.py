@@ -6,6 +6,9 @@ Environment (set by the deployer construct, the same for every task):
     the Serving stack's name or id, e.g. ``Rookery-dev-Serving``.
 ``MODEL_PARAMETER_NAME`` (required)
     its parameter holding the live model package version, e.g. ``ApprovedModelPackageArn``.
+``BASELINE_PARAMETER_NAME`` (required)
+    its parameter holding the live version's monitoring baseline, set in the same update, e.g.
+    ``MonitoringBaselineUri``.
 ``DEPLOYMENT_ROLE_ARN`` (required)
     the CloudFormation service role every update passes (the functions may pass no other).
 ``MODEL_PACKAGE_GROUP_NAME`` (required)
@@ -25,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rookery_contracts.env import (
+    BASELINE_PARAMETER_ENV,
     DEPLOYMENT_EVENT_SOURCE_ENV,
     DEPLOYMENT_EVENT_TYPE_ENV,
     DEPLOYMENT_METRIC_NAMESPACE_ENV,
@@ -57,6 +61,7 @@ class ConfigurationError(RuntimeError):
 class Settings:
     stack: str
     model_parameter: str
+    baseline_parameter: str
     deployment_role_arn: str
     model_package_group: str
     endpoint_name: str
@@ -78,6 +83,17 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         _PARAMETER,
         "the stack's model parameter, e.g. 'ApprovedModelPackageArn'",
     )
+    baseline = _matching(
+        environ,
+        BASELINE_PARAMETER_ENV,
+        _PARAMETER,
+        "the stack's monitoring baseline parameter, e.g. 'MonitoringBaselineUri'",
+    )
+    if baseline == parameter:
+        raise ConfigurationError(
+            f"environment variables {MODEL_PARAMETER_ENV} and {BASELINE_PARAMETER_ENV} both name "
+            f"{parameter!r}: set them to the stack's model parameter and its monitoring baseline parameter"
+        )
     role = _matching(
         environ,
         DEPLOYMENT_ROLE_ENV,
@@ -117,6 +133,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     return Settings(
         stack=stack,
         model_parameter=parameter,
+        baseline_parameter=baseline,
         deployment_role_arn=role,
         model_package_group=group,
         endpoint_name=endpoint,

@@ -1,10 +1,11 @@
 """The Serving stack through CloudFormation's API: read its state and model parameter, update it, and
 follow one update by its request token.
 
-The update reuses the previous template and keeps the previous value of every parameter but the
-model's, passes the stack's CloudFormation service role and the capabilities the stack was last
-deployed with (the template, and so what it needs, is unchanged). CloudFormation's refusals are
-classified here: "No updates are to be performed" means the stack already holds the value, an
+The update reuses the previous template and keeps the previous value of every parameter but the ones
+it sets (the model's and its monitoring baseline's), passes the stack's CloudFormation service role
+and the capabilities the stack was last deployed with (the template, and so what it needs, is
+unchanged). CloudFormation's refusals are classified here: "No updates are to be performed" means
+the stack already holds the values, an
 "... _IN_PROGRESS state and can not be updated" error means another update holds the stack.
 
 The stack's status is whatever its latest operation left: once an update ends, another execution may
@@ -67,7 +68,7 @@ def read_stack(client: Any, stack: str) -> StackReading | None:
 
 
 class StackParameterError(ValueError):
-    """The stack lacks the model parameter: its deployed template is not the Serving stack's."""
+    """The stack lacks a parameter the update sets: its deployed template is not the Serving stack's."""
 
 
 class Attempt(StrEnum):
@@ -83,16 +84,17 @@ class UpdateAttempt:
     message: str = ""
 
 
-def update_parameters(reading: StackReading, parameter: str, value: str) -> list[dict[str, Any]]:
-    """``UpdateStack``'s parameters: ``parameter`` set to ``value``, every other one kept as it is."""
-    if parameter not in reading.parameters:
+def update_parameters(reading: StackReading, values: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``UpdateStack``'s parameters: each of ``values`` set, every other one kept as it is."""
+    missing = sorted(set(values) - set(reading.parameters))
+    if missing:
         raise StackParameterError(
-            f"the stack has no parameter {parameter!r} (it has {sorted(reading.parameters)}); "
-            "deploy the Serving stack's template with it first"
+            f"the stack has no parameter {', '.join(map(repr, missing))} (it has "
+            f"{sorted(reading.parameters)}); deploy the Serving stack's template with it first"
         )
     return [
-        {"ParameterKey": key, "ParameterValue": value}
-        if key == parameter
+        {"ParameterKey": key, "ParameterValue": values[key]}
+        if key in values
         else {"ParameterKey": key, "UsePreviousValue": True}
         for key in reading.parameters
     ]
@@ -102,16 +104,15 @@ def start_update(
     client: Any,
     reading: StackReading,
     *,
-    parameter: str,
-    value: str,
+    values: Mapping[str, str],
     role_arn: str,
     token: str,
 ) -> UpdateAttempt:
-    """Ask CloudFormation to update the stack's ``parameter`` to ``value`` through ``role_arn``."""
+    """Ask CloudFormation to set the stack's parameters to ``values`` through ``role_arn``, in one update."""
     request: dict[str, Any] = {
         "StackName": reading.stack_id,
         "UsePreviousTemplate": True,
-        "Parameters": update_parameters(reading, parameter, value),
+        "Parameters": update_parameters(reading, values),
         "RoleARN": role_arn,
         "ClientRequestToken": token,
     }

@@ -46,7 +46,7 @@ from emulators.sagemaker import (
     run_monitoring,
 )
 from emulators.sagemaker.storage import stored
-from emulators.sagemaker_runtime import EndpointSettings, LocalDeployer, find_endpoint
+from emulators.sagemaker_runtime import EndpointSettings, LocalDeployer, find_endpoint, monitored_package
 from emulators.sagemaker_runtime.client import InvocationError, invoke_endpoint
 from emulators.sagemaker_runtime.deployer import (
     Decided,
@@ -767,7 +767,11 @@ def monitor(
     ] = None,
     package: Annotated[
         str | None,
-        typer.Option("--package", help="<group>/<version> whose baseline to use (default: latest Approved)"),
+        typer.Option(
+            "--package",
+            help="<group>/<version> whose baseline to use (default: the version the endpoint serves while "
+            "it runs, else the latest Approved)",
+        ),
     ] = None,
     kind: Annotated[str, typer.Option("--kind", help="data-quality, model-quality or all")] = "all",
     home: HomeOption = None,
@@ -785,11 +789,12 @@ def monitor(
             raise typer.BadParameter(f"--kind {kind!r}: use one of {[*mon.MONITOR_KINDS, 'all']}")
         config = load_stage(stage)
         resources = PipelineResources.placeholders(config)
-        registry = LocalRegistry(local)
-        chosen = (
-            registry.get(package) if package else registry.latest_approved(model_package_group_name(config))
-        )
         name = endpoint or local_endpoint_name(config, "local")
+        chosen = (
+            LocalRegistry(local).get(package)
+            if package
+            else monitored_package(local, name, model_package_group_name(config))
+        )
         runs = [
             run_monitoring(
                 local,

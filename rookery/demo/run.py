@@ -1,6 +1,7 @@
 """The demo's phases, in order: audit the stage it deploys, ingest, run the pipeline locally, approve,
-deploy on a local endpoint and score over HTTP, swap a second version in under steady traffic, watch
-the rollback alarms stop a broken candidate, and write the report.
+deploy on a local endpoint and score over HTTP, monitor the endpoint's captured traffic (the test
+split, then a shifted copy), swap a second version in under steady traffic, watch the rollback
+alarms stop a broken candidate, and write the report.
 
 ``prepare`` checks everything a user typed before anything slow starts (the stage, ``--param``
 values against the rendered definition, the definition against the local engine). ``run_demo``
@@ -36,6 +37,7 @@ from emulators.sagemaker import (
     StepEvent,
     StepRecord,
 )
+from emulators.sagemaker_runtime.client import runtime_client
 from infra.audit.run import AuditError, AuditResult, audit_stages
 from pipelines import contract, steps
 from pipelines.cache import render_definition_cached
@@ -56,6 +58,15 @@ from rookery.demo.deployment import (
     serve_approved,
     story,
     under_traffic,
+)
+from rookery.demo.monitoring import (
+    MonitoringDemoError,
+    MonitoringStory,
+    baseline_statistics,
+    capture_window,
+    compare,
+    plan_shift,
+    svg_plot,
 )
 from rookery.demo.report import (
     Artifact,
@@ -79,6 +90,7 @@ from rookery.demo.scoring import (
     CONTENT_TYPE,
     Scoring,
     ScoringError,
+    invoke_in_batches,
     parse_predictions,
     read_labels,
     score_test_split,
@@ -113,6 +125,7 @@ PHASE_ERRORS: Final[tuple[type[Exception], ...]] = (
     ReportError,
     ScoringError,
     DeploymentFailed,
+    MonitoringDemoError,
     ClientError,
     BotoCoreError,
 )
@@ -318,6 +331,7 @@ class _Demo:
         self.serving_images = ImageMap({**self.images.images, faulty_uri: faulty_program})
         self.served: ServedEndpoint | None = None
         self.story: DeploymentStory | None = None
+        self.monitoring: MonitoringStory | None = None
 
     def artifact(self, label: str, path: Path | str) -> None:
         self.artifacts.append(Artifact(label, shown_path(path)))
@@ -548,6 +562,62 @@ class _Demo:
             positive_class=str(self.data_report["positive_class"]),
         )
 
+    # 6
+    def monitor(self) -> str:
+        """The test split, then a shifted copy, each in a capture window of its own, each judged by the
+        data-quality job with the served version's baseline."""
+        served, _ = self._deployed()
+        endpoint = served.endpoint
+        capture = endpoint.capture
+        if capture is None:
+            raise DemoFailed(
+                f"endpoint {endpoint.name} captures no traffic; set serving.capture_sampling_percent above 0 "
+                f"in stage {self.p.stage.name} to monitor it"
+            )
+        package = endpoint.package
+        dataset = self.p.stage.dataset
+        shift = plan_shift(
+            baseline_statistics(self.home, package), numeric=dataset.numeric, categorical=dataset.categorical
+        )
+        lines = self._test_split()[0]
+        moved = [json.dumps(r) for r in shift.apply([json.loads(line) for line in lines])]
+        client = runtime_client(endpoint.url, self.p.stage.region)
+        clean = capture_window(capture, lambda: invoke_in_batches(client, endpoint.name, lines))
+        shifted = capture_window(capture, lambda: invoke_in_batches(client, endpoint.name, moved))
+        comparison = compare(
+            self.home,
+            self.p.stage,
+            package,
+            endpoint=endpoint.name,
+            clean=clean,
+            shifted=shifted,
+            features=shift.features,
+            raw_bucket=self.p.resources.raw_bucket,
+            artifacts_bucket=self.p.resources.artifacts_bucket,
+        )
+        self.monitoring = told = MonitoringStory(
+            endpoint=endpoint.name,
+            package=package.ref,
+            baseline=str(package.drift_check_baselines["ModelDataQuality"]["Statistics"]["S3Uri"]),
+            shift=shift,
+            comparison=comparison,
+            sent=len(lines),
+            plot=svg_plot(comparison),
+        )
+        for name, run in (("test split", comparison.clean), ("shifted copy", comparison.moved)):
+            self.artifact(f"data-quality monitoring job ({name}: report, violations, log)", run.log.parent)
+        clean_report = comparison.clean.report
+        if not comparison.as_expected:
+            raise DemoFailed(
+                f"monitoring flagged {sorted(comparison.flagged(comparison.clean)) or 'nothing'} on the test "
+                f"split and {told.flagged or 'nothing'} on the shifted copy; expected nothing, then exactly "
+                f"{sorted(shift.features)} ({shift.describe()})"
+            )
+        return (
+            f"test split ({clean_report['records']} records): {clean_report['status']}; shifted copy "
+            f"({shift.describe()}): {', '.join(told.flagged)} flagged, exactly the shifted features"
+        )
+
     def _deployed(self) -> tuple[ServedEndpoint, DeploymentStory]:
         assert self.served is not None and self.story is not None
         return self.served, self.story
@@ -586,7 +656,7 @@ class _Demo:
             seconds = float(entry.get("Seconds", 0))
             self.ui.note(f"[{seconds:6.2f} s] {entry.get('Event')} ({shares}): {entry.get('Detail')}")
 
-    # 6
+    # 7
     def swap(self) -> str:
         served, told = self._deployed()
         live = served.endpoint.package
@@ -616,7 +686,7 @@ class _Demo:
             f"{run.change_p99_ms or 0:.0f} ms during the swap"
         )
 
-    # 7
+    # 8
     def rollback(self) -> str:
         served, told = self._deployed()
         live = served.endpoint.package
@@ -713,7 +783,18 @@ class _Demo:
         if told is not None and told.rollback is not None:
             rollback = told.rollback
             cards.append(("broken candidate", "rolled back" if rollback.alarm else rollback.status))
-        return (Section("deployment", "Deployment", "deployment.html.j2", told, tuple(cards)),)
+        watched = self.monitoring
+        monitoring_cards: tuple[tuple[str, str], ...] = ()
+        if watched is not None:
+            clean = watched.comparison.clean.report
+            monitoring_cards = (
+                ("monitoring: test split", str(clean["status"])),
+                ("monitoring: shifted copy", f"{len(watched.flagged)} features flagged"),
+            )
+        return (
+            Section("deployment", "Deployment", "deployment.html.j2", told, tuple(cards)),
+            Section("monitoring", "Monitoring", "monitoring.html.j2", watched, monitoring_cards),
+        )
 
 
 def run_demo(prepared: Prepared, ui: DemoUI | None = None) -> DemoResult:
@@ -733,6 +814,11 @@ def run_demo(prepared: Prepared, ui: DemoUI | None = None) -> DemoResult:
             "deploy and score",
             "Deploy it on a local endpoint with the stage's serving settings, score the test split over HTTP",
             demo.deploy_and_score,
+        ),
+        (
+            "monitor",
+            "Send the test split, then a shifted copy, and run the monitoring job over each capture window",
+            demo.monitor,
         ),
         ("swap", "Approve a second version and swap it in blue/green under steady traffic", demo.swap),
         ("rollback", "Approve a broken candidate and watch the rollback alarms stop it", demo.rollback),

@@ -9,7 +9,7 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -220,6 +220,41 @@ def assert_report_renders(browser: Browser, path: Path, *, auc: float) -> None:
         first, second = plots.nth(0).bounding_box(), plots.nth(1).bounding_box()
         assert first is not None and second is not None and abs(first["y"] - second["y"]) < 5
         assert first["x"] < second["x"]
+        assert outside == [], f"the report loaded assets from outside the file: {outside}"
+    finally:
+        page.close()
+
+
+def assert_monitoring_renders(
+    browser: Browser, path: Path, *, features: Sequence[str], shifted: Collection[str]
+) -> None:
+    """The monitoring section: a row per feature in both windows' tables, nothing flagged on the test
+    split, exactly ``shifted`` on the shifted copy, and the per-feature plot drawn with two bars per
+    feature."""
+    page, outside = open_report(browser, path)
+    try:
+        section = page.locator("section#monitoring")
+        section.scroll_into_view_if_needed()
+        assert section.is_visible()
+        for table, expected in (("monitoring-clean", set()), ("monitoring-shifted", set(shifted))):
+            rows = page.locator(f"table#{table} tbody tr")
+            assert rows.count() == len(features)
+            seen = [rows.nth(i).get_attribute("data-feature") for i in range(rows.count())]
+            assert sorted(str(name) for name in seen) == sorted(features)
+            flagged = page.locator(f'table#{table} tbody tr[data-flagged="true"]')
+            assert {flagged.nth(i).get_attribute("data-feature") for i in range(flagged.count())} == expected
+            for name in expected:
+                assert (
+                    "baseline_drift_check"
+                    in page.locator(f'table#{table} tr[data-feature="{name}"]').inner_text()
+                )
+        plot = page.locator("#monitoring-plot svg")
+        plot.scroll_into_view_if_needed()
+        box = plot.bounding_box()
+        assert box is not None and box["width"] > 300 and box["height"] > 100
+        assert page.locator("#monitoring-plot svg rect").count() == 2 * len(features)
+        shift = page.locator("#monitoring-shift").inner_text()
+        assert all(name in shift for name in shifted)
         assert outside == [], f"the report loaded assets from outside the file: {outside}"
     finally:
         page.close()

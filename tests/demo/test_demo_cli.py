@@ -50,12 +50,14 @@ def test_the_demo_without_its_audit_prints_progress_a_summary_and_the_report(dem
     home = demo_train_cli.result.report_path.parents[1]
 
     assert code == 0, err
-    assert "1/7  Ingest the bundled penguins through the Firehose transform" in out
+    assert "1/8  Ingest the bundled penguins through the Firehose transform" in out
     assert "Train            Succeeded" in out and "Fail             Skipped" in out
     assert "349 records in, 344 delivered to s3://rookery-dev-raw/penguins/ingest_date=" in out
     assert "gate passed" in out and "model rookery-dev-models/1 Approved" in out
     assert "swap to rookery-dev-models/2: failed requests: 0 / " in out
     assert "broken candidate: rolled back" in out
+    assert "monitoring: test split: no violations" in out
+    assert "monitoring: shifted copy: 2 features flagged" in out
     assert f"Report: {home / 'demo' / 'report.html'}" in out
     assert (home / "demo" / "report.html").is_file()
 

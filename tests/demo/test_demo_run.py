@@ -1,6 +1,6 @@
 """The demo end to end through the local engine (everything after the audit phase): ingest, run,
-approve, deploy and score over HTTP, swap a second version, roll a broken one back, report; a second
-run in the same home; a gate that fails.
+approve, deploy and score over HTTP, monitor the test split and a shifted copy, swap a second version,
+roll a broken one back, report; a second run in the same home; a gate that fails.
 """
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from demo_testing import assert_report_renders, embedded_png
+from demo_testing import assert_monitoring_renders, assert_report_renders, embedded_png
 from playwright.sync_api import Browser
 
 from emulators.core.images import ImageMap
 from emulators.s3 import LocalS3
 from emulators.sagemaker import LocalEngine, LocalHome, LocalRegistry
 from rookery.demo.deployment import DeploymentStory
+from rookery.demo.monitoring import MonitoringStory
 from rookery.demo.run import DELIVERY_FILE, DemoResult
 from stage import load_stage
 from stage.names import CAPTURE_PREFIX, alarm_names
@@ -35,6 +36,7 @@ def test_every_phase_passes_and_the_report_is_written(demo_train: DemoResult) ->
         ("pipeline", "passed"),
         ("approve", "passed"),
         ("deploy and score", "passed"),
+        ("monitor", "passed"),
         ("swap", "passed"),
         ("rollback", "passed"),
         ("report", "passed"),
@@ -219,6 +221,46 @@ def test_the_report_shows_the_deployment_with_both_timeline_plots(demo_train: De
     assert "data capture (SageMaker's format)" in labels
 
 
+def monitoring_of(result: DemoResult) -> MonitoringStory:
+    [section] = [s for s in result.data.sections if s.id == "monitoring"]
+    assert isinstance(section.data, MonitoringStory)
+    return section.data
+
+
+def test_monitoring_passes_the_test_split_and_flags_exactly_the_shifted_features(
+    demo_train: DemoResult,
+) -> None:
+    told = monitoring_of(demo_train)
+    clean, moved = told.comparison.clean, told.comparison.moved
+    dataset = load_stage("dev").dataset
+    [served] = [p for p in LocalRegistry(home_of(demo_train)).packages() if p.ref == told.package]
+
+    # Judged by the served version's own baseline, its drift-check baselines.
+    assert (told.endpoint, told.package) == ("rookery-dev-demo", "rookery-dev-models/1")
+    assert told.baseline == served.drift_check_baselines["ModelDataQuality"]["Statistics"]["S3Uri"]
+    # Each window holds exactly the records sent in it: the test split, then its shifted copy.
+    assert clean.report["records"] == moved.report["records"] == told.sent == 50
+    assert clean.report["window"]["end"] <= moved.report["window"]["start"]
+    assert clean.report["status"] == "no violations" and clean.violations == []
+    assert told.shift.features == {dataset.numeric[-1], dataset.categorical[-1]} == {"body_mass_g", "island"}
+    assert {(v["feature_name"], v["constraint_check_type"]) for v in moved.violations} == {
+        ("body_mass_g", "baseline_drift_check"),
+        ("island", "baseline_drift_check"),
+    }
+    assert told.comparison.as_expected and told.flagged == ["body_mass_g", "island"]
+    [phase] = [p for p in demo_train.data.phases if p.name == "monitor"]
+    assert "body_mass_g, island flagged, exactly the shifted features" in phase.detail
+    html = demo_train.report_path.read_text()
+    assert '<section id="monitoring">' in html and told.shift.describe() in html.replace("&#39;", "'")
+
+
+def test_the_demos_monitoring_section_renders_in_chromium(browser: Browser, demo_train: DemoResult) -> None:
+    told = monitoring_of(demo_train)
+    features = load_stage("dev").dataset.features
+
+    assert_monitoring_renders(browser, demo_train.report_path, features=features, shifted=told.shift.features)
+
+
 def test_a_failing_gate_stops_the_demo_with_the_fail_steps_message(demo_gate_failed: DemoResult) -> None:
     data = demo_gate_failed.data
     assert not demo_gate_failed.passed
@@ -230,6 +272,7 @@ def test_a_failing_gate_stops_the_demo_with_the_fail_steps_message(demo_gate_fai
         ("pipeline", "failed"),
         ("approve", "not run"),
         ("deploy and score", "not run"),
+        ("monitor", "not run"),
         ("swap", "not run"),
         ("rollback", "not run"),
         ("report", "passed"),
@@ -249,6 +292,7 @@ def test_the_failed_demos_report_shows_the_evaluation_and_why_it_stopped(
     assert "Nothing was registered." in html
     assert "Scoring did not run" in html
     assert "The deployment did not run" in html
+    assert "Monitoring did not run" in html
 
 
 def test_the_demos_own_report_renders_in_chromium(browser: Browser, demo_train: DemoResult) -> None:

@@ -1,6 +1,7 @@
 """The AWS a deployer execution runs against in the flow tests.
 
-- SageMaker (the model registry and the endpoint) and EventBridge with an SQS queue that receives
+- SageMaker (the model registry, each version with the drift-check baselines Register attaches unless
+  a test registers it without, and the endpoint) and EventBridge with an SQS queue that receives
   every published deployment event: moto.
 - CloudFormation: ``ServingStack``, a small fake of the Serving stack's API (``DescribeStacks``,
   ``DescribeStackEvents`` with each operation's request token, ``UpdateStack``) for what moto cannot
@@ -24,6 +25,8 @@ import boto3
 from botocore.exceptions import ClientError
 from botocore.validate import validate_parameters
 
+from rookery_contracts.monitoring import CONSTRAINTS_FILE, DATA_QUALITY, STATISTICS_FILE, baseline_file
+
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 GROUP = "rookery-dev-models"
@@ -32,6 +35,7 @@ VARIANT = "primary"
 STACK = "Rookery-dev-Serving"
 STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK}/0a1b2c3d-0000-4000-8000-000000000000"
 PARAMETER = "ApprovedModelPackageArn"
+BASELINE_PARAMETER = "MonitoringBaselineUri"
 MODEL_ROLE = f"arn:aws:iam::{ACCOUNT}:role/rookery-dev/serving-model/ModelRole"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/rookery-dev-image:1"
 
@@ -42,17 +46,39 @@ def package_arn(version: int) -> str:
     return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/{version}"
 
 
+def baseline_uri(version: int) -> str:
+    """The Baseline step's output prefix of the pipeline run that registered ``version``."""
+    return f"s3://rookery-dev-artifacts/rookery-dev-pipeline/execution-{version}/baseline"
+
+
+def drift_check_baselines(root: str) -> dict[str, Any]:
+    """Register's ``DriftCheckBaselines`` for the Baseline step's files under ``root``."""
+
+    def file(name: str) -> dict[str, str]:
+        return {"ContentType": "application/json", "S3Uri": f"{root}/{baseline_file(DATA_QUALITY, name)}"}
+
+    return {"ModelDataQuality": {"Statistics": file(STATISTICS_FILE), "Constraints": file(CONSTRAINTS_FILE)}}
+
+
 class Registry:
     """The stage's model package group in moto's SageMaker."""
 
     def __init__(self, sagemaker: Any) -> None:
         self.sagemaker = sagemaker
+        self.versions = 0
         sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
 
-    def register(self, count: int = 1, status: str = "PendingManualApproval") -> list[str]:
+    def register(
+        self, count: int = 1, status: str = "PendingManualApproval", *, baselines: bool = True
+    ) -> list[str]:
+        """``count`` versions; ``baselines``: with Register's drift-check baselines (else as registered by
+        hand, without)."""
         arns = []
         for _ in range(count):
+            self.versions += 1
+            extra = {"DriftCheckBaselines": drift_check_baselines(baseline_uri(self.versions))}
             answer = self.sagemaker.create_model_package(
+                **(extra if baselines else {}),
                 ModelPackageGroupName=GROUP,
                 ModelApprovalStatus=status,
                 InferenceSpecification={

@@ -6,6 +6,7 @@ hard-coded logical ids. The deployer's behaviour, executed, is in ``test_infra_d
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -18,16 +19,27 @@ from moto import mock_aws
 
 from infra.audit.template import flatten
 from infra.constructs.deployer import APPROVAL_DETAIL_TYPE, APPROVAL_SOURCE, ModelDeployer
+from infra.constructs.props import PropsError
+from infra.stacks.stage_props import deployer_props
 from rookery_contracts.deployer import Task
-from rookery_contracts.env import DEPLOYMENT_ROLE_ENV, MODEL_PARAMETER_ENV, SERVING_STACK_ENV
+from rookery_contracts.env import (
+    BASELINE_PARAMETER_ENV,
+    DEPLOYMENT_ROLE_ENV,
+    MODEL_PARAMETER_ENV,
+    SERVING_STACK_ENV,
+)
 from stage import STAGES_DIR
 from stage.names import (
     APPROVED_MODEL_PARAMETER,
+    MONITORING_BASELINE_PARAMETER,
     approval_rule_name,
     deployer_name,
     deployment_role_path,
     endpoint_name,
     model_package_group_name,
+    monitoring_alarm_names,
+    monitoring_role_path,
+    monitoring_schedule_names,
     serving_role_path,
 )
 from stage.paths import REPO_ROOT
@@ -183,6 +195,7 @@ def test_every_task_runs_with_the_serving_stack_and_the_deployment_role(synth: S
         env = props["Environment"]["Variables"]
         assert env[SERVING_STACK_ENV] == {"Ref": "AWS::StackId"}
         assert env[MODEL_PARAMETER_ENV] == APPROVED_MODEL_PARAMETER
+        assert env[BASELINE_PARAMETER_ENV] == MONITORING_BASELINE_PARAMETER
         assert env[DEPLOYMENT_ROLE_ENV] == arn_of(synth.logical_id(deployer.deployment_role))
         assert props["VpcConfig"]["SubnetIds"]
 
@@ -205,6 +218,21 @@ def test_only_the_update_task_may_update_the_stack_and_only_with_the_deployment_
         assert passing["Condition"] == {
             "StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}
         }
+
+
+def test_only_the_update_task_reads_a_versions_baseline_and_only_in_the_stages_group(synth: Synth) -> None:
+    deployer = _deployer(synth)
+    for task, function in deployer.functions.items():
+        reads = [
+            s for s in _statements(synth, function.role) if "sagemaker:DescribeModelPackage" in _actions(s)
+        ]
+        if task is not Task.UPDATE:
+            assert reads == [], task
+            continue
+        [read] = reads
+        assert _actions(read) == {"sagemaker:DescribeModelPackage"}
+        group = model_package_group_name(synth.stage)
+        assert flatten(read["Resource"]).endswith(f":model-package/{group}/*")
 
 
 def test_no_role_but_the_deployment_role_may_change_an_endpoint(synth: Synth) -> None:
@@ -247,10 +275,46 @@ def test_the_deployment_role_is_cloudformations_of_this_account_scoped_to_the_se
                 "application-autoscaling:DescribeScalableTargets",
                 "application-autoscaling:DescribeScalingPolicies",
             }
-    [passing] = [s for s in statements if "iam:PassRole" in _actions(s)]
-    assert flatten(passing["Resource"]).endswith(f":role{serving_role_path(synth.stage)}*")
+    # It passes the model's role and the monitoring jobs' role, each by its path, to SageMaker only.
+    passing = [s for s in statements if "iam:PassRole" in _actions(s)]
+    assert sorted(flatten(s["Resource"]).rsplit(":role", 1)[1] for s in passing) == sorted(
+        [f"{monitoring_role_path(synth.stage)}*", f"{serving_role_path(synth.stage)}*"]
+    )
+    for statement in passing:
+        assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
     models = [s for s in statements if "sagemaker:CreateModel" in _actions(s)]
     assert models and all("aws:RequestTag/project" in s["Condition"]["StringEquals"] for s in models)
+
+
+def test_the_deployment_role_manages_the_endpoints_monitoring_and_nothing_else_of_the_kind(
+    synth: Synth,
+) -> None:
+    """The baseline parameter creates, moves and removes the schedules, the job definition and alarms."""
+    statements = _statements(synth, _deployer(synth).deployment_role)
+
+    def resources_of(action: str) -> set[str]:
+        return {
+            flatten(r)
+            for s in statements
+            if action in _actions(s)
+            for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+        }
+
+    schedules = resources_of("sagemaker:CreateMonitoringSchedule")
+    assert {s.rsplit(":monitoring-schedule/", 1)[1] for s in schedules} == set(
+        monitoring_schedule_names(synth.stage).values()
+    )
+    assert resources_of("sagemaker:DeleteMonitoringSchedule") == schedules
+    alarms = {a.rsplit(":alarm:", 1)[1] for a in resources_of("cloudwatch:PutMetricAlarm")}
+    assert set(monitoring_alarm_names(synth.stage).values()) <= alarms
+    # The job definition's name is generated: the stage's tags scope it, on creation and after.
+    for action, key in (
+        ("sagemaker:CreateModelQualityJobDefinition", "aws:RequestTag/project"),
+        ("sagemaker:DeleteModelQualityJobDefinition", "aws:ResourceTag/project"),
+    ):
+        [statement] = [s for s in statements if action in _actions(s)]
+        assert flatten(statement["Resource"]).endswith(":model-quality-job-definition/*")
+        assert key in statement["Condition"]["StringEquals"]
 
 
 def test_cdk_deploy_keeps_the_deployed_model_parameter() -> None:
@@ -265,3 +329,15 @@ def test_cdk_deploy_keeps_the_deployed_model_parameter() -> None:
     )
     for text in [(REPO_ROOT / "Makefile").read_text(), *(p.read_text() for p in STAGES_DIR.glob("*.toml"))]:
         assert "no-previous-parameters" not in text and APPROVED_MODEL_PARAMETER not in text
+
+
+def test_the_monitoring_the_deployer_manages_is_named_whole_or_not_at_all(synth: Synth) -> None:
+    props = deployer_props(synth.stage)
+    assert props.monitoring_role_path == monitoring_role_path(synth.stage)
+    unmonitored = dataclasses.replace(
+        props, monitoring_schedule_names=(), monitoring_alarm_names=(), monitoring_role_path=None
+    )
+    assert unmonitored.monitoring_role_path is None
+    for change in ({"monitoring_role_path": None}, {"monitoring_alarm_names": ()}):
+        with pytest.raises(PropsError, match=r"DeployerProps\.monitoring_role_path = .*together, or none"):
+            dataclasses.replace(props, **change)

@@ -23,6 +23,7 @@ import pytest
 from botocore.exceptions import ClientError
 from deployer_world import (
     ACCOUNT,
+    BASELINE_PARAMETER,
     ENDPOINT,
     PARAMETER,
     REGION,
@@ -30,6 +31,7 @@ from deployer_world import (
     Endpoint,
     Registry,
     ServingStack,
+    baseline_uri,
     package_arn,
     published,
 )
@@ -100,8 +102,9 @@ class World:
         return [e["detail"] for e in published(self.sqs, self.queue_url)]
 
     def deploy(self, version: int) -> None:
-        """Put ``version`` live the way a finished deployment leaves it (stack parameter and endpoint)."""
+        """Put ``version`` live the way a finished deployment leaves it (stack parameters and endpoint)."""
         self.stack.parameters[PARAMETER] = package_arn(version)
+        self.stack.parameters[BASELINE_PARAMETER] = baseline_uri(version)
         self.endpoint.serve(package_arn(version))
 
 
@@ -168,7 +171,7 @@ def world(dev: Synth, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
         )
         events.put_targets(Rule="deployments", Targets=[{"Id": "queue", "Arn": queue_arn}])
         endpoint = Endpoint(sagemaker)
-        stack = ServingStack(endpoint, parameters={PARAMETER: "", **OTHER_PARAMETERS})
+        stack = ServingStack(endpoint, parameters={PARAMETER: "", BASELINE_PARAMETER: "", **OTHER_PARAMETERS})
         sys.modules.pop("model_deployer.handler", None)
         handler = importlib.import_module("model_deployer.handler")
         monkeypatch.setattr(
@@ -208,17 +211,27 @@ def test_an_approval_deploys_through_the_stack_and_verifies_the_live_endpoint(
     assert request["UsePreviousTemplate"] is True
     assert request["RoleARN"] == world.handler.SETTINGS.deployment_role_arn
     assert request["Capabilities"] == world.stack.capabilities
+    # The model and its monitoring baseline in one update; every other parameter kept.
     expected = [
         {"ParameterKey": PARAMETER, "ParameterValue": package_arn(1)},
+        {"ParameterKey": BASELINE_PARAMETER, "ParameterValue": baseline_uri(1)},
         *({"ParameterKey": key, "UsePreviousValue": True} for key in OTHER_PARAMETERS),
     ]
     assert sorted(request["Parameters"], key=str) == sorted(expected, key=str)
-    assert world.stack.parameters == {PARAMETER: package_arn(1), **OTHER_PARAMETERS}
+    assert world.stack.parameters == {
+        PARAMETER: package_arn(1),
+        BASELINE_PARAMETER: baseline_uri(1),
+        **OTHER_PARAMETERS,
+    }
     [event] = world.events()
     assert (event["status"], event["action"], event["target"]["version"]) == ("Succeeded", "deploy", 1)
+    assert event["reason"] == "the endpoint serves version 1, InService"
     assert event["endpoint"] == ENDPOINT and event["previous"] is None
     steps = [t["step"] for t in event["timeline"]]
     assert steps[:2] == ["decide", "update"] and steps[-1] == "verify" and "poll" in steps
+    assert event["timeline"][1]["detail"] == (
+        f"stack update to version 1 started; monitoring baseline {baseline_uri(1)}"
+    )
     # The execution decided once more after the deployment, then ended.
     assert execution.history.count("Decide") == 2 and execution.history[-1] == "Converged"
     # The outcome's metric, as Powertools writes it (CloudWatch embedded metric format).
@@ -266,7 +279,10 @@ def test_stale_and_out_of_order_events_converge_on_the_highest_approved(world: W
     assert [r.status for r in runs] == ["SUCCEEDED"] * 4
     assert world.endpoint.serving() == package_arn(4)
     assert [
-        p["ParameterValue"] for r in world.stack.accepted for p in r["Parameters"] if "ParameterValue" in p
+        p["ParameterValue"]
+        for r in world.stack.accepted
+        for p in r["Parameters"]
+        if p["ParameterKey"] == PARAMETER
     ] == [package_arn(4)]
     # The first execution (woken by the stale event) deployed 4; the rest found nothing to do.
     assert _status(world.events()) == [("Succeeded", "deploy", 4), *[("NoChange", "none", 4)] * 3]
@@ -284,6 +300,31 @@ def test_rejecting_the_live_version_rolls_back_to_the_previous_approved(world: W
     [event] = world.events()
     assert (event["status"], event["action"], event["target"]["version"]) == ("Succeeded", "rollback", 1)
     assert event["previous"] == {"arn": package_arn(2), "version": 2, "status": "Rejected"}
+    # The version rolled back to comes back with its own baseline.
+    assert world.stack.parameters[BASELINE_PARAMETER] == baseline_uri(1)
+
+
+def test_a_version_without_baselines_deploys_with_monitoring_off_and_says_so(world: World) -> None:
+    world.registry.register(1, "Approved")
+    world.deploy(1)
+    world.registry.register(1, "Approved", baselines=False)  # version 2, registered by hand
+
+    execution = world.run(approval(2))
+
+    assert execution.status == "SUCCEEDED"
+    assert world.endpoint.serving() == package_arn(2)
+    [request] = world.stack.accepted
+    values = {p["ParameterKey"]: p.get("ParameterValue") for p in request["Parameters"]}
+    assert (values[PARAMETER], values[BASELINE_PARAMETER]) == (package_arn(2), "")
+    assert world.stack.parameters[BASELINE_PARAMETER] == ""  # no schedule watches version 2
+    [event] = world.events()
+    assert (event["status"], event["action"], event["target"]["version"]) == ("Succeeded", "deploy", 2)
+    off = (
+        "monitoring off: version 2 has no monitoring baseline, it carries no DriftCheckBaselines "
+        "(registered without the pipeline's Baseline step)"
+    )
+    assert event["reason"] == f"the endpoint serves version 2, InService; {off}"
+    assert event["timeline"][1]["detail"] == f"stack update to version 2 started; {off}"
 
 
 # ---------------------------------------------------------------- one deployment at a time

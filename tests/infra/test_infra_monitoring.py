@@ -112,7 +112,16 @@ def test_model_quality_is_a_job_definition_with_ground_truth_inside_the_perimete
     schedule = _schedules(synth)[mon.MODEL_QUALITY]
     config = schedule["Properties"]["MonitoringScheduleConfig"]
     assert config["MonitoringType"] == "ModelQuality"
-    assert config["MonitoringJobDefinitionName"] == p["JobDefinitionName"]
+    # A new baseline replaces the definition (its properties are immutable): CloudFormation names it,
+    # since it cannot replace a resource with a fixed name, and the schedule follows it by its ARN.
+    assert "JobDefinitionName" not in p
+    arn = {
+        "Fn::GetAtt": [
+            synth.logical_id(_serving(synth).monitoring.quality_job_definition),
+            "JobDefinitionArn",
+        ]
+    }
+    assert config["MonitoringJobDefinitionName"] == {"Fn::Select": [1, {"Fn::Split": ["/", arn]}]}
 
 
 def test_monitoring_exists_only_with_an_approved_model_and_its_baseline(synth: Synth) -> None:

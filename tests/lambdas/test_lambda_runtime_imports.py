@@ -84,6 +84,7 @@ def probe(tmp_path_factory: pytest.TempPathFactory, dataset_schema_json: str) ->
         # model_deployer (imported only: each of its tasks calls AWS)
         "SERVING_STACK": "Rookery-dev-Serving",
         "MODEL_PARAMETER_NAME": "ApprovedModelPackageArn",
+        "BASELINE_PARAMETER_NAME": "MonitoringBaselineUri",
         "DEPLOYMENT_ROLE_ARN": "arn:aws:iam::123456789012:role/rookery-dev/serving-deployment/Role",
         "MODEL_PACKAGE_GROUP_NAME": "rookery-dev-models",
         "ENDPOINT_NAME": "rookery-dev-endpoint",

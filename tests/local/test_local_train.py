@@ -39,6 +39,9 @@ from emulators.sagemaker import (
     LocalHome,
     LocalRegistry,
     ModelPackage,
+    MonitoringError,
+    MonitoringRun,
+    run_monitoring,
 )
 from emulators.sagemaker.pipeline.expressions import to_text
 from emulators.sagemaker.storage import stored
@@ -558,11 +561,18 @@ MONITORED = "rookery-dev-monitored"
 SHIFTED = "rookery-dev-shifted"
 
 
+CAPTURED_AT = dt.datetime(2026, 12, 3, 10, 0, tzinfo=dt.UTC)
+
+
 def _capture(
-    home: LocalHome, endpoint: str, records: list[dict[str, Any]], answers: list[dict[str, Any]]
+    home: LocalHome,
+    endpoint: str,
+    records: list[dict[str, Any]],
+    answers: list[dict[str, Any]],
+    moment: dt.datetime = CAPTURED_AT,
 ) -> None:
-    """One JSON request per record with its answer, as the endpoint's data capture files them."""
-    moment = dt.datetime(2026, 12, 3, 10, 0, tzinfo=dt.UTC)
+    """One JSON request per record with its answer, in one file started at ``moment``, as the
+    endpoint's data capture files them."""
     key = capture_key("capture/", endpoint, VARIANT_NAME, moment, "0001")
     path = LocalS3(home).path(f"s3://rookery-dev-raw/{key}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -637,6 +647,45 @@ def test_local_monitor_fails_on_a_shifted_feature_only(cli_run: CliRun, approved
         ("body_mass_g", "baseline_drift_check")
     }
     assert "baseline_drift_check" in result.stdout
+
+
+def test_a_monitoring_window_holds_the_files_started_in_it_only(
+    cli_run: CliRun, approved: ModelPackage
+) -> None:
+    endpoint = "rookery-dev-windows"
+    _, answers = rows_and_answers(cli_run.home, cli_run.execution)
+    records = [json.loads(line) for line in _test_records(cli_run)]
+    moved = [
+        {**r, "body_mass_g": r["body_mass_g"] + 1500 if r["body_mass_g"] is not None else None}
+        for r in records
+    ]
+    later = CAPTURED_AT + dt.timedelta(minutes=5)
+    _capture(cli_run.home, endpoint, records, answers)
+    _capture(cli_run.home, endpoint, moved, answers, moment=later)
+
+    def window(start: dt.datetime | None, end: dt.datetime | None) -> MonitoringRun:
+        return run_monitoring(
+            cli_run.home,
+            load_stage("dev"),
+            approved,
+            kind="data-quality",
+            endpoint=endpoint,
+            raw_bucket="rookery-dev-raw",
+            artifacts_bucket="rookery-dev-artifacts",
+            start=start,
+            end=end,
+        )
+
+    clean = window(None, later - dt.timedelta(milliseconds=1))
+    assert (clean.report["records"], clean.violations) == (50, [])
+    assert clean.report["window"] == {"start": None, "end": "2026-12-03T10:04:59Z"}
+    shifted = window(later, None)
+    assert shifted.report["records"] == 50
+    assert {v["feature_name"] for v in shifted.violations} == {"body_mass_g"}
+    assert shifted.report["window"]["start"] == "2026-12-03T10:05:00Z"
+    assert window(None, None).report["records"] == 100  # no window: everything captured
+    with pytest.raises(MonitoringError, match=r"the window starts at 10:05:00\.000000, after its end"):
+        window(later, CAPTURED_AT)
 
 
 def test_local_monitor_of_an_endpoint_without_traffic_says_so(

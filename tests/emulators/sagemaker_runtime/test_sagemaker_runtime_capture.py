@@ -29,7 +29,7 @@ from emulators.sagemaker_runtime.capture import (
     capture_record,
     decode_data,
 )
-from stage.capture import capture_key, text_encoding
+from stage.capture import capture_key, capture_opened, text_encoding
 
 DESTINATION = "s3://rookery-dev-raw/capture"
 WHEN = dt.datetime(2024, 5, 1, 10, 17, 3, 250_000, tzinfo=dt.UTC)
@@ -152,6 +152,33 @@ def test_the_file_key_is_sagemakers_layout() -> None:
         "capture/rookery-dev-endpoint/primary/2024/05/01/10/17-03-250-ffffffff-0000-4000-8000-000000000000.jsonl"
     )
     assert FILE_KEY.match(key)
+    # The file's start is read back from its name (to the millisecond), as a window is chosen.
+    assert capture_opened(key) == WHEN
+    assert capture_opened(f"s3://rookery-dev-raw/{key}") == WHEN
+    assert capture_opened("capture/rookery-dev-endpoint/primary/2024/05/01/10/notes.txt") is None
+    assert capture_opened("capture/e/primary/2024/13/01/10/17-03-250-x.jsonl") is None  # no 13th month
+
+
+def test_a_roll_publishes_what_came_before_and_starts_a_new_file_after(
+    home: LocalHome, tmp_path: Path
+) -> None:
+    capture = writer(home, tmp_path, roll_seconds=3600)
+    try:
+        for i in range(3):
+            capture.offer(item(inference_id=f"before-{i}", at=WHEN))
+        capture.roll()
+        [before] = capture.files
+        assert LocalS3(home).path(before).read_text().count("\n") == 3  # published whole at the roll
+        capture.offer(item(inference_id="after", at=WHEN + dt.timedelta(seconds=1)))
+        capture.roll()
+        capture.roll()  # nothing open: publishes nothing
+    finally:
+        capture.stop()
+    assert capture.files[0] == before and len(capture.files) == 2
+    lines = LocalS3(home).path(capture.files[1]).read_text().splitlines()
+    assert [json.loads(line)["eventMetadata"]["inferenceId"] for line in lines] == ["after"]
+    with pytest.raises(EndpointError, match="the capture writer is not running"):
+        capture.roll()
 
 
 def test_every_line_is_written_whole_and_files_are_complete_after_stop(
