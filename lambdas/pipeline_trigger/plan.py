@@ -256,17 +256,12 @@ def plan_retraining(alarm: AlarmTransition, settings: Settings) -> Ignore | Star
             f"alarm {name} went from {alarm.previous_state} to {alarm.state}: only a change into "
             f"{ALARM_STATE} retrains"
         )
-    input_uri = dataset_uri(retraining.raw_bucket, settings)
-    token = request_token(settings.pipeline_name, alarm)
-    cause = f"alarm {name} entered {ALARM_STATE} (from {alarm.previous_state}) at {alarm.state_time}"
-    return Start(
-        pipeline_name=settings.pipeline_name,
-        parameters=((settings.input_parameter, input_uri),),
-        input_uri=input_uri,
-        client_request_token=token,
-        description=_description(input_uri, cause, token),
-        created_after=alarm.event_time - CLOCK_SKEW,
-        cause=cause,
+    return _start(
+        settings,
+        dataset_uri(retraining.raw_bucket, settings),
+        request_token(settings.pipeline_name, alarm),
+        f"alarm {name} entered {ALARM_STATE} (from {alarm.previous_state}) at {alarm.state_time}",
+        alarm.event_time,
         rate_limit=RateLimit(
             since=_earlier(alarm.event_time, retraining.min_interval), interval=retraining.min_interval
         ),
@@ -289,17 +284,34 @@ def plan_object(obj: CreatedObject, settings: Settings) -> Ignore | Start:
         return Ignore(f"{obj.uri} is {skipped}, which Preprocess does not read")
     if obj.size == 0:
         return Ignore(f"{obj.uri} is empty")
-    input_uri = dataset_uri(obj.bucket, settings)
-    token = request_token(settings.pipeline_name, obj)
-    cause = f"new object {obj.uri} ({obj.revision})"
+    return _start(
+        settings,
+        dataset_uri(obj.bucket, settings),
+        request_token(settings.pipeline_name, obj),
+        f"new object {obj.uri} ({obj.revision})",
+        obj.event_time,
+    )
+
+
+def _start(
+    settings: Settings,
+    input_uri: str,
+    token: str,
+    cause: str,
+    event_time: datetime,
+    *,
+    rate_limit: RateLimit | None = None,
+) -> Start:
+    """A run of the pipeline on ``input_uri`` for ``cause``, found again by ``token`` after ``event_time``."""
     return Start(
         pipeline_name=settings.pipeline_name,
         parameters=((settings.input_parameter, input_uri),),
         input_uri=input_uri,
         client_request_token=token,
         description=_description(input_uri, cause, token),
-        created_after=obj.event_time - CLOCK_SKEW,
+        created_after=event_time - CLOCK_SKEW,
         cause=cause,
+        rate_limit=rate_limit,
     )
 
 
