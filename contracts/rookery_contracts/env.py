@@ -35,7 +35,8 @@ SERVER_WORKERS_ENV: Final = "SAGEMAKER_MODEL_SERVER_WORKERS"
 SERVER_TIMEOUT_ENV: Final = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
 # Train on several hosts (resourceconfig.json): where the workers reach the XGBoost tracker the first
 # host runs (default: the first host's name and port 9099; the local engine sets 127.0.0.1 and a free
-# port), and the seconds a host waits for its peers, to join or in any collective step (default 600).
+# port), and the seconds a host may go without progress with its peers: to join, in any collective
+# step, or over one boosting round (default 600).
 COLLECTIVE_HOST_ENV: Final = "ROOKERY_COLLECTIVE_HOST"
 COLLECTIVE_PORT_ENV: Final = "ROOKERY_COLLECTIVE_PORT"
 COLLECTIVE_TIMEOUT_ENV: Final = "ROOKERY_COLLECTIVE_TIMEOUT"

@@ -6,10 +6,13 @@ whose rank is its place in ``hosts``. Each host trains on its shard of the ``tra
 allreduced validation metrics are the global ones and every host takes the same early-stopping
 decision. Only the first host writes checkpoints and the model.
 
-Nothing waits forever: joining and every collective step are bounded by ``ROOKERY_COLLECTIVE_TIMEOUT``
-seconds; a host that fails before training tells its peers why (:meth:`Cluster.agree`), so every host
-fails with that host's reason; a host that dies mid-training makes its peers fail at once (their
-sockets close) or after the timeout.
+Nothing waits forever: a host that goes ``ROOKERY_COLLECTIVE_TIMEOUT`` seconds without progress with
+its peers (joining, a collective step of :class:`Cluster`, which training takes once a round) ends
+with a failure reason (:class:`Watchdog`). XGBoost's own timeout does not bound every wait: when a
+peer dies mid-round, a surviving host can block for good in a broadcast inside the tree updater
+(seen with XGBoost 3.2 in about one run in 35). A host that fails before training tells its peers why
+(:meth:`Cluster.agree`), so every host fails with that host's reason; a host that dies mid-training
+makes its peers fail at once (their sockets close) or after the timeout.
 """
 
 from __future__ import annotations
@@ -17,15 +20,18 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 
 from rookery_contracts.env import COLLECTIVE_HOST_ENV, COLLECTIVE_PORT_ENV, COLLECTIVE_TIMEOUT_ENV
 from rookery_image.contract import EXIT_USER_ERROR, ResourceConfig, UserError, write_failure
+
+_T = TypeVar("_T")
 
 DEFAULT_PORT = 9099
 DEFAULT_TIMEOUT_SECONDS = 600
@@ -35,12 +41,45 @@ class PeerFailed(UserError):  # noqa: N818 (the job's reason: another host faile
     """Another host of the job failed; the message names it and carries its reason."""
 
 
+class Watchdog:
+    """Ends the job when this host makes no progress for ``seconds``: :meth:`beat` marks progress;
+    ``seconds`` without one writes ``failure`` where SageMaker looks for the reason and exits with the
+    user-error code. The watching thread runs while the main thread waits inside XGBoost (its calls
+    release the GIL)."""
+
+    def __init__(self, seconds: float, failure: str) -> None:
+        self.seconds = seconds
+        self.failure = failure
+        self._last = time.monotonic()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="rookery-watchdog", daemon=True)
+        self._thread.start()
+
+    def beat(self, failure: str | None = None) -> None:
+        """Progress now; ``failure``, when given, is the reason from here on."""
+        if failure is not None:
+            self.failure = failure
+        self._last = time.monotonic()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        poll = min(1.0, self.seconds / 4)
+        while not self._stopped.wait(poll):
+            if time.monotonic() - self._last > self.seconds:
+                _give_up(self.failure)
+
+
 @dataclass(frozen=True)
 class Cluster:
-    """This host's place in the job: ``rank`` is its index in ``hosts``."""
+    """This host's place in the job: ``rank`` is its index in ``hosts``. Each collective step that
+    completes is progress for the ``watchdog`` (a multi-host job has one)."""
 
     hosts: tuple[str, ...]
     current_host: str
+    watchdog: Watchdog | None = field(default=None, compare=False, repr=False)
 
     @property
     def rank(self) -> int:
@@ -76,7 +115,9 @@ class Cluster:
             return [value]
         from xgboost import collective  # noqa: PLC0415 (imported with xgboost, after argument checks)
 
-        return [_broadcast(collective, value, rank, rank == self.rank) for rank in range(self.size)]
+        return self._progressed(
+            [_broadcast(collective, value, rank, rank == self.rank) for rank in range(self.size)]
+        )
 
     def any(self, flag: bool) -> bool:
         """True on every host when ``flag`` is true on some host (e.g. a SIGTERM one host has seen)."""
@@ -84,7 +125,9 @@ class Cluster:
             return flag
         from xgboost import collective  # noqa: PLC0415
 
-        return bool(collective.allreduce(np.array([int(flag)], dtype=np.int32), collective.Op.MAX)[0])
+        return self._progressed(
+            bool(collective.allreduce(np.array([int(flag)], dtype=np.int32), collective.Op.MAX)[0])
+        )
 
     def total(self, values: np.ndarray) -> np.ndarray:
         """Element-wise sum over the hosts."""
@@ -92,7 +135,7 @@ class Cluster:
             return values
         from xgboost import collective  # noqa: PLC0415
 
-        return collective.allreduce(values, collective.Op.SUM)
+        return self._progressed(collective.allreduce(values, collective.Op.SUM))
 
     def from_first(self, value: Any) -> Any:
         """The first host's ``value`` on every host."""
@@ -100,7 +143,12 @@ class Cluster:
             return value
         from xgboost import collective  # noqa: PLC0415
 
-        return _broadcast(collective, value, 0, self.first)
+        return self._progressed(_broadcast(collective, value, 0, self.first))
+
+    def _progressed(self, result: _T) -> _T:
+        if self.watchdog is not None:
+            self.watchdog.beat()
+        return result
 
 
 def _broadcast(collective: Any, value: Any, root: int, mine: bool) -> Any:
@@ -164,17 +212,12 @@ def joined(resources: ResourceConfig) -> Iterator[Cluster]:
         flush=True,
     )
     # XGBoost retries a tracker that is not up yet with growing pauses: the watchdog bounds the wait.
-    watchdog = threading.Timer(
+    watchdog = Watchdog(
         timeout,
-        _give_up,
-        [
-            f"host {cluster.current_host} could not join the other hosts {list(cluster.hosts)} through the "
-            f"tracker at {address}:{raw_port} within {timeout} s; a host that failed to start has its own "
-            "failure reason"
-        ],
+        f"UserError: host {cluster.current_host} could not join the other hosts {list(cluster.hosts)} "
+        f"through the tracker at {address}:{raw_port} within {timeout} s; a host that failed to start "
+        "has its own failure reason",
     )
-    watchdog.daemon = True
-    watchdog.start()
     try:
         collective.init(
             dmlc_tracker_uri=address,
@@ -185,40 +228,61 @@ def joined(resources: ResourceConfig) -> Iterator[Cluster]:
             dmlc_retry=timeout,
         )
     except XGBoostError as exc:
+        watchdog.stop()
         raise PeerFailed(
             f"host {cluster.current_host} could not join the other hosts {list(cluster.hosts)} through the "
             f"tracker at {address}:{raw_port} within {timeout} s ({first_line(exc)}); a host that failed to "
             "start has its own failure reason"
         ) from None
-    finally:
-        watchdog.cancel()
+    watchdog.beat(
+        f"UserError: {_lost_contact(cluster, f'no step with them completed within {timeout} s')}"
+        f" (if one boosting round of this job takes longer, raise {COLLECTIVE_TIMEOUT_ENV})"
+    )
     succeeded = False
     try:
-        yield cluster
+        yield Cluster(cluster.hosts, cluster.current_host, watchdog)
         succeeded = True
     except XGBoostError as exc:
-        raise PeerFailed(
-            f"host {cluster.current_host} lost contact with its peers {list(cluster.hosts)} "
-            f"({first_line(exc)}); another host failed or stopped: its failure reason says why"
-        ) from None
+        lost = PeerFailed(_lost_contact(cluster, first_line(exc)))
+        watchdog.beat(f"UserError: {lost}")  # should leaving hang, the job still ends with this reason
+        raise lost from None
+    except UserError as exc:
+        watchdog.beat(f"UserError: {exc}")
+        raise
     finally:
-        _leave(collective, tracker, timeout if succeeded else 5)
+        try:
+            _finalize(collective)
+        finally:
+            watchdog.stop()
+        _stop_tracker(tracker, timeout if succeeded else 5)
 
 
-def _give_up(reason: str) -> None:
-    """The job's end when joining takes too long: the reason where SageMaker looks, then exit."""
-    write_failure(f"UserError: {reason}")
-    print(f"UserError: {reason}", file=sys.stderr, flush=True)
+def _lost_contact(cluster: Cluster, detail: str) -> str:
+    return (
+        f"host {cluster.current_host} lost contact with its peers {list(cluster.hosts)} ({detail}); "
+        "another host failed or stopped: its failure reason says why"
+    )
+
+
+def _give_up(failure: str) -> None:
+    """The job's end when a wait takes too long: the reason where SageMaker looks, then exit."""
+    write_failure(failure)
+    print(failure, file=sys.stderr, flush=True)
     os._exit(EXIT_USER_ERROR)
 
 
-def _leave(collective: Any, tracker: Any, wait_seconds: int) -> None:
+def _finalize(collective: Any) -> None:
     from xgboost.core import XGBoostError  # noqa: PLC0415
 
     try:
         collective.finalize()
     except XGBoostError as exc:
         print(f"train: leaving the collective failed: {first_line(exc)}", file=sys.stderr, flush=True)
+
+
+def _stop_tracker(tracker: Any, wait_seconds: int) -> None:
+    from xgboost.core import XGBoostError  # noqa: PLC0415
+
     if tracker is None:
         return
     try:
