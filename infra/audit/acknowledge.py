@@ -25,6 +25,15 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
 
 
+INLINE_POLICY = "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy"
+
+
+def acknowledge_inline_policy(role: IConstruct, reason: str) -> None:
+    """Accept NIST's ``IAMNoInlinePolicy`` on ``role``'s default policy; ``reason`` says why that policy
+    belongs to the role alone (a managed copy could be attached to other principals)."""
+    acknowledge(role.node.find_child("DefaultPolicy"), INLINE_POLICY, reason)
+
+
 def acknowledge_guard(scope: IConstruct, rule: str, reason: str) -> None:
     """Accept a Control Tower guard finding (``cdk-validator-cfnguard::<rule>``) with its reason."""
     acknowledge(scope, guard_id(rule), reason)

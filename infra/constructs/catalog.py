@@ -29,7 +29,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct, IConstruct
 
-from infra.audit.acknowledge import acknowledge
+from infra.audit.acknowledge import acknowledge, acknowledge_inline_policy
 from infra.constructs.data_lake import DataKeys
 from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS, encrypted_log_group
 from infra.constructs.props import PropsError, check_qualifier, check_retention
@@ -350,9 +350,8 @@ class DataCatalog(Construct):
         )
         self.crawler.node.add_dependency(self.raw_table)
         policy = self.crawler_role.node.find_child("DefaultPolicy")
-        acknowledge(
-            policy,
-            "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
+        acknowledge_inline_policy(
+            self.crawler_role,
             "the crawler role's policy is written for this role alone: read the raw prefix, use the data key "
             "via S3 and Glue, update one table's partitions, write its own log group",
         )

@@ -48,7 +48,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
-from infra.audit.acknowledge import acknowledge
+from infra.audit.acknowledge import acknowledge, acknowledge_inline_policy
 from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS, encrypted_log_group
 from infra.constructs.policies import Grant, attach
 from infra.constructs.props import PropsError, check_retention
@@ -273,9 +273,8 @@ class ApiGatewayLogging(Construct):
                 )
             ],
         )
-        acknowledge(
-            self.role.node.find_child("DefaultPolicy"),
-            "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
+        acknowledge_inline_policy(
+            self.role,
             "the API Gateway logging role's policy exists for this one role (the account setting); a "
             "managed copy could be attached to other principals",
         )
@@ -470,9 +469,8 @@ class InferenceApi(Construct):
                 )
             ],
         )
-        acknowledge(
-            self.integration_role.node.find_child("DefaultPolicy"),
-            "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
+        acknowledge_inline_policy(
+            self.integration_role,
             "the integration role's one statement names this API's endpoint; a managed copy could be "
             "attached to other principals",
         )

@@ -22,7 +22,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.audit.acknowledge import acknowledge
+from infra.audit.acknowledge import acknowledge, acknowledge_inline_policy
 from infra.constructs.data_lake import DataKeys
 from infra.constructs.function import FunctionProps, ProjectFunction
 from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS, encrypted_log_group
@@ -187,9 +187,8 @@ class IngestionStream(Construct):
         )
         # Firehose checks at creation that its role may write; create the policy first.
         self.delivery_stream.node.add_dependency(self.role.node.find_child("DefaultPolicy"))
-        acknowledge(
-            self.role.node.find_child("DefaultPolicy"),
-            "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
+        acknowledge_inline_policy(
+            self.role,
             "the Firehose delivery role's policy is written for this role alone: write two prefixes of the "
             "raw bucket, use the data key via S3, invoke the transform, write its own log stream",
         )

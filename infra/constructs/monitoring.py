@@ -41,7 +41,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from infra.audit.acknowledge import acknowledge
+from infra.audit.acknowledge import acknowledge_inline_policy
 from infra.constructs.data_lake import TrustedPrincipal
 from infra.constructs.keys import deny_grants_not_for_aws_resources
 from infra.constructs.policies import Grant, attach
@@ -266,9 +266,8 @@ class EndpointMonitoring(Construct):
             vpc_id=vpc.vpc_id,
         )
         attach(self.role, self.grants)
-        acknowledge(
-            self.role.node.find_child("DefaultPolicy"),
-            "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
+        acknowledge_inline_policy(
+            self.role,
             "the monitoring role's policy is written for this role alone (its image, prefixes, keys and "
             "log group); a managed copy could be attached elsewhere",
         )

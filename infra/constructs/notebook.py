@@ -37,7 +37,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.audit.acknowledge import acknowledge, acknowledge_cross_stack
+from infra.audit.acknowledge import acknowledge_cross_stack, acknowledge_inline_policy
 from infra.constructs.policies import Grant, attach
 from infra.constructs.props import PropsError, check_prefix, check_qualifier, check_role_path
 
@@ -328,9 +328,8 @@ class ProjectNotebook(Construct):
                 for i, name in enumerate(props.access_role_names)
             ],
         )
-        acknowledge(
-            self.role.node.find_child("DefaultPolicy"),
-            "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
+        acknowledge_inline_policy(
+            self.role,
             f"the notebook role's policy is written for {self.name} alone (its prefixes, keys, logs and "
             "its own stop); a managed copy could be attached to other principals",
         )

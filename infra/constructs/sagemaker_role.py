@@ -38,7 +38,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.audit.acknowledge import acknowledge
+from infra.audit.acknowledge import acknowledge_inline_policy
 from infra.constructs.data_lake import TrustedPrincipal
 from infra.constructs.policies import Grant, attach
 from infra.constructs.props import check_qualifier, check_role_path, role_path_problem
@@ -337,9 +337,8 @@ class SageMakerExecutionRole(Construct):
                 ),
             },
         )
-        acknowledge(
-            self.role.node.find_child("DefaultPolicy"),
-            "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
+        acknowledge_inline_policy(
+            self.role,
             "the SageMaker execution role's policy is written for this role alone (its buckets, prefixes, "
             "keys, repository and job names); a managed copy could be attached elsewhere",
         )

@@ -29,7 +29,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.audit.acknowledge import acknowledge
+from infra.audit.acknowledge import acknowledge_inline_policy
 from infra.constructs.data_lake import TrustedPrincipal
 from infra.constructs.policies import Grant, attach
 from infra.constructs.props import (
@@ -196,9 +196,8 @@ class ServingModelRole(Construct):
             vpc_id=vpc.vpc_id,
         )
         attach(self.role, self.grants)
-        acknowledge(
-            self.role.node.find_child("DefaultPolicy"),
-            "NIST.800.53.R5::NIST.800.53.R5-IAMNoInlinePolicy",
+        acknowledge_inline_policy(
+            self.role,
             "the endpoint model role's policy is written for this role alone (its image repository, model "
             "prefix, capture prefix, keys and log group); a managed copy could be attached elsewhere",
         )

@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -39,7 +39,7 @@ from constructs import Construct
 from infra.constructs.function import FunctionProps, ProjectFunction
 from infra.constructs.log_groups import DEFAULT_RETENTION_DAYS
 from infra.constructs.props import PropsError, check_prefix, check_qualifier, check_retention
-from infra.constructs.rule_dead_letters import rule_dead_letter_queue
+from infra.constructs.rule_dead_letters import dead_lettered_rule
 from pipelines.parameters import INPUT_DATA_URI
 from rookery_contracts.env import (
     DATA_PREFIX_ENV,
@@ -58,9 +58,6 @@ TRIGGER_CONCURRENCY: Final = 2
 # Asynchronous invocation: Lambda retries a failed event twice within an hour, then dead-letters it.
 ASYNC_RETRIES: Final = 2
 ASYNC_MAX_AGE: Final = Duration.hours(1)
-# EventBridge's own delivery to the function (throttling, service errors): bounded, then its queue.
-RULE_RETRIES: Final = 4
-RULE_MAX_AGE: Final = Duration.hours(2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,7 +133,6 @@ class PipelineTrigger(Construct):
         queue_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         data_prefix = props.data_prefix
         self.function = ProjectFunction(
             self,
@@ -174,20 +170,11 @@ class PipelineTrigger(Construct):
             )
         )
 
-        rule_name = props.rule_name
-        rule_arn = stack.format_arn(service="events", resource="rule", resource_name=rule_name)
-        self.rule_dead_letter_queue = rule_dead_letter_queue(
-            self,
-            "RuleDeadLetterQueue",
-            queue_key=queue_key,
-            rule_arn=rule_arn,
-            sid="EventBridgeRuleDeadLetters",
-            rule="EventBridge rule",
-        )
-        self.rule = events.Rule(
+        made = dead_lettered_rule(
             self,
             "Rule",
-            rule_name=rule_name,
+            "RuleDeadLetterQueue",
+            rule_name=props.rule_name,
             description=f"{props.qualifier}: new raw objects under {data_prefix} start the pipeline",
             event_pattern=events.EventPattern(
                 source=["aws.s3"],
@@ -197,15 +184,12 @@ class PipelineTrigger(Construct):
                     "object": {"key": [{"prefix": data_prefix}]},
                 },
             ),
+            queue_key=queue_key,
+            sid="EventBridgeRuleDeadLetters",
+            rule="EventBridge rule",
         )
-        self.rule.add_target(
-            targets.LambdaFunction(
-                function,
-                dead_letter_queue=self.rule_dead_letter_queue,
-                retry_attempts=RULE_RETRIES,
-                max_event_age=RULE_MAX_AGE,
-            )
-        )
+        self.rule, self.rule_dead_letter_queue = made.rule, made.dead_letter_queue
+        self.rule.add_target(targets.LambdaFunction(function, **made.delivery()))
         self.retrain_rule: events.Rule | None = None
         self.retrain_dead_letter_queue: sqs.Queue | None = None
         if props.retrain:
@@ -224,19 +208,10 @@ class PipelineTrigger(Construct):
         }
 
     def _add_retrain_rule(self, qualifier: str, retrain: RetrainProps, queue_key: kms.IKey) -> None:
-        stack = Stack.of(self)
-        rule_arn = stack.format_arn(service="events", resource="rule", resource_name=retrain.rule_name)
-        self.retrain_dead_letter_queue = rule_dead_letter_queue(
-            self,
-            "RetrainRuleDeadLetterQueue",
-            queue_key=queue_key,
-            rule_arn=rule_arn,
-            sid="EventBridgeRetrainRuleDeadLetters",
-            rule="monitoring alarm retrain rule",
-        )
-        self.retrain_rule = events.Rule(
+        made = dead_lettered_rule(
             self,
             "RetrainRule",
+            "RetrainRuleDeadLetterQueue",
             rule_name=retrain.rule_name,
             description=(
                 f"{qualifier}: a monitoring alarm entering {ALARM_STATE} starts the pipeline (at most once "
@@ -247,12 +222,9 @@ class PipelineTrigger(Construct):
                 detail_type=[ALARM_EVENT_TYPE],
                 detail={"alarmName": list(retrain.alarm_names), "state": {"value": [ALARM_STATE]}},
             ),
+            queue_key=queue_key,
+            sid="EventBridgeRetrainRuleDeadLetters",
+            rule="monitoring alarm retrain rule",
         )
-        self.retrain_rule.add_target(
-            targets.LambdaFunction(
-                self.function.function,
-                dead_letter_queue=self.retrain_dead_letter_queue,
-                retry_attempts=RULE_RETRIES,
-                max_event_age=RULE_MAX_AGE,
-            )
-        )
+        self.retrain_rule, self.retrain_dead_letter_queue = made.rule, made.dead_letter_queue
+        self.retrain_rule.add_target(targets.LambdaFunction(self.function.function, **made.delivery()))

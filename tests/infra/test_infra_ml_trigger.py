@@ -19,7 +19,8 @@ from infra.audit.rules import ROOKERY_RULES
 from infra.audit.template import flatten
 from infra.constructs.function import RUNTIME
 from infra.constructs.props import PropsError
-from infra.constructs.trigger import ASYNC_RETRIES, RULE_RETRIES, PipelineTrigger, RetrainProps, TriggerProps
+from infra.constructs.rule_dead_letters import RULE_RETRIES
+from infra.constructs.trigger import ASYNC_RETRIES, PipelineTrigger, RetrainProps, TriggerProps
 from pipeline_trigger import settings as trigger_settings
 from pipeline_trigger.plan import Start, parse_event, plan
 from pipelines.parameters import INPUT_DATA_URI, MODEL_APPROVAL_STATUS
