@@ -75,6 +75,15 @@ DEPLOYER: Final = "model_deployer"
 # What SageMaker sends when a model package version's approval changes.
 APPROVAL_SOURCE: Final = "aws.sagemaker"
 APPROVAL_DETAIL_TYPE: Final = "SageMaker Model Package State Change"
+# What CloudFormation needs to create, change, tag and remove an alarm of the Serving stack.
+ALARM_MANAGEMENT: Final = (
+    "cloudwatch:PutMetricAlarm",
+    "cloudwatch:DeleteAlarms",
+    "cloudwatch:DescribeAlarms",
+    "cloudwatch:TagResource",
+    "cloudwatch:UntagResource",
+    "cloudwatch:ListTagsForResource",
+)
 # A couple of executions at once (an approval while another deploys) never need more.
 TASK_CONCURRENCY: Final = 2
 # A task's own error (an AWS error it cannot classify) is retried this often before it is published.
@@ -322,14 +331,7 @@ def deployment_grants(props: DeployerProps, arns: ServingArns) -> tuple[Grant, .
         ),
         Grant(
             "RollbackAlarms",
-            (
-                "cloudwatch:PutMetricAlarm",
-                "cloudwatch:DeleteAlarms",
-                "cloudwatch:DescribeAlarms",
-                "cloudwatch:TagResource",
-                "cloudwatch:UntagResource",
-                "cloudwatch:ListTagsForResource",
-            ),
+            ALARM_MANAGEMENT,
             arns.alarms,
             "the endpoint's rollback alarms, by name: created with the first endpoint, read by the update",
         ),
@@ -439,14 +441,7 @@ def monitoring_deployment_grants(props: DeployerProps, arns: ServingArns) -> tup
         ),
         Grant(
             "MonitoringAlarms",
-            (
-                "cloudwatch:PutMetricAlarm",
-                "cloudwatch:DeleteAlarms",
-                "cloudwatch:DescribeAlarms",
-                "cloudwatch:TagResource",
-                "cloudwatch:UntagResource",
-                "cloudwatch:ListTagsForResource",
-            ),
+            ALARM_MANAGEMENT,
             arns.monitoring_alarms,
             "the monitoring schedules' violation alarms, by name: created and removed with the schedules",
         ),
