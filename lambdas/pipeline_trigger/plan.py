@@ -142,17 +142,7 @@ def parse_event(event: object) -> Subject:
 
 def parse_alarm_state_change(event: object) -> AlarmTransition:
     """Read a CloudWatch "Alarm State Change" event; raise ``MalformedEventError`` naming the bad field."""
-    if not isinstance(event, Mapping):
-        raise MalformedEventError(f"expected an EventBridge event object, got {type(event).__name__}")
-    source, detail_type = event.get("source"), event.get("detail-type")
-    if source != ALARM_EVENT_SOURCE or detail_type != ALARM_EVENT_TYPE:
-        raise MalformedEventError(
-            f"expected source {ALARM_EVENT_SOURCE!r} and detail-type {ALARM_EVENT_TYPE!r}, got {source!r} "
-            f"and {detail_type!r}"
-        )
-    detail = event.get("detail")
-    if not isinstance(detail, Mapping):
-        raise MalformedEventError("the event has no 'detail' object")
+    event, detail = _envelope(event, ALARM_EVENT_SOURCE, ALARM_EVENT_TYPE)
     name = detail.get("alarmName")
     if not isinstance(name, str) or not name:
         raise MalformedEventError("detail.alarmName is missing or not a non-empty string")
@@ -173,18 +163,12 @@ def parse_alarm_state_change(event: object) -> AlarmTransition:
 
 def parse_object_created(event: object) -> CreatedObject:
     """Read an S3 EventBridge notification; raise ``MalformedEventError`` naming the bad field."""
-    if not isinstance(event, Mapping):
-        raise MalformedEventError(f"expected an EventBridge event object, got {type(event).__name__}")
-    source, detail_type = event.get("source"), event.get("detail-type")
-    if source != EVENT_SOURCE or detail_type != DETAIL_TYPE:
-        raise MalformedEventError(
-            f"expected source {EVENT_SOURCE!r} and detail-type {DETAIL_TYPE!r}, got {source!r} and "
-            f"{detail_type!r}; the EventBridge rule must match only S3 'Object Created' events "
-            "of the raw bucket"
-        )
-    detail = event.get("detail")
-    if not isinstance(detail, Mapping):
-        raise MalformedEventError("the event has no 'detail' object")
+    event, detail = _envelope(
+        event,
+        EVENT_SOURCE,
+        DETAIL_TYPE,
+        "; the EventBridge rule must match only S3 'Object Created' events of the raw bucket",
+    )
     for path in (("bucket", "name"), ("object", "key")):
         parent = detail.get(path[0])
         value = parent.get(path[1]) if isinstance(parent, Mapping) else None
@@ -370,6 +354,25 @@ def _description(input_uri: str, cause: str, token: str) -> str:
     if len(text) > room:
         text = text[: room - 3] + "..."
     return f"{text} {marker}"
+
+
+def _envelope(
+    event: object, source: str, detail_type: str, hint: str = ""
+) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """The event and its ``detail`` when ``event`` is an EventBridge event of ``source`` and
+    ``detail_type``; else ``MalformedEventError`` (``hint`` ends the message about the kind)."""
+    if not isinstance(event, Mapping):
+        raise MalformedEventError(f"expected an EventBridge event object, got {type(event).__name__}")
+    got_source, got_type = event.get("source"), event.get("detail-type")
+    if got_source != source or got_type != detail_type:
+        raise MalformedEventError(
+            f"expected source {source!r} and detail-type {detail_type!r}, got {got_source!r} and "
+            f"{got_type!r}{hint}"
+        )
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise MalformedEventError("the event has no 'detail' object")
+    return event, detail
 
 
 def _alarm_state(detail: Mapping[str, Any], field: str) -> tuple[str, str]:
